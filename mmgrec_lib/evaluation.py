@@ -1,0 +1,170 @@
+r"""Full-ranking top-K evaluation (the paper's protocol) with per-user values for paired tests.
+
+For each user with at least one item in the evaluated split, every item is a candidate except the
+user's training items (and validation items when testing on ``"test"``). With :math:`T_u` the held-out
+items and :math:`R_u^K` the top-K list,
+
+.. math::
+
+    \mathrm{Recall@K}(u) = \frac{|R_u^K \cap T_u|}{|T_u|}, \qquad
+    \mathrm{NDCG@K}(u) = \frac{\sum_{r=1}^{K} [R_u^K[r] \in T_u] / \log_2(r+1)}
+                              {\sum_{r=1}^{\min(|T_u|, K)} 1/\log_2(r+1)},
+
+averaged over users. :func:`evaluate` accepts a score matrix (embedding models), ranked item lists
+(generative models) or a callable returning either for a batch of users.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence, Union
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+from scipy import stats
+
+from .data.dataset import RecDataset
+
+Source = Union[torch.Tensor, np.ndarray, Callable[[torch.Tensor], torch.Tensor]]
+
+
+@dataclass
+class EvalResult:
+    """Per-user metrics (index: user id; columns ``recall@K``, ``ndcg@K``) and their means."""
+
+    per_user: pd.DataFrame
+    split: str
+    ks: tuple[int, ...]
+    name: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def mean(self) -> dict[str, float]:
+        return {c: float(self.per_user[c].mean()) for c in self.per_user.columns}
+
+    def __getitem__(self, metric: str) -> float:
+        return float(self.per_user[metric].mean())
+
+    def __repr__(self) -> str:
+        vals = ", ".join(f"{k}={v:.4f}" for k, v in self.mean().items())
+        return f"EvalResult({self.name or 'model'}, {self.split}, users={len(self.per_user)}, {vals})"
+
+
+def excluded_matrix(dataset: RecDataset, split: str) -> sp.csr_matrix:
+    """Items never ranked for a user: training items, plus validation items when evaluating ``test``."""
+    if split == "val":
+        return dataset.train
+    if split == "test":
+        return (dataset.train + dataset.val).tocsr()
+    raise ValueError(f"evaluate on 'val' or 'test', got {split!r}")
+
+
+def _rows_dense(mat: sp.csr_matrix, rows: np.ndarray, device: torch.device) -> torch.Tensor:
+    sub = mat[rows].tocoo()
+    out = torch.zeros(len(rows), mat.shape[1], dtype=torch.bool, device=device)
+    out[torch.from_numpy(sub.row).long().to(device), torch.from_numpy(sub.col).long().to(device)] = True
+    return out  # (B, I)
+
+
+def _metrics_from_hits(hits: torch.Tensor, n_target: torch.Tensor, ks: Sequence[int]) -> dict[str, torch.Tensor]:
+    """hits: (B, Kmax) bool in rank order; n_target: (B,) number of held-out items."""
+    kmax = hits.shape[1]
+    discounts = 1.0 / torch.log2(torch.arange(2, kmax + 2, dtype=torch.float64, device=hits.device))  # (Kmax,)
+    cum_idcg = torch.cumsum(discounts, 0)
+    out = {}
+    h = hits.double()
+    for k in ks:
+        hk = h[:, :k]
+        out[f"recall@{k}"] = hk.sum(1) / n_target
+        ideal = cum_idcg[(torch.clamp(n_target, max=k) - 1).long()]
+        out[f"ndcg@{k}"] = (hk * discounts[:k]).sum(1) / ideal
+    return out
+
+
+def evaluate(
+    source: Source,
+    dataset: RecDataset,
+    split: str = "test",
+    ks: Sequence[int] = (10, 20),
+    batch_size: int = 1024,
+    name: str = "",
+    device: str | torch.device = "cpu",
+) -> EvalResult:
+    """Full-ranking Recall@K and NDCG@K, per user and averaged.
+
+    Args:
+        source: one of
+            * a float ``(n_users, n_items)`` score matrix (higher is better);
+            * an integer ``(n_users, L)`` matrix of ranked item ids (``-1`` pads short lists);
+            * a callable ``f(users: LongTensor (B,)) -> Tensor`` returning either of the above for a batch.
+            Excluded items (training items; validation items when testing) are masked from scores and
+            dropped from ranked lists before the cut-off, so both kinds are judged identically.
+        dataset: the :class:`RecDataset` that defines splits.
+        split: ``"val"`` or ``"test"``.
+        ks: cut-offs.
+    """
+    ks = tuple(sorted(int(k) for k in ks))
+    if not ks or ks[0] < 1:
+        raise ValueError(f"ks must be positive integers, got {ks}")
+    device = torch.device(device)
+    target = dataset.split(split)
+    excl = excluded_matrix(dataset, split)
+    users = np.nonzero(np.diff(target.indptr) > 0)[0]
+    kmax = ks[-1]
+    cols: dict[str, list[torch.Tensor]] = {f"{m}@{k}": [] for k in ks for m in ("recall", "ndcg")}
+    for start in range(0, len(users), batch_size):
+        batch = users[start:start + batch_size]
+        bt = torch.from_numpy(batch).long()
+        out = source(bt) if callable(source) and not isinstance(source, (torch.Tensor, np.ndarray)) else source[batch]
+        out = torch.as_tensor(out).to(device)
+        tgt = _rows_dense(target, batch, device)                              # (B, I)
+        ex = _rows_dense(excl, batch, device)                                 # (B, I)
+        if out.is_floating_point():
+            if out.shape != (len(batch), dataset.n_items):
+                raise ValueError(f"score matrix batch has shape {tuple(out.shape)}, expected ({len(batch)}, "
+                                 f"{dataset.n_items})")
+            scores = out.masked_fill(ex, -torch.inf)
+            top = torch.topk(scores, min(kmax, dataset.n_items), dim=1).indices  # (B, K)
+            valid = torch.isfinite(torch.gather(scores, 1, top))
+        else:
+            lists = out.long()
+            if lists.ndim != 2 or lists.shape[0] != len(batch):
+                raise ValueError(f"ranked lists batch has shape {tuple(lists.shape)}, expected ({len(batch)}, L)")
+            if lists.numel() and int(lists.max()) >= dataset.n_items:
+                raise ValueError(f"ranked lists contain item id {int(lists.max())} >= n_items={dataset.n_items}")
+            ok = lists >= 0
+            ok &= ~torch.gather(ex, 1, lists.clamp(min=0))
+            # drop excluded/padding entries, keep order (stable sort on "not ok")
+            order = torch.sort((~ok).int(), dim=1, stable=True).indices
+            lists, ok = torch.gather(lists, 1, order), torch.gather(ok, 1, order)
+            if lists.shape[1] < kmax:
+                pad = kmax - lists.shape[1]
+                lists = torch.cat([lists, lists.new_full((len(batch), pad), 0)], 1)
+                ok = torch.cat([ok, ok.new_zeros((len(batch), pad))], 1)
+            top, valid = lists[:, :kmax].clamp(min=0), ok[:, :kmax]
+        hits = torch.gather(tgt, 1, top) & valid                              # (B, K)
+        for key, val in _metrics_from_hits(hits, tgt.sum(1).double(), ks).items():
+            cols[key].append(val.cpu())
+    per_user = pd.DataFrame({k: torch.cat(v).numpy() if v else np.zeros(0) for k, v in cols.items()},
+                            index=pd.Index(users, name="user"))
+    return EvalResult(per_user=per_user, split=split, ks=ks, name=name)
+
+
+def paired_test(a: EvalResult, b: EvalResult, metric: str = "recall@10") -> dict[str, float]:
+    """Paired comparison of two models over the same users: paired t-test and Wilcoxon signed-rank.
+
+    Returns the two means, the mean difference ``a - b`` and both two-sided p-values.
+    """
+    if a.split != b.split:
+        raise ValueError(f"cannot pair results on different splits ({a.split} vs {b.split})")
+    x, y = a.per_user[metric].align(b.per_user[metric], join="inner")
+    if len(x) != len(a.per_user) or len(y) != len(b.per_user):
+        raise ValueError("results cover different users; evaluate both on the same dataset and split")
+    diff = (x - y).to_numpy()
+    if np.allclose(diff, 0):
+        p_t = p_w = 1.0
+    else:
+        p_t = float(stats.ttest_rel(x, y).pvalue)
+        p_w = float(stats.wilcoxon(x, y, zero_method="wilcox").pvalue)
+    return {"metric": metric, "mean_a": float(x.mean()), "mean_b": float(y.mean()),
+            "diff": float(diff.mean()), "p_ttest": p_t, "p_wilcoxon": p_w, "users": int(len(x))}

@@ -1,0 +1,137 @@
+"""A generic epoch loop: early stopping on a validation metric, tqdm progress, atomic resumable checkpoints.
+
+Every trainable stage (baselines, Graph RQ-VAE, the generator) plugs two callables into
+:func:`fit`: ``train_epoch(epoch, generator) -> dict of losses`` and ``validate() -> dict of metrics``.
+All randomness inside ``train_epoch`` must come from the ``torch.Generator`` it is handed; its state is
+checkpointed, so a run interrupted after epoch *e* and resumed gives exactly the uninterrupted result.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from .utils import atomic_save, load_checkpoint
+
+
+@dataclass
+class LoopConfig:
+    """Epoch-loop settings shared by every trainer.
+
+    Args:
+        epochs: maximum number of epochs.
+        patience: stop after this many validations without improvement (paper: 20). ``0`` disables.
+        eval_every: validate every this many epochs (and at the last epoch).
+        monitor: key of the ``validate()`` dict to maximise (e.g. ``"recall@10"``).
+        checkpoint: path of the resumable checkpoint (``None``: no checkpointing).
+        resume: continue from ``checkpoint`` when it exists.
+        progress: show a tqdm bar.
+    """
+
+    epochs: int = 100
+    patience: int = 20
+    eval_every: int = 1
+    monitor: str = "recall@10"
+    checkpoint: str | Path | None = None
+    resume: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0 or self.patience < 0 or self.eval_every < 1:
+            raise ValueError(f"LoopConfig: epochs ({self.epochs}) and patience ({self.patience}) must be >= 0, "
+                             f"eval_every ({self.eval_every}) >= 1")
+
+
+@dataclass
+class FitResult:
+    history: list[dict]          # one row per epoch: {"epoch", losses..., metrics... (when validated)}
+    best_epoch: int
+    best_score: float
+    stopped_early: bool
+    resumed_from: int            # epochs already done when this call started (0 = fresh run)
+
+
+def fit(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train_epoch: Callable[[int, torch.Generator], dict],
+    validate: Callable[[], dict],
+    config: LoopConfig,
+    generator: torch.Generator,
+    desc: str = "train",
+    extra_state: Callable[[], dict] | None = None,
+    load_extra_state: Callable[[dict], None] | None = None,
+) -> FitResult:
+    """Run epochs with early stopping; restore the best weights into ``model`` before returning.
+
+    ``extra_state``/``load_extra_state`` let a trainer checkpoint additional objects (e.g. a scheduler).
+    """
+    ckpt = Path(config.checkpoint) if config.checkpoint else None
+    history: list[dict] = []
+    start, best_score, best_epoch, bad = 0, -math.inf, -1, 0
+    best_state = copy.deepcopy(model.state_dict())
+    resumed_from = 0
+    if ckpt is not None and config.resume and ckpt.is_file():
+        state = load_checkpoint(ckpt)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        history, start = state["history"], state["epoch"]
+        best_score, best_epoch, bad = state["best_score"], state["best_epoch"], state["bad"]
+        best_state = state["best_model"]
+        if load_extra_state is not None and "extra" in state:
+            load_extra_state(state["extra"])
+        resumed_from = start
+        if state.get("finished"):
+            model.load_state_dict(best_state)
+            return FitResult(history, best_epoch, best_score, state["stopped_early"], resumed_from)
+
+    stopped_early = False
+    bar = tqdm(range(start, config.epochs), desc=desc, disable=not config.progress, leave=False,
+               initial=start, total=config.epochs)
+    for epoch in bar:
+        model.train()
+        row = {"epoch": epoch + 1, **{k: float(v) for k, v in train_epoch(epoch, generator).items()}}
+        if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
+            model.eval()
+            with torch.no_grad():
+                metrics = validate()
+            row.update({k: float(v) for k, v in metrics.items()})
+            if config.monitor not in metrics:
+                raise KeyError(f"validate() returned {sorted(metrics)}; monitor {config.monitor!r} missing")
+            score = float(metrics[config.monitor])
+            if score > best_score:
+                best_score, best_epoch, bad = score, epoch + 1, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                bad += 1
+            bar.set_postfix({config.monitor: f"{score:.4f}", "best": f"{best_score:.4f}"})
+            stopped_early = config.patience > 0 and bad >= config.patience
+        history.append(row)
+        if ckpt is not None:
+            _save(ckpt, model, optimizer, generator, history, epoch + 1, best_score, best_epoch, bad, best_state,
+                  extra_state, finished=stopped_early or epoch + 1 == config.epochs, stopped_early=stopped_early)
+        if stopped_early:
+            break
+    bar.close()
+    if best_epoch < 0:  # never validated (epochs == 0): keep current weights
+        best_state = copy.deepcopy(model.state_dict())
+    model.load_state_dict(best_state)
+    return FitResult(history, best_epoch, best_score, stopped_early, resumed_from)
+
+
+def _save(path, model, optimizer, generator, history, epoch, best_score, best_epoch, bad, best_state,
+          extra_state, finished, stopped_early) -> None:
+    state = {
+        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
+        "history": history, "epoch": epoch, "best_score": best_score, "best_epoch": best_epoch, "bad": bad,
+        "best_model": best_state, "finished": finished, "stopped_early": stopped_early,
+    }
+    if extra_state is not None:
+        state["extra"] = extra_state()
+    atomic_save(state, path)

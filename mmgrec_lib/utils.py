@@ -1,0 +1,80 @@
+"""Small shared helpers: paths, devices, seeds, atomic checkpoints. No global state."""
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path | None:
+    """The datasets folder: ``root`` if given, else ``$MMGREC_DATA``, else ``None``."""
+    value = root if root is not None else os.environ.get("MMGREC_DATA")
+    return Path(value).expanduser() if value else None
+
+
+def cache_dir(path: str | os.PathLike | None = None) -> Path:
+    """Cache for computed features: ``path``, else ``$MMGREC_CACHE``, else ``~/.cache/mmgrec``."""
+    value = path or os.environ.get("MMGREC_CACHE") or Path.home() / ".cache" / "mmgrec"
+    p = Path(value).expanduser()
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``"auto"``/``None`` -> cuda when available else cpu; anything else is passed to ``torch.device``."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed python, numpy and torch; return a CPU ``torch.Generator`` seeded with ``seed``.
+
+    Prefer passing the returned generator (or ``numpy.random.default_rng(seed)``) explicitly; global
+    seeding is only a safety net for library code that draws from the global RNG (e.g. ``nn.init``).
+    """
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temporary file in the same folder, then ``os.replace``: never a torn file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint written by :func:`atomic_save`, with a clear error when missing or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:  # pragma: no cover - message path
+        raise ValueError(f"checkpoint {path} could not be read: {exc}") from exc
+
+
+def check_unknown(kwargs: dict, allowed, where: str) -> None:
+    """Raise ``TypeError`` naming unknown parameter names (for configs built from notebooks/YAML)."""
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise TypeError(f"{where}: unknown parameter(s) {unknown}; known: {sorted(allowed)}")
