@@ -1,0 +1,61 @@
+"""Writing report artefacts: tables as CSV + Markdown, figures as PNG, under one reports folder.
+
+Notebooks take ``REPORTS_DIR`` as a parameter (saved default: ``../reports/smoke``, git-ignored; the
+full profile of the batch runner injects ``../reports``) and call these helpers, so every number in a
+committed table comes from the run that wrote it.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+
+def reports_paths(reports_dir: str | os.PathLike) -> dict[str, Path]:
+    """Create and return ``{"root", "tables", "figures", "executed"}`` under ``reports_dir``."""
+    root = Path(reports_dir)
+    out = {"root": root, "tables": root / "tables", "figures": root / "figures", "executed": root / "executed"}
+    for p in out.values():
+        p.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def to_markdown(df: pd.DataFrame, floatfmt: str = ".4f") -> str:
+    """A GitHub Markdown table (no ``tabulate`` dependency)."""
+    def fmt(v) -> str:
+        if isinstance(v, float):
+            return format(v, floatfmt) if abs(v) >= 1e-4 or v == 0 else f"{v:.2e}"
+        return str(v)
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def save_table(df: pd.DataFrame, name: str, reports_dir: str | os.PathLike, caption: str = "") -> Path:
+    """Write ``tables/<name>.csv`` and ``tables/<name>.md`` (with an optional caption line)."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise ValueError(f"table name {name!r} must use letters, digits, '_', '-', '.' only")
+    tables = reports_paths(reports_dir)["tables"]
+    csv = tables / f"{name}.csv"
+    _atomic_write_text(csv, df.to_csv(index=False))
+    md = (f"{caption}\n\n" if caption else "") + to_markdown(df)
+    _atomic_write_text(tables / f"{name}.md", md)
+    return csv
+
+
+def save_figure(fig, name: str, reports_dir: str | os.PathLike, dpi: int = 120) -> Path:
+    """Save a matplotlib figure to ``figures/<name>.png``."""
+    path = reports_paths(reports_dir)["figures"] / f"{name}.png"
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    return path
