@@ -1,0 +1,104 @@
+"""MMSSL-format datasets (TikTok, Amazon-Baby): pickled sparse split matrices plus optional features.
+
+Folder layout (as distributed with MMSSL / LATTICE-style code)::
+
+    trnMat.pkl, valMat.pkl, tstMat.pkl   pickled scipy.sparse matrices (users x items), the given split
+    image_feat.npy  -> "visual"          (n_items, d), any float dtype (TikTok: float16)
+    audio_feat.npy  -> "acoustic"
+    text_feat.npy   -> "textual"
+
+The given split is kept as is. Pickles are read with the restricted unpickler of
+:mod:`mmgrec_lib.data.safe_pickle` (numpy / scipy.sparse classes only); feature files with
+``np.load(allow_pickle=False)`` and cast to float32 before any arithmetic.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..utils import data_root
+from .dataset import SPLITS, DataError, RecDataset
+from .features import check_feature_matrix
+from .safe_pickle import load_pickle
+
+__all__ = ["MMSSL_DATASETS", "MATRIX_FILES", "FEATURE_FILES", "load_mmssl"]
+
+#: Known datasets -> modalities whose feature file must be present.
+MMSSL_DATASETS: dict[str, tuple[str, ...]] = {"tiktok": ("visual", "acoustic"), "amazon-baby": ()}
+MATRIX_FILES = {"train": "trnMat.pkl", "val": "valMat.pkl", "test": "tstMat.pkl"}
+FEATURE_FILES = {"visual": "image_feat.npy", "acoustic": "audio_feat.npy", "textual": "text_feat.npy"}
+
+
+def _load_features(path: Path, n_items: int, modality: str) -> np.ndarray:
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable numeric .npy feature file ({exc})") from exc
+    return check_feature_matrix(arr, n_items, str(path), modality)
+
+
+def load_mmssl(name: str, root: str | os.PathLike | None = None, path: str | os.PathLike | None = None) -> RecDataset:
+    """Load an MMSSL-format dataset, keeping its train / validation / test split.
+
+    Args:
+        name: ``"tiktok"`` or ``"amazon-baby"`` (the sub-folder of ``root``); with ``path``, any name.
+        root: data folder (default ``$MMGREC_DATA``); the dataset is read from ``root/name``.
+        path: read this folder instead of ``root/name``.
+
+    Every feature file present (``image_feat.npy``, ``audio_feat.npy``, ``text_feat.npy``) becomes a
+    modality; for ``tiktok`` the visual and acoustic files are required.
+
+    Raises:
+        DataError: missing / unreadable files, pickles with disallowed globals or non-sparse content,
+            shape mismatches between splits or with feature rows, NaN / inf features, overlapping
+            splits, empty train split.
+    """
+    if path is None:
+        if name not in MMSSL_DATASETS:
+            raise ValueError(f"load_mmssl: unknown dataset {name!r}; expected one of {list(MMSSL_DATASETS)} "
+                             f"(or pass path=)")
+        base = data_root(root)
+        if base is None:
+            raise DataError(f"{name}: no data folder: set MMGREC_DATA (or pass root=) to the shared data folder "
+                            f"that contains {name}/")
+        folder = base / name
+    else:
+        folder = Path(path)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: folder not found. MMGREC_DATA (or root=) should point to the shared data "
+                        f"folder that contains {name}/ with {', '.join(MATRIX_FILES.values())}")
+    mats: dict[str, sp.coo_matrix] = {}
+    for split, fname in MATRIX_FILES.items():
+        f = folder / fname
+        if not f.is_file():
+            raise DataError(f"{f}: file not found ({split} split). MMGREC_DATA (or root=) should point to the "
+                            f"shared data folder that contains {name}/{fname}")
+        m = load_pickle(f, expect=(sp.spmatrix, sp.sparray), what="a scipy.sparse (users x items) matrix")
+        if m.ndim != 2:
+            raise DataError(f"{f}: expected a 2-D users x items matrix, got shape {m.shape}")
+        mats[split] = m
+    shape = mats["train"].shape
+    for split, m in mats.items():
+        if m.shape != shape:
+            raise DataError(f"{folder / MATRIX_FILES[split]}: shape {m.shape} differs from "
+                            f"{MATRIX_FILES['train']} {shape}; all splits must be users x items of the same size")
+    n_users, n_items = int(shape[0]), int(shape[1])
+    required = MMSSL_DATASETS.get(name, ()) if path is None else ()
+    feats: dict[str, np.ndarray] = {}
+    files = [str(folder / f) for f in MATRIX_FILES.values()]
+    for modality, fname in FEATURE_FILES.items():
+        f = folder / fname
+        if f.is_file():
+            feats[modality] = _load_features(f, n_items, modality)
+            files.append(str(f))
+        elif modality in required:
+            raise DataError(f"{f}: file not found ({modality} features of {name}). MMGREC_DATA (or root=) should "
+                            f"point to the shared data folder that contains {name}/{fname}")
+    info = {"source": str(folder), "files": files, "split": {"method": "given (MMSSL files)", "seed": None},
+            "feature_files": {m: FEATURE_FILES[m] for m in feats}}
+    return RecDataset.from_splits(
+        name, n_users, n_items, *(mats[s] for s in SPLITS), features=feats,
+        feature_masks={m: np.ones(n_items, dtype=bool) for m in feats}, source=str(folder), info=info)
