@@ -1,0 +1,219 @@
+r"""Constrained beam search over Rec-IDs, and exact scoring of every Rec-ID (for checking the search).
+
+**Normalisation (one rule, used everywhere).** At each level the log-softmax runs over that level's *full*
+token range -- the model's own conditional distribution, exactly what the cross-entropy loss trains. Tokens
+that do not extend a valid Rec-ID, and excluded items at the last level, are then set to ``-inf`` *without*
+renormalising. The score of a Rec-ID is therefore its model log-likelihood
+
+.. math:: \log p(t_1, \dots, t_M \mid u) = \sum_{l=1}^{M} \log p(t_l \mid t_{<l}, u),
+
+identical in :func:`beam_search` and :func:`exact_scores`; it never depends on which other items are valid or
+excluded. (Renormalising over allowed tokens would hand every item whose prefix has a single continuation,
+e.g. a semantic prefix without collisions whose popularity token is forced, a free factor of 1, a bias
+unrelated to the user.) It is also what Hugging Face's prefix-constrained generation and GENRE do.
+
+**Beam search.** The users of a batch are encoded once and the encoder output is reused at every level
+(shared by a user's beams, see :meth:`MMGRecGenerator.decode`). The loop
+runs over the ``M`` levels only. Each beam carries its trie node; the allowed next tokens are
+``children[level][node] >= 0`` (and, by default, the child must still have at least one non-excluded item
+below it, so no beam is spent on a prefix whose items the user has all consumed). At the last level the
+user's training items (and any extra ``exclude``, e.g. validation items at test time) are masked. Fewer than
+``k`` valid candidates give ``-1`` items with ``-inf`` scores. With a width at least the number of valid
+prefixes at every level (e.g. ``n_items``) the search is exhaustive, so its top-K equals :func:`exact_scores`'s.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .generator import MMGRecGenerator
+
+
+
+# ---------------------------------------------------------------------- exclusion masks
+def exclusion_pairs(model: "MMGRecGenerator", users: torch.Tensor, exclude=None,
+                    exclude_train: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Deduplicated (row in batch, item) pairs never to recommend: ``(E,)``, ``(E,)`` long tensors.
+
+    Args:
+        users: ``(B,)`` user ids (on the model's device).
+        exclude: extra exclusions: a ``(n_users, n_items)`` sparse matrix (rows taken for ``users``) or a
+            ``(B, n_items)`` bool tensor.
+        exclude_train: also exclude the model's history (training items).
+    """
+    dev, I, B = users.device, model.n_items, users.shape[0]
+    rows, items = [], []
+    if exclude_train and B:
+        start = model.hist_indptr[users]
+        count = model.hist_indptr[users + 1] - start                                   # (B,)
+        r = torch.repeat_interleave(torch.arange(B, device=dev), count)                # (nnz_b,)
+        pos = torch.arange(r.numel(), device=dev) - torch.repeat_interleave(torch.cumsum(count, 0) - count, count)
+        rows.append(r)
+        items.append(model.hist_indices[start[r] + pos])
+    if exclude is not None:
+        if sp.issparse(exclude):
+            if exclude.shape != (model.n_users, I):
+                raise ValueError(f"exclude matrix has shape {exclude.shape}; expected ({model.n_users}, {I})")
+            sub = sp.csr_matrix(exclude)[users.cpu().numpy()].tocoo()
+            rows.append(torch.from_numpy(sub.row.astype(np.int64)).to(dev))
+            items.append(torch.from_numpy(sub.col.astype(np.int64)).to(dev))
+        else:
+            ex = torch.as_tensor(exclude, device=dev)
+            if ex.dtype != torch.bool or ex.shape != (B, I):
+                raise ValueError(f"exclude tensor must be bool of shape ({B}, {I}), got {ex.dtype} {tuple(ex.shape)}")
+            r, c = torch.nonzero(ex, as_tuple=True)
+            rows.append(r)
+            items.append(c)
+    if not rows:
+        empty = torch.zeros(0, dtype=torch.long, device=dev)
+        return empty, empty
+    key = torch.unique(torch.cat(rows) * I + torch.cat(items))
+    return key // I, key % I
+
+
+def alive_masks(model: "MMGRecGenerator", rows: torch.Tensor, items: torch.Tensor, B: int,
+                prune: bool = True) -> list[torch.Tensor | None]:
+    """Per level ``l``, a ``(B, n_children)`` bool mask of the children (level ``l + 1`` nodes, items at the
+    last level) that still lead to a non-excluded item. ``None`` for intermediate levels when not pruning."""
+    M, I, dev = model.n_levels, model.n_items, rows.device
+    excluded = torch.zeros(B, I, dtype=torch.bool, device=dev)
+    excluded[rows, items] = True
+    out: list[torch.Tensor | None] = []
+    for lvl in range(M - 1):
+        if not prune:
+            out.append(None)
+            continue
+        node = model.item_node(lvl + 1)                                                # (I,)
+        n_nodes = model.trie(lvl + 1).shape[0]
+        total = torch.bincount(node, minlength=n_nodes)                                # items below each node
+        gone = torch.zeros(B, n_nodes, dtype=torch.int32, device=dev)
+        gone.index_put_((rows, node[items]), torch.ones_like(rows, dtype=torch.int32), accumulate=True)
+        out.append(gone < total)                                                       # (B, n_nodes)
+    out.append(~excluded)                                                              # (B, I)
+    return out
+
+
+# ---------------------------------------------------------------------- beam search
+@torch.no_grad()
+def beam_search(model: "MMGRecGenerator", users: torch.Tensor, k: int, beam_width: int | None = None,
+                exclude=None, exclude_train: bool = True, prune: bool = True,
+                return_codes: bool = False):
+    """Batched constrained beam search.
+
+    Args:
+        model: an :class:`~mmgrec_lib.generator.MMGRecGenerator` (put in eval mode for the call).
+        users: ``(B,)`` user ids.
+        k: list length (``K``).
+        beam_width: beams kept per user (``>= k``; default ``k``, the paper's setting).
+        exclude: extra items never returned (see :func:`exclusion_pairs`).
+        exclude_train: exclude the user's training items (default; required by the evaluation protocol).
+        prune: drop prefixes whose items are all excluded (saves beams; never changes scores).
+        return_codes: also return the ``(B, k, M)`` generated tokens (``-1`` rows for padding).
+
+    Returns:
+        ``items (B, k)`` long (``-1`` pads) and ``scores (B, k)`` summed log-probabilities (``-inf`` pads),
+        best first; plus ``codes`` when asked.
+    """
+    beam_width = k if beam_width is None else int(beam_width)
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if beam_width < k:
+        raise ValueError(f"beam_width ({beam_width}) must be >= k ({k}): a beam search keeps only "
+                         f"beam_width complete Rec-IDs")
+    was_training = model.training
+    model.eval()
+    try:
+        users = model.check_users(users)
+        Bu, M, dev = users.shape[0], model.n_levels, users.device
+        rows, items = exclusion_pairs(model, users, exclude, exclude_train)
+        alive = alive_masks(model, rows, items, Bu, prune)
+        memory, mpad = model.encode(users)                                   # (Bu, n, D), (Bu, n): once
+        node = torch.zeros(Bu, 1, dtype=torch.long, device=dev)              # trie node per beam
+        score = torch.zeros(Bu, 1, device=dev)                               # summed log-prob per beam
+        toks = torch.zeros(Bu, 1, 0, dtype=torch.long, device=dev)           # (Bu, W, l) tokens so far
+        for lvl in range(M):
+            W, card = node.shape[1], model.cardinalities[lvl]
+            h = model.decode(memory, mpad, toks)[:, :, -1]                   # (Bu, W, D): beams share memory
+            logp = F.log_softmax(model.level_logits(h, lvl).float(), -1).view(Bu, W, card)  # full-range
+            child = model.trie(lvl)[node.clamp(min=0)]                       # (Bu, W, card) next node / item
+            ok = (child >= 0) & torch.isfinite(score)[..., None]
+            if alive[lvl] is not None:
+                ok &= torch.gather(alive[lvl], 1, child.clamp(min=0).view(Bu, -1)).view_as(child)
+            cand = (score[..., None] + logp).masked_fill(~ok, float("-inf")).view(Bu, W * card)
+            score, flat = cand.topk(min(beam_width, W * card), dim=1)        # (Bu, W'), best first
+            beam = torch.div(flat, card, rounding_mode="floor")
+            node = child.view(Bu, W * card).gather(1, flat)                  # (Bu, W')
+            prev = toks.gather(1, beam[..., None].expand(-1, -1, lvl))       # (Bu, W', l)
+            toks = torch.cat([prev, (flat % card)[..., None]], dim=2)        # (Bu, W', l + 1)
+        valid = torch.isfinite(score)
+        out_items = node.masked_fill(~valid, -1)
+        codes = toks.masked_fill(~valid[..., None], -1)
+        if out_items.shape[1] < k:                                           # tiny catalogues: pad to k
+            extra = k - out_items.shape[1]
+            out_items = torch.cat([out_items, out_items.new_full((Bu, extra), -1)], 1)
+            score = torch.cat([score, score.new_full((Bu, extra), float("-inf"))], 1)
+            codes = torch.cat([codes, codes.new_full((Bu, extra, M), -1)], 1)
+        out = (out_items[:, :k], score[:, :k])
+        return (*out, codes[:, :k]) if return_codes else out
+    finally:
+        model.train(was_training)
+
+
+# ---------------------------------------------------------------------- exact scoring
+@torch.no_grad()
+def exact_scores(model: "MMGRecGenerator", users: torch.Tensor, exclude=None, exclude_train: bool = True,
+                 items_per_step: int = 8) -> torch.Tensor:
+    """Log-likelihood of every item's Rec-ID for each user, teacher-forced: ``(B, n_items)``.
+
+    Excluded items (training items; ``exclude``) get ``-inf``. Each step scores ``items_per_step`` Rec-IDs for
+    all users at once, laid side by side like beams (:meth:`MMGRecGenerator.decode`). Cost
+    ``O(B * n_items)`` decoder positions: meant for small catalogues and for checking :func:`beam_search`.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        users = model.check_users(users)
+        Bu, I, M = users.shape[0], model.n_items, model.n_levels
+        rows, items = exclusion_pairs(model, users, exclude, exclude_train)
+        memory, mpad = model.encode(users)                                   # (Bu, n, D)
+        out = torch.empty(Bu, I, device=users.device)
+        for s in range(0, I, items_per_step):
+            codes = model.codes[s:s + items_per_step]                        # (C, M)
+            C = codes.shape[0]
+            h = model.decode(memory, mpad, codes[None, :, :-1].expand(Bu, -1, -1))     # (Bu, C, M, D)
+            ll = torch.zeros(Bu, C, device=users.device)
+            for lvl in range(M):
+                logp = F.log_softmax(model.level_logits(h[:, :, lvl], lvl).float(), -1)  # (Bu, C, card_l)
+                ll += logp.gather(2, codes[None, :, lvl:lvl + 1].expand(Bu, -1, -1)).squeeze(2)
+            out[:, s:s + C] = ll
+        out[rows, items] = float("-inf")
+        return out
+    finally:
+        model.train(was_training)
+
+
+def beam_exact_overlap(model: "MMGRecGenerator", users: torch.Tensor, k: int, beam_width: int,
+                       exclude=None, exact: torch.Tensor | None = None) -> float:
+    """Mean over users of ``|beam top-k ∩ exact top-k| / min(k, #valid items)``: 1.0 means the beam search
+    found the exact top-k (set-wise). Pass ``exact`` (from :func:`exact_scores` for the same users and
+    exclusions) to reuse it across beam widths."""
+    users = model.check_users(users)
+    beam_items, _ = beam_search(model, users, k, beam_width, exclude=exclude)
+    scores = exact_scores(model, users, exclude=exclude) if exact is None else exact.to(users.device)
+    if scores.shape != (users.shape[0], model.n_items):
+        raise ValueError(f"exact scores have shape {tuple(scores.shape)}; expected ({users.shape[0]}, {model.n_items})")
+    n_valid = torch.isfinite(scores).sum(1).clamp(max=k)                      # (B,)
+    top = scores.topk(min(k, scores.shape[1]), dim=1).indices                # (B, k)
+    top = top.masked_fill(torch.arange(top.shape[1], device=top.device) >= n_valid[:, None], -2)
+    hit = (beam_items[:, :, None] == top[:, None, :]).any(2) & (beam_items >= 0)   # (B, k)
+    per_user = hit.sum(1).double() / n_valid.clamp(min=1).double()
+    per_user = torch.where(n_valid > 0, per_user, torch.ones_like(per_user))
+    return float(per_user.mean()) if per_user.numel() else float("nan")
+
+
+__all__ = ["beam_search", "exact_scores", "beam_exact_overlap", "exclusion_pairs", "alive_masks"]

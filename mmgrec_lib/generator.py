@@ -1,0 +1,437 @@
+r"""The MMGRec generator: an encoder-decoder Transformer that reads a user's items and writes a Rec-ID.
+
+Paper sections 3.3-3.4. Read top to bottom:
+
+1. ``sinusoidal_positions``  -- fixed positional encodings (decoder; optional encoder variant).
+2. ``RelationAwareSelfAttention`` -- eq. 14-19. Per head ``h`` (``d_h = D / H``)::
+
+       Q_h, K_h, V_h = E W^Q_h, E W^K_h, E W^V_h                      (B, H, N, d_h)
+       s^Q, s^K, s^V = MLP(h_u)                                        (B, 3)   one scalar per matrix
+       Q_u, K_u, V_u = s^Q E U^Q, s^K E U^K, s^V E U^V                 (B, N, D) U shared across heads
+       scores_h = Q_h K_hᵀ / sqrt(d_h) + Q_u K_uᵀ / sqrt(D)            (B, H, N, N)
+       out_h    = softmax(scores_h) (V_h + [V_u]_h)                    [V_u]_h = head h's column block
+
+   i.e. eq. 19's ``E (W^V + W_u^V)`` with ``W^V = [W^V_1 ... W^V_H]``. Each dot product is scaled by the
+   square root of its own dimension (the paper's ``sqrt(D)`` with full-width heads); with ``s = 0`` this is
+   exactly standard multi-head attention (tested against ``nn.MultiheadAttention``).
+3. ``EncoderLayer`` -- attention sublayer + feed-forward sublayer, residual + LayerNorm after each (post-LN,
+   as in the paper and in ``nn.TransformerDecoderLayer``'s default).
+4. ``MMGRecGenerator`` -- input embedding (eq. 13), encoder, standard decoder over Rec-ID tokens, per-level
+   output head, loss, and ``recommend`` (constrained beam search, :mod:`mmgrec_lib.decoding`).
+
+Vocabulary: level ``l`` owns the token ids ``[offset_l, offset_l + card_l)`` (offsets are cumulative
+cardinalities), then ``BOS`` and ``PAD``; no integer is shared across levels. The head produces logits over
+all level tokens and each level reads only its own slice.
+
+Encoder inputs: a user's training items (CSR rows kept as buffers), the target item removed for a training
+pair (u, i) (the paper insists; the authors' code forgot, which lets the model copy the answer), a random
+subset of ``max_len`` items when the user has more (fresh from the passed ``torch.Generator`` in training,
+a hash of (seed, user, item) at inference so a user's input does not depend on the batch), kept in CSR order,
+padded and masked. Users with no remaining item get one unmasked zero (PAD) vector, so attention is defined.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .recid import RecIDTable
+
+ATTENTION_MODES = ("relation", "sinusoidal", "none")
+ITEM_EMBEDDINGS = ("graph", "learned")
+_HASH_P = 2147483647  # Mersenne prime 2^31 - 1
+
+
+def sinusoidal_positions(n: int, d: int) -> torch.Tensor:
+    """``(n, d)`` fixed sinusoidal encodings (Vaswani et al.)."""
+    pos = torch.arange(n, dtype=torch.float32)[:, None]                               # (n, 1)
+    div = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))
+    pe = torch.zeros(n, d)
+    pe[:, 0::2] = torch.sin(pos * div)
+    pe[:, 1::2] = torch.cos(pos * div[: d // 2])
+    return pe
+
+
+# ====================================================================== encoder
+class RelationAwareSelfAttention(nn.Module):
+    """Multi-head self-attention with the user-specific relation term of eq. 14-19.
+
+    Args:
+        d_model: ``D``.
+        n_heads: ``H`` (``D`` must be divisible by ``H``).
+        d_user: size of the user representation ``h_u``; ``None`` gives standard attention (no MLP, no U).
+        dropout: dropout on the attention weights.
+        mlp_hidden: hidden width of the MLP ``h_u -> (s^Q, s^K, s^V)`` (default ``d_model``).
+    """
+
+    def __init__(self, d_model: int, n_heads: int, d_user: int | None = None, dropout: float = 0.0,
+                 mlp_hidden: int | None = None) -> None:
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+        self.d_model, self.n_heads, self.dropout = d_model, n_heads, dropout
+        self.qkv = nn.Linear(d_model, 3 * d_model)          # rows: [W^Q_1..W^Q_H; W^K_1..; W^V_1..]ᵀ
+        self.out = nn.Linear(d_model, d_model)              # concat heads -> D
+        self.relation = d_user is not None
+        if self.relation:
+            hidden = mlp_hidden or d_model
+            self.user_mlp = nn.Sequential(nn.LayerNorm(d_user), nn.Linear(d_user, hidden), nn.ReLU(),
+                                          nn.Linear(hidden, 3))          # h_u -> (s^Q, s^K, s^V)
+            self.U = nn.Parameter(torch.empty(3, d_model, d_model))     # U^Q, U^K, U^V (D x D each)
+            for c in range(3):
+                nn.init.xavier_uniform_(self.U.data[c])
+
+    def user_scalars(self, h_u: torch.Tensor) -> torch.Tensor:
+        """``(B, D_u) -> (B, 3)``: the MLP(h_u) scalars of eq. 18 for Q, K, V."""
+        return self.user_mlp(h_u)
+
+    def forward(self, x: torch.Tensor, pad: torch.Tensor, h_u: torch.Tensor | None = None) -> torch.Tensor:
+        """x: ``(B, N, D)``; pad: ``(B, N)`` bool, True = padding; h_u: ``(B, D_u)``. Returns ``(B, N, D)``."""
+        B, N, D = x.shape
+        H, dh = self.n_heads, D // self.n_heads
+        q, k, v = self.qkv(x).split(D, dim=-1)                                  # 3 x (B, N, D)
+        q, k, v = (t.view(B, N, H, dh).transpose(1, 2) for t in (q, k, v))      # 3 x (B, H, N, dh)
+        bias = torch.zeros(B, 1, 1, N, dtype=x.dtype, device=x.device)
+        bias = bias.masked_fill(pad[:, None, None, :], float("-inf"))           # (B, 1, 1, N) key mask
+        if self.relation:
+            if h_u is None:
+                raise ValueError("relation-aware attention needs the user representations h_u")
+            s = self.user_scalars(h_u)                                          # (B, 3)
+            eu = torch.einsum("bnd,cde->bcne", x, self.U)                       # (B, 3, N, D): E U^{Q,K,V}
+            qu, ku, vu = (s[:, c, None, None] * eu[:, c] for c in range(3))     # 3 x (B, N, D): E W_u^{Q,K,V}
+            rel = qu @ ku.transpose(1, 2) / math.sqrt(D)                        # (B, N, N)
+            bias = bias + rel[:, None]                                          # (B, 1, N, N), same for all heads
+            v = v + vu.view(B, N, H, dh).transpose(1, 2)                        # (B, H, N, dh)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias,
+                                           dropout_p=self.dropout if self.training else 0.0)  # (B, H, N, dh)
+        return self.out(y.transpose(1, 2).reshape(B, N, D))                     # (B, N, D)
+
+
+class EncoderLayer(nn.Module):
+    """(Relation-aware) self-attention + feed-forward; residual then LayerNorm around each sublayer."""
+
+    def __init__(self, d_model: int, n_heads: int, dim_feedforward: int, dropout: float,
+                 d_user: int | None) -> None:
+        super().__init__()
+        self.attn = RelationAwareSelfAttention(d_model, n_heads, d_user, dropout)
+        self.ff = nn.Sequential(nn.Linear(d_model, dim_feedforward), nn.ReLU(), nn.Dropout(dropout),
+                                nn.Linear(dim_feedforward, d_model))
+        self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.drop1, self.drop2 = nn.Dropout(dropout), nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, pad: torch.Tensor, h_u: torch.Tensor | None) -> torch.Tensor:
+        x = self.norm1(x + self.drop1(self.attn(x, pad, h_u)))                  # (B, N, D)
+        return self.norm2(x + self.drop2(self.ff(x)))                           # (B, N, D)
+
+
+# ====================================================================== the model
+class MMGRecGenerator(nn.Module):
+    """Encoder-decoder Transformer generating Rec-IDs (paper section 3.3).
+
+    Args:
+        table: the :class:`RecIDTable` (``M`` levels, ``I`` items).
+        user_repr: ``(n_users, D_u)`` Graph RQ-VAE user representations ``h_u`` (kept frozen).
+        item_repr: ``(I, D_i)`` Graph RQ-VAE item representations ``h_i`` (input embedding, eq. 13).
+        history: ``(n_users, I)`` CSR training interactions: the encoder input and the items excluded
+            from recommendations.
+        d_model, n_layers, n_heads: Transformer size (encoder and decoder both get ``n_layers``).
+        dim_feedforward: FFN width (default ``4 * d_model``).
+        dropout: dropout everywhere (inputs, attention, FFN, residuals).
+        max_len: ``N``, the number of input items (a random subset when a user has more).
+        attention: ``"relation"`` (eq. 14-19, no positional encoding), ``"sinusoidal"`` (standard attention
+            + sinusoidal PE) or ``"none"`` (standard attention, no PE).
+        item_embedding: ``"graph"`` (Graph RQ-VAE ``h_i``, projected to ``d_model`` when ``D_i != d_model``)
+            or ``"learned"`` (the "Emb w/o" ablation: a trainable table).
+        finetune_item_emb: with ``"graph"``, train the item representations (else a frozen buffer).
+        inference_seed: seed of the subset drawn for users with more than ``max_len`` items at inference.
+
+    Representations and the history/trie are *non-persistent* buffers: a ``state_dict`` holds only trained
+    weights (plus ``item_table`` when fine-tuned); rebuild the model from the same inputs before loading it.
+    """
+
+    def __init__(self, table: RecIDTable, user_repr: torch.Tensor, item_repr: torch.Tensor,
+                 history: sp.spmatrix, *, d_model: int = 64, n_layers: int = 2, n_heads: int = 4,
+                 dim_feedforward: int | None = None, dropout: float = 0.1, max_len: int = 50,
+                 attention: str = "relation", item_embedding: str = "graph", finetune_item_emb: bool = False,
+                 inference_seed: int = 0) -> None:
+        super().__init__()
+        if attention not in ATTENTION_MODES:
+            raise ValueError(f"unknown attention {attention!r}; expected one of {ATTENTION_MODES}")
+        if item_embedding not in ITEM_EMBEDDINGS:
+            raise ValueError(f"unknown item_embedding {item_embedding!r}; expected one of {ITEM_EMBEDDINGS}")
+        if d_model < 2 or d_model % 2 or n_layers < 1 or n_heads < 1 or d_model % n_heads:
+            raise ValueError(f"need even d_model divisible by n_heads and n_layers >= 1; got d_model={d_model}, "
+                             f"n_heads={n_heads}, n_layers={n_layers}")
+        if max_len < 1:
+            raise ValueError(f"max_len must be >= 1, got {max_len}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        I, M = table.n_items, table.n_levels
+        user_repr = _check_repr(user_repr, None, "user_repr")
+        item_repr = _check_repr(item_repr, I, "item_repr")
+        history = sp.csr_matrix(history)
+        if history.shape != (user_repr.shape[0], I):
+            raise ValueError(f"history has shape {history.shape}; expected (n_users={user_repr.shape[0]} from "
+                             f"user_repr, n_items={I} from the Rec-ID table)")
+        history.sort_indices()
+        self.n_users, self.n_items, self.n_levels = user_repr.shape[0], I, M
+        self.cardinalities = list(table.cardinalities)
+        self.d_model, self.max_len, self.inference_seed = d_model, max_len, int(inference_seed)
+        self.attention, self.item_embedding = attention, item_embedding
+        self.hparams = dict(d_model=d_model, n_layers=n_layers, n_heads=n_heads,
+                            dim_feedforward=dim_feedforward or 4 * d_model, dropout=dropout, max_len=max_len,
+                            attention=attention, item_embedding=item_embedding,
+                            finetune_item_emb=finetune_item_emb, inference_seed=inference_seed)
+        dff = dim_feedforward or 4 * d_model
+
+        # ---- fixed data: user vectors, training history (CSR), Rec-IDs and the trie (move with .to())
+        self.register_buffer("user_repr", user_repr, persistent=False)                        # (U, D_u)
+        self.register_buffer("hist_indptr", torch.from_numpy(history.indptr.astype(np.int64)), persistent=False)
+        self.register_buffer("hist_indices", torch.from_numpy(history.indices.astype(np.int64)), persistent=False)
+        self.register_buffer("codes", table.codes.clone(), persistent=False)                   # (I, M)
+        for lvl, ch in enumerate(table.children):
+            self.register_buffer(f"trie_{lvl}", ch.clone(), persistent=False)                  # (nodes_l, card_l)
+        node = torch.zeros(I, dtype=torch.long)
+        for lvl in range(M):                 # node of each item's length-l prefix; level M: the item itself
+            self.register_buffer(f"item_node_{lvl}", node.clone(), persistent=False)           # (I,)
+            node = table.children[lvl][node, table.codes[:, lvl]]
+        cards = torch.tensor(self.cardinalities)
+        self.register_buffer("offsets", torch.cumsum(cards, 0) - cards, persistent=False)      # (M,)
+        n_tok = int(cards.sum())
+        self.bos, self.pad_token = n_tok, n_tok + 1
+        cmax = int(cards.max())
+        col = torch.arange(cmax)
+        self.register_buffer("level_index", (self.offsets[:, None] + col).clamp(max=n_tok - 1),
+                             persistent=False)                                                 # (M, Cmax)
+        self.register_buffer("level_pad", col[None, :] >= cards[:, None], persistent=False)   # (M, Cmax)
+
+        # ---- encoder input embedding (eq. 13)
+        if item_embedding == "graph":
+            if finetune_item_emb:
+                self.item_table = nn.Parameter(item_repr.clone())                              # (I, D_i)
+            else:
+                self.register_buffer("item_table", item_repr.clone(), persistent=False)        # (I, D_i)
+            d_in = item_repr.shape[1]
+        else:
+            self.item_table = nn.Parameter(torch.randn(I, d_model))                            # (I, D)
+            d_in = d_model
+        self.item_proj = nn.Linear(d_in, d_model) if d_in != d_model else nn.Identity()
+        self.input_norm = nn.LayerNorm(d_model)
+        self.input_drop = nn.Dropout(dropout)
+        self.register_buffer("enc_pe", sinusoidal_positions(max_len, d_model), persistent=False)  # (N, D)
+        d_user = user_repr.shape[1] if attention == "relation" else None
+        self.encoder = nn.ModuleList(EncoderLayer(d_model, n_heads, dff, dropout, d_user) for _ in range(n_layers))
+
+        # ---- decoder over Rec-ID tokens
+        self.token_emb = nn.Embedding(n_tok + 2, d_model, padding_idx=self.pad_token)          # levels + BOS + PAD
+        self.register_buffer("dec_pe", sinusoidal_positions(M, d_model), persistent=False)    # (M, D)
+        self.dec_drop = nn.Dropout(dropout)
+        self.decoder = nn.ModuleList(
+            nn.TransformerDecoderLayer(d_model, n_heads, dff, dropout, batch_first=True) for _ in range(n_layers))
+        self.head = nn.Linear(d_model, n_tok)                                                  # all level tokens
+        self.register_buffer("causal", torch.triu(torch.ones(M, M, dtype=torch.bool), 1), persistent=False)
+
+        # Xavier for every weight matrix (paper 4.3); embeddings and U (initialised per D x D slice) keep theirs.
+        for name, p in self.named_parameters():
+            if p.dim() == 2 and name not in ("item_table", "token_emb.weight"):
+                nn.init.xavier_uniform_(p)
+
+    # ------------------------------------------------------------------ helpers
+    def trie(self, level: int) -> torch.Tensor:
+        """``children[level]`` of the Rec-ID trie on the model's device: ``(n_nodes_level, card_level)``."""
+        return getattr(self, f"trie_{level}")
+
+    def item_node(self, level: int) -> torch.Tensor:
+        """``(I,)`` trie node of each item's length-``level`` prefix (level 0: the root)."""
+        return getattr(self, f"item_node_{level}")
+
+    @property
+    def device(self) -> torch.device:
+        return self.codes.device
+
+    def set_history(self, history: sp.spmatrix) -> None:
+        """Replace the encoder-input / excluded interactions (e.g. train + val for a final test run)."""
+        history = sp.csr_matrix(history)
+        if history.shape != (self.n_users, self.n_items):
+            raise ValueError(f"history has shape {history.shape}; expected ({self.n_users}, {self.n_items})")
+        history.sort_indices()
+        self.hist_indptr = torch.from_numpy(history.indptr.astype(np.int64)).to(self.device)
+        self.hist_indices = torch.from_numpy(history.indices.astype(np.int64)).to(self.device)
+
+    def check_users(self, users: torch.Tensor) -> torch.Tensor:
+        users = torch.as_tensor(users, dtype=torch.long).to(self.device).reshape(-1)
+        if users.numel() and (int(users.min()) < 0 or int(users.max()) >= self.n_users):
+            raise ValueError(f"user ids must be in [0, {self.n_users}); got range "
+                             f"[{int(users.min())}, {int(users.max())}]")
+        return users
+
+    def check_items(self, items: torch.Tensor) -> torch.Tensor:
+        items = torch.as_tensor(items, dtype=torch.long).to(self.device).reshape(-1)
+        if items.numel() and (int(items.min()) < 0 or int(items.max()) >= self.n_items):
+            raise ValueError(f"item ids must be in [0, {self.n_items}); got range "
+                             f"[{int(items.min())}, {int(items.max())}]")
+        return items
+
+    def _hash_keys(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Deterministic pseudo-random keys in [0, 1) per (inference_seed, user, item): ``(B, L)``."""
+        x = (users[:, None] % _HASH_P * 1000003 + items % _HASH_P * 7919 + self.inference_seed % _HASH_P) % _HASH_P
+        for mult in (1103515245, 48271, 69621):           # multiply-mod-xorshift rounds; all < 2^62
+            x = (x * mult) % _HASH_P
+            x = x ^ (x >> 13)
+        return x.double() / _HASH_P
+
+    # ------------------------------------------------------------------ encoder
+    def encoder_inputs(self, users: torch.Tensor, exclude_items: torch.Tensor | None = None,
+                       generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Item ids ``(B, n)`` (``n <= max_len``; PAD id = ``n_items``) and padding mask ``(B, n)``.
+
+        Vectorised over the batch: gather CSR rows into ``(B, L)``, mask the target, rank random keys to keep
+        ``max_len`` items, then a stable sort moves the kept items to the front in CSR order.
+        """
+        B, dev = users.shape[0], users.device
+        start = self.hist_indptr[users]                                             # (B,)
+        count = self.hist_indptr[users + 1] - start                                 # (B,)
+        L = max(1, int(count.max())) if B else 1
+        col = torch.arange(L, device=dev)
+        keep = col[None, :] < count[:, None]                                        # (B, L)
+        idx = (start[:, None] + col).clamp(max=max(self.hist_indices.numel() - 1, 0))
+        ids = self.hist_indices[idx] if self.hist_indices.numel() else torch.zeros_like(idx)  # (B, L)
+        if exclude_items is not None:
+            keep &= ids != exclude_items[:, None]                                   # leave the target out
+        if B and int(keep.sum(1).max()) > self.max_len:                             # subset of max_len items
+            if generator is not None:
+                keys = torch.rand(B, L, generator=generator, dtype=torch.float64).to(dev)
+            else:
+                keys = self._hash_keys(users, ids)
+            keys = keys.masked_fill(~keep, 2.0)                                     # dropped/padding rank last
+            rank = keys.argsort(dim=1, stable=True).argsort(dim=1)                         # (B, L)
+            keep &= rank < self.max_len
+        order = torch.sort((~keep).to(torch.int32), dim=1, stable=True).indices    # kept first, CSR order
+        n = max(1, int(keep.sum(1).max())) if B else 1
+        order = order[:, :n]
+        pad = ~keep.gather(1, order)                                                # (B, n)
+        ids = ids.gather(1, order).masked_fill(pad, self.n_items)                   # (B, n)
+        pad[:, 0] &= ~pad.all(1)          # empty input: attend to one PAD (zero) vector instead of nothing
+        return ids, pad
+
+    def embed_items(self, ids: torch.Tensor) -> torch.Tensor:
+        """``(B, n)`` item ids (``n_items`` = PAD -> zero vector) -> ``(B, n, D)`` encoder input."""
+        real = (ids < self.n_items)[..., None]                                      # (B, n, 1)
+        e = F.embedding(ids.clamp(max=self.n_items - 1), self.item_table) * real    # (B, n, D_i)
+        x = self.input_norm(self.item_proj(e))                                      # (B, n, D)
+        if self.attention == "sinusoidal":
+            x = x + self.enc_pe[: ids.shape[1]]
+        return self.input_drop(x)
+
+    def encode(self, users: torch.Tensor, exclude_items: torch.Tensor | None = None,
+               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder output ``(B, n, D)`` and its padding mask ``(B, n)`` for a batch of users."""
+        ids, pad = self.encoder_inputs(users, exclude_items, generator)
+        x = self.embed_items(ids)
+        h_u = self.user_repr[users] if self.attention == "relation" else None      # (B, D_u)
+        for layer in self.encoder:
+            x = layer(x, pad, h_u)
+        return x, pad
+
+    # ------------------------------------------------------------------ decoder
+    def decode(self, memory: torch.Tensor, memory_pad: torch.Tensor, prefix: torch.Tensor) -> torch.Tensor:
+        """Decoder states for ``[BOS] + prefix`` (level-local tokens); position ``j`` predicts level ``j``.
+
+        ``prefix (B, l) -> (B, l + 1, D)``: one sequence per user (teacher forcing).
+        ``prefix (B, W, l) -> (B, W, l + 1, D)``: ``W`` beams per user share one copy of the user's
+        ``memory``. The beams are laid side by side along the sequence axis, ``(B, W * (l + 1), D)``, with a
+        block-diagonal causal mask, so self-attention never crosses beams while cross-attention (independent
+        per query) projects each user's encoder output once instead of once per beam. Same result as
+        repeating ``memory`` W times, without the W-fold cost.
+        """
+        beams = prefix.dim() == 3
+        if not beams:
+            prefix = prefix[:, None]                                                # (B, 1, l)
+        B, W, l = prefix.shape
+        bos = prefix.new_full((B, W, 1), self.bos)
+        tok = torch.cat([bos, prefix + self.offsets[:l]], dim=2)                   # (B, W, l + 1) global ids
+        x = self.token_emb(tok) + self.dec_pe[: l + 1]                              # (B, W, l + 1, D)
+        x = self.dec_drop(x).reshape(B, W * (l + 1), -1)                           # (B, W(l+1), D)
+        if W == 1:
+            mask = self.causal[: l + 1, : l + 1]                                    # (l+1, l+1)
+        else:
+            beam = torch.arange(W, device=tok.device).repeat_interleave(l + 1)      # (W(l+1),)
+            pos = torch.arange(l + 1, device=tok.device).repeat(W)
+            mask = (beam[:, None] != beam[None, :]) | (pos[None, :] > pos[:, None])  # True = blocked
+        for layer in self.decoder:
+            x = layer(x, memory, tgt_mask=mask, memory_key_padding_mask=memory_pad, tgt_is_causal=W == 1)
+        x = x.view(B, W, l + 1, -1)
+        return x if beams else x[:, 0]
+
+    def level_logits(self, hidden: torch.Tensor, level: int) -> torch.Tensor:
+        """``(..., D)`` decoder states -> ``(..., card_level)`` logits over that level's tokens only."""
+        lo = int(self.offsets[level])
+        hi = lo + self.cardinalities[level]
+        return F.linear(hidden, self.head.weight[lo:hi], self.head.bias[lo:hi])
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """Teacher-forced logits for the pairs (users[b], items[b]), the item left out of the input.
+
+        Returns ``(B, M, Cmax)``: row ``l`` holds level ``l``'s logits in columns ``[0, card_l)`` and
+        ``-inf`` beyond.
+        """
+        users, items = self.check_users(users), self.check_items(items)
+        if users.shape != items.shape:
+            raise ValueError(f"users {tuple(users.shape)} and items {tuple(items.shape)} must have the same shape")
+        codes = self.codes[items]                                                   # (B, M)
+        memory, pad = self.encode(users, exclude_items=items, generator=generator)  # (B, n, D), (B, n)
+        h = self.decode(memory, pad, codes[:, :-1])                                 # (B, M, D)
+        full = self.head(h)                                                         # (B, M, V)
+        B = full.shape[0]
+        logits = full.gather(2, self.level_index.expand(B, -1, -1))                 # (B, M, Cmax)
+        return logits.masked_fill(self.level_pad, float("-inf"))
+
+    def loss(self, users: torch.Tensor, items: torch.Tensor, generator: torch.Generator | None = None,
+             label_smoothing: float = 0.0) -> torch.Tensor:
+        """Mean cross-entropy over the ``M`` Rec-ID tokens of each (user, item) pair (each level's softmax
+        runs over that level's range)."""
+        logits = self(users, items, generator)                                      # (B, M, Cmax)
+        codes = self.codes[self.check_items(items)]                                 # (B, M)
+        total = logits.new_zeros(())
+        for lvl, card in enumerate(self.cardinalities):
+            total = total + F.cross_entropy(logits[:, lvl, :card], codes[:, lvl], label_smoothing=label_smoothing)
+        return total / self.n_levels
+
+    # ------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def recommend(self, users: torch.Tensor, k: int = 10, beam: int | None = None,
+                  exclude: sp.spmatrix | torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Top-``k`` items by constrained beam search (width ``beam``, default ``k``).
+
+        Returns items ``(B, k)`` (``-1`` where fewer than ``k`` valid items remain) and their summed
+        log-probabilities ``(B, k)`` (``-inf`` for padding). Training items are never returned; ``exclude``
+        adds more (a ``(n_users, I)`` sparse matrix or a ``(B, I)`` bool tensor).
+        """
+        from .decoding import beam_search
+        return beam_search(self, users, k, beam if beam is not None else k, exclude=exclude)
+
+
+def _check_repr(x, n_rows: int | None, name: str) -> torch.Tensor:
+    t = x.detach().cpu() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+    if t.ndim != 2 or t.shape[0] == 0 or t.shape[1] == 0:
+        raise ValueError(f"{name} must be a non-empty 2-D (rows, dim) matrix, got shape {tuple(t.shape)}")
+    if n_rows is not None and t.shape[0] != n_rows:
+        raise ValueError(f"{name} has {t.shape[0]} rows; expected {n_rows} (one per item of the Rec-ID table)")
+    if not t.is_floating_point():
+        raise ValueError(f"{name} must be floating point, got {t.dtype}")
+    t = t.float()
+    bad = ~torch.isfinite(t)
+    if bad.any():
+        rows = torch.nonzero(bad.any(1)).reshape(-1)
+        raise ValueError(f"{name} contains NaN or inf in {rows.numel()} rows (first: {rows[:5].tolist()})")
+    return t
+
+
+__all__: Sequence[str] = ("MMGRecGenerator", "RelationAwareSelfAttention", "EncoderLayer", "sinusoidal_positions",
+                          "ATTENTION_MODES", "ITEM_EMBEDDINGS")

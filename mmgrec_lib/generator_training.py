@@ -1,0 +1,277 @@
+"""Training and evaluation of the MMGRec generator (paper section 3.4) on top of :func:`training.fit`.
+
+Samples: every training interaction ``(u, i)`` is one sample; the target ``i`` is left out of ``u``'s encoder
+input and the loss is the cross-entropy of ``i``'s ``M`` Rec-ID tokens. Each epoch visits all samples once in
+an order drawn from the ``torch.Generator`` handed to ``train_epoch``.
+
+Exact resume: all randomness of an epoch derives from that generator (whose state :func:`training.fit`
+checkpoints after every epoch):
+
+* the sample order (``randperm``) and the input subsets of users with more than ``max_len`` items
+  (``torch.rand``) are drawn from it directly;
+* dropout draws from torch's global RNG, so each epoch first draws a 63-bit seed from the generator and runs
+  inside ``torch.random.fork_rng`` seeded with it. The caller's global RNG state is restored afterwards.
+
+Hence an interrupted run resumed from its checkpoint reproduces the uninterrupted run bit for bit (on the
+same device and software). Validation runs the real constrained beam search (:mod:`mmgrec_lib.decoding`)
+through :func:`mmgrec_lib.evaluation.evaluate`; early stopping monitors ``LoopConfig.monitor``
+(default ``recall@10``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .data.dataset import RecDataset
+from .evaluation import EvalResult, evaluate, excluded_matrix
+from .generator import ATTENTION_MODES, ITEM_EMBEDDINGS, MMGRecGenerator
+from .recid import RecIDTable
+from .training import FitResult, LoopConfig, fit
+from .utils import check_unknown, resolve_device
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+TIME_KEYS = ("train_s", "val_s")   # the only history entries that differ between identical runs
+
+
+@dataclass
+class GeneratorConfig:
+    """Generator hyper-parameters (epochs, patience and checkpointing live in :class:`LoopConfig`).
+
+    Args:
+        d_model, n_layers, n_heads, dim_feedforward, dropout: Transformer size (FFN default ``4 * d_model``).
+        max_len: ``N``, input items per user (random subset above it).
+        attention: ``"relation"`` | ``"sinusoidal"`` | ``"none"`` (see :class:`MMGRecGenerator`).
+        item_embedding: ``"graph"`` (Graph RQ-VAE item representations) | ``"learned"`` ("Emb w/o").
+        finetune_item_emb: train the Graph RQ-VAE item representations too.
+        optimizer: ``"adam"`` (L2 via ``weight_decay``), ``"adamw"`` (decoupled) or ``"sgd"`` (the paper's;
+            with ``momentum``). The paper: lr 1e-3, L2 1e-5, batch 500-3000.
+        lr, weight_decay, momentum, batch_size, grad_clip (max gradient norm; ``None`` = off),
+        label_smoothing: optimisation settings.
+        beam_width: beams at validation/evaluation (``>= max(val_ks)``).
+        val_ks: cut-offs computed at validation (the monitor, e.g. ``recall@10``, must be among them).
+        eval_batch_size: users decoded at once.
+        eval_every: when set, overrides ``LoopConfig.eval_every``.
+        seed: seeds the weight initialisation (and the default generator of :func:`train_generator`).
+        device: ``"auto"`` (cuda if available), ``"cpu"``, ``"cuda"``, ...
+    """
+
+    d_model: int = 64
+    n_layers: int = 2
+    n_heads: int = 4
+    dim_feedforward: int | None = None
+    dropout: float = 0.1
+    max_len: int = 50
+    attention: str = "relation"
+    item_embedding: str = "graph"
+    finetune_item_emb: bool = False
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    momentum: float = 0.0
+    batch_size: int = 512
+    grad_clip: float | None = 1.0
+    label_smoothing: float = 0.0
+    beam_width: int = 20
+    val_ks: tuple[int, ...] = field(default=(10, 20))
+    eval_batch_size: int = 256
+    eval_every: int | None = None
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        self.val_ks = tuple(sorted(int(k) for k in self.val_ks))
+        if self.attention not in ATTENTION_MODES:
+            raise ValueError(f"GeneratorConfig: unknown attention {self.attention!r}; expected one of {ATTENTION_MODES}")
+        if self.item_embedding not in ITEM_EMBEDDINGS:
+            raise ValueError(f"GeneratorConfig: unknown item_embedding {self.item_embedding!r}; "
+                             f"expected one of {ITEM_EMBEDDINGS}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"GeneratorConfig: unknown optimizer {self.optimizer!r}; expected one of {OPTIMIZERS}")
+        for name in ("d_model", "n_layers", "n_heads", "max_len", "batch_size", "beam_width", "eval_batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"GeneratorConfig: {name} must be >= 1, got {getattr(self, name)}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"GeneratorConfig: d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        if not self.val_ks or self.val_ks[0] < 1:
+            raise ValueError(f"GeneratorConfig: val_ks must be positive, got {self.val_ks}")
+        if self.beam_width < self.val_ks[-1]:
+            raise ValueError(f"GeneratorConfig: beam_width ({self.beam_width}) must be >= the largest validation "
+                             f"cut-off ({self.val_ks[-1]})")
+        if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.label_smoothing < 1 or not 0 <= self.dropout < 1:
+            raise ValueError("GeneratorConfig: need lr > 0, weight_decay >= 0, label_smoothing and dropout in [0, 1)")
+        if self.eval_every is not None and self.eval_every < 1:
+            raise ValueError(f"GeneratorConfig: eval_every must be >= 1 or None, got {self.eval_every}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "GeneratorConfig":
+        """Build from a plain dict (YAML/notebook), rejecting unknown keys with a ``TypeError``."""
+        check_unknown(values, [f.name for f in dataclasses.fields(cls)], "GeneratorConfig")
+        return cls(**values)
+
+
+# ---------------------------------------------------------------------- construction
+def build_generator(dataset: RecDataset, table: RecIDTable, user_repr: torch.Tensor, item_repr: torch.Tensor,
+                    config: GeneratorConfig) -> MMGRecGenerator:
+    """The model for ``dataset``'s training history, initialised from ``config.seed`` (global RNG untouched)."""
+    if table.n_items != dataset.n_items:
+        raise ValueError(f"the Rec-ID table has {table.n_items} items but the dataset has {dataset.n_items}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = MMGRecGenerator(
+            table, user_repr, item_repr, dataset.train, d_model=config.d_model, n_layers=config.n_layers,
+            n_heads=config.n_heads, dim_feedforward=config.dim_feedforward, dropout=config.dropout,
+            max_len=config.max_len, attention=config.attention, item_embedding=config.item_embedding,
+            finetune_item_emb=config.finetune_item_emb, inference_seed=config.seed)
+    return model.to(resolve_device(config.device))
+
+
+def make_optimizer(model: torch.nn.Module, config: GeneratorConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+
+
+def training_pairs(dataset: RecDataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every training interaction as a sample: ``users (E,)``, ``items (E,)`` in (user, item) order."""
+    tr = dataset.train.tocsr()
+    users = np.repeat(np.arange(dataset.n_users, dtype=np.int64), np.diff(tr.indptr))
+    return torch.from_numpy(users), torch.from_numpy(tr.indices.astype(np.int64))
+
+
+# ---------------------------------------------------------------------- one epoch
+def _fork_rng(device: torch.device):
+    if device.type == "cuda":
+        idx = device.index if device.index is not None else torch.cuda.current_device()
+        return torch.random.fork_rng(devices=[idx], device_type="cuda")
+    return torch.random.fork_rng(devices=[])
+
+
+def run_epoch(model: MMGRecGenerator, optimizer: torch.optim.Optimizer, users: torch.Tensor, items: torch.Tensor,
+              config: GeneratorConfig, generator: torch.Generator, progress: bool = False) -> dict[str, float]:
+    """One pass over all samples in a generator-drawn order. Returns ``{"loss": mean cross-entropy}``."""
+    dev = model.device
+    dropout_seed = int(torch.randint(0, 2**63 - 1, (1,), generator=generator))
+    perm = torch.randperm(users.numel(), generator=generator)
+    total = torch.zeros((), device=dev, dtype=torch.float64)
+    model.train()
+    with _fork_rng(dev):
+        torch.manual_seed(dropout_seed)                       # dropout RNG: derived from the generator
+        starts = range(0, users.numel(), config.batch_size)
+        for s in tqdm(starts, desc="batches", disable=not progress, leave=False):
+            idx = perm[s:s + config.batch_size]
+            u, i = users[idx].to(dev), items[idx].to(dev)
+            loss = model.loss(u, i, generator=generator, label_smoothing=config.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            total += loss.detach().double() * idx.numel()
+    mean = float(total) / max(users.numel(), 1)
+    if not np.isfinite(mean):
+        raise FloatingPointError(f"generator training loss became {mean}; lower the learning rate or check "
+                                 "the input representations")
+    return {"loss": mean}
+
+
+# ---------------------------------------------------------------------- train + evaluate
+def train_generator(dataset: RecDataset, table: RecIDTable, user_repr: torch.Tensor, item_repr: torch.Tensor,
+                    config: GeneratorConfig | None = None, loop: LoopConfig | None = None,
+                    generator: torch.Generator | None = None) -> tuple[MMGRecGenerator, FitResult]:
+    """Train the generator with early stopping on validation ``loop.monitor`` (beam-search decoded).
+
+    Args:
+        dataset: splits (train: samples, encoder inputs and exclusions; val: early stopping).
+        table: Rec-IDs of the ``dataset.n_items`` items.
+        user_repr, item_repr: Graph RQ-VAE representations ``(n_users, D_u)``, ``(n_items, D_i)``.
+        config: model/optimiser settings; loop: epochs, patience, checkpoint path, resume.
+        generator: the CPU ``torch.Generator`` behind all training randomness (default: seeded with
+            ``config.seed``). Its state is checkpointed; pass a fresh one seeded alike when resuming.
+
+    Returns:
+        the model with the best validation weights loaded, and the :class:`FitResult` (history rows hold
+        ``loss``, the validation metrics, and ``train_s`` / ``val_s`` wall times).
+    """
+    config = config or GeneratorConfig()
+    loop = loop or LoopConfig()
+    if config.eval_every is not None:
+        loop = dataclasses.replace(loop, eval_every=config.eval_every)
+    if user_repr.shape[0] != dataset.n_users:
+        raise ValueError(f"user_repr has {user_repr.shape[0]} rows but the dataset has {dataset.n_users} users")
+    generator = generator if generator is not None else torch.Generator().manual_seed(config.seed)
+    model = build_generator(dataset, table, user_repr, item_repr, config)
+    optimizer = make_optimizer(model, config)
+    users, items = training_pairs(dataset)
+
+    def train_epoch(epoch: int, gen: torch.Generator) -> dict[str, float]:
+        t0 = time.perf_counter()
+        out = run_epoch(model, optimizer, users, items, config, gen, progress=loop.progress)
+        _sync(model.device)
+        return {**out, "train_s": time.perf_counter() - t0}
+
+    def validate() -> dict[str, float]:
+        t0 = time.perf_counter()
+        res = evaluate_generator(model, dataset, "val", ks=config.val_ks, beam_width=config.beam_width,
+                                 batch_size=config.eval_batch_size)
+        return {**res.mean(), "val_s": time.perf_counter() - t0}
+
+    result = fit(model, optimizer, train_epoch, validate, loop, generator, desc="generator")
+    return model, result
+
+
+def evaluate_generator(model: MMGRecGenerator, dataset: RecDataset, split: str = "test",
+                       ks: Sequence[int] = (10, 20), beam_width: int | None = None, batch_size: int = 256,
+                       name: str = "MMGRec") -> EvalResult:
+    """Full-ranking metrics of beam-search recommendations (training items, and validation items when
+    ``split="test"``, are excluded during decoding, so every list has ``max(ks)`` admissible items).
+
+    ``beam_width`` defaults to ``max(ks)`` (the paper's beam = K). ``extra`` of the result holds
+    ``inference_s_per_user`` (decoding only, averaged over evaluated users), ``inference_s``, ``users`` and
+    ``beam_width``.
+    """
+    ks = tuple(sorted(int(k) for k in ks))
+    kmax = ks[-1]
+    beam_width = kmax if beam_width is None else int(beam_width)
+    if beam_width < kmax:
+        raise ValueError(f"beam_width ({beam_width}) must be >= the largest cut-off ({kmax})")
+    if (model.n_users, model.n_items) != (dataset.n_users, dataset.n_items):
+        raise ValueError(f"model is for {model.n_users} users x {model.n_items} items, dataset has "
+                         f"{dataset.n_users} x {dataset.n_items}")
+    exclude = excluded_matrix(dataset, split)
+    clock = {"s": 0.0, "users": 0}
+
+    def rank(users: torch.Tensor) -> torch.Tensor:
+        t0 = time.perf_counter()
+        lists, _ = model.recommend(users, kmax, beam_width, exclude=exclude)
+        _sync(model.device)
+        clock["s"] += time.perf_counter() - t0
+        clock["users"] += int(users.numel())
+        return lists.cpu()
+
+    was_training = model.training
+    model.eval()
+    try:
+        res = evaluate(rank, dataset, split, ks, batch_size=batch_size, name=name)
+    finally:
+        model.train(was_training)
+    res.extra.update(inference_s=clock["s"], users=clock["users"], beam_width=beam_width,
+                     inference_s_per_user=clock["s"] / max(clock["users"], 1))
+    return res
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+__all__ = ["GeneratorConfig", "build_generator", "make_optimizer", "training_pairs", "run_epoch",
+           "train_generator", "evaluate_generator", "OPTIMIZERS", "TIME_KEYS"]

@@ -1,0 +1,105 @@
+"""Constrained beam search: valid Rec-IDs only, no training items, exact at full width, short lists."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from conftest import make_tiny_dataset
+from mmgrec_lib.decoding import beam_exact_overlap, beam_search, exact_scores
+from mmgrec_lib.generator import MMGRecGenerator
+from mmgrec_lib.recid import RecIDTable, disambiguate
+
+
+@pytest.fixture(scope="module")
+def setup():
+    ds = make_tiny_dataset(n_users=30, n_items=50)
+    rng = np.random.default_rng(3)
+    # sparse codebook usage: many prefixes have few children, some level-1 codes unused
+    table = RecIDTable(disambiguate(rng.integers(0, 5, (ds.n_items, 2)) * [1, 2], ds.item_popularity()))
+    g = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    model = MMGRecGenerator(table, torch.randn(ds.n_users, 8, generator=g), torch.randn(ds.n_items, 8, generator=g),
+                            ds.train, d_model=16, n_layers=1, n_heads=2, dim_feedforward=32, max_len=8).eval()
+    return ds, table, model
+
+
+def test_decoded_ids_are_valid_and_never_training_items(setup):
+    ds, table, model = setup
+    users = torch.arange(ds.n_users)
+    items, scores, codes = beam_search(model, users, k=10, beam_width=15, exclude=ds.val, return_codes=True)
+    assert items.shape == scores.shape == (ds.n_users, 10) and codes.shape == (ds.n_users, 10, table.n_levels)
+    assert (items >= 0).all()                                       # plenty of candidates here
+    assert torch.equal(table.item_of(codes.reshape(-1, table.n_levels)).view_as(items), items)
+    assert torch.isfinite(scores).all() and (scores <= 0).all()
+    assert (scores[:, :-1] >= scores[:, 1:]).all()                  # best first
+    excluded = (ds.train + ds.val).tocsr()
+    for u in range(ds.n_users):
+        row = items[u].tolist()
+        assert len(set(row)) == len(row)
+        assert not set(row) & set(excluded.indices[excluded.indptr[u]:excluded.indptr[u + 1]].tolist())
+    # the model's recommend() is the same search
+    r_items, r_scores = model.recommend(users, 10, 15, exclude=ds.val)
+    assert torch.equal(r_items, items)
+
+
+@pytest.mark.parametrize("prune", [True, False])
+def test_beam_equals_exact_top_k_at_full_width(setup, prune):
+    ds, table, model = setup
+    users = torch.arange(ds.n_users)
+    k = 10
+    items, scores = beam_search(model, users, k, beam_width=ds.n_items, prune=prune)
+    exact = exact_scores(model, users)                               # (B, I)
+    top = exact.topk(k, dim=1)
+    torch.testing.assert_close(scores, top.values, rtol=1e-4, atol=1e-4)
+    assert torch.equal(items, top.indices)
+    # the scores the search reports are the exact log-likelihoods of the returned items
+    torch.testing.assert_close(torch.gather(exact, 1, items), scores, rtol=1e-4, atol=1e-4)
+    assert beam_exact_overlap(model, users, k, ds.n_items) == 1.0
+    assert 0.0 <= beam_exact_overlap(model, users, k, k, exact=exact) <= 1.0
+    assert beam_exact_overlap(model, users, k, ds.n_items, exact=exact) == 1.0
+
+
+def test_exact_scores_mask_training_items(setup):
+    ds, _, model = setup
+    s = exact_scores(model, torch.arange(5), items_per_step=7)       # a last partial step
+    dense = torch.from_numpy(ds.train[:5].toarray() > 0)
+    assert torch.isneginf(s[dense]).all() and torch.isfinite(s[~dense]).all()
+    # full-range normalisation: log-likelihoods of all Rec-IDs sum to at most 1 in probability
+    s_all = exact_scores(model, torch.arange(5), exclude_train=False)
+    assert (s_all.exp().sum(1) <= 1 + 1e-5).all()
+
+
+def test_fewer_valid_candidates_than_k_are_padded(setup):
+    ds, _, model = setup
+    keep = {0: [1, 7, 20], 1: []}                                    # items still allowed per user
+    rows, cols = [], []
+    for u, allowed in keep.items():
+        for i in range(ds.n_items):
+            if i not in allowed:
+                rows.append(u)
+                cols.append(i)
+    excl = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(ds.n_users, ds.n_items))
+    items, scores = beam_search(model, torch.tensor([0, 1]), k=5, beam_width=6, exclude=excl)
+    assert sorted(items[0, :3].tolist()) == [1, 7, 20] and (items[0, 3:] == -1).all()
+    assert torch.isfinite(scores[0, :3]).all() and torch.isneginf(scores[0, 3:]).all()
+    assert (items[1] == -1).all() and torch.isneginf(scores[1]).all()
+    # a bool tensor works as well
+    items2, _ = beam_search(model, torch.tensor([0, 1]), k=5, beam_width=6,
+                            exclude=torch.from_numpy(excl[[0, 1]].toarray() > 0))
+    assert torch.equal(items, items2)
+    # a catalogue smaller than k
+    items3, scores3 = beam_search(model, torch.tensor([2]), k=ds.n_items + 3, beam_width=ds.n_items + 3)
+    n_valid = ds.n_items - ds.train[2].nnz
+    assert (items3[0, :n_valid] >= 0).all() and (items3[0, n_valid:] == -1).all()
+
+
+def test_beam_width_must_cover_k(setup):
+    _, _, model = setup
+    with pytest.raises(ValueError, match="beam_width"):
+        beam_search(model, torch.tensor([0]), k=10, beam_width=5)
+    with pytest.raises(ValueError, match="beam_width"):
+        model.recommend(torch.tensor([0]), k=10, beam=5)
+    with pytest.raises(ValueError, match="exclude matrix"):
+        beam_search(model, torch.tensor([0]), k=2, exclude=sp.csr_matrix((3, 3)))

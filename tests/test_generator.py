@@ -1,0 +1,243 @@
+"""MMGRec generator model: shapes, masking, relation-aware attention, encoder inputs, input checks."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from conftest import make_tiny_dataset
+from mmgrec_lib.generator import MMGRecGenerator, RelationAwareSelfAttention
+from mmgrec_lib.recid import RecIDTable, disambiguate
+
+SMALL = dict(d_model=16, n_layers=1, n_heads=2, dim_feedforward=32)
+
+
+def _table(n_items: int, seed: int = 0, levels: int = 2, card: int = 4) -> RecIDTable:
+    rng = np.random.default_rng(seed)
+    return RecIDTable(disambiguate(rng.integers(0, card, (n_items, levels)), rng.integers(0, 50, n_items)))
+
+
+def _reprs(n_users: int, n_items: int, seed: int = 0, du: int = 12, di: int = 10):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n_users, du, generator=g), torch.randn(n_items, di, generator=g)
+
+
+def _model(ds, **kw) -> MMGRecGenerator:
+    u, i = _reprs(ds.n_users, ds.n_items)
+    torch.manual_seed(0)
+    args = {**SMALL, "max_len": 6, **kw}
+    return MMGRecGenerator(_table(ds.n_items), u, i, ds.train, **args).eval()
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return make_tiny_dataset()
+
+
+# ---------------------------------------------------------------------- shapes and logits
+def test_forward_shapes_and_level_ranges(ds):
+    m = _model(ds)
+    tr = ds.train.tocoo()
+    users, items = torch.from_numpy(tr.row[:9].astype(np.int64)), torch.from_numpy(tr.col[:9].astype(np.int64))
+    logits = m(users, items)
+    cards = m.cardinalities
+    assert logits.shape == (9, m.n_levels, max(cards))
+    for lvl, c in enumerate(cards):
+        assert torch.isfinite(logits[:, lvl, :c]).all()
+        assert torch.isneginf(logits[:, lvl, c:]).all()
+    loss = m.loss(users, items)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    mem, pad = m.encode(users)
+    assert mem.shape[:2] == pad.shape and mem.shape[2] == 16 and pad.shape[1] <= 6
+    # the vocabulary: disjoint level ranges, then BOS and PAD
+    assert m.offsets.tolist() == list(np.cumsum([0] + cards[:-1]))
+    assert (m.bos, m.pad_token) == (sum(cards), sum(cards) + 1)
+
+
+@pytest.mark.parametrize("attention", ["relation", "sinusoidal", "none"])
+def test_padding_does_not_change_outputs(attention):
+    # user 0 has 3 items, user 1 has 7: encoding user 0 alone (no padding) or next to user 1 (4 pads)
+    # must give the same encoder states at the real positions and the same logits.
+    n_items = 20
+    rows = [0] * 3 + [1] * 7
+    cols = [2, 5, 9] + [1, 3, 4, 6, 8, 10, 11]
+    hist = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(2, n_items))
+    u, i = _reprs(2, n_items)
+    torch.manual_seed(0)
+    m = MMGRecGenerator(_table(n_items), u, i, hist, max_len=10, attention=attention, **SMALL).eval()
+    alone, pad_a = m.encode(torch.tensor([0]))
+    both, pad_b = m.encode(torch.tensor([0, 1]))
+    assert pad_a.shape == (1, 3) and pad_b.shape == (2, 7) and pad_b[0].sum() == 4
+    torch.testing.assert_close(alone[0], both[0, :3], rtol=1e-5, atol=1e-5)
+    la = m(torch.tensor([0]), torch.tensor([2]))
+    lb = m(torch.tensor([0, 1]), torch.tensor([2, 1]))
+    torch.testing.assert_close(la[0], lb[0], rtol=1e-5, atol=1e-5)
+
+
+def test_attention_ignores_garbage_in_padded_positions():
+    torch.manual_seed(0)
+    att = RelationAwareSelfAttention(16, 4, d_user=5).eval()
+    x = torch.randn(2, 6, 16)
+    pad = torch.tensor([[False] * 4 + [True] * 2, [False] * 6])
+    h_u = torch.randn(2, 5)
+    y1 = att(x, pad, h_u)
+    x2 = x.clone()
+    x2[0, 4:] = 100 * torch.randn(2, 16)
+    y2 = att(x2, pad, h_u)
+    torch.testing.assert_close(y1[0, :4], y2[0, :4])
+    torch.testing.assert_close(y1[1], y2[1])
+
+
+# ---------------------------------------------------------------------- relation-aware attention
+def test_relation_attention_is_standard_attention_when_user_scalars_are_zero():
+    torch.manual_seed(0)
+    D, H = 16, 4
+    att = RelationAwareSelfAttention(D, H, d_user=5).eval()
+    with torch.no_grad():
+        att.user_mlp[-1].weight.zero_()
+        att.user_mlp[-1].bias.zero_()
+    ref = nn.MultiheadAttention(D, H, batch_first=True).eval()
+    with torch.no_grad():
+        ref.in_proj_weight.copy_(att.qkv.weight)
+        ref.in_proj_bias.copy_(att.qkv.bias)
+        ref.out_proj.weight.copy_(att.out.weight)
+        ref.out_proj.bias.copy_(att.out.bias)
+    x = torch.randn(3, 7, D)
+    pad = torch.zeros(3, 7, dtype=torch.bool)
+    pad[0, 5:] = True
+    pad[2, 1:] = True
+    h_u = torch.randn(3, 5)
+    assert torch.equal(att.user_scalars(h_u), torch.zeros(3, 3))
+    want, _ = ref(x, x, x, key_padding_mask=pad, need_weights=False)
+    torch.testing.assert_close(att(x, pad, h_u), want, rtol=1e-5, atol=1e-5)
+    # standard-attention variant (no user term) is the same computation
+    std = RelationAwareSelfAttention(D, H, d_user=None).eval()
+    std.load_state_dict({k: v for k, v in att.state_dict().items() if k.startswith(("qkv", "out"))})
+    torch.testing.assert_close(std(x, pad, None), want, rtol=1e-5, atol=1e-5)
+
+
+def test_relation_attention_matches_eq_17_and_19_written_out():
+    torch.manual_seed(1)
+    B, N, D, H = 2, 5, 8, 2
+    dh = D // H
+    att = RelationAwareSelfAttention(D, H, d_user=3).eval()
+    E, h_u = torch.randn(B, N, D), torch.randn(B, 3)
+    pad = torch.zeros(B, N, dtype=torch.bool)
+    s = att.user_scalars(h_u)                                              # (B, 3)
+    Wq, Wk, Wv = att.qkv.weight.split(D, 0)                                # (D, D) each, rows = output dims
+    bq, bk, bv = att.qkv.bias.split(D, 0)
+    heads = []
+    for b in range(B):
+        Wu = [s[b, c] * att.U[c] for c in range(3)]                        # W_u^{Q,K,V} = MLP(h_u) U
+        Qu, Ku, Vu = (E[b] @ w for w in Wu)                                # (N, D)
+        out_b = []
+        for h in range(H):
+            sl = slice(h * dh, (h + 1) * dh)
+            Q, K, V = E[b] @ Wq[sl].T + bq[sl], E[b] @ Wk[sl].T + bk[sl], E[b] @ Wv[sl].T + bv[sl]
+            eps = Q @ K.T / math.sqrt(dh) + Qu @ Ku.T / math.sqrt(D)        # eq. 17
+            out_b.append(torch.softmax(eps, -1) @ (V + Vu[:, sl]))          # eq. 15 / 19
+        heads.append(torch.cat(out_b, -1))
+    want = att.out(torch.stack(heads))
+    torch.testing.assert_close(att(E, pad, h_u), want, rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------------- encoder inputs
+def test_target_never_in_its_own_encoder_input(ds):
+    m = _model(ds, max_len=4)
+    tr = ds.train.tocoo()
+    users = torch.from_numpy(tr.row.astype(np.int64))
+    items = torch.from_numpy(tr.col.astype(np.int64))
+    counts = torch.from_numpy(np.diff(ds.train.indptr).astype(np.int64))
+    train_sets = [set(r) for r in ds.user_items("train")]
+    g = torch.Generator().manual_seed(0)
+    for gen in (g, None):                                                  # training draw and inference hash
+        ids, pad = m.encoder_inputs(users, exclude_items=items, generator=gen)
+        real = ~pad & (ids < ds.n_items)
+        assert not ((ids == items[:, None]) & real).any()
+        assert torch.equal(real.sum(1), (counts[users] - 1).clamp(max=4))
+        for b in range(0, len(users), 7):
+            assert set(ids[b][real[b]].tolist()) <= train_sets[int(users[b])] - {int(items[b])}
+    # without a target the whole history is used (up to max_len)
+    ids, pad = m.encoder_inputs(torch.arange(ds.n_users))
+    assert torch.equal((~pad).sum(1), counts.clamp(max=4))
+
+
+def test_subset_sampling_fresh_in_training_and_seeded_at_inference(ds):
+    m = _model(ds, max_len=3)
+    users = torch.arange(ds.n_users)
+    g = torch.Generator().manual_seed(0)
+    a, _ = m.encoder_inputs(users, generator=g)
+    b, _ = m.encoder_inputs(users, generator=g)
+    assert not torch.equal(a, b)                                           # a fresh subset each draw
+    c, _ = m.encoder_inputs(users)
+    d, _ = m.encoder_inputs(users.flip(0))
+    assert torch.equal(c, d.flip(0))                                       # inference: batch-independent
+    assert torch.equal(c, m.encoder_inputs(users)[0])
+
+
+def test_user_without_input_items_is_handled():
+    hist = sp.csr_matrix((np.ones(1, np.float32), ([0], [3])), shape=(2, 10))   # user 1: nothing
+    u, i = _reprs(2, 10)
+    m = MMGRecGenerator(_table(10), u, i, hist, **SMALL).eval()
+    ids, pad = m.encoder_inputs(torch.tensor([0, 1]), exclude_items=torch.tensor([3, 0]))
+    assert pad.shape == (2, 1) and not pad.any() and (ids == 10).all()     # one PAD vector, unmasked
+    out = m(torch.tensor([0, 1]), torch.tensor([3, 5]))
+    assert torch.isfinite(out[:, 0, : m.cardinalities[0]]).all()
+
+
+# ---------------------------------------------------------------------- variants and registration
+@pytest.mark.parametrize("kw", [dict(attention="relation"), dict(attention="sinusoidal"), dict(attention="none"),
+                                dict(item_embedding="learned"), dict(finetune_item_emb=True)])
+def test_every_trainable_parameter_gets_a_gradient(ds, kw):
+    m = _model(ds, **kw).train()
+    tr = ds.train.tocoo()
+    m.loss(torch.from_numpy(tr.row[:32].astype(np.int64)), torch.from_numpy(tr.col[:32].astype(np.int64))).backward()
+    names = {n for n, _ in m.named_parameters()}
+    assert all(p.grad is not None for p in m.parameters()), [n for n, p in m.named_parameters() if p.grad is None]
+    assert any("norm" in n for n in names)                                 # LayerNorms are registered
+    assert ("encoder.0.attn.U" in names) == (kw.get("attention", "relation") == "relation")
+    trainable_items = kw.get("item_embedding") == "learned" or kw.get("finetune_item_emb", False)
+    assert ("item_table" in names) == trainable_items
+
+
+# ---------------------------------------------------------------------- clear errors
+def test_clear_errors(ds):
+    u, i = _reprs(ds.n_users, ds.n_items)
+    table = _table(ds.n_items)
+    with pytest.raises(ValueError, match="item_repr has"):
+        MMGRecGenerator(table, u, i[:-1], ds.train, **SMALL)
+    with pytest.raises(ValueError, match="2-D"):
+        MMGRecGenerator(table, u[:, 0], i, ds.train, **SMALL)
+    bad = i.clone()
+    bad[3, 1] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        MMGRecGenerator(table, u, bad, ds.train, **SMALL)
+    badu = u.clone()
+    badu[0, 0] = float("inf")
+    with pytest.raises(ValueError, match="user_repr contains NaN or inf"):
+        MMGRecGenerator(table, badu, i, ds.train, **SMALL)
+    with pytest.raises(ValueError, match="history has shape"):
+        MMGRecGenerator(table, u[:-1], i, ds.train, **SMALL)
+    with pytest.raises(ValueError, match="unknown attention"):
+        MMGRecGenerator(table, u, i, ds.train, attention="rope", **SMALL)
+    m = MMGRecGenerator(table, u, i, ds.train, **SMALL)
+    with pytest.raises(ValueError, match="item ids must be in"):
+        m.loss(torch.tensor([0]), torch.tensor([ds.n_items]))
+    with pytest.raises(ValueError, match="user ids must be in"):
+        m(torch.tensor([-1]), torch.tensor([0]))
+
+
+def test_beams_sharing_memory_equal_repeated_memory(ds):
+    m = _model(ds)
+    users = torch.arange(5)
+    memory, pad = m.encode(users)
+    g = torch.Generator().manual_seed(0)
+    prefix = torch.stack([torch.randint(0, c, (5, 3), generator=g) for c in m.cardinalities[:2]], -1)  # (5, 3, 2)
+    shared = m.decode(memory, pad, prefix)                                          # (5, 3, 3, D)
+    repeated = m.decode(memory.repeat_interleave(3, 0), pad.repeat_interleave(3, 0), prefix.reshape(15, 2))
+    assert shared.shape == (5, 3, 3, 16)
+    torch.testing.assert_close(shared.reshape(15, 3, 16), repeated, rtol=1e-5, atol=1e-5)
