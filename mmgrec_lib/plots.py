@@ -77,3 +77,37 @@ def metric_bars(table: pd.DataFrame, metrics: Sequence[str] = ("recall@10", "ndc
 
 
 __all__ = ["degree_distributions", "modality_coverage", "training_curves", "metric_bars"]
+
+
+def recid_training_curves(history: Sequence[Mapping]) -> plt.Figure:
+    """Graph RQ-VAE training: BPR loss, validation Recall@10 of ``h_u h_iᵀ``, RQ-VAE loss terms and
+    per-level codebook usage, across every phase (``alternate``/``bpr`` then ``rq``) on one time axis."""
+    df = pd.DataFrame(list(history))
+    if df.empty:
+        raise ValueError("empty history: nothing to plot")
+    df["step"] = np.arange(1, len(df) + 1)
+    fig, axes = plt.subplots(1, 4, figsize=(17, 3.6))
+    graph = df[df["phase"] != "rq"]
+    if "bpr" in graph:
+        axes[0].plot(graph["step"], graph["bpr"], color="C0")
+    axes[0].set(title="BPR loss (graph phase)", xlabel="epoch", yscale="log")
+    if "recall@10" in graph:
+        d = graph.dropna(subset=["recall@10"])
+        axes[1].plot(d["step"], d["recall@10"], marker=".", color="C2")
+    axes[1].set(title="validation Recall@10 of $h_u h_i^T$", xlabel="epoch")
+    for key, color in (("recon", "C3"), ("codebook", "C4"), ("commit", "C5")):
+        if key in df:
+            axes[2].plot(df["step"], df[key], label=key, color=color)
+    axes[2].set(title="RQ-VAE loss terms", xlabel="epoch (all phases)", yscale="log")
+    axes[2].legend()
+    for m in range(1, 10):
+        if f"usage_l{m}" in df:
+            axes[3].plot(df["step"], df[f"usage_l{m}"], label=f"level {m}")
+    axes[3].set(title="codebook usage (share of codes used)", xlabel="epoch (all phases)", ylim=(0, 1.05))
+    axes[3].legend()
+    if (df["phase"] == "rq").any():
+        start = int(df.loc[df["phase"] == "rq", "step"].min())
+        for ax in axes[2:]:
+            ax.axvline(start - 0.5, color="grey", ls=":", lw=1)
+    fig.tight_layout()
+    return fig

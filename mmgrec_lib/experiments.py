@@ -1,0 +1,166 @@
+"""Experiment orchestration used by the notebooks: train (or reuse) models and build result tables.
+
+Checkpoints live under ``runs_dir`` with a name that hashes the dataset, the model config and the loop
+settings, so a second notebook asking for the same baseline reuses the finished run (the generic loop
+returns immediately from a finished checkpoint) instead of training it again.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import pandas as pd
+import torch
+
+from .baselines import BASELINES, Recommender
+from .data.dataset import RecDataset
+from .evaluation import EvalResult, evaluate, paired_test
+from .training import FitResult, LoopConfig
+
+
+@dataclass
+class ModelRun:
+    """A trained model with its training history and test evaluation."""
+
+    name: str
+    model: object
+    fit: FitResult
+    test: EvalResult
+    train_seconds: float
+    checkpoint: Path | None = None
+
+
+def run_key(*parts) -> str:
+    """A short stable hash of JSON-serialisable parts (configs, loop settings, dataset description)."""
+    blob = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:10]
+
+
+def dataset_key(dataset: RecDataset) -> dict:
+    """What identifies a dataset instance for caching: name, sizes, split sizes and split seed."""
+    return {"name": dataset.name, "users": dataset.n_users, "items": dataset.n_items,
+            "train": int(dataset.train.nnz), "val": int(dataset.val.nnz), "test": int(dataset.test.nnz),
+            "seed": dataset.info.get("seed"), "modalities": dataset.modalities}
+
+
+def run_baselines(
+    dataset: RecDataset,
+    models: Iterable[str] = ("mostpop", "mf", "lightgcn", "vbpr"),
+    loop: LoopConfig | None = None,
+    seed: int = 0,
+    overrides: Mapping[str, Mapping] | None = None,
+    runs_dir: str | Path | None = None,
+    ks: tuple[int, ...] = (10, 20),
+) -> dict[str, ModelRun]:
+    """Train each baseline with early stopping on validation Recall@10, then evaluate it on test.
+
+    Args:
+        models: names from :data:`mmgrec_lib.baselines.BASELINES`.
+        loop: epochs / patience / eval_every / progress (its ``checkpoint`` is set per model here).
+        seed: seed of each model's ``torch.Generator`` (the same for every model).
+        overrides: per-model config fields, e.g. ``{"mf": {"dim": 64, "lr": 1e-3}}``.
+        runs_dir: folder for resumable checkpoints (``None``: no checkpoints, always retrain).
+    """
+    loop = loop or LoopConfig()
+    overrides = overrides or {}
+    unknown = sorted(set(models) - set(BASELINES))
+    if unknown:
+        raise ValueError(f"unknown baseline(s) {unknown}; expected some of {sorted(BASELINES)}")
+    unknown = sorted(set(overrides) - set(models))
+    if unknown:
+        raise ValueError(f"overrides given for {unknown}, which are not among the models {list(models)}")
+    runs: dict[str, ModelRun] = {}
+    for name in models:
+        model: Recommender = BASELINES[name].from_dataset(dataset, **dict(overrides.get(name, {})))
+        ckpt = None
+        if runs_dir is not None:
+            key = run_key(dataset_key(dataset), name, dataclasses.asdict(model.config),
+                          {k: v for k, v in dataclasses.asdict(loop).items() if k not in ("checkpoint", "progress")},
+                          seed)
+            ckpt = Path(runs_dir) / f"{dataset.name}_{name}_{key}.pt"
+        cfg = dataclasses.replace(loop, checkpoint=ckpt)
+        start = time.perf_counter()
+        result = model.fit(dataset, cfg, torch.Generator().manual_seed(seed))
+        seconds = time.perf_counter() - start
+        model.eval()
+        test = evaluate(model.score, dataset, "test", ks=ks, name=name)
+        runs[name] = ModelRun(name, model, result, test, seconds, ckpt)
+    return runs
+
+
+def results_table(runs: Mapping[str, ModelRun], reference: str | None = None,
+                  metric: str = "recall@10") -> pd.DataFrame:
+    """One row per model: test metrics, best epoch, time, and paired p-values against ``reference``.
+
+    ``reference`` defaults to the model with the best mean ``metric``; ``p_<metric>`` is the two-sided
+    Wilcoxon signed-rank p-value of the per-user differences to it (blank for the reference itself).
+    """
+    if not runs:
+        raise ValueError("no runs to tabulate")
+    ref = reference or max(runs, key=lambda n: runs[n].test[metric])
+    rows = []
+    for name, run in runs.items():
+        row = {"model": name, **run.test.mean(), "best_epoch": run.fit.best_epoch,
+               "epochs_run": len(run.fit.history), "train_seconds": round(run.train_seconds, 1)}
+        row["p_reference"] = ref
+        for m in (metric, metric.replace("recall", "ndcg")):
+            row[f"p_{m}"] = (float("nan") if name == ref
+                             else paired_test(runs[ref].test, run.test, m)["p_wilcoxon"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def recid_run_path(runs_dir: str | Path, dataset: RecDataset, config) -> Path:
+    """Where the Rec-ID run of ``dataset`` under ``config`` (a ``GraphRQVAEConfig``) is stored."""
+    cfg = {k: v for k, v in dataclasses.asdict(config).items() if k != "device"}
+    return Path(runs_dir) / f"recid_{dataset.name}_L{config.codebook_size}_{run_key(dataset_key(dataset), cfg)}.pt"
+
+
+def load_or_assign_recids(dataset: RecDataset, config, runs_dir: str | Path | None = None,
+                          progress: bool = True):
+    """The Graph RQ-VAE Rec-ID run for ``(dataset, config)``: loaded from ``runs_dir`` when an identical run
+    was saved there (e.g. by notebook 01), otherwise trained (resumably) and saved.
+
+    Returns ``(run, path, reused)``.
+    """
+    from .graph_rqvae import RecIDRun, assign_recids
+
+    if runs_dir is None:
+        return assign_recids(dataset, config, progress=progress), None, False
+    path = recid_run_path(runs_dir, dataset, config)
+    if path.is_file():
+        return RecIDRun.load(path), path, True
+    run = assign_recids(dataset, config, progress=progress, checkpoint=path.with_suffix(".ckpt"))
+    run.save(path)
+    return run, path, False
+
+
+def run_generator(dataset: RecDataset, recid_run, config, loop: LoopConfig | None = None,
+                  runs_dir: str | Path | None = None, ks: tuple[int, ...] = (10, 20),
+                  test_beam_width: int | None = None) -> ModelRun:
+    """Train the MMGRec generator on a Rec-ID run (resumable checkpoint in ``runs_dir``) and test it.
+
+    ``config`` is a :class:`~mmgrec_lib.generator_training.GeneratorConfig`; the test uses beam width
+    ``test_beam_width`` (default ``config.beam_width``). ``run.test.extra`` holds inference timings.
+    """
+    from .generator_training import evaluate_generator, train_generator
+
+    loop = loop or LoopConfig()
+    ckpt = None
+    if runs_dir is not None:
+        key = run_key(dataset_key(dataset), recid_run.config, dataclasses.asdict(config),
+                      {k: v for k, v in dataclasses.asdict(loop).items() if k not in ("checkpoint", "progress")})
+        ckpt = Path(runs_dir) / f"generator_{dataset.name}_{key}.pt"
+    start = time.perf_counter()
+    model, result = train_generator(dataset, recid_run.table, recid_run.user_emb, recid_run.item_emb, config,
+                                    dataclasses.replace(loop, checkpoint=ckpt),
+                                    torch.Generator().manual_seed(config.seed))
+    seconds = time.perf_counter() - start
+    test = evaluate_generator(model, dataset, "test", ks=ks, beam_width=test_beam_width or config.beam_width,
+                              name="mmgrec")
+    return ModelRun("mmgrec", model, result, test, seconds, ckpt)
