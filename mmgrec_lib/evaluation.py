@@ -95,7 +95,8 @@ def evaluate(
     Args:
         source: one of
             * a float ``(n_users, n_items)`` score matrix (higher is better);
-            * an integer ``(n_users, L)`` matrix of ranked item ids (``-1`` pads short lists);
+            * an integer ``(n_users, L)`` matrix of ranked item ids (``-1`` pads short lists; a repeated
+              item counts once, at its first position);
             * a callable ``f(users: LongTensor (B,)) -> Tensor`` returning either of the above for a batch.
             Excluded items (training items; validation items when testing) are masked from scores and
             dropped from ranked lists before the cut-off, so both kinds are judged identically.
@@ -134,6 +135,11 @@ def evaluate(
                 raise ValueError(f"ranked lists contain item id {int(lists.max())} >= n_items={dataset.n_items}")
             ok = lists >= 0
             ok &= ~torch.gather(ex, 1, lists.clamp(min=0))
+            # a repeated item counts once, at its first position (stable sort keeps first occurrences first)
+            srt, idx = torch.sort(lists, dim=1, stable=True)
+            repeat = torch.zeros_like(ok)
+            repeat[:, 1:] = srt[:, 1:] == srt[:, :-1]
+            ok &= ~torch.zeros_like(ok).scatter_(1, idx, repeat)
             # drop excluded/padding entries, keep order (stable sort on "not ok")
             order = torch.sort((~ok).int(), dim=1, stable=True).indices
             lists, ok = torch.gather(lists, 1, order), torch.gather(ok, 1, order)

@@ -125,22 +125,29 @@ class RecIDTable:
         return self.codes.shape[1]
 
     def allowed(self, level: int, nodes: torch.Tensor) -> torch.Tensor:
-        """``(..., card_level)`` bool mask of tokens that extend the prefixes at ``nodes`` (level ``level``)."""
-        return self.children[level].to(nodes.device)[nodes] >= 0
+        """``(..., card_level)`` bool mask of tokens that extend the prefixes at ``nodes`` (level ``level``).
+
+        A node ``-1`` (a dead prefix) allows nothing (without the guard it would index the last row).
+        """
+        mask = self.children[level].to(nodes.device)[nodes.clamp(min=0)] >= 0
+        return mask & (nodes >= 0).unsqueeze(-1)
 
     def step(self, level: int, nodes: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """Next node (item id at the last level) for each (node, token); ``-1`` where invalid."""
-        return self.children[level].to(nodes.device)[nodes, tokens]
+        """Next node (item id at the last level) for each (node, token); ``-1`` where invalid
+        (dead node ``-1`` or token outside ``[0, card_level)``)."""
+        card = self.cardinalities[level]
+        ok = (nodes >= 0) & (tokens >= 0) & (tokens < card)
+        nxt = self.children[level].to(nodes.device)[nodes.clamp(min=0), tokens.clamp(0, card - 1)]
+        return torch.where(ok, nxt, torch.full_like(nxt, -1))
 
     def item_of(self, codes: torch.Tensor) -> torch.Tensor:
         """``(B, M)`` token rows -> ``(B,)`` item ids, ``-1`` for tuples that are not a valid Rec-ID."""
         codes = torch.as_tensor(codes, dtype=torch.long)
         node = torch.zeros(codes.shape[0], dtype=torch.long, device=codes.device)
+        if codes.ndim != 2 or codes.shape[1] != self.n_levels:
+            raise ValueError(f"item_of expects (B, {self.n_levels}) token rows, got {tuple(codes.shape)}")
         for level in range(self.n_levels):
-            tok = codes[:, level]
-            in_range = (tok >= 0) & (tok < self.cardinalities[level]) & (node >= 0)
-            nxt = self.step(level, node.clamp(min=0), tok.clamp(0, self.cardinalities[level] - 1))
-            node = torch.where(in_range, nxt, torch.full_like(nxt, -1))
+            node = self.step(level, node, codes[:, level])
         return node
 
     # ------------------------------------------------------------------ persistence

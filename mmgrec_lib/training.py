@@ -87,7 +87,9 @@ def fit(
         if load_extra_state is not None and "extra" in state:
             load_extra_state(state["extra"])
         resumed_from = start
-        if state.get("finished"):
+        # a run that stopped early, or already reached ``config.epochs``, is done; one that merely finished a
+        # shorter ``epochs`` budget is extended
+        if state.get("stopped_early") or start >= config.epochs:
             model.load_state_dict(best_state)
             return FitResult(history, best_epoch, best_score, state["stopped_early"], resumed_from)
 

@@ -1,0 +1,165 @@
+r"""VBPR: visual (here: any-modality) Bayesian Personalised Ranking (He & McAuley, AAAI 2016).
+
+With :math:`\mathbf{f}_i` the item's content vector (all dataset modalities, concatenated),
+
+.. math::
+
+    \hat{y}_{ui} = \beta_i + \boldsymbol{\gamma}_u^\top \boldsymbol{\gamma}_i
+                   + \boldsymbol{\theta}_u^\top (\mathbf{E}\,\mathbf{f}_i)
+                   + \boldsymbol{\beta}'^\top \mathbf{f}_i
+
+(the global offset and user bias cancel in BPR and are omitted), trained with
+
+.. math::
+
+    \mathcal{L} = -\frac{1}{B}\sum_{(u,i,j)} \ln\sigma(\hat{y}_{ui} - \hat{y}_{uj})
+        + \frac{\lambda}{B}\sum_{(u,i,j)} \left(\|\boldsymbol{\gamma}_u\|^2 + \|\boldsymbol{\theta}_u\|^2
+        + \|\boldsymbol{\gamma}_i\|^2 + \|\boldsymbol{\gamma}_j\|^2 + \beta_i^2 + \beta_j^2\right)
+        + \lambda_E \left(\|\mathbf{E}\|^2 + \|\boldsymbol{\beta}'\|^2\right).
+
+Content vectors (:func:`content_features`): each modality is scaled so that its present rows have mean
+L2 norm 1 (modalities of very different widths and scales then weigh alike), rows of items lacking the
+modality stay zero, and one presence indicator per modality is appended so the model can tell
+"missing" from "small". Without any modality the content terms vanish and VBPR is MF-BPR with item biases
+(a warning says so).
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..data.dataset import RecDataset
+from .base import BPRRecommender, check_non_negative, check_positive, init_normal_
+
+
+@dataclass
+class VBPRConfig:
+    """VBPR hyper-parameters (epochs live in ``LoopConfig``).
+
+    Args:
+        dim: size of the collaborative factors :math:`\\gamma`.
+        content_dim: size of the content factors :math:`\\theta_u` and rows of :math:`E`.
+        lr: Adam learning rate.
+        reg: :math:`\\lambda`, L2 on the batch's user/item factors and item biases (per triple).
+        reg_content: :math:`\\lambda_E`, L2 on :math:`E` and :math:`\\beta'` (per step).
+        batch_size: triples per step.
+        init_std: std of the normal initialisation.
+        modalities: modalities to use (``None``: all of the dataset's), read by :meth:`VBPR.from_dataset`.
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+    """
+
+    dim: int = 32
+    content_dim: int = 32
+    lr: float = 1e-3
+    reg: float = 1e-4
+    reg_content: float = 1e-4
+    batch_size: int = 2048
+    init_std: float = 0.1
+    modalities: tuple[str, ...] | None = None
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_positive("VBPRConfig", dim=self.dim, content_dim=self.content_dim, lr=self.lr,
+                       batch_size=self.batch_size, init_std=self.init_std)
+        check_non_negative("VBPRConfig", reg=self.reg, reg_content=self.reg_content)
+        if self.modalities is not None:
+            self.modalities = tuple(self.modalities)
+
+
+def content_features(dataset: RecDataset, modalities: list[str] | tuple[str, ...] | None = None) -> torch.Tensor:
+    """VBPR item content vectors ``(n_items, sum d_m + n_modalities)`` float32 (see the module docstring)."""
+    mods = list(modalities) if modalities is not None else dataset.modalities
+    unknown = sorted(set(mods) - set(dataset.modalities))
+    if unknown:
+        raise ValueError(f"VBPR: dataset {dataset.name!r} has no modality {unknown}; it has {dataset.modalities}")
+    if not mods:
+        return torch.zeros(dataset.n_items, 0)
+    feats, mask = dataset.feature_tensor(mods)                      # (I, sum d_m), (I, M)
+    blocks, start = [], 0
+    for col, m in enumerate(mods):
+        d = dataset.features[m].shape[1]
+        block = feats[:, start:start + d] * mask[:, col:col + 1]   # (I, d_m), missing rows zero
+        norms = block.norm(dim=1)[mask[:, col]]
+        scale = norms.mean() if norms.numel() and norms.mean() > 0 else torch.tensor(1.0)
+        blocks.append(block / scale)
+        start += d
+    return torch.cat(blocks + [mask.float()], dim=1).float()        # (I, F)
+
+
+class VBPR(BPRRecommender):
+    """VBPR recommender over any set of item modalities.
+
+    Args:
+        n_users, n_items: sizes.
+        config: :class:`VBPRConfig` (``None``: defaults); keyword overrides allowed.
+        item_features: ``(n_items, F)`` content vectors, e.g. :func:`content_features` (what
+            :meth:`from_dataset` passes); ``None`` or ``F == 0``: no content (MF-BPR with item biases).
+    """
+
+    config_class = VBPRConfig
+
+    def __init__(self, n_users: int, n_items: int, config: VBPRConfig | None = None,
+                 item_features: torch.Tensor | None = None, **overrides) -> None:
+        super().__init__(n_users, n_items, config, **overrides)
+        c = self.config
+        feats = torch.zeros(self.n_items, 0) if item_features is None else torch.as_tensor(item_features).float()
+        if feats.ndim != 2 or feats.shape[0] != self.n_items:
+            raise ValueError(f"VBPR: item_features must be ({self.n_items}, F), got {tuple(feats.shape)}")
+        if not torch.isfinite(feats).all():
+            raise ValueError("VBPR: item_features contain NaN or inf")
+        if feats.shape[1] == 0:
+            warnings.warn("VBPR: no item features; the model reduces to MF-BPR with item biases", stacklevel=2)
+        self.register_buffer("item_features", feats, persistent=False)           # (I, F)
+        n_feat = feats.shape[1]
+        self.gamma_user = torch.nn.Parameter(torch.empty(self.n_users, c.dim))     # (U, D)
+        self.gamma_item = torch.nn.Parameter(torch.empty(self.n_items, c.dim))     # (I, D)
+        self.beta_item = torch.nn.Parameter(torch.empty(self.n_items))            # (I,)
+        self.theta_user = torch.nn.Parameter(torch.empty(self.n_users, c.content_dim if n_feat else 0))  # (U, D')
+        self.E = torch.nn.Parameter(torch.empty(c.content_dim if n_feat else 0, n_feat))  # (D', F)
+        self.beta_feat = torch.nn.Parameter(torch.empty(n_feat))                  # (F,)
+        self.reset_parameters(torch.Generator().manual_seed(0))   # fit() re-draws from its generator
+        self._place()
+
+    @classmethod
+    def from_dataset(cls, dataset: RecDataset, config: VBPRConfig | None = None, **overrides) -> "VBPR":
+        mods = overrides.get("modalities", config.modalities if config is not None else None)
+        return cls(dataset.n_users, dataset.n_items, config, item_features=content_features(dataset, mods),
+                   **overrides)
+
+    def _init_tensors(self) -> dict[str, torch.Tensor]:
+        return {"item_features": self.item_features}
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        std = self.config.init_std
+        for p in (self.gamma_user, self.gamma_item, self.theta_user, self.E):
+            init_normal_(p, std, generator)
+        with torch.no_grad():
+            self.beta_item.zero_()
+            self.beta_feat.zero_()
+
+    def _item_terms(self, items: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(gamma_i (N, D), content embedding E f_i (N, D'), bias beta_i + beta'.f_i (N,)) for ``items`` (all if None)."""
+        f = self.item_features if items is None else self.item_features[items]  # (N, F)
+        g = self.gamma_item if items is None else self.gamma_item[items]        # (N, D)
+        b = self.beta_item if items is None else self.beta_item[items]          # (N,)
+        return g, f @ self.E.T, b + f @ self.beta_feat
+
+    @torch.no_grad()
+    def score(self, users: torch.Tensor) -> torch.Tensor:
+        users = self._check_users(users)
+        g, c, b = self._item_terms()                                             # (I, D), (I, D'), (I,)
+        return self.gamma_user[users] @ g.T + self.theta_user[users] @ c.T + b   # (B, I)
+
+    def bpr_loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        g_u, t_u = self.gamma_user[users], self.theta_user[users]               # (B, D), (B, D')
+        g_i, c_i, b_i = self._item_terms(pos)
+        g_j, c_j, b_j = self._item_terms(neg)
+        y_ui = (g_u * g_i).sum(-1) + (t_u * c_i).sum(-1) + b_i                  # (B,)
+        y_uj = (g_u * g_j).sum(-1) + (t_u * c_j).sum(-1) + b_j                  # (B,)
+        reg = (g_u.square().sum() + t_u.square().sum() + g_i.square().sum() + g_j.square().sum()
+               + self.beta_item[pos].square().sum() + self.beta_item[neg].square().sum()) / len(users)
+        reg_content = self.E.square().sum() + self.beta_feat.square().sum()
+        return -F.logsigmoid(y_ui - y_uj).mean() + self.config.reg * reg + self.config.reg_content * reg_content

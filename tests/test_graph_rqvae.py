@@ -1,0 +1,186 @@
+"""Graph RQ-VAE (eq. 4-10) and Rec-ID assignment end to end on a tiny synthetic dataset (CPU, seconds)."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from torch_geometric.nn import SAGEConv
+
+from mmgrec_lib.graph_rqvae import (GraphEncoder, GraphRQVAEConfig, RecIDRun, assign_recids,
+                                    item_feature_matrix, mean_adjacency)
+from mmgrec_lib.recid import RecIDTable
+from mmgrec_lib.recid_alternatives import assign_hkmeans, assign_id_without_graph
+
+from conftest import make_tiny_dataset
+
+TINY = dict(dim=8, n_layers=2, codebook_size=8, batch_size=256, epochs=3, rq_epochs=5, patience=0,
+            rq_hidden_dim=16, rq_latent_dim=4, device="cpu", seed=0)
+
+
+def without_features(ds):
+    """The same interactions with no item features (like amazon-baby)."""
+    return dataclasses.replace(ds, features={}, feature_masks={})
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return make_tiny_dataset()
+
+
+@pytest.fixture(scope="module")
+def run(dataset) -> RecIDRun:
+    return assign_recids(dataset, GraphRQVAEConfig(**TINY), progress=False)
+
+
+# ---------------------------------------------------------------------- config and inputs
+def test_config_validation():
+    with pytest.raises(ValueError, match="schedule"):
+        GraphRQVAEConfig(schedule="joint")
+    with pytest.raises(ValueError, match="codebook_size"):
+        GraphRQVAEConfig(codebook_size=1)
+    with pytest.raises(ValueError, match="lr"):
+        GraphRQVAEConfig(lr=0.0)
+    with pytest.raises(ValueError, match="collision"):
+        GraphRQVAEConfig(collision="tiger")
+    with pytest.raises(ValueError, match="n_layers"):
+        GraphRQVAEConfig(n_layers=0)
+    with pytest.raises(TypeError, match="unknown parameter"):
+        GraphRQVAEConfig.from_dict({"dims": 3})
+    cfg = GraphRQVAEConfig.from_dict({"dim": 16})
+    assert cfg.to_dict()["dim"] == 16 and cfg.n_levels == 3 and cfg.beta == 0.25
+
+
+def test_missing_modality_contributes_exact_zeros(dataset):
+    ds = dataclasses.replace(dataset, features=dict(dataset.features), feature_masks=dict(dataset.feature_masks))
+    mask = np.ones(ds.n_items, dtype=bool)
+    mask[:5] = False
+    vis = ds.features["visual"].copy()
+    vis[:5] = 1e6                                                 # garbage in rows flagged as missing
+    ds.features["visual"], ds.feature_masks["visual"] = vis, mask
+    d_v = vis.shape[1]
+    for norm in ("l2", "standardize", "none"):
+        feats, col_mask = item_feature_matrix(ds, norm)
+        assert (feats[:5, :d_v] == 0).all() and not col_mask[:5, :d_v].any() and col_mask[:5, d_v:].all()
+    feats, col_mask = item_feature_matrix(ds, "standardize")
+    assert torch.isfinite(feats).all() and feats[5:, :d_v].abs().max() < 10    # statistics ignore garbage rows
+    feats, col_mask = item_feature_matrix(ds, "l2")
+    assert torch.allclose(feats[5:, :d_v].norm(dim=1), torch.ones(ds.n_items - 5))
+    enc = GraphEncoder(ds.n_users, ds.n_items, feats.shape[1], dim=4, seed=0)
+    garbage = feats.clone()
+    garbage[:5, :d_v] = float("nan")                              # the model masks before the projection
+    _, h0 = enc.layer0(garbage, col_mask)
+    _, h0_clean = enc.layer0(feats, col_mask)
+    assert torch.equal(h0, h0_clean) and h0.shape == (ds.n_items, 8)
+
+
+def test_gcn_layer_is_eq5_mean_aggregation(dataset):
+    e = dataset.train_edge_index()
+    adj = mean_adjacency(e, dataset.n_users, dataset.n_items)
+    n = dataset.n_users + dataset.n_items
+    dense = adj.to_dense()
+    has_nb = torch.zeros(n, dtype=torch.bool)
+    has_nb[e[0]] = True
+    has_nb[e[1] + dataset.n_users] = True
+    assert torch.allclose(dense.sum(1)[has_nb], torch.ones(int(has_nb.sum())))
+    # our SAGEConv over the 1/deg adjacency == PyG's mean-aggregation SAGEConv over the edge list
+    enc = GraphEncoder(dataset.n_users, dataset.n_items, 0, dim=6, n_layers=1, seed=0)
+    ref = SAGEConv(6, 6, aggr="mean", root_weight=True)
+    ref.load_state_dict(enc.convs[0].state_dict())
+    both = torch.cat([torch.stack([e[0], e[1] + dataset.n_users]), torch.stack([e[1] + dataset.n_users, e[0]])], 1)
+    x = torch.cat([enc.user_emb.weight, enc.item_emb.weight]).detach()
+    h_u, h_i = enc(adj)
+    expected = torch.nn.functional.leaky_relu(ref(x, both), 0.01)
+    assert torch.allclose(torch.cat([h_u, h_i]), expected, atol=1e-5)
+
+
+# ---------------------------------------------------------------------- end to end
+def test_run_outputs(run, dataset):
+    assert run.user_emb.shape == (dataset.n_users, 8) and run.item_emb.shape == (dataset.n_items, 8)
+    assert run.user_emb.dtype == torch.float32 and torch.isfinite(run.item_emb).all()
+    assert run.semantic.shape == (dataset.n_items, 3)
+    assert int(run.semantic.min()) >= 0 and int(run.semantic.max()) < 8
+    assert isinstance(run.table, RecIDTable) and run.codes.shape == (dataset.n_items, 4)
+    assert torch.equal(run.codes[:, :3], run.semantic)
+    assert torch.equal(run.table.item_of(run.codes), torch.arange(dataset.n_items))
+    # popularity token: inside each collision group, more popular items get smaller tokens
+    pop = dataset.item_popularity()
+    for key in {tuple(r) for r in run.semantic.tolist()}:
+        members = np.flatnonzero((run.semantic == torch.tensor(key)).all(1).numpy())
+        order = sorted(members, key=lambda i: (-pop[i], i))
+        assert run.codes[order, 3].tolist() == list(range(len(members)))
+    for key in ("usage_l1", "perplexity_l3", "unique_semantic_frac", "max_group_size", "recon_error",
+                "val_recall@10", "reseeded_total", "sec_per_epoch"):
+        assert key in run.stats
+    assert 0 < run.stats["usage_l1"] <= 1
+    phases = [r["phase"] for r in run.history]
+    assert phases.count("alternate") == 3 and phases.count("rq") == 5
+    assert all("recall@10" in r for r in run.history if r["phase"] == "alternate")
+
+
+def test_same_seed_same_recids(run, dataset):
+    again = assign_recids(dataset, GraphRQVAEConfig(**TINY), progress=False)
+    assert torch.equal(again.codes, run.codes)
+    assert torch.allclose(again.item_emb, run.item_emb)
+
+
+def test_run_save_load_round_trip(run, tmp_path):
+    path = run.save(tmp_path / "run.pt")
+    back = RecIDRun.load(path)
+    assert torch.equal(back.codes, run.codes) and torch.equal(back.semantic, run.semantic)
+    assert torch.equal(back.user_emb, run.user_emb) and torch.equal(back.item_emb, run.item_emb)
+    assert back.table.cardinalities == run.table.cardinalities
+    assert back.config == run.config and back.stats == run.stats and back.history == run.history
+    assert back.model_state.keys() == run.model_state.keys()
+    torch.save({"format": "x"}, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="not a Rec-ID run"):
+        RecIDRun.load(tmp_path / "bad.pt")
+
+
+def test_two_stage_no_features_and_collision_modes():
+    ds = without_features(make_tiny_dataset(n_users=20, n_items=30, per_user=8))
+    assert ds.modalities == []
+    cfg = GraphRQVAEConfig(**{**TINY, "schedule": "two_stage", "collision": "none", "epochs": 2, "rq_epochs": 3})
+    run = assign_recids(ds, cfg, progress=False)
+    assert run.table is None and run.semantic.shape == (30, 3)
+    assert run.item_emb.shape == (30, 8)
+    assert run.stats["n_semantic_ids"] + run.stats["n_collision_groups"] <= 30
+    assert [r["phase"] for r in run.history] == ["bpr"] * 2 + ["rq"] * 3
+    with pytest.raises(ValueError, match="collision='none'"):
+        run.codes
+    rnd = run.with_codes(run.semantic, None, collision="random", method="random")
+    assert rnd.table is not None and torch.equal(rnd.table.item_of(rnd.codes), torch.arange(30))
+
+
+def test_rq_gradient_into_graph_option(dataset):
+    cfg = GraphRQVAEConfig(**{**TINY, "epochs": 1, "rq_epochs": 0, "rq_grad_to_graph": True})
+    run = assign_recids(dataset, cfg, progress=False)
+    assert run.semantic.shape == (dataset.n_items, 3) and run.config["rq_grad_to_graph"] is True
+
+
+def test_errors_on_bad_dataset(dataset):
+    empty = dataclasses.replace(dataset, train=sp.csr_matrix((dataset.n_users, dataset.n_items), dtype=np.float32))
+    with pytest.raises(ValueError, match="no training interactions"):
+        assign_recids(empty, GraphRQVAEConfig(**TINY), progress=False)
+    with pytest.raises(TypeError, match="GraphRQVAEConfig"):
+        assign_recids(dataset, {"dim": 8}, progress=False)
+
+
+# ---------------------------------------------------------------------- alternatives on the same pipeline
+def test_hkmeans_and_id_without_graph_runs(run, dataset):
+    hk = assign_hkmeans(run, dataset)
+    assert hk.method == "hkmeans" and torch.equal(hk.item_emb, run.item_emb)
+    assert int(hk.semantic.max()) < 8 and torch.equal(hk.table.item_of(hk.codes), torch.arange(dataset.n_items))
+    assert hk.stats["method"] == "hkmeans" and "usage_l1" in hk.stats
+    cfg = GraphRQVAEConfig(**TINY)
+    wo = assign_id_without_graph(dataset, cfg, base_run=run)
+    assert wo.method == "id_wo_graph" and torch.equal(wo.user_emb, run.user_emb)
+    assert int(wo.semantic.max()) < 8 and np.isfinite(wo.stats["recon_error"])
+    alone = assign_id_without_graph(dataset, cfg)
+    assert alone.user_emb.shape == (dataset.n_users, cfg.rq_latent_dim)
+    assert torch.equal(alone.semantic, wo.semantic)
+    no_feat = without_features(dataset)
+    with pytest.raises(ValueError, match="no item features"):
+        assign_id_without_graph(no_feat, cfg)
