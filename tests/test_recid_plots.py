@@ -1,0 +1,204 @@
+"""Collision-analysis figures and the Rec-ID explorer on tiny synthetic data (CPU, seconds)."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from mmgrec_lib import recid_plots as rp
+from mmgrec_lib.graph_rqvae import RecIDRun, build_recids
+
+from conftest import make_tiny_dataset
+
+L = 8          # codebook size
+LEVELS = 3
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return make_tiny_dataset()
+
+
+def make_run(dataset, seed: int = 0, collision: str = "popularity", method: str = "graph_rqvae") -> RecIDRun:
+    """A RecIDRun with random embeddings and random (collision-prone) semantic codes."""
+    rng = np.random.default_rng(seed)
+    n = dataset.n_items
+    sem = np.stack([rng.integers(0, 4, n), rng.integers(0, 3, n), rng.integers(0, L, n)], axis=1)
+    sem, table, stats = build_recids(sem, dataset.item_popularity(), collision, L, seed,
+                                     {"codebook_size": L, "seed": seed}, 0.5, {"dataset": dataset.name})
+    return RecIDRun(torch.randn(dataset.n_users, 8), torch.randn(n, 8), sem, table,
+                    {"method": method, **stats}, [], {"codebook_size": L, "seed": seed, "collision": collision},
+                    method)
+
+
+@pytest.fixture(scope="module")
+def runs(dataset):
+    base = make_run(dataset, 0)
+    return {"graph_rqvae+popularity": base,
+            "graph_rqvae+random": base.with_codes(base.semantic, dataset.item_popularity(), "random",
+                                                  method="graph_rqvae"),
+            "hkmeans+popularity": make_run(dataset, 1, method="hkmeans")}
+
+
+def _sems(runs):
+    return {k: r.semantic for k, r in runs.items() if "random" not in k}
+
+
+# ---------------------------------------------------------------------- tables and helpers
+def test_stats_table_rows_and_columns(runs):
+    df = rp.stats_table(runs)
+    assert df["method"].tolist() == list(runs)
+    assert {"usage_l1", "perplexity_l3", "unique_semantic_frac", "max_last_token"} <= set(df.columns)
+    assert all(c in rp.STATS_COLUMNS for c in df.columns)
+    assert all(rp.all_unique(r.codes) for r in runs.values())
+    assert not rp.all_unique(runs["graph_rqvae+popularity"].semantic)       # the random codes collide
+
+
+def test_prefix_groups_and_items(runs, dataset):
+    sem = runs["graph_rqvae+popularity"].semantic.numpy()
+    g = rp.prefix_groups(sem, depth=1, min_size=1)
+    assert g["size"].sum() == dataset.n_items
+    assert g["size"].is_monotonic_decreasing
+    top = g.iloc[0]
+    items = rp.items_under_prefix(sem, top["prefix"], dataset.item_popularity())
+    assert len(items) == top["size"] and (sem[items, 0] == top["prefix"][0]).all()
+    pops = dataset.item_popularity()[items]
+    assert (np.diff(pops) <= 0).all()                                        # most popular first
+    full = rp.prefix_groups(sem, min_size=2)
+    assert (full["size"] >= 2).all() and full["label"].str.count("-").eq(LEVELS - 1).all()
+    with pytest.raises(ValueError, match="depth"):
+        rp.prefix_groups(sem, depth=LEVELS + 1)
+
+
+def test_prefix_examples(runs, dataset):
+    df = rp.prefix_examples(runs["graph_rqvae+popularity"], dataset, n_groups=2, max_items=3)
+    assert list(df.columns) == ["prefix", "group_size", "item", "title", "train_pop", "rec_id"]
+    assert df["prefix"].nunique() == 2 and df.groupby("prefix").size().max() <= 3
+    assert all(len(r) == LEVELS + 1 for r in df["rec_id"])
+
+
+# ---------------------------------------------------------------------- figures
+def test_code_usage_bars(runs):
+    sems = _sems(runs)
+    fig = rp.code_usage_bars(sems, L)
+    assert isinstance(fig, plt.Figure)
+    assert len(fig.axes) == len(sems) * LEVELS
+    assert all(len(ax.patches) == L for ax in fig.axes)                     # one bar per code
+    single = rp.code_usage_bars(runs["graph_rqvae+popularity"].semantic, L)
+    assert len(single.axes) == LEVELS
+
+
+def test_prefix_heatmap(runs):
+    sems = _sems(runs)
+    fig = rp.prefix_heatmap(sems, L)
+    assert len(fig.axes) == len(sems) + 1                                   # panels + colour bar
+    assert sum(len(ax.images) for ax in fig.axes) == len(sems)
+    with pytest.raises(ValueError, match="levels"):
+        rp.prefix_heatmap(sems, L, levels=(0, LEVELS))
+
+
+def test_method_comparison(runs):
+    table = rp.stats_table(runs)
+    fig = rp.method_comparison(table)
+    assert len(fig.axes) == 3
+    assert len(fig.axes[0].patches) == len(runs) * LEVELS                    # usage: methods x levels
+    assert len(fig.axes[2].patches) == len(runs) * 2
+
+
+def test_group_size_histogram(runs):
+    sems = _sems(runs)
+    fig = rp.group_size_histogram(sems)
+    assert len(fig.axes) == 2
+    assert len(fig.axes[0].patches) == len(sems) * len(rp.SIZE_BINS)
+    heights = [p.get_height() for p in fig.axes[0].patches[:len(rp.SIZE_BINS)]]
+    assert sum(heights) == pytest.approx(1.0)                               # item shares sum to one
+
+
+def test_last_token_popularity(runs, dataset):
+    codes = {k: r.codes for k, r in runs.items()}
+    fig = rp.last_token_popularity(codes, dataset.item_popularity(), min_items=1)
+    assert len(fig.axes) == 1 and len(fig.axes[0].lines) == len(codes)
+    pop_line = fig.axes[0].lines[0].get_ydata()
+    assert pop_line[0] >= pop_line[-1]                                      # popularity token 0 is the top item
+    with pytest.raises(ValueError, match="popularity"):
+        rp.last_token_popularity(codes, dataset.item_popularity()[:-1])
+
+
+def test_umap_by_code(runs, dataset):
+    run = runs["graph_rqvae+popularity"]
+    coords = rp.umap_coords(run.item_emb, seed=0, n_neighbors=10)
+    assert coords.shape == (dataset.n_items, 2) and np.isfinite(coords).all()
+    again = rp.umap_coords(run.item_emb, seed=0, n_neighbors=10)
+    np.testing.assert_allclose(coords, again)                               # seeded, n_jobs=1
+    fig = rp.umap_by_code(coords, _sems(runs), L, annotate=3)
+    assert len(fig.axes) == 2
+    assert all(len(ax.collections) == 1 and len(ax.texts) == 3 for ax in fig.axes)
+    with pytest.raises(ValueError, match="coords"):
+        rp.umap_by_code(coords[:, :1], run.semantic, L)
+
+
+@pytest.fixture
+def poster_dataset(dataset, tmp_path):
+    """The tiny dataset with posters for items 0 and 2, a missing file for 1, no entry for the others."""
+    import dataclasses
+
+    paths = [None] * dataset.n_items
+    for i, color in ((0, "red"), (2, "blue")):
+        p = tmp_path / f"{i}.jpg"
+        Image.new("RGB", (60, 90), color).save(p)
+        paths[i] = str(p)
+    paths[1] = str(tmp_path / "missing.jpg")
+    meta = pd.DataFrame({"title": [f"Movie {i} (1999)" for i in range(dataset.n_items)], "poster_path": paths})
+    return dataclasses.replace(dataset, item_meta=meta, item_titles=meta["title"].tolist())
+
+
+def test_poster_grid_handles_missing_posters(poster_dataset):
+    paths = rp.poster_paths(poster_dataset)
+    assert paths[0] and paths[2] and paths[1] is None and paths[3] is None
+    fig = rp.poster_grid(poster_dataset, {"0-1-2": [0, 1, 2, 3], "5-5-5": [4]}, per_row=4)
+    assert len(fig.axes) == 2 * 4
+    assert sum(len(ax.images) for ax in fig.axes) == 2                      # only items 0 and 2 have posters
+    no_poster = [ax for ax in fig.axes if any(t.get_text() == "no poster" for t in ax.texts)]
+    assert len(no_poster) == 3                                              # items 1, 3 and 4
+    assert fig.axes[0].get_title().startswith("Movie 0")
+
+
+def test_poster_grid_without_meta(dataset):
+    fig = rp.poster_grid(dataset, {"a": [0, 1]}, per_row=3)                  # item_meta is None
+    assert len(fig.axes) == 3 and sum(len(ax.images) for ax in fig.axes) == 0
+    assert rp.load_thumbnail(None) is None
+
+
+# ---------------------------------------------------------------------- explorer
+def test_explorer_builds_without_display(runs, poster_dataset, capsys):
+    widgets = pytest.importorskip("ipywidgets")
+    from mmgrec_lib.widgets import prefix_items_frame, recid_explorer
+
+    run = runs["graph_rqvae+popularity"]
+    box = recid_explorer(run, poster_dataset, max_items=5)
+    assert isinstance(box, widgets.VBox)
+    assert capsys.readouterr().out == ""                                    # nothing displayed or printed
+    controls, summary, table, image = box.children
+    level, prefix = controls.children
+    assert level.value == 1 and prefix.value is not None and len(prefix.value) == 1
+    assert "<table" in table.value
+    level.value = LEVELS                                                    # full semantic prefixes
+    assert len(prefix.value) == LEVELS
+    df = prefix_items_frame(run, poster_dataset, prefix.value)
+    assert len(df) >= 1 and all(r[:LEVELS] == prefix.value for r in df["rec_id"])
+    assert df["title"].iloc[0] in table.value
+    plain = recid_explorer(run, make_tiny_dataset(), posters=True)          # no posters: image hidden
+    assert plain.children[3].layout.display == "none"
