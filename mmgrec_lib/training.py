@@ -7,6 +7,7 @@ checkpointed, so a run interrupted after epoch *e* and resumed gives exactly the
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from dataclasses import dataclass
@@ -31,6 +32,9 @@ class LoopConfig:
         checkpoint: path of the resumable checkpoint (``None``: no checkpointing).
         resume: continue from ``checkpoint`` when it exists.
         progress: show a tqdm bar.
+        cpu_threads: torch CPU threads while training (restored afterwards). The default ``1`` makes a run
+            bitwise reproducible on CPU: with several threads some float reductions change order from run
+            to run, and tiny differences flip argmin code assignments. ``None`` keeps torch's setting.
     """
 
     epochs: int = 100
@@ -40,6 +44,7 @@ class LoopConfig:
     checkpoint: str | Path | None = None
     resume: bool = True
     progress: bool = True
+    cpu_threads: int | None = 1
 
     def __post_init__(self) -> None:
         if self.epochs < 0 or self.patience < 0 or self.eval_every < 1:
@@ -54,6 +59,20 @@ class FitResult:
     best_score: float
     stopped_early: bool
     resumed_from: int            # epochs already done when this call started (0 = fresh run)
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int | None):
+    """Temporarily set ``torch.set_num_threads(n)`` (no-op for ``None``)."""
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def fit(
@@ -71,6 +90,11 @@ def fit(
 
     ``extra_state``/``load_extra_state`` let a trainer checkpoint additional objects (e.g. a scheduler).
     """
+    with cpu_threads(config.cpu_threads):
+        return _fit(model, optimizer, train_epoch, validate, config, generator, desc, extra_state, load_extra_state)
+
+
+def _fit(model, optimizer, train_epoch, validate, config, generator, desc, extra_state, load_extra_state) -> FitResult:
     ckpt = Path(config.checkpoint) if config.checkpoint else None
     history: list[dict] = []
     start, best_score, best_epoch, bad = 0, -math.inf, -1, 0
