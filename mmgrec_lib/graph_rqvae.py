@@ -29,12 +29,14 @@ Pipeline of :func:`assign_recids`:
      :math:`\mathbf{h}_u\mathbf{h}_i^\top` restores the best joint state (graph and RQ-VAE together, so codes
      and representations stay consistent). Then ``rq_epochs`` RQ-only epochs on the frozen best
      representations polish the codebooks (0 disables).
-     *Gradient flow:* with ``rq_grad_to_graph=True`` the RQ-VAE step also updates the graph model (eq. 10
-     read as one objective). Default ``False``: the RQ-VAE step sees ``sg(h_i)``. On TikTok the joint
-     gradient cost Recall@10 without improving the codes (see the report of the sanity run in
-     ``GraphRQVAEConfig``): the reconstruction term rewards shrinking and flattening :math:`\mathbf{h}_i`
-     (their sum of squares is the easiest thing to reduce), which fights BPR, whereas the codebooks track
-     the moving representations fine with k-means init and dead-code re-seeding.
+     *Gradient flow:* with ``rq_grad_to_graph=True`` (default) the RQ-VAE step back-propagates into the graph
+     model as well (eq. 10 read as one objective whose two terms take turns); with ``False`` it sees
+     ``sg(h_i)`` from the preceding BPR forward (no second graph forward). Measured on TikTok (L = 64, seed 0,
+     see ``GraphRQVAEConfig``): the joint gradient *helped* the CF signal, validation Recall@10 0.060 (best
+     epoch 17) against 0.048 (best epoch 2, the same as BPR alone), acting as a regulariser that pulls item
+     representations towards a quantisable cluster structure and delays the over-fitting BPR shows on this
+     sparse data; the price is a less uniform code distribution (perplexity 37/50/41 against 56/55/57 of 64,
+     70% against 89% of items alone on their semantic ID), with every code still in use. Not harmful, so on.
    * ``"two_stage"`` (the authors' code): BPR alone with early stopping on validation Recall@10, then the
      RQ-VAE for ``rq_epochs`` epochs on the frozen representations.
 
@@ -127,7 +129,7 @@ class GraphRQVAEConfig:
     patience: int = 10
     eval_every: int = 1
     schedule: str = "alternate"
-    rq_grad_to_graph: bool = False
+    rq_grad_to_graph: bool = True
     kmeans_init: bool = True
     reseed_dead: bool = True
     collision: str = "popularity"
@@ -562,21 +564,21 @@ class _Trainer:
 
     def rq_phase(self, generator: torch.Generator, checkpoint: Path | None, progress: bool,
                  history: list[dict]) -> None:
-        """Train only the RQ-VAE on frozen representations for ``rq_epochs`` (keeps the best full-data loss)."""
+        """Train only the RQ-VAE on frozen representations for ``rq_epochs`` (keeps the best full-data loss).
+
+        The optimiser is the joint one: after ``alternate`` the RQ-VAE's Adam moments carry over (a fresh Adam
+        takes ``lr``-sized first steps that, at these small losses, knock the codebooks about for dozens of
+        epochs); the graph parameters get no gradient here, so Adam leaves them alone.
+        """
         if self.cfg.rq_epochs == 0:
             return
         self.model.eval()
         with torch.no_grad():
-            self.frozen_items = self.embed()[1].detach()
-        opt_rq = torch.optim.Adam(self.model.rqvae.parameters(), lr=self.cfg.rq_lr)
-        saved, self.opt = self.opt, opt_rq
-        try:
-            res = fit(self.model.rqvae, opt_rq, self.epoch_rq, self.validate_rq,
-                      LoopConfig(epochs=self.cfg.rq_epochs, patience=0, eval_every=1, monitor="neg_rq_loss",
-                                 checkpoint=checkpoint, progress=progress),
-                      generator, desc="RQ-VAE")
-        finally:
-            self.opt = saved
+            self.frozen_items = self.embed()[1].detach()                     # (I, D) sg(h_i)
+        res = fit(self.model.rqvae, self.opt, self.epoch_rq, self.validate_rq,
+                  LoopConfig(epochs=self.cfg.rq_epochs, patience=0, eval_every=1, monitor="neg_rq_loss",
+                             checkpoint=checkpoint, progress=progress),
+                  generator, desc="RQ-VAE")
         history.extend({"phase": "rq", **row} for row in res.history)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_tiny_dataset
+from _fixtures import make_tiny_dataset
 from mmgrec_lib.baselines import (LightGCN, MF, MostPop, Recommender, VBPR, VBPRConfig, content_features)
 from mmgrec_lib.evaluation import evaluate
 from mmgrec_lib.training import LoopConfig

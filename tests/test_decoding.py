@@ -6,7 +6,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from conftest import make_tiny_dataset
+from _fixtures import make_tiny_dataset
 from mmgrec_lib.decoding import beam_exact_overlap, beam_search, exact_scores
 from mmgrec_lib.generator import MMGRecGenerator
 from mmgrec_lib.recid import RecIDTable, disambiguate

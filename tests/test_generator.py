@@ -9,7 +9,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from conftest import make_tiny_dataset
+from _fixtures import make_tiny_dataset
 from mmgrec_lib.generator import MMGRecGenerator, RelationAwareSelfAttention
 from mmgrec_lib.recid import RecIDTable, disambiguate
 

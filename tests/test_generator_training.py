@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_tiny_dataset
+from _fixtures import make_tiny_dataset
 from mmgrec_lib import generator_training as gt
 from mmgrec_lib.evaluation import EvalResult
 from mmgrec_lib.generator_training import GeneratorConfig, evaluate_generator, train_generator, training_pairs

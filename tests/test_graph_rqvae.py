@@ -14,7 +14,7 @@ from mmgrec_lib.graph_rqvae import (GraphEncoder, GraphRQVAEConfig, RecIDRun, as
 from mmgrec_lib.recid import RecIDTable
 from mmgrec_lib.recid_alternatives import assign_hkmeans, assign_id_without_graph
 
-from conftest import make_tiny_dataset
+from _fixtures import make_tiny_dataset
 
 TINY = dict(dim=8, n_layers=2, codebook_size=8, batch_size=256, epochs=3, rq_epochs=5, patience=0,
             rq_hidden_dim=16, rq_latent_dim=4, device="cpu", seed=0)
@@ -154,10 +154,20 @@ def test_two_stage_no_features_and_collision_modes():
     assert rnd.table is not None and torch.equal(rnd.table.item_of(rnd.codes), torch.arange(30))
 
 
-def test_rq_gradient_into_graph_option(dataset):
-    cfg = GraphRQVAEConfig(**{**TINY, "epochs": 1, "rq_epochs": 0, "rq_grad_to_graph": True})
+def test_rq_loss_reaches_the_graph_unless_stopped(dataset):
+    from mmgrec_lib.graph_rqvae import GraphRQVAE
+    feats, mask = item_feature_matrix(dataset)
+    adj = mean_adjacency(dataset.train_edge_index(), dataset.n_users, dataset.n_items)
+    model = GraphRQVAE(dataset.n_users, dataset.n_items, feats.shape[1], GraphRQVAEConfig(**TINY))
+    _, h_i = model(adj, feats, mask)
+    model.rq_loss(h_i).loss.backward()                            # eq. 10 jointly: gradient into W, W1, W2
+    assert model.graph.proj.weight.grad.abs().sum() > 0 and model.graph.convs[0].lin_l.weight.grad is not None
+    model.zero_grad(set_to_none=True)
+    model.rq_loss(h_i.detach()).loss.backward()                   # sg(h_i): RQ-VAE only
+    assert model.graph.proj.weight.grad is None and model.rqvae.encoder[0].weight.grad is not None
+    cfg = GraphRQVAEConfig(**{**TINY, "epochs": 1, "rq_epochs": 0, "rq_grad_to_graph": False})
     run = assign_recids(dataset, cfg, progress=False)
-    assert run.semantic.shape == (dataset.n_items, 3) and run.config["rq_grad_to_graph"] is True
+    assert run.semantic.shape == (dataset.n_items, 3) and run.config["rq_grad_to_graph"] is False
 
 
 def test_errors_on_bad_dataset(dataset):

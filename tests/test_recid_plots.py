@@ -15,7 +15,7 @@ from PIL import Image
 from mmgrec_lib import recid_plots as rp
 from mmgrec_lib.graph_rqvae import RecIDRun, build_recids
 
-from conftest import make_tiny_dataset
+from _fixtures import make_tiny_dataset
 
 L = 8          # codebook size
 LEVELS = 3

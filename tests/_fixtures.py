@@ -1,0 +1,31 @@
+"""Tiny synthetic datasets built inside the tests (imported by conftest.py and by test modules).
+
+Kept out of conftest.py on purpose: notebooks/ has a conftest.py too, and two modules named ``conftest``
+cannot both be imported by name when pytest collects tests/ and notebooks/ in one run.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from mmgrec_lib.data.dataset import RecDataset, random_split
+
+
+def make_tiny_dataset(n_users: int = 40, n_items: int = 60, per_user: int = 12, seed: int = 0,
+                      dims: dict | None = None) -> RecDataset:
+    """A small random dataset with two clustered modalities; every user has ``per_user`` items."""
+    rng = np.random.default_rng(seed)
+    clusters = rng.integers(0, 4, n_items)
+    users = np.repeat(np.arange(n_users), per_user)
+    items = np.concatenate([
+        rng.choice(np.nonzero(clusters == u % 4)[0].tolist() + rng.choice(n_items, 3).tolist(),
+                   per_user, replace=True) for u in range(n_users)])
+    pairs = np.unique(users * n_items + items)
+    tr, va, te = random_split(pairs // n_items, pairs % n_items, seed=seed)
+    dims = dims or {"visual": 8, "textual": 6}
+    centers = {m: rng.normal(size=(4, d)) for m, d in dims.items()}
+    feats = {m: (centers[m][clusters] + 0.1 * rng.normal(size=(n_items, d))).astype(np.float32)
+             for m, d in dims.items()}
+    ds = RecDataset.from_splits("tiny", n_users, n_items, tr, va, te, features=feats, source="tiny fixture")
+    ds.item_meta = None
+    ds.info["clusters"] = clusters
+    return ds
