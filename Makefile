@@ -5,6 +5,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PROFILE ?= full
 ONLY   ?=
+# The default dataset; DATASET=all runs every dataset listed in the notebooks' profiles.
+DATASET ?= ml100k
 
 # Point the workbench at the shared datasets when they sit beside the checkout.
 ifeq ($(origin MMGREC_DATA), undefined)
@@ -26,7 +28,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 reports: venv
-	$(BIN)/mmgrec reports --profile $(PROFILE) $(if $(ONLY),--only $(ONLY),)
+	$(BIN)/mmgrec reports --profile $(PROFILE) $(if $(ONLY),--only $(ONLY),) $(if $(filter-out all,$(DATASET)),--dataset $(DATASET),)
 
 test: venv
 	$(BIN)/python -m pytest -q tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
