@@ -140,26 +140,30 @@ class VBPR(BPRRecommender):
             self.beta_item.zero_()
             self.beta_feat.zero_()
 
-    def _item_terms(self, items: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(gamma_i (N, D), content embedding E f_i (N, D'), bias beta_i + beta'.f_i (N,)) for ``items`` (all if None)."""
+    def _content(self, items: torch.Tensor | None = None) -> torch.Tensor:
+        """``[E f_i, beta'.f_i]`` for ``items`` (all items when ``None``): ``(N, D' + 1)``."""
+        proj = torch.cat([self.E, self.beta_feat.unsqueeze(0)], 0)              # (D'+1, F)
         f = self.item_features if items is None else self.item_features[items]  # (N, F)
-        g = self.gamma_item if items is None else self.gamma_item[items]        # (N, D)
-        b = self.beta_item if items is None else self.beta_item[items]          # (N,)
-        return g, f @ self.E.T, b + f @ self.beta_feat
+        return f @ proj.T                                                        # (N, D'+1)
 
     @torch.no_grad()
     def score(self, users: torch.Tensor) -> torch.Tensor:
         users = self._check_users(users)
-        g, c, b = self._item_terms()                                             # (I, D), (I, D'), (I,)
-        return self.gamma_user[users] @ g.T + self.theta_user[users] @ c.T + b   # (B, I)
+        c = self._content()                                                      # (I, D'+1)
+        return (self.gamma_user[users] @ self.gamma_item.T + self.theta_user[users] @ c[:, :-1].T
+                + self.beta_item + c[:, -1])                                     # (B, I)
 
     def bpr_loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        items = torch.cat([pos, neg])                                            # (2B,)
+        # projecting the whole catalogue once is cheaper than gathering 2B wide feature rows when I <= 2B
+        c = self._content()[items] if self.n_items <= len(items) else self._content(items)  # (2B, D'+1)
+        c_i, c_j = c.split(len(users))                                           # (B, D'+1) each
         g_u, t_u = self.gamma_user[users], self.theta_user[users]               # (B, D), (B, D')
-        g_i, c_i, b_i = self._item_terms(pos)
-        g_j, c_j, b_j = self._item_terms(neg)
-        y_ui = (g_u * g_i).sum(-1) + (t_u * c_i).sum(-1) + b_i                  # (B,)
-        y_uj = (g_u * g_j).sum(-1) + (t_u * c_j).sum(-1) + b_j                  # (B,)
+        g_i, g_j = self.gamma_item[pos], self.gamma_item[neg]                   # (B, D) each
+        b_i, b_j = self.beta_item[pos], self.beta_item[neg]                     # (B,) each
+        y_ui = (g_u * g_i).sum(-1) + (t_u * c_i[:, :-1]).sum(-1) + b_i + c_i[:, -1]  # (B,)
+        y_uj = (g_u * g_j).sum(-1) + (t_u * c_j[:, :-1]).sum(-1) + b_j + c_j[:, -1]  # (B,)
         reg = (g_u.square().sum() + t_u.square().sum() + g_i.square().sum() + g_j.square().sum()
-               + self.beta_item[pos].square().sum() + self.beta_item[neg].square().sum()) / len(users)
+               + b_i.square().sum() + b_j.square().sum()) / len(users)
         reg_content = self.E.square().sum() + self.beta_feat.square().sum()
         return -F.logsigmoid(y_ui - y_uj).mean() + self.config.reg * reg + self.config.reg_content * reg_content
