@@ -48,6 +48,16 @@ def dataset_key(dataset: RecDataset) -> dict:
             "seed": dataset.info.get("seed"), "modalities": dataset.modalities}
 
 
+def training_seconds(result: FitResult, wall: float) -> float:
+    """Training time of a run: this call's wall time for a fresh run; for a run (partly) loaded from its
+    checkpoint, the sum of the checkpointed per-epoch times (``nan`` when an old checkpoint lacks them)."""
+    if result.resumed_from == 0:
+        return wall
+    if not result.history or len(result.epoch_seconds) != len(result.history):
+        return float("nan")
+    return float(sum(result.epoch_seconds))
+
+
 def run_baselines(
     dataset: RecDataset,
     models: Iterable[str] = ("mostpop", "mf", "lightgcn", "vbpr"),
@@ -86,7 +96,7 @@ def run_baselines(
         cfg = dataclasses.replace(loop, checkpoint=ckpt)
         start = time.perf_counter()
         result = model.fit(dataset, cfg, torch.Generator().manual_seed(seed))
-        seconds = time.perf_counter() - start
+        seconds = training_seconds(result, time.perf_counter() - start)
         model.eval()
         test = evaluate(model.score, dataset, "test", ks=ks, name=name)
         runs[name] = ModelRun(name, model, result, test, seconds, ckpt)
@@ -160,7 +170,7 @@ def run_generator(dataset: RecDataset, recid_run, config, loop: LoopConfig | Non
     model, result = train_generator(dataset, recid_run.table, recid_run.user_emb, recid_run.item_emb, config,
                                     dataclasses.replace(loop, checkpoint=ckpt),
                                     torch.Generator().manual_seed(config.seed))
-    seconds = time.perf_counter() - start
+    seconds = training_seconds(result, time.perf_counter() - start)
     test = evaluate_generator(model, dataset, "test", ks=ks, beam_width=test_beam_width or config.beam_width,
                               name="mmgrec")
     return ModelRun("mmgrec", model, result, test, seconds, ckpt)

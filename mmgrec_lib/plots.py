@@ -49,13 +49,14 @@ def training_curves(histories: Mapping[str, Sequence[Mapping]], metric: str = "r
     """Validation ``metric`` (and the training loss when present) per epoch, one line per model."""
     fig, axes = plt.subplots(1, 2 if loss_key else 1, figsize=(11 if loss_key else 6, 3.6), squeeze=False)
     ax_m = axes[0, 0]
-    for name, hist in histories.items():
+    for idx, (name, hist) in enumerate(histories.items()):
         df = pd.DataFrame(list(hist))
+        color = f"C{idx % 10}"                      # one colour per model in both panels
         if metric in df:
             d = df.dropna(subset=[metric])
-            ax_m.plot(d["epoch"], d[metric], marker=".", label=name)
+            ax_m.plot(d["epoch"], d[metric], marker=".", label=name, color=color)
         if loss_key and loss_key in df:
-            axes[0, 1].plot(df["epoch"], df[loss_key], label=name)
+            axes[0, 1].plot(df["epoch"], df[loss_key], label=name, color=color)
     ax_m.set(xlabel="epoch", ylabel=f"validation {metric}", title=f"validation {metric}")
     ax_m.legend()
     if loss_key:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -59,6 +60,7 @@ class FitResult:
     best_score: float
     stopped_early: bool
     resumed_from: int            # epochs already done when this call started (0 = fresh run)
+    epoch_seconds: list[float] = field(default_factory=list)   # wall time per epoch, checkpointed with the run
 
 
 @contextlib.contextmanager
@@ -97,6 +99,7 @@ def fit(
 def _fit(model, optimizer, train_epoch, validate, config, generator, desc, extra_state, load_extra_state) -> FitResult:
     ckpt = Path(config.checkpoint) if config.checkpoint else None
     history: list[dict] = []
+    epoch_seconds: list[float] = []
     start, best_score, best_epoch, bad = 0, -math.inf, -1, 0
     best_state = copy.deepcopy(model.state_dict())
     resumed_from = 0
@@ -106,6 +109,7 @@ def _fit(model, optimizer, train_epoch, validate, config, generator, desc, extra
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
         history, start = state["history"], state["epoch"]
+        epoch_seconds = list(state.get("epoch_seconds", []))
         best_score, best_epoch, bad = state["best_score"], state["best_epoch"], state["bad"]
         best_state = state["best_model"]
         if load_extra_state is not None and "extra" in state:
@@ -115,13 +119,14 @@ def _fit(model, optimizer, train_epoch, validate, config, generator, desc, extra
         # shorter ``epochs`` budget is extended
         if state.get("stopped_early") or start >= config.epochs:
             model.load_state_dict(best_state)
-            return FitResult(history, best_epoch, best_score, state["stopped_early"], resumed_from)
+            return FitResult(history, best_epoch, best_score, state["stopped_early"], resumed_from, epoch_seconds)
 
     stopped_early = False
     bar = tqdm(range(start, config.epochs), desc=desc, disable=not config.progress, leave=False,
                initial=start, total=config.epochs)
     for epoch in bar:
         model.train()
+        t0 = time.perf_counter()
         row = {"epoch": epoch + 1, **{k: float(v) for k, v in train_epoch(epoch, generator).items()}}
         if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
             model.eval()
@@ -138,24 +143,25 @@ def _fit(model, optimizer, train_epoch, validate, config, generator, desc, extra
                 bad += 1
             bar.set_postfix({config.monitor: f"{score:.4f}", "best": f"{best_score:.4f}"})
             stopped_early = config.patience > 0 and bad >= config.patience
+        epoch_seconds.append(time.perf_counter() - t0)       # kept apart from the (deterministic) history
         history.append(row)
         if ckpt is not None:
-            _save(ckpt, model, optimizer, generator, history, epoch + 1, best_score, best_epoch, bad, best_state,
-                  extra_state, finished=stopped_early or epoch + 1 == config.epochs, stopped_early=stopped_early)
+            _save(ckpt, model, optimizer, generator, history, epoch_seconds, epoch + 1, best_score, best_epoch, bad,
+                  best_state, extra_state, finished=stopped_early or epoch + 1 == config.epochs, stopped_early=stopped_early)
         if stopped_early:
             break
     bar.close()
     if best_epoch < 0:  # never validated (epochs == 0): keep current weights
         best_state = copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
-    return FitResult(history, best_epoch, best_score, stopped_early, resumed_from)
+    return FitResult(history, best_epoch, best_score, stopped_early, resumed_from, epoch_seconds)
 
 
-def _save(path, model, optimizer, generator, history, epoch, best_score, best_epoch, bad, best_state,
+def _save(path, model, optimizer, generator, history, epoch_seconds, epoch, best_score, best_epoch, bad, best_state,
           extra_state, finished, stopped_early) -> None:
     state = {
         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
-        "history": history, "epoch": epoch, "best_score": best_score, "best_epoch": best_epoch, "bad": bad,
+        "history": history, "epoch_seconds": epoch_seconds, "epoch": epoch, "best_score": best_score, "best_epoch": best_epoch, "bad": bad,
         "best_model": best_state, "finished": finished, "stopped_early": stopped_early,
     }
     if extra_state is not None:

@@ -87,3 +87,16 @@ def test_real_notebooks_have_profiles():
         for profile in cli.PROFILES:
             for run in cli.load_profile(nb, profile):
                 assert set(run) <= set(params), (nb, run)
+
+
+def test_training_curves_use_one_colour_per_model():
+    import matplotlib
+    matplotlib.use("Agg")
+    from mmgrec_lib import plots
+
+    hist = {"pop": [{"epoch": 0, "recall@10": 0.1}],                       # no loss: must not shift colours
+            "mf": [{"epoch": 1, "loss": 1.0, "recall@10": 0.2}, {"epoch": 2, "loss": 0.5, "recall@10": 0.3}]}
+    fig = plots.training_curves(hist)
+    left = {l.get_label(): l.get_color() for l in fig.axes[0].get_lines()}
+    right = {l.get_label(): l.get_color() for l in fig.axes[1].get_lines()}
+    assert right["mf"] == left["mf"]
