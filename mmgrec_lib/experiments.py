@@ -41,6 +41,11 @@ def run_key(*parts) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
 
+def loop_key(loop: LoopConfig) -> dict:
+    """The loop settings that change a run's result (everything but the checkpoint path and progress bar)."""
+    return {k: v for k, v in dataclasses.asdict(loop).items() if k not in ("checkpoint", "progress")}
+
+
 def dataset_key(dataset: RecDataset) -> dict:
     """What identifies a dataset instance for caching: name, sizes, split sizes and split seed."""
     return {"name": dataset.name, "users": dataset.n_users, "items": dataset.n_items,
@@ -90,7 +95,7 @@ def run_baselines(
         ckpt = None
         if runs_dir is not None:
             key = run_key(dataset_key(dataset), name, dataclasses.asdict(model.config),
-                          {k: v for k, v in dataclasses.asdict(loop).items() if k not in ("checkpoint", "progress")},
+                          loop_key(loop),
                           seed)
             ckpt = Path(runs_dir) / f"{dataset.name}_{name}_{key}.pt"
         cfg = dataclasses.replace(loop, checkpoint=ckpt)
@@ -164,7 +169,7 @@ def run_generator(dataset: RecDataset, recid_run, config, loop: LoopConfig | Non
     ckpt = None
     if runs_dir is not None:
         key = run_key(dataset_key(dataset), recid_run.config, dataclasses.asdict(config),
-                      {k: v for k, v in dataclasses.asdict(loop).items() if k not in ("checkpoint", "progress")})
+                      loop_key(loop))
         ckpt = Path(runs_dir) / f"generator_{dataset.name}_{key}.pt"
     start = time.perf_counter()
     model, result = train_generator(dataset, recid_run.table, recid_run.user_emb, recid_run.item_emb, config,
