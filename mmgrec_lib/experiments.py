@@ -179,3 +179,27 @@ def run_generator(dataset: RecDataset, recid_run, config, loop: LoopConfig | Non
     test = evaluate_generator(model, dataset, "test", ks=ks, beam_width=test_beam_width or config.beam_width,
                               name="mmgrec")
     return ModelRun("mmgrec", model, result, test, seconds, ckpt)
+
+
+def run_generator_variants(dataset: RecDataset, recid_run, base, variants: Mapping[str, Mapping],
+                           loop: LoopConfig | None = None, runs_dir: str | Path | None = None,
+                           ks: tuple[int, ...] = (10, 20)) -> dict[str, ModelRun]:
+    """Train (or reuse) one generator per variant of ``base`` and test each: what-was-tried studies.
+
+    ``variants`` maps a name to the fields it changes: :class:`GeneratorConfig` fields and/or
+    :class:`LoopConfig` fields (e.g. ``{"targets_per_input": 1, "epochs": 4}``); ``{}`` is ``base`` itself.
+    Each run is checkpointed and reused exactly as :func:`run_generator` does.
+    """
+    from .generator_training import GeneratorConfig
+    from .utils import check_unknown
+
+    loop = loop or LoopConfig()
+    gen_fields = {f.name for f in dataclasses.fields(GeneratorConfig)}
+    loop_fields = {f.name for f in dataclasses.fields(LoopConfig)} - {"checkpoint"}
+    runs = {}
+    for name, changes in variants.items():
+        check_unknown(changes, sorted(gen_fields | loop_fields), f"generator variant {name!r}")
+        config = dataclasses.replace(base, **{k: v for k, v in changes.items() if k in gen_fields})
+        vloop = dataclasses.replace(loop, **{k: v for k, v in changes.items() if k not in gen_fields})
+        runs[name] = run_generator(dataset, recid_run, config, vloop, runs_dir=runs_dir, ks=ks)
+    return runs

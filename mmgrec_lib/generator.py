@@ -116,9 +116,9 @@ class EncoderLayer(nn.Module):
     """(Relation-aware) self-attention + feed-forward; residual then LayerNorm around each sublayer."""
 
     def __init__(self, d_model: int, n_heads: int, dim_feedforward: int, dropout: float,
-                 d_user: int | None) -> None:
+                 d_user: int | None, attn_dropout: float = 0.0) -> None:
         super().__init__()
-        self.attn = RelationAwareSelfAttention(d_model, n_heads, d_user, dropout)
+        self.attn = RelationAwareSelfAttention(d_model, n_heads, d_user, attn_dropout)
         self.ff = nn.Sequential(nn.Linear(d_model, dim_feedforward), nn.ReLU(), nn.Dropout(dropout),
                                 nn.Linear(dim_feedforward, d_model))
         self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
@@ -141,7 +141,10 @@ class MMGRecGenerator(nn.Module):
             from recommendations.
         d_model, n_layers, n_heads: Transformer size (encoder and decoder both get ``n_layers``).
         dim_feedforward: FFN width (default ``4 * d_model``).
-        dropout: dropout everywhere (inputs, attention, FFN, residuals).
+        dropout: dropout on inputs, FFN and residual branches.
+        attn_dropout: dropout on the attention weights (encoder and decoder). Default 0: on CPU, PyTorch's
+            fused attention kernel has no dropout, so any value here takes a slower path (about 35% more
+            time per epoch on ml100k at N = 50).
         max_len: ``N``, the number of input items (a random subset when a user has more).
         attention: ``"relation"`` (eq. 14-19, no positional encoding), ``"sinusoidal"`` (standard attention
             + sinusoidal PE) or ``"none"`` (standard attention, no PE).
@@ -156,7 +159,8 @@ class MMGRecGenerator(nn.Module):
 
     def __init__(self, table: RecIDTable, user_repr: torch.Tensor, item_repr: torch.Tensor,
                  history: sp.spmatrix, *, d_model: int = 64, n_layers: int = 2, n_heads: int = 4,
-                 dim_feedforward: int | None = None, dropout: float = 0.1, max_len: int = 50,
+                 dim_feedforward: int | None = None, dropout: float = 0.1, attn_dropout: float = 0.0,
+                 max_len: int = 50,
                  attention: str = "relation", item_embedding: str = "graph", finetune_item_emb: bool = False,
                  inference_seed: int = 0) -> None:
         super().__init__()
@@ -169,8 +173,8 @@ class MMGRecGenerator(nn.Module):
                              f"n_heads={n_heads}, n_layers={n_layers}")
         if max_len < 1:
             raise ValueError(f"max_len must be >= 1, got {max_len}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if not (0.0 <= dropout < 1.0 and 0.0 <= attn_dropout < 1.0):
+            raise ValueError(f"dropout and attn_dropout must be in [0, 1), got {dropout} and {attn_dropout}")
         I, M = table.n_items, table.n_levels
         user_repr = _check_repr(user_repr, None, "user_repr")
         item_repr = _check_repr(item_repr, I, "item_repr")
@@ -184,7 +188,8 @@ class MMGRecGenerator(nn.Module):
         self.d_model, self.max_len, self.inference_seed = d_model, max_len, int(inference_seed)
         self.attention, self.item_embedding = attention, item_embedding
         self.hparams = dict(d_model=d_model, n_layers=n_layers, n_heads=n_heads,
-                            dim_feedforward=dim_feedforward or 4 * d_model, dropout=dropout, max_len=max_len,
+                            dim_feedforward=dim_feedforward or 4 * d_model, dropout=dropout, attn_dropout=attn_dropout,
+                            max_len=max_len,
                             attention=attention, item_embedding=item_embedding,
                             finetune_item_emb=finetune_item_emb, inference_seed=inference_seed)
         dff = dim_feedforward or 4 * d_model
@@ -225,7 +230,8 @@ class MMGRecGenerator(nn.Module):
         self.input_drop = nn.Dropout(dropout)
         self.register_buffer("enc_pe", sinusoidal_positions(max_len, d_model), persistent=False)  # (N, D)
         d_user = user_repr.shape[1] if attention == "relation" else None
-        self.encoder = nn.ModuleList(EncoderLayer(d_model, n_heads, dff, dropout, d_user) for _ in range(n_layers))
+        self.encoder = nn.ModuleList(EncoderLayer(d_model, n_heads, dff, dropout, d_user, attn_dropout)
+                                     for _ in range(n_layers))
 
         # ---- decoder over Rec-ID tokens
         self.token_emb = nn.Embedding(n_tok + 2, d_model, padding_idx=self.pad_token)          # levels + BOS + PAD
@@ -233,6 +239,8 @@ class MMGRecGenerator(nn.Module):
         self.dec_drop = nn.Dropout(dropout)
         self.decoder = nn.ModuleList(
             nn.TransformerDecoderLayer(d_model, n_heads, dff, dropout, batch_first=True) for _ in range(n_layers))
+        for layer in self.decoder:                     # attention-weight dropout separately from the rest
+            layer.self_attn.dropout = layer.multihead_attn.dropout = attn_dropout
         self.head = nn.Linear(d_model, n_tok)                                                  # all level tokens
         self.register_buffer("causal", torch.triu(torch.ones(M, M, dtype=torch.bool), 1), persistent=False)
 
@@ -290,6 +298,8 @@ class MMGRecGenerator(nn.Module):
                        generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Item ids ``(B, n)`` (``n <= max_len``; PAD id = ``n_items``) and padding mask ``(B, n)``.
 
+        ``exclude_items``: ``(B,)`` or ``(B, T)`` (``-1`` = none) items left out of each user's input.
+
         Vectorised over the batch: gather CSR rows into ``(B, L)``, mask the target, rank random keys to keep
         ``max_len`` items, then a stable sort moves the kept items to the front in CSR order.
         """
@@ -301,8 +311,9 @@ class MMGRecGenerator(nn.Module):
         keep = col[None, :] < count[:, None]                                        # (B, L)
         idx = (start[:, None] + col).clamp(max=max(self.hist_indices.numel() - 1, 0))
         ids = self.hist_indices[idx] if self.hist_indices.numel() else torch.zeros_like(idx)  # (B, L)
-        if exclude_items is not None:
-            keep &= ids != exclude_items[:, None]                                   # leave the target out
+        if exclude_items is not None:                                               # leave the target(s) out
+            excl = exclude_items[:, None] if exclude_items.dim() == 1 else exclude_items   # (B, T)
+            keep &= (ids[:, :, None] != excl[:, None, :]).all(-1)
         if B and int(keep.sum(1).max()) > self.max_len:                             # subset of max_len items
             if generator is not None:
                 keys = torch.rand(B, L, generator=generator, dtype=torch.float64).to(dev)
@@ -376,28 +387,39 @@ class MMGRecGenerator(nn.Module):
 
     def forward(self, users: torch.Tensor, items: torch.Tensor,
                 generator: torch.Generator | None = None) -> torch.Tensor:
-        """Teacher-forced logits for the pairs (users[b], items[b]), the item left out of the input.
+        """Teacher-forced logits for training pairs, the target item(s) left out of the encoder input.
 
-        Returns ``(B, M, Cmax)``: row ``l`` holds level ``l``'s logits in columns ``[0, card_l)`` and
-        ``-inf`` beyond.
+        ``items (B,)``: one target per user row (the paper's sample ``(u, i)``); returns ``(B, M, Cmax)``.
+        ``items (B, T)``: ``T`` targets (``-1`` = none) that share one encoder input from which *all* of them
+        are left out, decoded side by side against one encoder pass (see :meth:`decode`); returns
+        ``(B, T, M, Cmax)``. Row ``l`` holds level ``l``'s logits in columns ``[0, card_l)``, ``-inf`` beyond.
         """
-        users, items = self.check_users(users), self.check_items(items)
-        if users.shape != items.shape:
-            raise ValueError(f"users {tuple(users.shape)} and items {tuple(items.shape)} must have the same shape")
-        codes = self.codes[items]                                                   # (B, M)
-        memory, pad = self.encode(users, exclude_items=items, generator=generator)  # (B, n, D), (B, n)
-        h = self.decode(memory, pad, codes[:, :-1])                                 # (B, M, D)
-        full = self.head(h)                                                         # (B, M, V)
-        B = full.shape[0]
-        logits = full.gather(2, self.level_index.expand(B, -1, -1))                 # (B, M, Cmax)
-        return logits.masked_fill(self.level_pad, float("-inf"))
+        users = self.check_users(users)
+        items = torch.as_tensor(items, dtype=torch.long).to(self.device)
+        single = items.dim() == 1
+        targets = items[:, None] if single else items                               # (B, T)
+        if targets.dim() != 2 or targets.shape[0] != users.shape[0]:
+            raise ValueError(f"items must be (B,) or (B, T) with B = {users.shape[0]} users; "
+                             f"got shape {tuple(items.shape)}")
+        self.check_items(targets[targets >= 0] if not single else targets)
+        codes = self.codes[targets.clamp(min=0)]                                    # (B, T, M)
+        memory, pad = self.encode(users, exclude_items=targets, generator=generator)  # (B, n, D), (B, n)
+        h = self.decode(memory, pad, codes[..., :-1])                               # (B, T, M, D)
+        full = self.head(h)                                                         # (B, T, M, V)
+        B, T = targets.shape
+        logits = full.gather(3, self.level_index.expand(B, T, -1, -1))              # (B, T, M, Cmax)
+        logits = logits.masked_fill(self.level_pad, float("-inf"))
+        return logits[:, 0] if single else logits
 
     def loss(self, users: torch.Tensor, items: torch.Tensor, generator: torch.Generator | None = None,
              label_smoothing: float = 0.0) -> torch.Tensor:
-        """Mean cross-entropy over the ``M`` Rec-ID tokens of each (user, item) pair (each level's softmax
-        runs over that level's range)."""
-        logits = self(users, items, generator)                                      # (B, M, Cmax)
-        codes = self.codes[self.check_items(items)]                                 # (B, M)
+        """Mean cross-entropy over the ``M`` Rec-ID tokens of each target (each level's softmax runs over
+        that level's range). ``items``: ``(B,)`` or ``(B, T)`` with ``-1`` padding, as in :meth:`forward`."""
+        logits = self(users, items, generator)                                      # (B, [T,] M, Cmax)
+        items = torch.as_tensor(items, dtype=torch.long).to(self.device).reshape(-1)
+        valid = items >= 0                                                          # (B*T,)
+        logits = logits.reshape(-1, self.n_levels, logits.shape[-1])[valid]         # (P, M, Cmax)
+        codes = self.codes[items[valid]]                                            # (P, M)
         total = logits.new_zeros(())
         for lvl, card in enumerate(self.cardinalities):
             total = total + F.cross_entropy(logits[:, lvl, :card], codes[:, lvl], label_smoothing=label_smoothing)

@@ -45,22 +45,33 @@ def modality_coverage(dataset: RecDataset) -> plt.Figure:
 
 
 def training_curves(histories: Mapping[str, Sequence[Mapping]], metric: str = "recall@10",
-                    loss_key: str | None = "loss") -> plt.Figure:
-    """Validation ``metric`` (and the training loss when present) per epoch, one line per model."""
+                    loss_key: str | None = "loss", x: str = "epoch") -> plt.Figure:
+    """Validation ``metric`` (and the training loss when present) per epoch, one line per model.
+
+    ``x="time"`` plots against cumulative training seconds (the histories' ``train_s``) instead, to compare
+    runs whose epochs cost different amounts of time.
+    """
+    if x not in ("epoch", "time"):
+        raise ValueError(f"x must be 'epoch' or 'time', got {x!r}")
     fig, axes = plt.subplots(1, 2 if loss_key else 1, figsize=(11 if loss_key else 6, 3.6), squeeze=False)
     ax_m = axes[0, 0]
     for idx, (name, hist) in enumerate(histories.items()):
         df = pd.DataFrame(list(hist))
+        if x == "time":
+            if "train_s" not in df:
+                raise ValueError(f"history of {name!r} has no train_s: cannot plot against time")
+            df["epoch"] = df["train_s"].cumsum()
         color = f"C{idx % 10}"                      # one colour per model in both panels
         if metric in df:
             d = df.dropna(subset=[metric])
             ax_m.plot(d["epoch"], d[metric], marker=".", label=name, color=color)
         if loss_key and loss_key in df:
             axes[0, 1].plot(df["epoch"], df[loss_key], label=name, color=color)
-    ax_m.set(xlabel="epoch", ylabel=f"validation {metric}", title=f"validation {metric}")
+    xlabel = "epoch" if x == "epoch" else "training seconds"
+    ax_m.set(xlabel=xlabel, ylabel=f"validation {metric}", title=f"validation {metric}")
     ax_m.legend()
     if loss_key:
-        axes[0, 1].set(xlabel="epoch", ylabel=loss_key, yscale="log", title=f"training {loss_key}")
+        axes[0, 1].set(xlabel=xlabel, ylabel=loss_key, yscale="log", title=f"training {loss_key}")
         axes[0, 1].legend()
     fig.tight_layout()
     return fig

@@ -100,3 +100,22 @@ def test_training_curves_use_one_colour_per_model():
     left = {l.get_label(): l.get_color() for l in fig.axes[0].get_lines()}
     right = {l.get_label(): l.get_color() for l in fig.axes[1].get_lines()}
     assert right["mf"] == left["mf"]
+
+
+def test_training_curves_against_time_use_cumulative_training_seconds():
+    import matplotlib
+    matplotlib.use("Agg")
+    import pytest
+
+    from mmgrec_lib import plots
+
+    hist = {"a": [{"epoch": 1, "loss": 1.0, "train_s": 10.0},
+                  {"epoch": 2, "loss": 0.5, "train_s": 30.0, "recall@10": 0.3}]}
+    fig = plots.training_curves(hist, x="time")
+    (line,) = fig.axes[0].get_lines()
+    assert list(line.get_xdata()) == [40.0] and fig.axes[0].get_xlabel() == "training seconds"
+    assert list(fig.axes[1].get_lines()[0].get_xdata()) == [10.0, 40.0]
+    with pytest.raises(ValueError, match="train_s"):
+        plots.training_curves({"b": [{"epoch": 1, "loss": 1.0}]}, x="time")
+    with pytest.raises(ValueError, match="x must be"):
+        plots.training_curves(hist, x="step")

@@ -1,5 +1,8 @@
 """Experiment helpers: reused runs report the training time they really took."""
+import dataclasses
 import math
+
+import pytest
 
 import torch
 
@@ -23,3 +26,25 @@ def test_training_seconds_unknown_for_old_checkpoints():
     assert math.isnan(training_seconds(old, 0.1))
     fresh = FitResult(history=[{"epoch": 1}], best_epoch=1, best_score=0.0, stopped_early=False, resumed_from=0)
     assert training_seconds(fresh, 2.5) == 2.5
+
+
+def test_generator_variants_change_config_and_loop_fields(monkeypatch):
+    from mmgrec_lib import experiments
+    from mmgrec_lib.generator_training import GeneratorConfig
+    from mmgrec_lib.training import LoopConfig
+
+    seen = []
+
+    def fake_run_generator(dataset, recid_run, config, loop, runs_dir=None, ks=(10, 20)):
+        seen.append((config, loop))
+        return config.max_len
+
+    base = GeneratorConfig(device="cpu")
+    monkeypatch.setattr(experiments, "run_generator", fake_run_generator)
+    out = experiments.run_generator_variants(None, None, base, {"base": {}, "n20": {"max_len": 20, "epochs": 3}},
+                                             LoopConfig(epochs=9, progress=False))
+    assert out == {"base": 50, "n20": 20}
+    assert seen[0] == (base, LoopConfig(epochs=9, progress=False))
+    assert seen[1][0] == dataclasses.replace(base, max_len=20) and seen[1][1].epochs == 3
+    with pytest.raises(TypeError, match="unknown parameter"):
+        experiments.run_generator_variants(None, None, base, {"x": {"layers": 3}})

@@ -241,3 +241,31 @@ def test_beams_sharing_memory_equal_repeated_memory(ds):
     repeated = m.decode(memory.repeat_interleave(3, 0), pad.repeat_interleave(3, 0), prefix.reshape(15, 2))
     assert shared.shape == (5, 3, 3, 16)
     torch.testing.assert_close(shared.reshape(15, 3, 16), repeated, rtol=1e-5, atol=1e-5)
+
+
+def test_grouped_targets_all_left_out_and_single_column_equals_one_target(ds):
+    m = _model(ds, max_len=50)
+    users = torch.arange(ds.n_users)
+    rows = ds.user_items("train")
+    targets = torch.full((ds.n_users, 3), -1, dtype=torch.long)
+    for u, r in enumerate(rows):
+        r = list(r)[:3]
+        targets[u, :len(r)] = torch.tensor(r, dtype=torch.long)
+    ids, pad = m.encoder_inputs(users, exclude_items=targets)
+    real = ~pad & (ids < ds.n_items)
+    counts = torch.tensor([len(r) for r in rows])
+    assert torch.equal(real.sum(1), counts - (targets >= 0).sum(1))         # exactly the targets left out
+    assert not ((ids[:, :, None] == targets[:, None, :]) & real[:, :, None]).any()
+    # (B, T) logits: one block per target; with only column 0 set it equals the one-target call
+    logits = m(users, targets)
+    assert logits.shape == (ds.n_users, 3, m.n_levels, max(m.cardinalities))
+    one = targets.clone()
+    one[:, 1:] = -1
+    assert torch.allclose(m(users, one)[:, 0], m(users, targets[:, 0]), atol=1e-5)
+    # the loss averages over real targets only
+    per = torch.stack([m.loss(users[b:b + 1], targets[b:b + 1, 0]) for b in range(3)])
+    assert torch.allclose(m.loss(users[:3], one[:3]), per.mean(), atol=1e-5)
+    with pytest.raises(ValueError, match="item ids"):
+        m(users[:2], torch.tensor([[0, ds.n_items], [1, -1]]))
+    with pytest.raises(ValueError, match=r"\(B,\) or \(B, T\)"):
+        m(users[:2], torch.zeros(3, 2, dtype=torch.long))

@@ -117,3 +117,45 @@ def test_config_errors(inputs):
     model, _ = train_generator(ds, table, u, i, GeneratorConfig(**CFG), LoopConfig(epochs=0, progress=False))
     with pytest.raises(ValueError, match="beam_width"):
         evaluate_generator(model, ds, "test", ks=(10, 20), beam_width=10)
+
+
+def test_training_groups_visit_every_pair_once_and_respect_the_cap():
+    counts = torch.tensor([3, 0, 25, 100, 19, 20])
+    users = torch.repeat_interleave(torch.arange(6), counts)
+    items = torch.arange(int(counts.sum()))
+    g = torch.Generator().manual_seed(0)
+    gu, gi = gt.training_groups(counts, users, items, 8, g)
+    assert sorted(gi[gi >= 0].tolist()) == items.tolist()                  # every pair exactly once
+    for u in range(6):
+        sizes = (gi[gu == u] >= 0).sum(1)
+        cap = int(min(8, max(1, int(counts[u]) // 10)))
+        assert (sizes <= cap).all() and (sizes >= 1).all()
+        if sizes.numel():
+            assert int(sizes.max() - sizes.min()) <= 1                      # near-equal group sizes
+        assert set(users[gi[gu == u][gi[gu == u] >= 0]].tolist()) <= {u}   # a group holds one user's items
+    assert (gi[gu == 3] >= 0).sum(1).max() == 8 and (gi[gu == 4] >= 0).sum(1).max() == 1
+    a = gt.training_groups(counts, users, items, 8, torch.Generator().manual_seed(1))[1]
+    b = gt.training_groups(counts, users, items, 8, torch.Generator().manual_seed(2))[1]
+    assert not torch.equal(a, b)                                            # fresh groups per draw
+    gu1, gi1 = gt.training_groups(counts, users, items, 1, g)
+    assert torch.equal(gu1, users) and torch.equal(gi1[:, 0], items)        # T = 1: the pairs themselves
+
+
+@pytest.mark.parametrize("bucket", [False, True])
+def test_batch_indices_cover_each_row_once(bucket):
+    lengths = torch.randint(0, 50, (1000,), generator=torch.Generator().manual_seed(0))
+    batches = gt.batch_indices(lengths, 32, torch.Generator().manual_seed(1), bucket, pool_batches=4)
+    assert sorted(torch.cat(batches).tolist()) == list(range(1000))
+    assert all(b.numel() <= 32 for b in batches)
+    if bucket:   # within a batch, lengths come from one sorted pool run: spread far below the global one
+        spread = torch.tensor([float(lengths[b].max() - lengths[b].min()) for b in batches])
+        assert spread.mean() < 0.5 * float(lengths.max() - lengths.min())
+
+
+def test_grouped_training_runs_and_is_reproducible(inputs):
+    loop = LoopConfig(epochs=2, patience=0, progress=False)
+    _, a = _train(inputs, loop, targets_per_input=4, max_len=20)
+    _, b = _train(inputs, loop, targets_per_input=4, max_len=20)
+    assert _strip(a.history) == _strip(b.history) and a.history[-1]["loss"] < a.history[0]["loss"]
+    _, c = _train(inputs, loop, bucket_by_length=True, max_len=20)
+    assert np.isfinite(c.history[-1]["loss"])
