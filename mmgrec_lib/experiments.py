@@ -203,3 +203,36 @@ def run_generator_variants(dataset: RecDataset, recid_run, base, variants: Mappi
         vloop = dataclasses.replace(loop, **{k: v for k, v in changes.items() if k not in gen_fields})
         runs[name] = run_generator(dataset, recid_run, config, vloop, runs_dir=runs_dir, ks=ks)
     return runs
+
+
+def codebook_size_sweep(dataset: RecDataset, recid_config, gen_config, sizes: Iterable[int],
+                        loop: LoopConfig | None = None, runs_dir: str | Path | None = None,
+                        ks: tuple[int, ...] = (10, 20)) -> tuple[pd.DataFrame, dict[int, ModelRun]]:
+    """Choose the codebook size ``L`` on validation (the paper tunes it in {64, 128, 256}).
+
+    For each ``L``: the Graph RQ-VAE run of ``recid_config`` with ``codebook_size = L`` (reused when saved,
+    see :func:`load_or_assign_recids`), then the generator ``gen_config`` trained under ``loop`` on its
+    Rec-IDs (reused like :func:`run_generator`). The selection criterion is the generator's best validation
+    Recall@10 (what the Rec-IDs are for); the table also gives the Rec-ID facts, the graph's own validation
+    Recall@10 (``h_u h_iᵀ``) and the test metrics, which play no part in the choice. ``chosen`` marks the
+    selected ``L`` (the smallest among ties).
+    """
+    rows, runs = [], {}
+    for L in sizes:
+        rc = dataclasses.replace(recid_config, codebook_size=int(L))
+        recids, _, _ = load_or_assign_recids(dataset, rc, runs_dir=runs_dir, progress=False)
+        run = run_generator(dataset, recids, gen_config, loop, runs_dir=runs_dir, ks=ks)
+        runs[int(L)] = run
+        st = recids.stats
+        rows.append({"codebook_size": int(L), "unique_semantic_frac": st.get("unique_semantic_frac"),
+                     "max_group_size": st.get("max_group_size"), "graph_val_recall@10": st.get("val_recall@10"),
+                     "generator_val_recall@10": run.fit.best_score, "generator_best_epoch": run.fit.best_epoch,
+                     "test_recall@10": run.test.mean().get("recall@10"),
+                     "test_ndcg@10": run.test.mean().get("ndcg@10")})
+    if not rows:
+        raise ValueError("no codebook sizes given")
+    df = pd.DataFrame(rows).sort_values("codebook_size", kind="stable").reset_index(drop=True)
+    best = df["generator_val_recall@10"].max()
+    df["chosen"] = False
+    df.loc[df.index[df["generator_val_recall@10"] == best][0], "chosen"] = True
+    return df, runs

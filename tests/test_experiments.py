@@ -48,3 +48,27 @@ def test_generator_variants_change_config_and_loop_fields(monkeypatch):
     assert seen[1][0] == dataclasses.replace(base, max_len=20) and seen[1][1].epochs == 3
     with pytest.raises(TypeError, match="unknown parameter"):
         experiments.run_generator_variants(None, None, base, {"x": {"layers": 3}})
+
+
+def test_codebook_size_sweep_chooses_best_generator_validation_smallest_on_ties(monkeypatch):
+    from types import SimpleNamespace
+
+    from mmgrec_lib import experiments
+    from mmgrec_lib.graph_rqvae import GraphRQVAEConfig
+
+    val = {16: 0.2, 32: 0.3, 64: 0.3}
+    monkeypatch.setattr(experiments, "load_or_assign_recids", lambda ds, rc, runs_dir=None, progress=True: (
+        SimpleNamespace(L=rc.codebook_size, stats={"unique_semantic_frac": rc.codebook_size / 100,
+                                                   "val_recall@10": 0.1}), None, True))
+
+    def fake_run_generator(dataset, recids, config, loop, runs_dir=None, ks=(10, 20)):
+        test = SimpleNamespace(mean=lambda: {"recall@10": 1.0 - val[recids.L], "ndcg@10": 0.0})
+        return SimpleNamespace(fit=SimpleNamespace(best_score=val[recids.L], best_epoch=1), test=test)
+
+    monkeypatch.setattr(experiments, "run_generator", fake_run_generator)
+    df, runs = experiments.codebook_size_sweep(None, GraphRQVAEConfig(), None, [64, 16, 32])
+    assert df["codebook_size"].tolist() == [16, 32, 64] and sorted(runs) == [16, 32, 64]
+    assert df["chosen"].tolist() == [False, True, False]         # best validation; the smaller of the tie
+    assert df["test_recall@10"].tolist() == [0.8, 0.7, 0.7]      # reported, not used for the choice
+    with pytest.raises(ValueError, match="no codebook sizes"):
+        experiments.codebook_size_sweep(None, GraphRQVAEConfig(), None, [])
