@@ -159,3 +159,19 @@ def test_grouped_training_runs_and_is_reproducible(inputs):
     assert _strip(a.history) == _strip(b.history) and a.history[-1]["loss"] < a.history[0]["loss"]
     _, c = _train(inputs, loop, bucket_by_length=True, max_len=20)
     assert np.isfinite(c.history[-1]["loss"])
+
+
+def test_level_accuracy_counts_ranks_of_the_true_tokens(inputs):
+    ds, table, u, i = inputs
+    model, _ = train_generator(ds, table, u, i, GeneratorConfig(**CFG), LoopConfig(epochs=0, progress=False))
+    df = gt.level_accuracy(model, ds, "val", ks=(1, 2, 1000), batch_size=7)
+    assert df["level"].tolist() == [1, 2, 3] and (df["pairs"] == ds.val.nnz).all()
+    assert (df["top1_acc"] <= df["top2_acc"]).all() and np.allclose(df["top1000_acc"], 1.0)
+    assert (df["cross_entropy"] > 0).all()
+    # top-1 accuracy of every level by hand (logits are deterministic in eval mode)
+    model.eval()
+    vu, vi = ds.val.tocsr().nonzero()
+    with torch.no_grad():
+        logits = model(torch.tensor(vu, dtype=torch.long), torch.tensor(vi, dtype=torch.long))
+    top1 = (logits.argmax(2) == model.codes[torch.tensor(vi, dtype=torch.long)]).double().mean(0)
+    assert np.allclose(df["top1_acc"], top1.numpy())
