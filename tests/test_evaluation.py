@@ -204,3 +204,25 @@ def test_paired_test_identical_and_clearly_better():
     assert better["users"] == len(a.per_user)
     with pytest.raises(ValueError, match="different splits"):
         paired_test(a, evaluate(random_scores, ds, "val", ks=(10,)))
+
+
+def test_list_diagnostics_coverage_popularity_and_overlap():
+    from _fixtures import make_tiny_dataset
+    from mmgrec_lib.evaluation import list_diagnostics
+
+    ds = make_tiny_dataset(n_users=30, n_items=40, per_user=10)
+    pop = ds.item_popularity()
+    top = np.lexsort((np.arange(ds.n_items), -pop))                        # most popular first
+    same = np.tile(top[:5], (6, 1))                                        # everyone gets the top-5
+    d = list_diagnostics(same, ds, popular=5)
+    assert d["coverage"] == pytest.approx(5 / 40) and d["popular_share"] == 1.0
+    assert d["mean_pop_rank"] == pytest.approx(2.0) and d["overlap_between_users"] == 1.0
+    disjoint = np.arange(30).reshape(6, 5)
+    disjoint[0, 4] = -1                                                    # an empty slot is ignored
+    d = list_diagnostics(disjoint, ds, popular=5)
+    assert d["coverage"] == pytest.approx(29 / 40) and d["overlap_between_users"] == 0.0
+    assert d["popular_share"] == pytest.approx(np.isin(disjoint[disjoint >= 0], top[:5]).mean())
+    with pytest.raises(ValueError, match="40 items"):
+        list_diagnostics(np.array([[0, 40]]), ds)
+    with pytest.raises(ValueError, match=r"\(users, k\)"):
+        list_diagnostics(np.arange(3), ds)
