@@ -119,3 +119,26 @@ def test_training_curves_against_time_use_cumulative_training_seconds():
         plots.training_curves({"b": [{"epoch": 1, "loss": 1.0}]}, x="time")
     with pytest.raises(ValueError, match="x must be"):
         plots.training_curves(hist, x="step")
+
+
+@pytest.mark.parametrize("profile", ["smoke", "full"])
+def test_generator_profiles_reuse_the_runs_of_notebooks_00_and_01(profile):
+    """Notebook 03 re-evaluates 00's baselines and 01's Rec-IDs: its copies of their settings must match,
+    per dataset and profile, or the batch silently retrains them under different settings."""
+    nbs = {nb.stem[:2]: nb for nb in cli.list_notebooks()}
+
+    def runs(key):
+        import ast
+        defaults = {k: ast.literal_eval(v["default"]) for k, v in cli.notebook_parameters(nbs[key]).items()}
+        return {r.get("DATASET", defaults["DATASET"]): {**defaults, **r} for r in cli.load_profile(nbs[key], profile)}
+
+    base, recid, gen = runs("00"), runs("01"), runs("03")
+    for dataset, g in gen.items():
+        if dataset in base:
+            b = base[dataset]
+            assert (g["BASELINE_EPOCHS"], g["BASELINE_EVAL_EVERY"], g["BASELINE_PATIENCE"]) == \
+                (b["EPOCHS"], b["EVAL_EVERY"], b["PATIENCE"]), dataset
+        if dataset in recid:
+            r = recid[dataset]
+            assert (g["RECID_EPOCHS"], g["RECID_RQ_EPOCHS"], g["CODEBOOK_SIZE"]) == \
+                (r["EPOCHS"], r["RQ_EPOCHS"], r["CODEBOOK_SIZE"]), dataset
