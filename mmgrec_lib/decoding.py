@@ -30,6 +30,8 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
+from .utils import eval_mode
+
 if TYPE_CHECKING:  # pragma: no cover
     from .generator import MMGRecGenerator
 
@@ -125,9 +127,7 @@ def beam_search(model: "MMGRecGenerator", users: torch.Tensor, k: int, beam_widt
     if beam_width < k:
         raise ValueError(f"beam_width ({beam_width}) must be >= k ({k}): a beam search keeps only "
                          f"beam_width complete Rec-IDs")
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         users = model.check_users(users)
         Bu, M, dev = users.shape[0], model.n_levels, users.device
         rows, items = exclusion_pairs(model, users, exclude, exclude_train)
@@ -160,8 +160,6 @@ def beam_search(model: "MMGRecGenerator", users: torch.Tensor, k: int, beam_widt
             codes = torch.cat([codes, codes.new_full((Bu, extra, M), -1)], 1)
         out = (out_items[:, :k], score[:, :k])
         return (*out, codes[:, :k]) if return_codes else out
-    finally:
-        model.train(was_training)
 
 
 # ---------------------------------------------------------------------- exact scoring
@@ -174,9 +172,7 @@ def exact_scores(model: "MMGRecGenerator", users: torch.Tensor, exclude=None, ex
     all users at once, laid side by side like beams (:meth:`MMGRecGenerator.decode`). Cost
     ``O(B * n_items)`` decoder positions: meant for small catalogues and for checking :func:`beam_search`.
     """
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         users = model.check_users(users)
         Bu, I, M = users.shape[0], model.n_items, model.n_levels
         rows, items = exclusion_pairs(model, users, exclude, exclude_train)
@@ -193,8 +189,6 @@ def exact_scores(model: "MMGRecGenerator", users: torch.Tensor, exclude=None, ex
             out[:, s:s + C] = ll
         out[rows, items] = float("-inf")
         return out
-    finally:
-        model.train(was_training)
 
 
 def beam_exact_overlap(model: "MMGRecGenerator", users: torch.Tensor, k: int, beam_width: int,

@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .recid import RecIDTable
+from .utils import check_ids
 
 ATTENTION_MODES = ("relation", "sinusoidal", "none")
 ITEM_EMBEDDINGS = ("graph", "learned")
@@ -272,18 +273,12 @@ class MMGRecGenerator(nn.Module):
         self.hist_indices = torch.from_numpy(history.indices.astype(np.int64)).to(self.device)
 
     def check_users(self, users: torch.Tensor) -> torch.Tensor:
-        users = torch.as_tensor(users, dtype=torch.long).to(self.device).reshape(-1)
-        if users.numel() and (int(users.min()) < 0 or int(users.max()) >= self.n_users):
-            raise ValueError(f"user ids must be in [0, {self.n_users}); got range "
-                             f"[{int(users.min())}, {int(users.max())}]")
-        return users
+        """User ids (any shape) -> flat long tensor on the model's device; clear error when out of range."""
+        return check_ids(users, self.n_users, "user").to(self.device).reshape(-1)
 
     def check_items(self, items: torch.Tensor) -> torch.Tensor:
-        items = torch.as_tensor(items, dtype=torch.long).to(self.device).reshape(-1)
-        if items.numel() and (int(items.min()) < 0 or int(items.max()) >= self.n_items):
-            raise ValueError(f"item ids must be in [0, {self.n_items}); got range "
-                             f"[{int(items.min())}, {int(items.max())}]")
-        return items
+        """Item ids (any shape) -> flat long tensor on the model's device; clear error when out of range."""
+        return check_ids(items, self.n_items, "item").to(self.device).reshape(-1)
 
     def _hash_keys(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Deterministic pseudo-random keys in [0, 1) per (inference_seed, user, item): ``(B, L)``."""

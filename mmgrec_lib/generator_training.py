@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
@@ -46,7 +47,7 @@ from .evaluation import EvalResult, evaluate, excluded_matrix
 from .generator import ATTENTION_MODES, ITEM_EMBEDDINGS, MMGRecGenerator
 from .recid import RecIDTable
 from .training import FitResult, LoopConfig, fit
-from .utils import check_unknown, resolve_device
+from .utils import check_unknown, eval_mode, resolve_device
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 TIME_KEYS = ("train_s", "val_s")
@@ -333,12 +334,8 @@ def evaluate_generator(model: MMGRecGenerator, dataset: RecDataset, split: str =
         clock["users"] += int(users.numel())
         return lists.cpu()
 
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         res = evaluate(rank, dataset, split, ks, batch_size=batch_size, name=name)
-    finally:
-        model.train(was_training)
     res.extra.update(inference_s=clock["s"], users=clock["users"], beam_width=beam_width,
                      inference_s_per_user=clock["s"] / max(clock["users"], 1))
     return res
@@ -346,7 +343,7 @@ def evaluate_generator(model: MMGRecGenerator, dataset: RecDataset, split: str =
 
 @torch.no_grad()
 def level_accuracy(model: MMGRecGenerator, dataset: RecDataset, split: str = "val", ks: Sequence[int] = (1, 5, 10),
-                   batch_size: int = 1024) -> "pd.DataFrame":
+                   batch_size: int = 1024) -> pd.DataFrame:
     """Teacher-forced token accuracy per Rec-ID level on the held-out pairs of ``split``: where the generator
     loses its targets.
 
@@ -355,17 +352,13 @@ def level_accuracy(model: MMGRecGenerator, dataset: RecDataset, split: str = "va
     tokens of that level (no trie constraint), the level's cardinality, and the mean cross-entropy. A beam of
     width ``B`` can only keep a target whose first-level token ranks within ``B``.
     """
-    import pandas as pd
-
     mat = dataset.split(split).tocsr()
     users = torch.from_numpy(np.repeat(np.arange(mat.shape[0], dtype=np.int64), np.diff(mat.indptr)))
     items = torch.from_numpy(mat.indices.astype(np.int64))
     ks = tuple(sorted(int(k) for k in ks))
     hits = torch.zeros(model.n_levels, len(ks), dtype=torch.float64)
     ce = torch.zeros(model.n_levels, dtype=torch.float64)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         for s in range(0, users.numel(), batch_size):
             u, i = users[s:s + batch_size].to(model.device), items[s:s + batch_size].to(model.device)
             logits = model(u, i)                                                     # (B, M, Cmax)
@@ -375,8 +368,6 @@ def level_accuracy(model: MMGRecGenerator, dataset: RecDataset, split: str = "va
             for c, k in enumerate(ks):
                 hits[:, c] += (rank < k).sum(0).double().cpu()
             ce += (torch.logsumexp(logits, 2) - target[..., 0]).sum(0).double().cpu()
-    finally:
-        model.train(was_training)
     n = max(users.numel(), 1)
     rows = []
     for lvl in range(model.n_levels):

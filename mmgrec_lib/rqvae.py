@@ -37,6 +37,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .utils import eval_mode
+
 
 @contextlib.contextmanager
 def seeded_init(seed: int) -> Iterator[None]:
@@ -213,12 +215,8 @@ class ResidualQuantizer(nn.Module):
     @torch.no_grad()
     def encode(self, z: torch.Tensor) -> torch.Tensor:
         """``(B, n_levels)`` codes of ``z`` without touching codebooks or usage counters."""
-        was = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             return self.forward(z).codes
-        finally:
-            self.train(was)
 
     def extra_repr(self) -> str:
         return (f"dim={self.dim}, codebook_size={self.codebook_size}, n_levels={self.n_levels}, "
@@ -303,12 +301,8 @@ class RQVAE(nn.Module):
     @torch.no_grad()
     def reconstruction_error(self, x: torch.Tensor) -> float:
         """Mean over rows of ``||x - x_hat||^2`` (summed over dims) in eval mode."""
-        was = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             return self.forward(x).recon_loss.item()
-        finally:
-            self.train(was)
 
 
 def train_rqvae(model: RQVAE, x: torch.Tensor, epochs: int, lr: float = 1e-3, batch_size: int | None = None,

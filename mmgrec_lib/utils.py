@@ -1,6 +1,7 @@
 """Small shared helpers: paths, devices, seeds, atomic checkpoints. No global state."""
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import tempfile
@@ -78,3 +79,30 @@ def check_unknown(kwargs: dict, allowed, where: str) -> None:
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
         raise TypeError(f"{where}: unknown parameter(s) {unknown}; known: {sorted(allowed)}")
+
+
+@contextlib.contextmanager
+def eval_mode(module: torch.nn.Module):
+    """Run the block with ``module`` in eval mode (no dropout, no codebook maintenance), then restore its
+    previous train/eval mode, also when the block raises."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
+
+
+def check_ids(ids, n: int, what: str, where: str = "") -> torch.Tensor:
+    """Integer ids in ``[0, n)`` -> a long tensor of the same shape; a ``ValueError`` naming how many ids are
+    out of range (and a few of them) otherwise. ``what``: ``"user"`` or ``"item"``; ``where`` prefixes the
+    message (e.g. the model's name)."""
+    ids = torch.as_tensor(ids)
+    prefix = f"{where}: " if where else ""
+    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        raise ValueError(f"{prefix}{what} ids must be integers, got dtype {ids.dtype}")
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= n):
+        bad = ids[(ids < 0) | (ids >= n)]
+        raise ValueError(f"{prefix}{what} ids must be in [0, {n}): {bad.numel()} out of range [0, {n}) "
+                         f"(e.g. {bad[:3].tolist()})")
+    return ids.long()

@@ -1,6 +1,7 @@
 """The generic epoch loop: early stopping, best-weight restore, exact resume, atomic checkpoints."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -138,3 +139,33 @@ def test_checkpoint_is_atomic_and_leaves_no_temporary_files(tmp_path, monkeypatc
     assert sorted(p.name for p in ckpt.parent.iterdir()) == ["run.pt"]
     after = load_checkpoint(ckpt)                       # the previous checkpoint is intact
     assert after["epoch"] == 2 and after["history"] == before["history"]
+
+
+def test_eval_mode_restores_the_previous_mode_also_on_errors():
+    from mmgrec_lib.utils import eval_mode
+
+    net = torch.nn.Sequential(torch.nn.Dropout(0.5))
+    with eval_mode(net):
+        assert not net.training and not net[0].training
+    assert net.training and net[0].training
+    net.eval()
+    with eval_mode(net):
+        pass
+    assert not net.training                                         # was eval: stays eval
+    net.train()
+    with pytest.raises(RuntimeError):
+        with eval_mode(net):
+            raise RuntimeError("boom")
+    assert net.training
+
+
+def test_check_ids_range_dtype_and_shape():
+    from mmgrec_lib.utils import check_ids
+
+    out = check_ids(np.array([[0, 4], [2, 1]], dtype=np.int32), 5, "item")
+    assert out.dtype == torch.long and out.shape == (2, 2)
+    with pytest.raises(ValueError, match=r"^MF: user ids must be in \[0, 5\): 2 out of range \[0, 5\) \(e.g. \[5, -1\]\)"):
+        check_ids(torch.tensor([5, 0, -1]), 5, "user", "MF")
+    with pytest.raises(ValueError, match="item ids must be integers"):
+        check_ids(torch.tensor([0.0, 1.0]), 5, "item")
+    assert check_ids(torch.zeros(0, dtype=torch.long), 0, "item").numel() == 0

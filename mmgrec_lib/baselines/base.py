@@ -29,7 +29,7 @@ from ..data.dataset import RecDataset
 from ..evaluation import evaluate
 from ..sampling import BPRSampler
 from ..training import FitResult, LoopConfig, fit as fit_loop
-from ..utils import atomic_save, check_unknown, load_checkpoint, resolve_device
+from ..utils import atomic_save, check_ids, check_unknown, load_checkpoint, resolve_device
 
 FORMAT = "mmgrec-recommender/1"
 
@@ -148,11 +148,7 @@ class Recommender(torch.nn.Module):
         if users.ndim != 1 or users.is_floating_point() or users.dtype == torch.bool:
             raise ValueError(f"{type(self).__name__}: users must be a 1-D integer tensor, got dtype "
                              f"{users.dtype} and shape {tuple(users.shape)}")
-        if users.numel() and (int(users.min()) < 0 or int(users.max()) >= self.n_users):
-            bad = users[(users < 0) | (users >= self.n_users)]
-            raise ValueError(f"{type(self).__name__}: {bad.numel()} user ids out of range [0, {self.n_users}) "
-                             f"(e.g. {bad[:3].tolist()})")
-        return users.long().to(self.device)
+        return check_ids(users, self.n_users, "user", type(self).__name__).to(self.device)
 
     def _check_dataset(self, dataset: RecDataset) -> None:
         if (dataset.n_users, dataset.n_items) != (self.n_users, self.n_items):
