@@ -552,7 +552,7 @@ class _Trainer:
     @torch.no_grad()
     def validate_graph(self) -> dict[str, float]:
         h_u, h_i = self.embed()
-        res = evaluate(lambda users: h_u[users.to(self.device)] @ h_i.t(), self.ds, "val", ks=(10, 20),
+        res = evaluate(lambda users: self.model.score(h_u, h_i, users.to(self.device)), self.ds, "val", ks=(10, 20),
                        device=self.device)
         out = res.mean()
         if self.cfg.schedule == "alternate":                                   # the RQ-VAE trains alongside
@@ -638,7 +638,7 @@ def assign_recids(dataset: RecDataset, config: GraphRQVAEConfig | None = None, p
         h_u, h_i = trainer.embed()
         semantic = model.semantic_ids(h_i)
         recon = model.rqvae.reconstruction_error(h_i)
-        val = evaluate(lambda users: h_u[users.to(device)] @ h_i.t(), dataset, "val", ks=(10, 20),
+        val = evaluate(lambda users: model.score(h_u, h_i, users.to(device)), dataset, "val", ks=(10, 20),
                        device=device).mean()
     times = [r["time_s"] for r in history if r.get("phase") != "rq" and "time_s" in r]
     rq_times = [r["time_s"] for r in history if r.get("phase") == "rq" and "time_s" in r]
