@@ -1,4 +1,5 @@
-"""Small shared helpers: paths, devices, seeds, atomic checkpoints. No global state."""
+"""Small shared helpers (the ground floor): devices, seeds, atomic checkpoints, id and parameter checks.
+No global state. Dataset and cache paths live in :mod:`mmgrec_lib.data.paths`."""
 from __future__ import annotations
 
 import contextlib
@@ -10,20 +11,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
-
-def data_root(root: str | os.PathLike | None = None) -> Path | None:
-    """The datasets folder: ``root`` if given, else ``$MMGREC_DATA``, else ``None``."""
-    value = root if root is not None else os.environ.get("MMGREC_DATA")
-    return Path(value).expanduser() if value else None
-
-
-def cache_dir(path: str | os.PathLike | None = None) -> Path:
-    """Cache for computed features: ``path``, else ``$MMGREC_CACHE``, else ``~/.cache/mmgrec``."""
-    value = path or os.environ.get("MMGREC_CACHE") or Path.home() / ".cache" / "mmgrec"
-    p = Path(value).expanduser()
-    p.mkdir(parents=True, exist_ok=True)
-    return p
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:

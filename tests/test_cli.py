@@ -92,7 +92,7 @@ def test_real_notebooks_have_profiles():
 def test_training_curves_use_one_colour_per_model():
     import matplotlib
     matplotlib.use("Agg")
-    from mmgrec_lib import plots
+    from mmgrec_lib.reporting import plots
 
     hist = {"pop": [{"epoch": 0, "recall@10": 0.1}],                       # no loss: must not shift colours
             "mf": [{"epoch": 1, "loss": 1.0, "recall@10": 0.2}, {"epoch": 2, "loss": 0.5, "recall@10": 0.3}]}
@@ -107,7 +107,7 @@ def test_training_curves_against_time_use_cumulative_training_seconds():
     matplotlib.use("Agg")
     import pytest
 
-    from mmgrec_lib import plots
+    from mmgrec_lib.reporting import plots
 
     hist = {"a": [{"epoch": 1, "loss": 1.0, "train_s": 10.0},
                   {"epoch": 2, "loss": 0.5, "train_s": 30.0, "recall@10": 0.3}]}

@@ -7,9 +7,9 @@ import scipy.sparse as sp
 import torch
 
 from _fixtures import make_tiny_dataset
-from mmgrec_lib.decoding import beam_exact_overlap, beam_search, exact_scores
+from mmgrec_lib.generator.decoding import beam_exact_overlap, beam_search, exact_scores
 from mmgrec_lib.generator import MMGRecGenerator
-from mmgrec_lib.recid import RecIDTable, disambiguate
+from mmgrec_lib.tokenizer.recid import RecIDTable, disambiguate
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import torch
 
 from mmgrec_lib.data.synthetic import make_synthetic
 from mmgrec_lib.evaluation import evaluate
-from mmgrec_lib.graph_rqvae import GraphRQVAEConfig, assign_recids
+from mmgrec_lib.tokenizer.graph_rqvae import GraphRQVAEConfig, assign_recids
 from mmgrec_lib.training import LoopConfig, cpu_threads
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from _fixtures import make_tiny_dataset
-from mmgrec_lib.experiments import run_baselines, training_seconds
+from mmgrec_lib.experiments.runs import run_baselines, training_seconds
 from mmgrec_lib.training import FitResult, LoopConfig
 
 
@@ -29,8 +29,8 @@ def test_training_seconds_unknown_for_old_checkpoints():
 
 
 def test_generator_variants_change_config_and_loop_fields(monkeypatch):
-    from mmgrec_lib import experiments
-    from mmgrec_lib.generator_training import GeneratorConfig
+    from mmgrec_lib.experiments import runs as experiments
+    from mmgrec_lib.generator.training import GeneratorConfig
     from mmgrec_lib.training import LoopConfig
 
     seen = []
@@ -53,8 +53,8 @@ def test_generator_variants_change_config_and_loop_fields(monkeypatch):
 def test_codebook_size_sweep_chooses_best_generator_validation_smallest_on_ties(monkeypatch):
     from types import SimpleNamespace
 
-    from mmgrec_lib import experiments
-    from mmgrec_lib.graph_rqvae import GraphRQVAEConfig
+    from mmgrec_lib.experiments import runs as experiments
+    from mmgrec_lib.tokenizer.graph_rqvae import GraphRQVAEConfig
 
     val = {16: 0.2, 32: 0.3, 64: 0.3}
     monkeypatch.setattr(experiments, "load_or_assign_recids", lambda ds, rc, runs_dir=None, progress=True: (

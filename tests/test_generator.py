@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from _fixtures import make_tiny_dataset
-from mmgrec_lib.generator import MMGRecGenerator, RelationAwareSelfAttention
-from mmgrec_lib.recid import RecIDTable, disambiguate
+from mmgrec_lib.generator.model import MMGRecGenerator, RelationAwareSelfAttention
+from mmgrec_lib.tokenizer.recid import RecIDTable, disambiguate
 
 SMALL = dict(d_model=16, n_layers=1, n_heads=2, dim_feedforward=32)
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from _fixtures import make_tiny_dataset
-from mmgrec_lib import generator_training as gt
+from mmgrec_lib.generator import training as gt
 from mmgrec_lib.evaluation import EvalResult
-from mmgrec_lib.generator_training import GeneratorConfig, evaluate_generator, train_generator, training_pairs
-from mmgrec_lib.recid import RecIDTable, disambiguate
+from mmgrec_lib.generator.training import GeneratorConfig, evaluate_generator, train_generator, training_pairs
+from mmgrec_lib.tokenizer.recid import RecIDTable, disambiguate
 from mmgrec_lib.training import LoopConfig
 
 CFG = dict(d_model=16, n_layers=1, n_heads=2, dim_feedforward=32, max_len=5, batch_size=64, beam_width=10,

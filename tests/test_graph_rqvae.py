@@ -9,10 +9,10 @@ import scipy.sparse as sp
 import torch
 from torch_geometric.nn import SAGEConv
 
-from mmgrec_lib.graph_rqvae import (GraphEncoder, GraphRQVAEConfig, RecIDRun, assign_recids,
+from mmgrec_lib.tokenizer.graph_rqvae import (GraphEncoder, GraphRQVAEConfig, RecIDRun, assign_recids,
                                     item_feature_matrix, mean_adjacency)
-from mmgrec_lib.recid import RecIDTable
-from mmgrec_lib.recid_alternatives import assign_hkmeans, assign_id_without_graph
+from mmgrec_lib.tokenizer.recid import RecIDTable
+from mmgrec_lib.tokenizer.alternatives import assign_hkmeans, assign_id_without_graph
 
 from _fixtures import make_tiny_dataset
 
@@ -155,7 +155,7 @@ def test_two_stage_no_features_and_collision_modes():
 
 
 def test_rq_loss_reaches_the_graph_unless_stopped(dataset):
-    from mmgrec_lib.graph_rqvae import GraphRQVAE
+    from mmgrec_lib.tokenizer.graph_rqvae import GraphRQVAE
     feats, mask = item_feature_matrix(dataset)
     adj = mean_adjacency(dataset.train_edge_index(), dataset.n_users, dataset.n_items)
     model = GraphRQVAE(dataset.n_users, dataset.n_items, feats.shape[1], GraphRQVAEConfig(**TINY))

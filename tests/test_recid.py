@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from mmgrec_lib.recid import RecIDTable, disambiguate
-from mmgrec_lib.recid_alternatives import hkmeans_codes
-from mmgrec_lib.recid_stats import group_size_distribution, level_usage, recid_stats, stats_frame
+from mmgrec_lib.tokenizer.recid import RecIDTable, disambiguate
+from mmgrec_lib.tokenizer.alternatives import hkmeans_codes
+from mmgrec_lib.tokenizer.stats import group_size_distribution, level_usage, recid_stats, stats_frame
 
 
 def random_semantic(n: int = 50, levels: int = 3, card: int = 3, seed: int = 0) -> np.ndarray:

@@ -12,8 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from mmgrec_lib import recid_plots as rp
-from mmgrec_lib.graph_rqvae import RecIDRun, build_recids
+from mmgrec_lib.reporting import recid_plots as rp
+from mmgrec_lib.tokenizer.run import RecIDRun, build_recids
 
 from _fixtures import make_tiny_dataset
 
@@ -185,7 +185,7 @@ def test_poster_grid_without_meta(dataset):
 # ---------------------------------------------------------------------- explorer
 def test_explorer_builds_without_display(runs, poster_dataset, capsys):
     widgets = pytest.importorskip("ipywidgets")
-    from mmgrec_lib.widgets import prefix_items_frame, recid_explorer
+    from mmgrec_lib.reporting.widgets import prefix_items_frame, recid_explorer
 
     run = runs["graph_rqvae+popularity"]
     box = recid_explorer(run, poster_dataset, max_items=5)

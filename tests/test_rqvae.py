@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mmgrec_lib.rqvae import RQVAE, ResidualQuantizer, kmeans_centroids, squared_distances, train_rqvae
+from mmgrec_lib.tokenizer.rqvae import RQVAE, ResidualQuantizer, kmeans_centroids, squared_distances, train_rqvae
 
 
 def clustered(n: int = 120, d: int = 6, k: int = 8, offset: float = 0.0, seed: int = 0) -> torch.Tensor:

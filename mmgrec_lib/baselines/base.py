@@ -27,8 +27,8 @@ import torch
 
 from ..data.dataset import RecDataset
 from ..evaluation import evaluate
-from ..sampling import BPRSampler
-from ..training import FitResult, LoopConfig, fit as fit_loop
+from ..training.sampling import BPRSampler
+from ..training.loop import FitResult, LoopConfig, fit as fit_loop
 from ..utils import atomic_save, check_ids, check_unknown, load_checkpoint, resolve_device
 
 FORMAT = "mmgrec-recommender/1"
@@ -180,7 +180,7 @@ class BPRRecommender(Recommender):
     r"""A recommender trained with the BPR loss on uniformly sampled negatives.
 
     Per epoch, every training pair :math:`(u, i)` is visited once in random order with a negative
-    :math:`j` (:class:`~mmgrec_lib.sampling.BPRSampler`), in minibatches of ``config.batch_size``; Adam
+    :math:`j` (:class:`~mmgrec_lib.training.sampling.BPRSampler`), in minibatches of ``config.batch_size``; Adam
     with ``config.lr`` minimises ``bpr_loss``. Subclasses implement :meth:`reset_parameters` (drawing from
     the generator) and :meth:`bpr_loss`; :meth:`prepare` may cache dataset-dependent tensors (a graph).
     """

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from ..data.dataset import RecDataset
-from ..training import FitResult, LoopConfig
+from ..training.loop import FitResult, LoopConfig
 from .base import Recommender
 
 

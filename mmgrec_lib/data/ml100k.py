@@ -37,7 +37,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from ..utils import cache_dir, data_root
+from .paths import cache_dir, data_root
 from . import features as F
 from .dataset import DataError, RecDataset, random_split
 
@@ -396,7 +396,7 @@ def load_ml100k(root: str | os.PathLike | None = None, seed: int = 0,
             ``recbole==1.2.1`` wheel (downloaded into the cache) and only text features are available.
         seed: split seed for :func:`~mmgrec_lib.data.dataset.random_split`.
         features: modalities to compute, subset of ``("textual", "visual")``; ``()`` for none.
-        cache: feature / download cache root (see :func:`mmgrec_lib.utils.cache_dir`).
+        cache: feature / download cache root (see :func:`mmgrec_lib.data.paths.cache_dir`).
         device: torch device for the extractors (used only on a cache miss).
         progress: show ``tqdm`` bars during extraction.
 

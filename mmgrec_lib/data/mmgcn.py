@@ -35,7 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ..utils import data_root
+from .paths import data_root
 from .dataset import DataError, RecDataset, random_split
 from .features import check_feature_matrix
 from .safe_pickle import load_npy_object

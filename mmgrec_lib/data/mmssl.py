@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from ..utils import data_root
+from .paths import data_root
 from .dataset import SPLITS, DataError, RecDataset
 from .features import check_feature_matrix
 from .safe_pickle import load_pickle

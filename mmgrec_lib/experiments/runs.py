@@ -17,10 +17,10 @@ from typing import Iterable, Mapping
 import pandas as pd
 import torch
 
-from .baselines import BASELINES, Recommender
-from .data.dataset import RecDataset
-from .evaluation import EvalResult, evaluate, paired_test
-from .training import FitResult, LoopConfig
+from ..baselines import BASELINES, Recommender
+from ..data.dataset import RecDataset
+from ..evaluation import EvalResult, evaluate, paired_test
+from ..training.loop import FitResult, LoopConfig
 
 
 @dataclass
@@ -143,7 +143,7 @@ def load_or_assign_recids(dataset: RecDataset, config, runs_dir: str | Path | No
 
     Returns ``(run, path, reused)``.
     """
-    from .graph_rqvae import RecIDRun, assign_recids
+    from ..tokenizer import RecIDRun, assign_recids
 
     if runs_dir is None:
         return assign_recids(dataset, config, progress=progress), None, False
@@ -160,10 +160,10 @@ def run_generator(dataset: RecDataset, recid_run, config, loop: LoopConfig | Non
                   test_beam_width: int | None = None) -> ModelRun:
     """Train the MMGRec generator on a Rec-ID run (resumable checkpoint in ``runs_dir``) and test it.
 
-    ``config`` is a :class:`~mmgrec_lib.generator_training.GeneratorConfig`; the test uses beam width
+    ``config`` is a :class:`~mmgrec_lib.generator.training.GeneratorConfig`; the test uses beam width
     ``test_beam_width`` (default ``config.beam_width``). ``run.test.extra`` holds inference timings.
     """
-    from .generator_training import evaluate_generator, train_generator
+    from ..generator.training import evaluate_generator, train_generator
 
     loop = loop or LoopConfig()
     ckpt = None
@@ -190,8 +190,8 @@ def run_generator_variants(dataset: RecDataset, recid_run, base, variants: Mappi
     :class:`LoopConfig` fields (e.g. ``{"targets_per_input": 1, "epochs": 4}``); ``{}`` is ``base`` itself.
     Each run is checkpointed and reused exactly as :func:`run_generator` does.
     """
-    from .generator_training import GeneratorConfig
-    from .utils import check_unknown
+    from ..generator.training import GeneratorConfig
+    from ..utils import check_unknown
 
     loop = loop or LoopConfig()
     gen_fields = {f.name for f in dataclasses.fields(GeneratorConfig)}

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .data.dataset import RecDataset
+from ..data.dataset import RecDataset
 
 
 def degree_distributions(dataset: RecDataset) -> plt.Figure:

@@ -26,7 +26,7 @@ checkpoints after every epoch):
   inside ``torch.random.fork_rng`` seeded with it. The caller's global RNG state is restored afterwards.
 
 Hence an interrupted run resumed from its checkpoint reproduces the uninterrupted run bit for bit (on the
-same device and software). Validation runs the real constrained beam search (:mod:`mmgrec_lib.decoding`)
+same device and software). Validation runs the real constrained beam search (:mod:`mmgrec_lib.generator.decoding`)
 through :func:`mmgrec_lib.evaluation.evaluate`; early stopping monitors ``LoopConfig.monitor``
 (default ``recall@10``).
 """
@@ -42,12 +42,12 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .data.dataset import RecDataset
-from .evaluation import EvalResult, evaluate, excluded_matrix
-from .generator import ATTENTION_MODES, ITEM_EMBEDDINGS, MMGRecGenerator
-from .recid import RecIDTable
-from .training import FitResult, LoopConfig, fit
-from .utils import check_unknown, eval_mode, resolve_device
+from ..data.dataset import RecDataset
+from ..evaluation import EvalResult, evaluate, excluded_matrix
+from .model import ATTENTION_MODES, ITEM_EMBEDDINGS, MMGRecGenerator
+from ..tokenizer.recid import RecIDTable
+from ..training.loop import FitResult, LoopConfig, fit
+from ..utils import check_unknown, eval_mode, resolve_device
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 TIME_KEYS = ("train_s", "val_s")

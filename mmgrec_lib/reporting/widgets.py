@@ -2,7 +2,7 @@
 
 The builders return a widget and display nothing; the notebook shows it only when its ``INTERACTIVE``
 parameter is true. Everything a widget shows is also available from a plain function
-(:func:`mmgrec_lib.recid_plots.items_under_prefix`, :func:`~mmgrec_lib.recid_plots.poster_grid`), so the
+(:func:`mmgrec_lib.reporting.recid_plots.items_under_prefix`, :func:`~mmgrec_lib.reporting.recid_plots.poster_grid`), so the
 batch reports never depend on widgets.
 """
 from __future__ import annotations
@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from .data.dataset import RecDataset
+from ..data.dataset import RecDataset
 from .recid_plots import items_under_prefix, poster_grid, poster_paths, prefix_groups
 
 if TYPE_CHECKING:  # pragma: no cover
     import ipywidgets
 
-    from .graph_rqvae import RecIDRun
+    from ..tokenizer.run import RecIDRun
 
 
 def prefix_items_frame(run: "RecIDRun", dataset: RecDataset, prefix, max_items: int = 30) -> pd.DataFrame:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .utils import atomic_save, load_checkpoint
+from ..utils import atomic_save, load_checkpoint
 
 DISAMBIGUATION_MODES = ("popularity", "random", "none")
 

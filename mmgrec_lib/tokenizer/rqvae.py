@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .utils import eval_mode
+from ..utils import eval_mode
 
 
 @contextlib.contextmanager
@@ -311,7 +311,7 @@ def train_rqvae(model: RQVAE, x: torch.Tensor, epochs: int, lr: float = 1e-3, ba
 
     ``batch_size=None`` trains full-batch (one step per epoch); otherwise each epoch is a seeded random pass in
     batches. A small helper for tests, HK-Means comparisons and the "ID w/o" ablation; the Graph RQ-VAE
-    trainer in :mod:`mmgrec_lib.graph_rqvae` drives the same module through the generic fit loop.
+    trainer in :mod:`mmgrec_lib.tokenizer.graph_rqvae` drives the same module through the generic fit loop.
     """
     gen = generator if generator is not None else torch.Generator().manual_seed(model.quantizer.seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)

@@ -1,7 +1,7 @@
 """Figures and small tables for the Rec-ID collision analysis (notebook 02).
 
 Every figure is a plain function returning a matplotlib ``Figure`` (no widgets, no global state); the
-interactive explorer in :mod:`mmgrec_lib.widgets` is built on the same helpers.
+interactive explorer in :mod:`mmgrec_lib.reporting.widgets` is built on the same helpers.
 
 Inputs are semantic tokens ``(n_items, n_levels)`` or full Rec-IDs ``(n_items, n_levels + 1)`` as numpy
 arrays or tensors, usually ``RecIDRun.semantic`` / ``RecIDRun.codes``; functions that compare methods take a
@@ -19,11 +19,11 @@ import pandas as pd
 import torch
 from matplotlib.colors import ListedColormap, LogNorm
 
-from .data.dataset import RecDataset
-from .recid_stats import level_usage, stats_frame
+from ..data.dataset import RecDataset
+from ..tokenizer.stats import level_usage, stats_frame
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .graph_rqvae import RecIDRun
+    from ..tokenizer.run import RecIDRun
 
 Codes = "np.ndarray | torch.Tensor"
 

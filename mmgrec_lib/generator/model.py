@@ -17,7 +17,7 @@ Paper sections 3.3-3.4. Read top to bottom:
 3. ``EncoderLayer`` -- attention sublayer + feed-forward sublayer, residual + LayerNorm after each (post-LN,
    as in the paper and in ``nn.TransformerDecoderLayer``'s default).
 4. ``MMGRecGenerator`` -- input embedding (eq. 13), encoder, standard decoder over Rec-ID tokens, per-level
-   output head, loss, and ``recommend`` (constrained beam search, :mod:`mmgrec_lib.decoding`).
+   output head, loss, and ``recommend`` (constrained beam search, :mod:`mmgrec_lib.generator.decoding`).
 
 Vocabulary: level ``l`` owns the token ids ``[offset_l, offset_l + card_l)`` (offsets are cumulative
 cardinalities), then ``BOS`` and ``PAD``; no integer is shared across levels. The head produces logits over
@@ -40,8 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .recid import RecIDTable
-from .utils import check_ids
+from ..tokenizer.recid import RecIDTable
+from ..utils import check_ids
 
 ATTENTION_MODES = ("relation", "sinusoidal", "none")
 ITEM_EMBEDDINGS = ("graph", "learned")

@@ -1,29 +1,28 @@
 """Alternative semantic-ID assigners for the ablations: hierarchical k-means and "ID w/o" (no graph).
 
 Both produce ``(n_items, n_levels)`` semantic codes that go through the same disambiguation, Rec-ID table
-and statistics as Graph RQ-VAE (:meth:`mmgrec_lib.graph_rqvae.RecIDRun.with_codes`).
+and statistics as Graph RQ-VAE (:meth:`mmgrec_lib.tokenizer.graph_rqvae.RecIDRun.with_codes`).
 
 * :func:`hkmeans_codes` - HK-Means (as in DSI / P5's semantic IDs): k-means with ``k`` clusters at level 1,
   then k-means with ``k`` clusters inside each cluster on its members, and so on for ``n_levels`` levels, so
   each level has at most ``k`` codes (the cardinality of a codebook of size ``k``). A cluster with at most
   ``k`` distinct members gives each distinct member its own code (k-means could do no better), identical
   members share one, and a single member gets code 0.
-* :func:`feature_rqvae_codes` - "ID w/o": the RQ-VAE of :mod:`mmgrec_lib.rqvae` trained directly on the
+* :func:`feature_rqvae_codes` - "ID w/o": the RQ-VAE of :mod:`mmgrec_lib.tokenizer.rqvae` trained directly on the
   concatenated (standardised, masked) multimodal item features, without the user-item graph.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from .data.dataset import RecDataset
+from ..data.dataset import RecDataset
+from ..utils import resolve_device
+from .graph_rqvae import GraphRQVAEConfig, item_feature_matrix
 from .rqvae import RQVAE, train_rqvae
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .graph_rqvae import GraphRQVAEConfig, RecIDRun
+from .run import RecIDRun, build_recids
 
 
 def _cluster(x: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -89,15 +88,12 @@ class FeatureRQVAEResult:
     recon_error: float
 
 
-def feature_rqvae_codes(dataset: RecDataset, config: "GraphRQVAEConfig | None" = None) -> FeatureRQVAEResult:
+def feature_rqvae_codes(dataset: RecDataset, config: GraphRQVAEConfig | None = None) -> FeatureRQVAEResult:
     """"ID w/o": RQ-VAE on the concatenated multimodal features, no graph (same codebook settings).
 
     Uses ``config``'s codebook size, levels, beta, RQ-VAE widths, ``rq_lr``, ``rq_batch_size``,
     ``kmeans_init``, ``reseed_dead``, ``seed`` and ``device``; trains ``max(rq_epochs, 1)`` epochs.
     """
-    from .graph_rqvae import GraphRQVAEConfig, item_feature_matrix
-    from .utils import resolve_device
-
     cfg = config if config is not None else GraphRQVAEConfig()
     feats, _ = item_feature_matrix(dataset, cfg.feature_norm)
     if feats.shape[1] == 0:
@@ -117,8 +113,8 @@ def feature_rqvae_codes(dataset: RecDataset, config: "GraphRQVAEConfig | None" =
     return FeatureRQVAEResult(semantic.cpu(), latent.cpu(), model, history, model.reconstruction_error(x))
 
 
-def assign_hkmeans(run: "RecIDRun", dataset: RecDataset, k: int | None = None, seed: int | None = None,
-                   collision: str | None = None) -> "RecIDRun":
+def assign_hkmeans(run: RecIDRun, dataset: RecDataset, k: int | None = None, seed: int | None = None,
+                   collision: str | None = None) -> RecIDRun:
     """HK-Means on ``run.item_emb`` (same representations as Graph RQ-VAE), as a :class:`RecIDRun`."""
     k = int(k or run.config.get("codebook_size", 256))
     n_levels = int(run.semantic.shape[1])
@@ -128,16 +124,14 @@ def assign_hkmeans(run: "RecIDRun", dataset: RecDataset, k: int | None = None, s
                           extra_stats={"dataset": dataset.name, "codebook_size": k})
 
 
-def assign_id_without_graph(dataset: RecDataset, config: "GraphRQVAEConfig | None" = None,
-                            base_run: "RecIDRun | None" = None) -> "RecIDRun":
+def assign_id_without_graph(dataset: RecDataset, config: GraphRQVAEConfig | None = None,
+                            base_run: RecIDRun | None = None) -> RecIDRun:
     """"ID w/o" Rec-IDs as a :class:`RecIDRun`.
 
     With ``base_run`` the embeddings (generator inputs and user vectors) are those of ``base_run`` and only
     the codes change, isolating the effect of the IDs. Without it, items are represented by their RQ-VAE
     latents and users by the mean latent of their training items.
     """
-    from .graph_rqvae import GraphRQVAEConfig, RecIDRun, build_recids
-
     cfg = config if config is not None else GraphRQVAEConfig()
     res = feature_rqvae_codes(dataset, cfg)
     extra = {"dataset": dataset.name, "codebook_size": cfg.codebook_size,

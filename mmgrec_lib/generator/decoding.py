@@ -30,10 +30,10 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from .utils import eval_mode
+from ..utils import eval_mode
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .generator import MMGRecGenerator
+    from .model import MMGRecGenerator
 
 
 

@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from .utils import atomic_save, load_checkpoint
+from ..utils import atomic_save, load_checkpoint
 
 
 @dataclass
