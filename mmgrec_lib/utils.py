@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from .data.paths import atomic_write
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -18,6 +19,23 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+@contextlib.contextmanager
+def seeded_rng(seed: int | None = None, device: str | torch.device | None = None):
+    """Run the block on a private copy of torch's global RNG (CPU, plus ``device``'s when it is a GPU), seeded
+    with ``seed`` when given; the caller's RNG state is restored on exit. For code that draws from the global
+    RNG (``nn.init``, dropout) without touching global state."""
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    if device.type == "cuda":
+        idx = device.index if device.index is not None else torch.cuda.current_device()
+        fork = torch.random.fork_rng(devices=[idx], device_type="cuda")
+    else:
+        fork = torch.random.fork_rng(devices=[])
+    with fork:
+        if seed is not None:
+            torch.manual_seed(int(seed))
+        yield
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -33,21 +51,8 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file in the same folder, then ``os.replace``: never a torn file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """``torch.save`` through :func:`~mmgrec_lib.data.paths.atomic_write`: never a torn file."""
+    return atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:

@@ -26,6 +26,7 @@ import scipy.sparse as sp
 import torch
 
 from ..data.dataset import RecDataset
+from ..data.sparse import rows_mask
 from ..evaluation import evaluate
 from ..training.sampling import BPRSampler
 from ..training.loop import FitResult, LoopConfig, fit as fit_loop
@@ -159,10 +160,7 @@ class Recommender(torch.nn.Module):
         if sp.issparse(exclude):
             if exclude.shape != (self.n_users, self.n_items):
                 raise ValueError(f"exclude matrix has shape {exclude.shape}, expected ({self.n_users}, {self.n_items})")
-            sub = sp.csr_matrix(exclude)[users.cpu().numpy()].tocoo()
-            mask = torch.zeros(len(users), self.n_items, dtype=torch.bool, device=device)  # (B, I)
-            mask[torch.from_numpy(sub.row).long().to(device), torch.from_numpy(sub.col).long().to(device)] = True
-            return mask
+            return rows_mask(exclude, users.cpu().numpy(), device)                  # (B, I)
         mask = torch.as_tensor(exclude, device=device).bool()
         if mask.shape != (len(users), self.n_items):
             raise ValueError(f"exclude mask has shape {tuple(mask.shape)}, expected ({len(users)}, {self.n_items})")

@@ -29,6 +29,7 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.nn.models import LightGCN as PyGLightGCN
 
 from ..data.dataset import RecDataset
+from ..data.sparse import bipartite_edge_index
 from .base import BPRRecommender, check_non_negative, check_positive, init_normal_
 
 
@@ -139,8 +140,7 @@ class LightGCN(BPRRecommender):
         key = self.edge_index.device                  # rebuilt after set_graph() or a move to another device
         if self._adj_cache is None or self._adj_cache[0] != key:
             n = self.n_users + self.n_items
-            u, i = self.edge_index
-            ei = torch.stack([torch.cat([u, i + self.n_users]), torch.cat([i + self.n_users, u])])  # (2, 2E)
+            ei = bipartite_edge_index(self.edge_index, self.n_users)                                # (2, 2E)
             ei, w = gcn_norm(ei, None, n, add_self_loops=False)
             with warnings.catch_warnings():   # "sparse CSR support is in beta": spmm with CSR is the fast path
                 warnings.simplefilter("ignore", UserWarning)

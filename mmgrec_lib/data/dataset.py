@@ -17,6 +17,8 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
+from .sparse import csr_pairs
+
 
 class DataError(ValueError):
     """Bad input data. The message names the file (or source) and the problem."""
@@ -39,6 +41,10 @@ class RecDataset:
         item_titles: optional list of ``n_items`` titles (``None`` where unknown).
         item_meta: optional per-item DataFrame (index = item id), e.g. year, genres, poster path.
         info: provenance and loader notes (source paths, split seed, duplicates dropped, ...).
+        user_ids, item_ids: optional ``(n_users,)`` / ``(n_items,)`` arrays of the raw ids in the source files,
+            position = internal id (``int64`` when every raw id is an integer, else ``object`` strings); set by
+            loaders that factorise arbitrary ids (:func:`~mmgrec_lib.data.folder.load_folder`). Map a raw id
+            back with ``pd.Index(ds.item_ids).get_loc(raw)``.
     """
 
     name: str
@@ -52,6 +58,8 @@ class RecDataset:
     item_titles: list[str | None] | None = None
     item_meta: pd.DataFrame | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    user_ids: np.ndarray | None = None
+    item_ids: np.ndarray | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -70,15 +78,22 @@ class RecDataset:
     ) -> "RecDataset":
         """Build and validate a dataset from (users, items) arrays or sparse matrices per split.
 
-        Duplicate (user, item) pairs inside a split are dropped and counted in ``info["duplicates_dropped"]``.
+        Duplicate (user, item) pairs inside a split are dropped and counted in ``info["duplicates_dropped"]``;
+        explicit zeros stored in a sparse split are not interactions: they are dropped and counted in
+        ``info["explicit_zeros_dropped"]``. Floating-point features of any precision (float16, float64, ...)
+        are cast to float32 by :func:`to_float32`, which refuses NaN / inf and values that overflow float32.
         """
         info = dict(kwargs.pop("info", {}) or {})
-        mats, dropped = {}, {}
+        mats, dropped, zeros = {}, {}, {}
         for split, value in zip(SPLITS, (train, val, test)):
-            mats[split], dropped[split] = _to_binary_csr(value, n_users, n_items, f"{source} [{split}]")
+            mats[split], dropped[split], zeros[split] = _to_binary_csr(value, n_users, n_items, f"{source} [{split}]")
         info.setdefault("source", source)
         info["duplicates_dropped"] = {k: int(v) for k, v in dropped.items()}
-        features = {k: np.asarray(v) for k, v in (features or {}).items()}
+        info["explicit_zeros_dropped"] = {k: int(v) for k, v in zeros.items()}
+        features = {k: np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v)
+                    for k, v in (features or {}).items()}
+        features = {k: to_float32(v, source, f"'{k}' features") if np.issubdtype(v.dtype, np.floating) else v
+                    for k, v in features.items()}
         masks = dict(feature_masks or {})
         for m, f in features.items():
             if m not in masks and f.ndim == 2:
@@ -122,6 +137,9 @@ class RecDataset:
                 raise DataError(f"{src}: '{m}' needs a boolean mask of shape ({self.n_items},)")
         if self.item_titles is not None and len(self.item_titles) != self.n_items:
             raise DataError(f"{src}: {len(self.item_titles)} item titles for {self.n_items} items")
+        for what, ids, n in (("user", self.user_ids, self.n_users), ("item", self.item_ids, self.n_items)):
+            if ids is not None and np.shape(ids) != (n,):
+                raise DataError(f"{src}: {what}_ids has shape {np.shape(ids)}, expected ({n},): one raw id per {what}")
         return self
 
     # ------------------------------------------------------------------ views
@@ -145,8 +163,7 @@ class RecDataset:
 
     def train_edge_index(self) -> torch.Tensor:
         """``(2, E)`` long tensor of (user, item) training pairs, users and items both 0-based."""
-        coo = self.train.tocoo()
-        return torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
+        return torch.stack(csr_pairs(self.train))
 
     def feature_tensor(self, modalities: list[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Concatenated item features ``(n_items, sum d_m)`` and a ``(n_items, n_modalities)`` presence mask."""
@@ -183,14 +200,56 @@ class RecDataset:
                 f"train={self.train.nnz}, val={self.val.nnz}, test={self.test.nnz}, modalities=[{mods}])")
 
 
-def _to_binary_csr(value, n_users: int, n_items: int, where: str) -> tuple[sp.csr_matrix, int]:
-    """(users, items) arrays or a sparse matrix -> binary float32 CSR; returns (matrix, duplicates dropped)."""
+def to_float32(array, where: str, what: str = "features") -> np.ndarray:
+    """Cast a numeric array to C-contiguous ``float32``, refusing values that would not survive the cast.
+
+    Args:
+        array: array-like (float16 / float32 / float64 / longdouble, or integers).
+        where: file or source named in error messages.
+        what: what the array is, for error messages (e.g. ``"'visual' features"``).
+
+    Raises:
+        DataError: non-numeric dtype; NaN or inf in the input (``"contain NaN or inf in N rows (first:
+            [...])"`` with the NaN and inf counts); finite values whose magnitude exceeds the float32 range
+            (``"overflow float32"``, with the largest magnitude), which a plain cast would turn into inf.
+    """
+    a = np.asarray(array)
+    if a.dtype == bool or not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+        raise DataError(f"{where}: {what} have non-numeric dtype {a.dtype}")
+
+    def rows_of(mask: np.ndarray) -> np.ndarray:
+        return np.unique(np.nonzero(mask)[0]) if mask.ndim else np.zeros(1, np.int64)
+
+    if np.issubdtype(a.dtype, np.floating):
+        bad = ~np.isfinite(a)
+        if bad.any():
+            rows = rows_of(bad)
+            n_nan = int(np.isnan(a).sum())
+            raise DataError(f"{where}: {what} contain NaN or inf in {rows.size} rows (first: {rows[:5].tolist()}): "
+                            f"{n_nan} NaN and {int(bad.sum()) - n_nan} inf values")
+    with np.errstate(over="ignore"):
+        out = np.ascontiguousarray(a, dtype=np.float32)
+    over = np.isinf(out)
+    if over.any():                                   # finite before the cast, inf after: out of float32 range
+        rows = rows_of(over)
+        biggest = float(np.max(np.abs(a[over])))
+        raise DataError(f"{where}: {what} overflow float32 in {rows.size} rows (first: {rows[:5].tolist()}): "
+                        f"largest magnitude {biggest:.4g} > float32 max {float(np.finfo(np.float32).max):.4g}; "
+                        f"rescale them before loading")
+    return out
+
+
+def _to_binary_csr(value, n_users: int, n_items: int, where: str) -> tuple[sp.csr_matrix, int, int]:
+    """(users, items) arrays or a sparse matrix -> binary float32 CSR; returns (matrix, duplicates dropped,
+    explicit zeros dropped)."""
+    zeros = 0
     if sp.issparse(value):
         coo = value.tocoo()
         if coo.shape != (n_users, n_items):
             raise DataError(f"{where}: matrix shape {coo.shape} does not match ({n_users}, {n_items})")
         users, items = coo.row.astype(np.int64), coo.col.astype(np.int64)
         keep = coo.data != 0
+        zeros = int(keep.size - keep.sum())
         users, items = users[keep], items[keep]
     else:
         users, items = (np.asarray(a) for a in value)
@@ -209,7 +268,7 @@ def _to_binary_csr(value, n_users: int, n_items: int, where: str) -> tuple[sp.cs
     mat = sp.csr_matrix((np.ones(flat.size, dtype=np.float32), (flat // n_items, flat % n_items)),
                         shape=(n_users, n_items))
     mat.sort_indices()
-    return mat, dropped
+    return mat, dropped, zeros
 
 
 def random_split(

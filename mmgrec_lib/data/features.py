@@ -21,7 +21,6 @@ import contextlib
 import hashlib
 import io
 import os
-import tempfile
 import warnings
 from importlib import metadata
 from pathlib import Path
@@ -30,8 +29,8 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from .paths import cache_dir
-from .dataset import DataError
+from .paths import atomic_write, cache_dir
+from .dataset import DataError, to_float32
 
 __all__ = [
     "TEXT_DIM", "IMAGE_DIM", "IMAGE_SIZE", "IMAGENET_MEAN", "IMAGENET_STD",
@@ -67,7 +66,8 @@ def check_feature_matrix(array, n_rows: int, where: str, modality: str = "featur
         modality: modality name for error messages.
 
     Raises:
-        DataError: not 2-D, wrong row count, non-numeric, or NaN / inf values (named with the first bad rows).
+        DataError: not 2-D, wrong row count, non-numeric, NaN / inf values (named with the first bad rows), or
+            finite values too large for float32 (named as overflow; see :func:`~mmgrec_lib.data.dataset.to_float32`).
     """
     if isinstance(array, torch.Tensor):
         array = array.detach().cpu().numpy()
@@ -77,15 +77,7 @@ def check_feature_matrix(array, n_rows: int, where: str, modality: str = "featur
     if array.shape[0] != n_rows:
         raise DataError(f"{where}: {modality} features have {array.shape[0]} rows but the dataset has "
                         f"{n_rows} items (one row per item expected)")
-    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
-        raise DataError(f"{where}: {modality} features have non-numeric dtype {array.dtype}")
-    out = np.ascontiguousarray(array, dtype=np.float32)   # float16 / float64 -> float32 before any arithmetic
-    bad = ~np.isfinite(out)
-    if bad.any():
-        rows = np.unique(np.nonzero(bad)[0])
-        raise DataError(f"{where}: {modality} features contain NaN or inf in {rows.size} rows "
-                        f"(first: {rows[:5].tolist()})")
-    return out
+    return to_float32(array, where, f"{modality} features")   # float16 / float64 -> float32 before any arithmetic
 
 
 # ---------------------------------------------------------------------------------------- cache
@@ -99,20 +91,8 @@ def feature_key(parts: Iterable[str | bytes]) -> str:
     return h.hexdigest()
 
 
-def _atomic_save_npy(array: np.ndarray, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array, allow_pickle=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)                      # mkstemp creates 0600; cache entries are plain data
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def _save_npy(array: np.ndarray, path: Path) -> None:
+    atomic_write(path, lambda fh: np.save(fh, array, allow_pickle=False))
 
 
 def cached_array(name: str, key: str, compute: Callable[[], np.ndarray], cache: str | os.PathLike | None = None,
@@ -138,7 +118,7 @@ def cached_array(name: str, key: str, compute: Callable[[], np.ndarray], cache: 
         except (OSError, ValueError) as exc:
             warnings.warn(f"feature cache {path} is unreadable ({exc}); recomputing")
     arr = np.ascontiguousarray(compute(), dtype=np.float32)
-    _atomic_save_npy(arr, path)
+    _save_npy(arr, path)
     return arr
 
 

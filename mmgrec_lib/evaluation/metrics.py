@@ -24,6 +24,7 @@ import scipy.sparse as sp
 import torch
 
 from ..data.dataset import RecDataset
+from ..data.sparse import rows_mask
 
 Source = Union[torch.Tensor, np.ndarray, Callable[[torch.Tensor], torch.Tensor]]
 
@@ -56,13 +57,6 @@ def excluded_matrix(dataset: RecDataset, split: str) -> sp.csr_matrix:
     if split == "test":
         return (dataset.train + dataset.val).tocsr()
     raise ValueError(f"evaluate on 'val' or 'test', got {split!r}")
-
-
-def _rows_dense(mat: sp.csr_matrix, rows: np.ndarray, device: torch.device) -> torch.Tensor:
-    sub = mat[rows].tocoo()
-    out = torch.zeros(len(rows), mat.shape[1], dtype=torch.bool, device=device)
-    out[torch.from_numpy(sub.row).long().to(device), torch.from_numpy(sub.col).long().to(device)] = True
-    return out  # (B, I)
 
 
 def _metrics_from_hits(hits: torch.Tensor, n_target: torch.Tensor, ks: Sequence[int]) -> dict[str, torch.Tensor]:
@@ -117,8 +111,8 @@ def evaluate(
         bt = torch.from_numpy(batch).long()
         out = source(bt) if callable(source) and not isinstance(source, (torch.Tensor, np.ndarray)) else source[batch]
         out = torch.as_tensor(out).to(device)
-        tgt = _rows_dense(target, batch, device)                              # (B, I)
-        ex = _rows_dense(excl, batch, device)                                 # (B, I)
+        tgt = rows_mask(target, batch, device)                              # (B, I)
+        ex = rows_mask(excl, batch, device)                                 # (B, I)
         if out.is_floating_point():
             if out.shape != (len(batch), dataset.n_items):
                 raise ValueError(f"score matrix batch has shape {tuple(out.shape)}, expected ({len(batch)}, "

@@ -23,8 +23,6 @@ prefixes at every level (e.g. ``n_items``) the search is exhaustive, so its top-
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -32,13 +30,15 @@ import torch.nn.functional as F
 
 from ..utils import eval_mode
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .model import MMGRecGenerator
-
+# The decoder needs from the model only its public interface (no import of the model module, so the model
+# can call the decoder): ``check_users``, ``encode``, ``decode``, ``level_logits``, ``n_users``, ``n_items``,
+# ``n_levels``, ``cardinalities``, ``codes``, ``trie`` (:class:`~mmgrec_lib.tokenizer.trie.PrefixTrie`) and
+# ``history`` (:class:`~mmgrec_lib.generator.history.UserHistory`).
+GeneratorLike = torch.nn.Module
 
 
 # ---------------------------------------------------------------------- exclusion masks
-def exclusion_pairs(model: "MMGRecGenerator", users: torch.Tensor, exclude=None,
+def exclusion_pairs(model: GeneratorLike, users: torch.Tensor, exclude=None,
                     exclude_train: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Deduplicated (row in batch, item) pairs never to recommend: ``(E,)``, ``(E,)`` long tensors.
 
@@ -51,12 +51,9 @@ def exclusion_pairs(model: "MMGRecGenerator", users: torch.Tensor, exclude=None,
     dev, I, B = users.device, model.n_items, users.shape[0]
     rows, items = [], []
     if exclude_train and B:
-        start = model.hist_indptr[users]
-        count = model.hist_indptr[users + 1] - start                                   # (B,)
-        r = torch.repeat_interleave(torch.arange(B, device=dev), count)                # (nnz_b,)
-        pos = torch.arange(r.numel(), device=dev) - torch.repeat_interleave(torch.cumsum(count, 0) - count, count)
+        r, i = model.history.pairs(users)                                              # (nnz_b,), (nnz_b,)
         rows.append(r)
-        items.append(model.hist_indices[start[r] + pos])
+        items.append(i)
     if exclude is not None:
         if sp.issparse(exclude):
             if exclude.shape != (model.n_users, I):
@@ -78,7 +75,7 @@ def exclusion_pairs(model: "MMGRecGenerator", users: torch.Tensor, exclude=None,
     return key // I, key % I
 
 
-def alive_masks(model: "MMGRecGenerator", rows: torch.Tensor, items: torch.Tensor, B: int,
+def alive_masks(model: GeneratorLike, rows: torch.Tensor, items: torch.Tensor, B: int,
                 prune: bool = True) -> list[torch.Tensor | None]:
     """Per level ``l``, a ``(B, n_children)`` bool mask of the children (level ``l + 1`` nodes, items at the
     last level) that still lead to a non-excluded item. ``None`` for intermediate levels when not pruning."""
@@ -90,9 +87,9 @@ def alive_masks(model: "MMGRecGenerator", rows: torch.Tensor, items: torch.Tenso
         if not prune:
             out.append(None)
             continue
-        node = model.item_node(lvl + 1)                                                # (I,)
-        n_nodes = model.trie(lvl + 1).shape[0]
-        total = torch.bincount(node, minlength=n_nodes)                                # items below each node
+        node = model.trie.item_node(lvl + 1)                                           # (I,)
+        total = model.trie.items_below(lvl + 1)                                        # (n_nodes,)
+        n_nodes = total.shape[0]
         gone = torch.zeros(B, n_nodes, dtype=torch.int32, device=dev)
         gone.index_put_((rows, node[items]), torch.ones_like(rows, dtype=torch.int32), accumulate=True)
         out.append(gone < total)                                                       # (B, n_nodes)
@@ -102,7 +99,7 @@ def alive_masks(model: "MMGRecGenerator", rows: torch.Tensor, items: torch.Tenso
 
 # ---------------------------------------------------------------------- beam search
 @torch.no_grad()
-def beam_search(model: "MMGRecGenerator", users: torch.Tensor, k: int, beam_width: int | None = None,
+def beam_search(model: GeneratorLike, users: torch.Tensor, k: int, beam_width: int | None = None,
                 exclude=None, exclude_train: bool = True, prune: bool = True,
                 return_codes: bool = False):
     """Batched constrained beam search.
@@ -140,7 +137,7 @@ def beam_search(model: "MMGRecGenerator", users: torch.Tensor, k: int, beam_widt
             W, card = node.shape[1], model.cardinalities[lvl]
             h = model.decode(memory, mpad, toks)[:, :, -1]                   # (Bu, W, D): beams share memory
             logp = F.log_softmax(model.level_logits(h, lvl).float(), -1).view(Bu, W, card)  # full-range
-            child = model.trie(lvl)[node.clamp(min=0)]                       # (Bu, W, card) next node / item
+            child = model.trie.child_table(lvl)[node.clamp(min=0)]                       # (Bu, W, card) next node / item
             ok = (child >= 0) & torch.isfinite(score)[..., None]
             if alive[lvl] is not None:
                 ok &= torch.gather(alive[lvl], 1, child.clamp(min=0).view(Bu, -1)).view_as(child)
@@ -164,7 +161,7 @@ def beam_search(model: "MMGRecGenerator", users: torch.Tensor, k: int, beam_widt
 
 # ---------------------------------------------------------------------- exact scoring
 @torch.no_grad()
-def exact_scores(model: "MMGRecGenerator", users: torch.Tensor, exclude=None, exclude_train: bool = True,
+def exact_scores(model: GeneratorLike, users: torch.Tensor, exclude=None, exclude_train: bool = True,
                  items_per_step: int = 8) -> torch.Tensor:
     """Log-likelihood of every item's Rec-ID for each user, teacher-forced: ``(B, n_items)``.
 
@@ -191,7 +188,7 @@ def exact_scores(model: "MMGRecGenerator", users: torch.Tensor, exclude=None, ex
         return out
 
 
-def beam_exact_overlap(model: "MMGRecGenerator", users: torch.Tensor, k: int, beam_width: int,
+def beam_exact_overlap(model: GeneratorLike, users: torch.Tensor, k: int, beam_width: int,
                        exclude=None, exact: torch.Tensor | None = None) -> float:
     """Mean over users of ``|beam top-k ∩ exact top-k| / min(k, #valid items)``: 1.0 means the beam search
     found the exact top-k (set-wise). Pass ``exact`` (from :func:`exact_scores` for the same users and

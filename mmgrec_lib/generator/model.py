@@ -41,6 +41,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..tokenizer.recid import RecIDTable
+from .decoding import beam_search
+from .history import UserHistory
 from ..utils import check_ids
 
 ATTENTION_MODES = ("relation", "sinusoidal", "none")
@@ -195,17 +197,10 @@ class MMGRecGenerator(nn.Module):
                             finetune_item_emb=finetune_item_emb, inference_seed=inference_seed)
         dff = dim_feedforward or 4 * d_model
 
-        # ---- fixed data: user vectors, training history (CSR), Rec-IDs and the trie (move with .to())
+        # ---- fixed data: user vectors, training history (CSR) and the Rec-ID trie (move with .to())
         self.register_buffer("user_repr", user_repr, persistent=False)                        # (U, D_u)
-        self.register_buffer("hist_indptr", torch.from_numpy(history.indptr.astype(np.int64)), persistent=False)
-        self.register_buffer("hist_indices", torch.from_numpy(history.indices.astype(np.int64)), persistent=False)
-        self.register_buffer("codes", table.codes.clone(), persistent=False)                   # (I, M)
-        for lvl, ch in enumerate(table.children):
-            self.register_buffer(f"trie_{lvl}", ch.clone(), persistent=False)                  # (nodes_l, card_l)
-        node = torch.zeros(I, dtype=torch.long)
-        for lvl in range(M):                 # node of each item's length-l prefix; level M: the item itself
-            self.register_buffer(f"item_node_{lvl}", node.clone(), persistent=False)           # (I,)
-            node = table.children[lvl][node, table.codes[:, lvl]]
+        self.history = UserHistory(history)                                                    # (U, I) CSR
+        self.trie = table.trie.shared()                                                        # codes + trie
         cards = torch.tensor(self.cardinalities)
         self.register_buffer("offsets", torch.cumsum(cards, 0) - cards, persistent=False)      # (M,)
         n_tok = int(cards.sum())
@@ -251,26 +246,18 @@ class MMGRecGenerator(nn.Module):
                 nn.init.xavier_uniform_(p)
 
     # ------------------------------------------------------------------ helpers
-    def trie(self, level: int) -> torch.Tensor:
-        """``children[level]`` of the Rec-ID trie on the model's device: ``(n_nodes_level, card_level)``."""
-        return getattr(self, f"trie_{level}")
-
-    def item_node(self, level: int) -> torch.Tensor:
-        """``(I,)`` trie node of each item's length-``level`` prefix (level 0: the root)."""
-        return getattr(self, f"item_node_{level}")
+    @property
+    def codes(self) -> torch.Tensor:
+        """``(I, M)`` Rec-IDs on the model's device."""
+        return self.trie.codes
 
     @property
     def device(self) -> torch.device:
-        return self.codes.device
+        return self.trie.codes.device
 
     def set_history(self, history: sp.spmatrix) -> None:
         """Replace the encoder-input / excluded interactions (e.g. train + val for a final test run)."""
-        history = sp.csr_matrix(history)
-        if history.shape != (self.n_users, self.n_items):
-            raise ValueError(f"history has shape {history.shape}; expected ({self.n_users}, {self.n_items})")
-        history.sort_indices()
-        self.hist_indptr = torch.from_numpy(history.indptr.astype(np.int64)).to(self.device)
-        self.hist_indices = torch.from_numpy(history.indices.astype(np.int64)).to(self.device)
+        self.history.replace(history)
 
     def check_users(self, users: torch.Tensor) -> torch.Tensor:
         """User ids (any shape) -> flat long tensor on the model's device; clear error when out of range."""
@@ -299,13 +286,8 @@ class MMGRecGenerator(nn.Module):
         ``max_len`` items, then a stable sort moves the kept items to the front in CSR order.
         """
         B, dev = users.shape[0], users.device
-        start = self.hist_indptr[users]                                             # (B,)
-        count = self.hist_indptr[users + 1] - start                                 # (B,)
-        L = max(1, int(count.max())) if B else 1
-        col = torch.arange(L, device=dev)
-        keep = col[None, :] < count[:, None]                                        # (B, L)
-        idx = (start[:, None] + col).clamp(max=max(self.hist_indices.numel() - 1, 0))
-        ids = self.hist_indices[idx] if self.hist_indices.numel() else torch.zeros_like(idx)  # (B, L)
+        ids, keep = self.history.padded(users)                                     # (B, L), (B, L)
+        L = ids.shape[1]
         if exclude_items is not None:                                               # leave the target(s) out
             excl = exclude_items[:, None] if exclude_items.dim() == 1 else exclude_items   # (B, T)
             keep &= (ids[:, :, None] != excl[:, None, :]).all(-1)
@@ -430,7 +412,6 @@ class MMGRecGenerator(nn.Module):
         log-probabilities ``(B, k)`` (``-inf`` for padding). Training items are never returned; ``exclude``
         adds more (a ``(n_users, I)`` sparse matrix or a ``(B, I)`` bool tensor).
         """
-        from .decoding import beam_search
         return beam_search(self, users, k, beam if beam is not None else k, exclude=exclude)
 
 

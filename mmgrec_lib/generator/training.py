@@ -43,11 +43,12 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.dataset import RecDataset
+from ..data.sparse import csr_pairs
 from ..evaluation import EvalResult, evaluate, excluded_matrix
 from .model import ATTENTION_MODES, ITEM_EMBEDDINGS, MMGRecGenerator
 from ..tokenizer.recid import RecIDTable
 from ..training.loop import FitResult, LoopConfig, fit
-from ..utils import check_unknown, eval_mode, resolve_device
+from ..utils import check_unknown, eval_mode, resolve_device, seeded_rng
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 TIME_KEYS = ("train_s", "val_s")
@@ -144,8 +145,7 @@ def build_generator(dataset: RecDataset, table: RecIDTable, user_repr: torch.Ten
     """The model for ``dataset``'s training history, initialised from ``config.seed`` (global RNG untouched)."""
     if table.n_items != dataset.n_items:
         raise ValueError(f"the Rec-ID table has {table.n_items} items but the dataset has {dataset.n_items}")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
+    with seeded_rng(config.seed):
         model = MMGRecGenerator(
             table, user_repr, item_repr, dataset.train, d_model=config.d_model, n_layers=config.n_layers,
             n_heads=config.n_heads, dim_feedforward=config.dim_feedforward, dropout=config.dropout,
@@ -166,19 +166,10 @@ def make_optimizer(model: torch.nn.Module, config: GeneratorConfig) -> torch.opt
 
 def training_pairs(dataset: RecDataset) -> tuple[torch.Tensor, torch.Tensor]:
     """Every training interaction as a sample: ``users (E,)``, ``items (E,)`` in (user, item) order."""
-    tr = dataset.train.tocsr()
-    users = np.repeat(np.arange(dataset.n_users, dtype=np.int64), np.diff(tr.indptr))
-    return torch.from_numpy(users), torch.from_numpy(tr.indices.astype(np.int64))
+    return csr_pairs(dataset.train)
 
 
 # ---------------------------------------------------------------------- one epoch
-def _fork_rng(device: torch.device):
-    if device.type == "cuda":
-        idx = device.index if device.index is not None else torch.cuda.current_device()
-        return torch.random.fork_rng(devices=[idx], device_type="cuda")
-    return torch.random.fork_rng(devices=[])
-
-
 def training_groups(history_counts: torch.Tensor, users: torch.Tensor, items: torch.Tensor, targets: int,
                     generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Split each user's training items at random into groups of at most ``targets`` items.
@@ -241,8 +232,7 @@ def run_epoch(model: MMGRecGenerator, optimizer: torch.optim.Optimizer, users: t
     batches = batch_indices(lengths, max(1, config.batch_size // T), generator, config.bucket_by_length)
     total = torch.zeros((), device=dev, dtype=torch.float64)
     model.train()
-    with _fork_rng(dev):
-        torch.manual_seed(dropout_seed)                       # dropout RNG: derived from the generator
+    with seeded_rng(dropout_seed, dev):                       # dropout RNG: derived from the generator
         for idx in tqdm(batches, desc="batches", disable=not progress, leave=False):
             u, i = g_users[idx].to(dev), g_items[idx].to(dev)
             i = i[:, 0] if T == 1 else i
@@ -352,9 +342,7 @@ def level_accuracy(model: MMGRecGenerator, dataset: RecDataset, split: str = "va
     tokens of that level (no trie constraint), the level's cardinality, and the mean cross-entropy. A beam of
     width ``B`` can only keep a target whose first-level token ranks within ``B``.
     """
-    mat = dataset.split(split).tocsr()
-    users = torch.from_numpy(np.repeat(np.arange(mat.shape[0], dtype=np.int64), np.diff(mat.indptr)))
-    items = torch.from_numpy(mat.indices.astype(np.int64))
+    users, items = csr_pairs(dataset.split(split))
     ks = tuple(sorted(int(k) for k in ks))
     hits = torch.zeros(model.n_levels, len(ks), dtype=torch.float64)
     ce = torch.zeros(model.n_levels, dtype=torch.float64)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import pandas as pd
+
+from ..data.paths import atomic_write
 
 
 def reports_paths(reports_dir: str | os.PathLike) -> dict[str, Path]:
@@ -23,11 +24,8 @@ def reports_paths(reports_dir: str | os.PathLike) -> dict[str, Path]:
     return out
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+def _write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda fh: fh.write(text.encode()))
 
 
 def to_markdown(df: pd.DataFrame, floatfmt: str = ".4f") -> str:
@@ -48,9 +46,9 @@ def save_table(df: pd.DataFrame, name: str, reports_dir: str | os.PathLike, capt
         raise ValueError(f"table name {name!r} must use letters, digits, '_', '-', '.' only")
     tables = reports_paths(reports_dir)["tables"]
     csv = tables / f"{name}.csv"
-    _atomic_write_text(csv, df.to_csv(index=False))
+    _write_text(csv, df.to_csv(index=False))
     md = (f"{caption}\n\n" if caption else "") + to_markdown(df)
-    _atomic_write_text(tables / f"{name}.md", md)
+    _write_text(tables / f"{name}.md", md)
     return csv
 
 

@@ -54,7 +54,7 @@ import math
 import os
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,14 +65,15 @@ from torch import nn
 from torch_geometric.nn import SAGEConv
 
 from ..data.dataset import RecDataset
+from ..data.sparse import bipartite_edge_index
 from ..evaluation import evaluate
 from .recid import DISAMBIGUATION_MODES
 from .run import RecIDRun, build_recids
 from .stats import level_usage
-from .rqvae import RQVAE, RQVAEOutput, seeded_init
+from .rqvae import RQVAE, RQVAEOutput
 from ..training.sampling import BPRSampler
 from ..training.loop import LoopConfig, cpu_threads, fit
-from ..utils import atomic_save, check_unknown, load_checkpoint, resolve_device
+from ..utils import check_unknown, resolve_device, seeded_rng
 
 SCHEDULES = ("alternate", "two_stage")
 FEATURE_NORMS = ("l2", "standardize", "none")
@@ -222,9 +223,7 @@ def mean_adjacency(edge_index: torch.Tensor, n_users: int, n_items: int) -> torc
     ``U..U+I-1`` items; row ``v`` has weight ``1/|N(v)|`` on each neighbour, so ``A @ X`` is the neighbour
     mean of eq. 5 (rows of isolated nodes are empty: their mean is 0).
     """
-    users, items = edge_index[0].long(), edge_index[1].long() + n_users
-    dst = torch.cat([items, users])                                     # messages user->item and item->user
-    src = torch.cat([users, items])
+    src, dst = bipartite_edge_index(edge_index, n_users)               # messages user->item and item->user
     n = n_users + n_items
     deg = torch.bincount(dst, minlength=n).clamp_min(1).float()
     adj = torch.sparse_coo_tensor(torch.stack([dst, src]), 1.0 / deg[dst], (n, n),
@@ -262,7 +261,7 @@ class GraphEncoder(nn.Module):
         self.dim, self.negative_slope = int(dim), float(negative_slope)
         in_width = 2 * dim if feature_dim else dim
         widths = [in_width] + [dim] * n_layers
-        with seeded_init(seed):
+        with seeded_rng(seed):
             self.user_emb = nn.Embedding(n_users, in_width)                    # h_u^(0)
             self.item_emb = nn.Embedding(n_items, dim)                         # h_i^c
             nn.init.normal_(self.user_emb.weight, std=init_std)

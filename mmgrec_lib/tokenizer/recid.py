@@ -1,4 +1,4 @@
-"""Rec-IDs: item -> token tuple, token tuple -> item, and a prefix trie as dense tensors.
+"""Rec-IDs: item -> token tuple, token tuple -> item, and the prefix trie (:mod:`.trie`).
 
 A Rec-ID is ``M`` tokens: ``M - 1`` semantic tokens from a quantiser and one disambiguation token
 (paper eq. 11-12). Items whose semantic tokens coincide are ranked by training popularity (descending,
@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..utils import atomic_save, load_checkpoint
+from .trie import PrefixTrie
 
 DISAMBIGUATION_MODES = ("popularity", "random", "none")
 
@@ -95,26 +96,12 @@ class RecIDTable:
         self.codes = codes_t                                   # (I, M)
         self.cardinalities = [int(c) for c in cards]
         self.config = dict(config or {})
-        self.children = self._build_trie()                     # list of (n_nodes_l, card_l)
+        self.trie = PrefixTrie(codes_t, self.cardinalities)
 
-    # ------------------------------------------------------------------ trie
-    def _build_trie(self) -> list[torch.Tensor]:
-        codes = self.codes.numpy()
-        n_items, n_levels = codes.shape
-        node = np.zeros(n_items, dtype=np.int64)               # node id of each item's prefix at level l
-        n_nodes = 1
-        children = []
-        for level in range(n_levels):
-            if level + 1 < n_levels:
-                _, nxt = np.unique(codes[:, :level + 1], axis=0, return_inverse=True)
-                nxt = nxt.reshape(-1)
-            else:
-                nxt = np.arange(n_items)                       # leaves are items
-            table = np.full((n_nodes, self.cardinalities[level]), -1, dtype=np.int64)
-            table[node, codes[:, level]] = nxt
-            children.append(torch.from_numpy(table))
-            node, n_nodes = nxt, int(nxt.max()) + 1
-        return children
+    @property
+    def children(self) -> list[torch.Tensor]:
+        """The trie's per-level tables (see :class:`~mmgrec_lib.tokenizer.trie.PrefixTrie`)."""
+        return [self.trie.child_table(level) for level in range(self.n_levels)]
 
     @property
     def n_items(self) -> int:
@@ -125,30 +112,16 @@ class RecIDTable:
         return self.codes.shape[1]
 
     def allowed(self, level: int, nodes: torch.Tensor) -> torch.Tensor:
-        """``(..., card_level)`` bool mask of tokens that extend the prefixes at ``nodes`` (level ``level``).
-
-        A node ``-1`` (a dead prefix) allows nothing (without the guard it would index the last row).
-        """
-        mask = self.children[level].to(nodes.device)[nodes.clamp(min=0)] >= 0
-        return mask & (nodes >= 0).unsqueeze(-1)
+        """See :meth:`PrefixTrie.allowed`."""
+        return self.trie.allowed(level, nodes)
 
     def step(self, level: int, nodes: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """Next node (item id at the last level) for each (node, token); ``-1`` where invalid
-        (dead node ``-1`` or token outside ``[0, card_level)``)."""
-        card = self.cardinalities[level]
-        ok = (nodes >= 0) & (tokens >= 0) & (tokens < card)
-        nxt = self.children[level].to(nodes.device)[nodes.clamp(min=0), tokens.clamp(0, card - 1)]
-        return torch.where(ok, nxt, torch.full_like(nxt, -1))
+        """See :meth:`PrefixTrie.step`."""
+        return self.trie.step(level, nodes, tokens)
 
     def item_of(self, codes: torch.Tensor) -> torch.Tensor:
-        """``(B, M)`` token rows -> ``(B,)`` item ids, ``-1`` for tuples that are not a valid Rec-ID."""
-        codes = torch.as_tensor(codes, dtype=torch.long)
-        node = torch.zeros(codes.shape[0], dtype=torch.long, device=codes.device)
-        if codes.ndim != 2 or codes.shape[1] != self.n_levels:
-            raise ValueError(f"item_of expects (B, {self.n_levels}) token rows, got {tuple(codes.shape)}")
-        for level in range(self.n_levels):
-            node = self.step(level, node, codes[:, level])
-        return node
+        """See :meth:`PrefixTrie.item_of`."""
+        return self.trie.item_of(codes)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> Path:

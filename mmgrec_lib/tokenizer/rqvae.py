@@ -29,27 +29,13 @@ whose state is part of ``state_dict()``.
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..utils import eval_mode
-
-
-@contextlib.contextmanager
-def seeded_init(seed: int) -> Iterator[None]:
-    """Run parameter initialisation with a private RNG stream seeded by ``seed``.
-
-    ``nn.Linear`` and friends draw from the global torch RNG; this forks it (CPU only), seeds it, and
-    restores the caller's state on exit, so construction is reproducible without touching global state.
-    """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        yield
+from ..utils import eval_mode, seeded_rng
 
 
 def mlp(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
@@ -266,7 +252,7 @@ class RQVAE(nn.Module):
         if beta < 0:
             raise ValueError(f"RQVAE: beta must be >= 0, got {beta}")
         self.in_dim, self.beta = int(in_dim), float(beta)
-        with seeded_init(seed):
+        with seeded_rng(seed):
             self.encoder = mlp(in_dim, hidden_dim, latent_dim)
             self.decoder = mlp(latent_dim, hidden_dim, in_dim)
         self.quantizer = ResidualQuantizer(latent_dim, codebook_size, n_levels, kmeans_init=kmeans_init,

@@ -5,6 +5,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from ..data.sparse import csr_pairs
+
 
 class BPRSampler:
     """Draws (user, positive, negative) triples from a training matrix.
@@ -18,10 +20,8 @@ class BPRSampler:
     """
 
     def __init__(self, train: sp.csr_matrix) -> None:
-        coo = train.tocoo()
         self.n_users, self.n_items = train.shape
-        self.users = torch.from_numpy(coo.row.astype(np.int64))
-        self.items = torch.from_numpy(coo.col.astype(np.int64))
+        self.users, self.items = csr_pairs(train)
         self.keys = torch.sort(self.users * self.n_items + self.items).values
         full = np.diff(train.indptr) >= self.n_items
         if full.any():

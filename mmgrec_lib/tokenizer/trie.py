@@ -1,0 +1,107 @@
+"""The prefix trie of valid Rec-IDs, level by level, as dense tensors (one implementation for the table, the
+model and the decoder).
+
+Level ``l`` is a ``(n_nodes_l, card_l)`` int64 table ``child_table(l)`` whose entry ``[node, token]`` is the node
+reached at level ``l + 1`` (at the last level: the item id), ``-1`` when the token does not extend a valid
+Rec-ID. Nodes of a level are numbered in lexicographic order of their prefixes; the root is node 0 of level 0.
+Constrained decoding keeps one node per beam and reads ``child_table(l)[node] >= 0`` as the allowed next tokens.
+Also kept: ``item_node(l)``, the node of each item's length-``l`` prefix, and ``items_below(l)``, the number of
+items under each node of level ``l`` -- both depend only on the catalogue, so the decoder never recounts them.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class PrefixTrie(nn.Module):
+    """Trie over ``codes`` ``(n_items, M)`` (unique, non-negative rows; ``cardinalities[l] > codes[:, l]``).
+
+    Buffers are non-persistent (rebuilt from the codes) and move with ``.to()``; :meth:`shared` gives another
+    module over the same tensors, so a model can move its trie to a GPU without moving the table's.
+    """
+
+    def __init__(self, codes: torch.Tensor, cardinalities: Sequence[int]) -> None:
+        super().__init__()
+        codes = torch.as_tensor(codes, dtype=torch.long).cpu()
+        self.cardinalities = [int(c) for c in cardinalities]
+        self.n_items, self.n_levels = int(codes.shape[0]), int(codes.shape[1])
+        self.register_buffer("codes", codes, persistent=False)                          # (I, M)
+        c = codes.numpy()
+        node = np.zeros(self.n_items, dtype=np.int64)        # node of each item's length-l prefix
+        n_nodes = 1
+        for level in range(self.n_levels):
+            card = self.cardinalities[level]
+            if level + 1 < self.n_levels:
+                # the child prefix packed into one int64 key (< n_nodes * card <= I * card): one 1-D sort per level
+                _, nxt = np.unique(node * card + c[:, level], return_inverse=True)
+                nxt = nxt.reshape(-1).astype(np.int64)
+            else:
+                nxt = np.arange(self.n_items, dtype=np.int64)                           # leaves are items
+            table = np.full((n_nodes, card), -1, dtype=np.int64)
+            table[node, c[:, level]] = nxt
+            self.register_buffer(f"children_{level}", torch.from_numpy(table), persistent=False)
+            self.register_buffer(f"item_node_{level}", torch.from_numpy(node), persistent=False)
+            self.register_buffer(f"items_below_{level}",
+                                 torch.from_numpy(np.bincount(node, minlength=n_nodes).astype(np.int64)),
+                                 persistent=False)
+            node, n_nodes = nxt, int(nxt.max()) + 1
+
+    def shared(self) -> "PrefixTrie":
+        """A new module holding the same tensors (no copy): moving it leaves this one where it is."""
+        other = PrefixTrie.__new__(PrefixTrie)
+        nn.Module.__init__(other)
+        other.cardinalities, other.n_items, other.n_levels = list(self.cardinalities), self.n_items, self.n_levels
+        for name, buf in self.named_buffers():
+            other.register_buffer(name, buf, persistent=False)
+        return other
+
+    # ------------------------------------------------------------------ tables
+    def child_table(self, level: int) -> torch.Tensor:
+        """``(n_nodes_level, card_level)`` next node (item id at the last level), ``-1`` where invalid."""
+        return getattr(self, f"children_{level}")
+
+    def item_node(self, level: int) -> torch.Tensor:
+        """``(I,)`` node of each item's length-``level`` prefix (level 0: the root, node 0)."""
+        return getattr(self, f"item_node_{level}")
+
+    def items_below(self, level: int) -> torch.Tensor:
+        """``(n_nodes_level,)`` number of items under each node of ``level``."""
+        return getattr(self, f"items_below_{level}")
+
+    # ------------------------------------------------------------------ walking
+    def allowed(self, level: int, nodes: torch.Tensor) -> torch.Tensor:
+        """``(..., card_level)`` bool mask of tokens that extend the prefixes at ``nodes`` (level ``level``).
+
+        A node ``-1`` (a dead prefix) allows nothing (without the guard it would index the last row).
+        """
+        mask = self.child_table(level).to(nodes.device)[nodes.clamp(min=0)] >= 0
+        return mask & (nodes >= 0).unsqueeze(-1)
+
+    def step(self, level: int, nodes: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Next node (item id at the last level) for each (node, token); ``-1`` where invalid
+        (dead node ``-1`` or token outside ``[0, card_level)``)."""
+        card = self.cardinalities[level]
+        ok = (nodes >= 0) & (tokens >= 0) & (tokens < card)
+        nxt = self.child_table(level).to(nodes.device)[nodes.clamp(min=0), tokens.clamp(0, card - 1)]
+        return torch.where(ok, nxt, torch.full_like(nxt, -1))
+
+    def item_of(self, codes: torch.Tensor) -> torch.Tensor:
+        """``(B, M)`` token rows -> ``(B,)`` item ids, ``-1`` for tuples that are not a valid Rec-ID."""
+        codes = torch.as_tensor(codes, dtype=torch.long)
+        if codes.ndim != 2 or codes.shape[1] != self.n_levels:
+            raise ValueError(f"item_of expects (B, {self.n_levels}) token rows, got {tuple(codes.shape)}")
+        node = torch.zeros(codes.shape[0], dtype=torch.long, device=codes.device)
+        for level in range(self.n_levels):
+            node = self.step(level, node, codes[:, level])
+        return node
+
+    def extra_repr(self) -> str:
+        sizes = [self.child_table(level).shape[0] for level in range(self.n_levels)]
+        return f"items={self.n_items}, cardinalities={self.cardinalities}, nodes per level={sizes}"
+
+
+__all__ = ["PrefixTrie"]

@@ -1,0 +1,89 @@
+"""PrefixTrie and UserHistory: shapes and invariants on small random catalogues."""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from mmgrec_lib.data.paths import atomic_write
+from mmgrec_lib.data.sparse import bipartite_edge_index, csr_pairs, rows_mask
+from mmgrec_lib.generator.history import UserHistory
+from mmgrec_lib.tokenizer.recid import RecIDTable, disambiguate
+from mmgrec_lib.tokenizer.trie import PrefixTrie
+
+
+def _codes(n=300, card=5, levels=3, seed=0):
+    rng = np.random.default_rng(seed)
+    sem = rng.integers(0, card, size=(n, levels))
+    return disambiguate(sem, rng.integers(1, 50, size=n), "popularity")
+
+
+def test_node_numbering_is_lexicographic_and_counts_add_up():
+    codes = _codes()
+    trie = PrefixTrie(torch.from_numpy(codes), [5, 5, 5, int(codes[:, -1].max()) + 1])
+    for level in range(codes.shape[1]):
+        # nodes of a level number the distinct prefixes in lexicographic order
+        if level:
+            uniq, inv = np.unique(codes[:, :level], axis=0, return_inverse=True)
+            assert np.array_equal(trie.item_node(level).numpy(), inv.reshape(-1))
+        below = trie.items_below(level)
+        assert int(below.sum()) == len(codes)
+        assert torch.equal(below, torch.bincount(trie.item_node(level), minlength=trie.child_table(level).shape[0]))
+    assert torch.equal(trie.item_of(torch.from_numpy(codes)), torch.arange(len(codes)))
+
+
+def test_table_and_trie_agree_and_shared_trie_moves_alone():
+    codes = _codes(seed=1)
+    table = RecIDTable(codes)
+    shared = table.trie.shared()
+    assert shared.child_table(0).data_ptr() == table.trie.child_table(0).data_ptr()   # no copy
+    shared._apply(lambda t: t.clone())              # what .to("cuda") does: new tensors for this module only
+    assert shared.child_table(0).data_ptr() != table.trie.child_table(0).data_ptr()
+    assert torch.equal(shared.child_table(0), table.trie.child_table(0))
+    assert table.trie.child_table(0).data_ptr() == table.children[0].data_ptr()
+    nodes = torch.tensor([0, -1])
+    assert table.allowed(0, nodes)[1].sum() == 0
+
+
+def test_user_history_pairs_and_padding():
+    mat = sp.csr_matrix(np.array([[0, 1, 1, 0], [0, 0, 0, 0], [1, 0, 1, 1]], dtype=np.float32))
+    h = UserHistory(mat)
+    rows, items = h.pairs(torch.tensor([2, 0, 1]))
+    assert rows.tolist() == [0, 0, 0, 1, 1] and items.tolist() == [0, 2, 3, 1, 2]
+    ids, valid = h.padded(torch.tensor([0, 1, 2]))
+    assert ids.shape == valid.shape == (3, 3)
+    assert valid.sum(1).tolist() == [2, 0, 3]
+    assert ids[2].tolist() == [0, 2, 3]
+    h.replace(sp.csr_matrix((3, 4), dtype=np.float32))
+    assert h.counts(torch.tensor([0, 1, 2])).tolist() == [0, 0, 0]
+
+
+def test_sparse_helpers_agree_with_dense():
+    rng = np.random.default_rng(0)
+    dense = rng.random((6, 7)) < 0.3
+    mat = sp.csr_matrix(dense.astype(np.float32))
+    u, i = csr_pairs(mat)
+    assert sorted(zip(u.tolist(), i.tolist())) == sorted(zip(*np.nonzero(dense)))
+    assert torch.equal(rows_mask(mat, [4, 1]), torch.from_numpy(dense[[4, 1]]))
+    ei = bipartite_edge_index(torch.stack([u, i]), 6)
+    assert ei.shape == (2, 2 * len(u)) and int(ei.max()) < 6 + 7
+    assert torch.equal(ei[0, : len(u)], u) and torch.equal(ei[1, : len(u)], i + 6)
+
+
+def test_atomic_write_uses_the_usual_mode_and_cleans_up(tmp_path):
+    path = atomic_write(tmp_path / "x.txt", lambda fh: fh.write(b"hello"))
+    assert path.read_bytes() == b"hello"
+    import os
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (path.stat().st_mode & 0o777) == 0o666 & ~umask
+
+    def boom(fh):
+        fh.write(b"partial")
+        raise RuntimeError("disk full")
+
+    try:
+        atomic_write(tmp_path / "y.txt", boom)
+    except RuntimeError:
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.txt"]
