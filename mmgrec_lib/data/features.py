@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from .paths import atomic_write, cache_dir
+from .progress import progress_bar
 from .dataset import DataError, to_float32
 
 __all__ = [
@@ -166,8 +167,7 @@ def _batches(n: int, batch_size: int):
 
 
 def _tqdm(iterable, total: int, desc: str, progress: bool):
-    from tqdm.auto import tqdm
-    return tqdm(iterable, total=total, desc=desc, disable=not progress, unit="batch")
+    return progress_bar(iterable, progress, total=total, desc=desc, unit="batch")
 
 
 # ---------------------------------------------------------------------------------------- text

@@ -40,7 +40,6 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from ..data.dataset import RecDataset
 from ..data.sparse import csr_pairs
@@ -48,6 +47,7 @@ from ..evaluation import EvalResult, evaluate, excluded_matrix
 from .model import ATTENTION_MODES, ITEM_EMBEDDINGS, MMGRecGenerator
 from ..tokenizer.recid import RecIDTable
 from ..training.loop import FitResult, LoopConfig, fit
+from ..data.progress import progress_bar
 from ..utils import check_unknown, eval_mode, resolve_device, seeded_rng
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -233,7 +233,7 @@ def run_epoch(model: MMGRecGenerator, optimizer: torch.optim.Optimizer, users: t
     total = torch.zeros((), device=dev, dtype=torch.float64)
     model.train()
     with seeded_rng(dropout_seed, dev):                       # dropout RNG: derived from the generator
-        for idx in tqdm(batches, desc="batches", disable=not progress, leave=False):
+        for idx in progress_bar(batches, progress, desc="batches", leave=False):
             u, i = g_users[idx].to(dev), g_items[idx].to(dev)
             i = i[:, 0] if T == 1 else i
             loss = model.loss(u, i, generator=generator, label_smoothing=config.label_smoothing)

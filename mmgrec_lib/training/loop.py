@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from tqdm.auto import tqdm
 
+from ..data.progress import progress_bar
 from ..utils import atomic_save, load_checkpoint
 
 
@@ -122,7 +122,7 @@ def _fit(model, optimizer, train_epoch, validate, config, generator, desc, extra
             return FitResult(history, best_epoch, best_score, state["stopped_early"], resumed_from, epoch_seconds)
 
     stopped_early = False
-    bar = tqdm(range(start, config.epochs), desc=desc, disable=not config.progress, leave=False,
+    bar = progress_bar(range(start, config.epochs), config.progress, desc=desc, leave=False,
                initial=start, total=config.epochs)
     for epoch in bar:
         model.train()
