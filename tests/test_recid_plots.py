@@ -15,6 +15,7 @@ from PIL import Image
 from mmgrec_lib.reporting import recid_plots as rp
 from mmgrec_lib.tokenizer.run import RecIDRun, build_recids
 
+from _figure_checks import assert_labelled, assert_legends_outside, data_axes
 from _fixtures import make_tiny_dataset
 
 L = 8          # codebook size
@@ -93,48 +94,77 @@ def test_prefix_examples(runs, dataset):
 # ---------------------------------------------------------------------- figures
 def test_code_usage_bars(runs):
     sems = _sems(runs)
-    fig = rp.code_usage_bars(sems, L)
+    fig = rp.code_usage_bars(sems, L, dataset="tinyset")
     assert isinstance(fig, plt.Figure)
     assert len(fig.axes) == len(sems) * LEVELS
     assert all(len(ax.patches) == L for ax in fig.axes)                     # one bar per code
+    assert_labelled(fig, "tinyset")
+    assert "independent" in fig._suptitle.get_text()                        # the caption says so
+    assert all(len(ax.get_shared_y_axes().get_siblings(ax)) == 1 for ax in fig.axes)   # own y axis per panel
+    tops = {ax.get_ylim()[1] for ax in fig.axes}
+    assert len(tops) > 1                                                    # scaled to each panel's data
+    share = rp.code_usage_bars(sems, L, normalize=True)
+    assert max(p.get_height() for p in share.axes[0].patches) <= 1.0
+    assert share.axes[0].get_ylabel() == "share of items"
     single = rp.code_usage_bars(runs["graph_rqvae+popularity"].semantic, L)
     assert len(single.axes) == LEVELS
 
 
 def test_prefix_heatmap(runs):
     sems = _sems(runs)
-    fig = rp.prefix_heatmap(sems, L)
+    fig = rp.prefix_heatmap(sems, L, dataset="tinyset")
     assert len(fig.axes) == len(sems) + 1                                   # panels + colour bar
     assert sum(len(ax.images) for ax in fig.axes) == len(sems)
+    assert_labelled(fig, "tinyset")
     with pytest.raises(ValueError, match="levels"):
         rp.prefix_heatmap(sems, L, levels=(0, LEVELS))
 
 
 def test_method_comparison(runs):
     table = rp.stats_table(runs)
-    fig = rp.method_comparison(table)
+    fig = rp.method_comparison(table, dataset="tinyset")
     assert len(fig.axes) == 3
     assert len(fig.axes[0].patches) == len(runs) * LEVELS                    # usage: methods x levels
     assert len(fig.axes[2].patches) == len(runs) * 2
+    assert_labelled(fig, "tinyset")
+    assert len(fig.legends) == 1 and len(fig.legends[0].get_texts()) == len(runs)   # one shared legend
+    assert_legends_outside(fig)
 
 
 def test_group_size_histogram(runs):
     sems = _sems(runs)
-    fig = rp.group_size_histogram(sems)
+    fig = rp.group_size_histogram(sems, dataset="tinyset")
     assert len(fig.axes) == 2
     assert len(fig.axes[0].patches) == len(sems) * len(rp.SIZE_BINS)
     heights = [p.get_height() for p in fig.axes[0].patches[:len(rp.SIZE_BINS)]]
     assert sum(heights) == pytest.approx(1.0)                               # item shares sum to one
+    assert_labelled(fig, "tinyset")
+    assert_legends_outside(fig)
 
 
 def test_last_token_popularity(runs, dataset):
     codes = {k: r.codes for k, r in runs.items()}
-    fig = rp.last_token_popularity(codes, dataset.item_popularity(), min_items=1)
-    assert len(fig.axes) == 1 and len(fig.axes[0].lines) == len(codes)
-    pop_line = fig.axes[0].lines[0].get_ydata()
+    fig = rp.last_token_popularity(codes, dataset.item_popularity(), min_items=1, dataset="tinyset")
+    ax = fig.axes[0]
+    assert len(fig.axes) == 1 and len(ax.lines) == len(codes)
+    pop_line = ax.lines[0].get_ydata()
     assert pop_line[0] >= pop_line[-1]                                      # popularity token 0 is the top item
+    # every method drawn distinctly: its own marker and line style, so equal curves stay visible
+    assert len({l.get_marker() for l in ax.lines}) == len(codes)
+    assert len({l.get_linestyle() for l in ax.lines[:4]}) == min(len(codes), 4)
+    fig.canvas.draw()
+    ticks = ax.get_xticks()
+    assert len(ticks) >= 2 and np.allclose(ticks, np.round(ticks))           # integer token ticks
+    assert all(t.get_text().lstrip("−-").isdigit() for t in ax.get_xticklabels() if t.get_text())
+    assert ax.get_yscale() in ("log", "symlog") and "log" in ax.get_ylabel()
+    assert_labelled(fig, "tinyset")
+    assert_legends_outside(fig)
+    med = rp.last_token_popularity(codes, dataset.item_popularity(), min_items=1, stat="median", logy=False)
+    assert med.axes[0].get_yscale() == "linear" and "median" in med.axes[0].get_ylabel()
     with pytest.raises(ValueError, match="popularity"):
         rp.last_token_popularity(codes, dataset.item_popularity()[:-1])
+    with pytest.raises(ValueError, match="stat"):
+        rp.last_token_popularity(codes, dataset.item_popularity(), stat="mode")
 
 
 def test_umap_by_code(runs, dataset):
@@ -143,11 +173,46 @@ def test_umap_by_code(runs, dataset):
     assert coords.shape == (dataset.n_items, 2) and np.isfinite(coords).all()
     again = rp.umap_coords(run.item_emb, seed=0, n_neighbors=10)
     np.testing.assert_allclose(coords, again)                               # seeded, n_jobs=1
-    fig = rp.umap_by_code(coords, _sems(runs), L, annotate=3)
+    sems = _sems(runs)
+    fig = rp.umap_by_code(coords, sems, L, highlight=3, dataset="tinyset")
     assert len(fig.axes) == 2
-    assert all(len(ax.collections) == 1 and len(ax.texts) == 3 for ax in fig.axes)
+    for ax, sem in zip(fig.axes, sems.values()):
+        code = np.asarray(sem)[:, 0]
+        top = np.argsort(-np.bincount(code, minlength=L), kind="stable")[:3]
+        others = ~np.isin(code, top)
+        assert len(ax.collections) == 3 + others.any()                      # 3 colours + one grey layer
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert labels[:3] == [f"code {t} ({int((code == t).sum())} items)" for t in top]
+        assert len({tuple(c.get_facecolor()[0]) for c in ax.collections}) == len(ax.collections)
+        assert sum(len(c.get_offsets()) for c in ax.collections) == dataset.n_items
+    assert_labelled(fig, "tinyset")
+    assert "largest level-1 codes" in fig._suptitle.get_text()
+    assert_legends_outside(fig)
+    pop = rp.umap_by_code(coords, run.semantic, L, popularity=dataset.item_popularity())
+    panels = data_axes(pop)
+    assert len(panels) == 2 and len(pop.axes) == 3                          # code, popularity, colour bar
+    assert "popularity" in panels[1].get_title()
     with pytest.raises(ValueError, match="coords"):
         rp.umap_by_code(coords[:, :1], run.semantic, L)
+
+
+def test_recid_training_curves_mark_the_best_epochs():
+    from mmgrec_lib.reporting import plots
+
+    graph = [{"phase": "alternate", "bpr": 0.7 - 0.01 * e, "recon": 1e-3, "codebook": 5e-4, "commit": 5e-4,
+              "usage_l1": 1.0, "usage_l2": 0.9, "usage_l3": 0.8, "recall@10": r}
+             for e, r in enumerate([0.05, 0.10, 0.14, 0.13, 0.12])]
+    rq = [{"phase": "rq", "recon": 1e-3 / (e + 1), "codebook": 4e-4, "commit": 4e-4, "neg_rq_loss": v,
+           "usage_l1": 1.0, "usage_l2": 1.0, "usage_l3": 1.0} for e, v in enumerate([-3.0, -2.0, -2.5])]
+    fig = plots.recid_training_curves(graph + rq, dataset="tinyset")
+    assert_labelled(fig, "tinyset")
+    assert_legends_outside(fig)
+    star = [l for l in fig.axes[1].lines if l.get_gid() == plots.BEST_EPOCH_GID and l.get_marker() == "*"]
+    assert len(star) == 1 and list(star[0].get_xdata()) == [3] and list(star[0].get_ydata()) == [0.14]
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert {"best graph epoch (restored)", "start of RQ-VAE-only phase", "best RQ-only epoch (kept)"} <= set(labels)
+    kept = [l for l in fig.axes[2].lines if l.get_label() == "best RQ-only epoch (kept)"]
+    assert kept and kept[0].get_xdata()[0] == len(graph) + 2                 # the second RQ epoch
 
 
 @pytest.fixture

@@ -1,4 +1,11 @@
-"""Report figures as plain functions: each returns a matplotlib ``Figure`` (no widgets, no global state)."""
+"""Report figures as plain functions: each returns a matplotlib ``Figure`` (no widgets, no global state).
+
+Conventions shared with :mod:`mmgrec_lib.reporting.recid_plots`: the dataset name leads the figure title
+(``dataset=`` where the function cannot read it from a :class:`RecDataset`), every axis is labelled, and
+legends sit outside the data area (to the right of the panels or below them), so they never cover data.
+Figures use matplotlib's constrained layout; :func:`~mmgrec_lib.reporting.tables.save_figure` saves with
+``bbox_inches="tight"`` so outside legends are kept.
+"""
 from __future__ import annotations
 
 from typing import Mapping, Sequence
@@ -7,13 +14,54 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter
 
 from ..data.dataset import RecDataset
+
+#: ``gid`` of the best-epoch markers drawn by :func:`training_curves` and :func:`recid_training_curves`.
+BEST_EPOCH_GID = "best-epoch"
+
+
+def _titled(dataset: str, text: str) -> str:
+    """``"ml100k: text"``; ``text`` alone when no dataset is given."""
+    return f"{dataset}: {text}" if dataset else text
+
+
+def plain_log_ticks(ax) -> None:
+    """Label the log (or symlog) y axis of ``ax`` with plain numbers (0.001, 1, 2, 5, 10, ...; denser when the
+    range is narrow) instead of ``2 x 10^-1``-style labels. Call it after the data are drawn."""
+    lo, hi = ax.get_ylim()                                   # triggers autoscaling
+    for subs in ((1,), (1, 2, 5), (1, 1.5, 2, 3, 5, 7), (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9)):
+        ticks = [m * 10.0 ** e for e in range(-9, 10) for m in subs
+                 if lo <= m * 10.0 ** e <= hi and (ax.get_yscale() == "log" or m * 10.0 ** e >= 1)]
+        if len(ticks) >= 3:
+            break
+    else:                                                    # less than a factor ~2: evenly spaced values
+        ticks = [t for t in MaxNLocator(nbins=5).tick_values(lo, hi) if lo <= t <= hi and t > 0]
+    if lo <= 0 <= hi:
+        ticks = [0.0] + ticks
+    ax.yaxis.set_major_locator(FixedLocator(ticks))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_ylim(lo, hi)
+
+
+def best_row(df: pd.DataFrame, monitor: str) -> int | None:
+    """Index label of the first row with the largest ``monitor`` value (the epoch the training loop keeps:
+    :func:`mmgrec_lib.training.loop.fit` replaces its best only on a strict improvement); ``None`` when the
+    column is missing or empty."""
+    if monitor not in df:
+        return None
+    vals = pd.to_numeric(df[monitor], errors="coerce")
+    if vals.notna().sum() == 0:
+        return None
+    return vals.idxmax()                                   # first occurrence of the maximum, NaN skipped
 
 
 def degree_distributions(dataset: RecDataset) -> plt.Figure:
     """Log-log histograms of training interactions per user and per item."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
     user_deg = np.diff(dataset.train.indptr)
     item_deg = dataset.item_popularity()
     for ax, deg, what in ((axes[0], user_deg, "user"), (axes[1], item_deg, "item")):
@@ -22,13 +70,12 @@ def degree_distributions(dataset: RecDataset) -> plt.Figure:
         ax.hist(deg, bins=bins, color="C0" if what == "user" else "C1", edgecolor="white")
         ax.set(xscale="log", yscale="log", xlabel=f"training interactions per {what}", ylabel=f"{what}s",
                title=f"{dataset.name}: {what} degree (median {int(np.median(deg))})")
-    fig.tight_layout()
     return fig
 
 
 def modality_coverage(dataset: RecDataset) -> plt.Figure:
     """Share of items that have each modality (bars) with the feature width in the label."""
-    fig, ax = plt.subplots(figsize=(5, 3))
+    fig, ax = plt.subplots(figsize=(5, 3.2), layout="constrained")
     mods = dataset.modalities
     if not mods:
         ax.text(0.5, 0.5, f"{dataset.name}: no item features", ha="center", va="center")
@@ -38,23 +85,32 @@ def modality_coverage(dataset: RecDataset) -> plt.Figure:
     labels = [f"{m}\n({dataset.features[m].shape[1]}-d)" for m in mods]
     ax.bar(labels, cov, color=sns.color_palette("deep", len(mods)))
     for i, c in enumerate(cov):
-        ax.text(i, c + 0.01, f"{c:.1%}", ha="center")
-    ax.set(ylim=(0, 1.1), ylabel="share of items", title=f"{dataset.name}: modality coverage")
-    fig.tight_layout()
+        ax.text(i, c + 0.01, f"{c:.1%}", ha="center", va="bottom")
+    ax.set(ylim=(0, 1.12), xlabel="modality (feature width)", ylabel="share of items with the modality",
+           title=f"{dataset.name}: modality coverage")
     return fig
 
 
 def training_curves(histories: Mapping[str, Sequence[Mapping]], metric: str = "recall@10",
-                    loss_key: str | None = "loss", x: str = "epoch") -> plt.Figure:
+                    loss_key: str | None = "loss", x: str = "epoch", dataset: str = "",
+                    monitor: str | None = None, title: str = "") -> plt.Figure:
     """Validation ``metric`` (and the training loss when present) per epoch, one line per model.
 
-    ``x="time"`` plots against cumulative training seconds (the histories' ``train_s``) instead, to compare
-    runs whose epochs cost different amounts of time.
+    Histories are :attr:`FitResult.history` lists (one dict per epoch with ``"epoch"``, the losses and, on
+    validated epochs, the metrics). A star marks each model's best epoch: the first epoch with the largest
+    validation ``monitor`` (default ``metric``; the value the training loop early-stops on and whose weights it
+    restores), on the metric panel and on the loss panel. ``x="time"`` plots against cumulative training
+    seconds (the histories' ``train_s``) instead, to compare runs whose epochs cost different amounts of time.
+    ``dataset`` leads the figure title; ``title`` replaces its default text.
     """
     if x not in ("epoch", "time"):
         raise ValueError(f"x must be 'epoch' or 'time', got {x!r}")
-    fig, axes = plt.subplots(1, 2 if loss_key else 1, figsize=(11 if loss_key else 6, 3.6), squeeze=False)
+    monitor = monitor or metric
+    fig, axes = plt.subplots(1, 2 if loss_key else 1, figsize=(11 if loss_key else 6.5, 3.8), squeeze=False,
+                             layout="constrained")
     ax_m = axes[0, 0]
+    ax_l = axes[0, 1] if loss_key else None
+    any_best = False
     for idx, (name, hist) in enumerate(histories.items()):
         df = pd.DataFrame(list(hist))
         if x == "time":
@@ -65,61 +121,154 @@ def training_curves(histories: Mapping[str, Sequence[Mapping]], metric: str = "r
         if metric in df:
             d = df.dropna(subset=[metric])
             ax_m.plot(d["epoch"], d[metric], marker=".", label=name, color=color)
-        if loss_key and loss_key in df:
-            axes[0, 1].plot(df["epoch"], df[loss_key], label=name, color=color)
-    xlabel = "epoch" if x == "epoch" else "training seconds"
+        if ax_l is not None and loss_key in df:
+            ax_l.plot(df["epoch"], df[loss_key], label=name, color=color)
+        best = best_row(df, monitor)
+        if best is not None:
+            row = df.loc[best]
+            star = dict(marker="*", ms=13, mec="k", mew=0.6, color=color, ls="none", zorder=5, gid=BEST_EPOCH_GID,
+                        label=f"_best {name}")
+            if metric in df and pd.notna(row.get(metric)):
+                ax_m.plot([row["epoch"]], [row[metric]], **star)
+                any_best = True
+            if ax_l is not None and loss_key in df and pd.notna(row.get(loss_key)):
+                ax_l.plot([row["epoch"]], [row[loss_key]], **star)
+                any_best = True
+    xlabel = "epoch" if x == "epoch" else "cumulative training seconds"
     ax_m.set(xlabel=xlabel, ylabel=f"validation {metric}", title=f"validation {metric}")
-    ax_m.legend()
-    if loss_key:
-        axes[0, 1].set(xlabel=xlabel, ylabel=loss_key, yscale="log", title=f"training {loss_key}")
-        axes[0, 1].legend()
-    fig.tight_layout()
+    if ax_l is not None:
+        ax_l.set(xlabel=xlabel, ylabel=f"training {loss_key} (log scale)", yscale="log", title=f"training {loss_key}")
+    handles, labels = ax_m.get_legend_handles_labels()
+    if ax_l is not None:                            # models with a loss but no validation metric
+        for h, lab in zip(*ax_l.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    if any_best:
+        handles.append(Line2D([], [], marker="*", ms=11, mec="k", mew=0.6, color="0.6", ls="none"))
+        labels.append(f"best epoch (max validation {monitor})")
+    if ax_l is not None and ax_l.get_lines():
+        plain_log_ticks(ax_l)
+    if x == "epoch":                                # whole epochs on the x axis
+        for ax in axes[0]:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 4), fontsize=8)
+    what = title or (f"validation {metric}" + (f" and training {loss_key}" if loss_key else "")
+                     + (" against training time" if x == "time" else " per epoch"))
+    fig.suptitle(_titled(dataset, what))
     return fig
+
+
+def _metric_label(metrics: Sequence[str]) -> str:
+    """``["recall@10", "ndcg@10", "recall@20"]`` -> ``"Recall@K / NDCG@K (K = 10, 20)"``."""
+    pretty = {"recall": "Recall", "ndcg": "NDCG", "precision": "Precision", "hit": "Hit rate", "hr": "HR",
+              "mrr": "MRR", "map": "MAP"}
+    fams, ks = [], []
+    for m in metrics:
+        name, _, k = str(m).partition("@")
+        name = pretty.get(name.lower(), name)
+        if name not in fams:
+            fams.append(name)
+        if k and k not in ks:
+            ks.append(k)
+    if not ks:
+        return " / ".join(fams)
+    return " / ".join(f"{f}@K" for f in fams) + f" (K = {', '.join(ks)})"
 
 
 def metric_bars(table: pd.DataFrame, metrics: Sequence[str] = ("recall@10", "ndcg@10", "recall@20", "ndcg@20"),
-                model_col: str = "model", title: str = "") -> plt.Figure:
-    """Grouped bars of test metrics per model."""
-    long = table.melt(id_vars=[model_col], value_vars=[m for m in metrics if m in table], var_name="metric")
-    fig, ax = plt.subplots(figsize=(8, 3.6))
+                model_col: str = "model", title: str = "", dataset: str = "", split: str = "test") -> plt.Figure:
+    """Grouped bars of ``split`` metrics per model (one group per metric, one bar per model).
+
+    The y label names the split and the metrics (e.g. ``"test Recall@K / NDCG@K (K = 10, 20)"``); the title is
+    ``"<dataset>: <title>"`` (default title: ``"<split> metrics by model"``); the legend sits right of the axes.
+    """
+    present = [m for m in metrics if m in table]
+    long = table.melt(id_vars=[model_col], value_vars=present, var_name="metric")
+    fig, ax = plt.subplots(figsize=(9, 3.8), layout="constrained")
     sns.barplot(data=long, x="metric", y="value", hue=model_col, ax=ax)
-    ax.set(xlabel="", ylabel="test value", title=title)
-    fig.tight_layout()
+    ax.set(xlabel="metric (cut-off K)", ylabel=f"{split} {_metric_label(present)}",
+           title=_titled(dataset, title or f"{split} metrics by model"))
+    if ax.get_legend() is not None:
+        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1.0), title=model_col, frameon=False)
     return fig
 
 
-__all__ = ["degree_distributions", "modality_coverage", "training_curves", "metric_bars"]
-
-
-def recid_training_curves(history: Sequence[Mapping]) -> plt.Figure:
+def recid_training_curves(history: Sequence[Mapping], dataset: str = "", monitor: str = "recall@10") -> plt.Figure:
     """Graph RQ-VAE training: BPR loss, validation Recall@10 of ``h_u h_iᵀ``, RQ-VAE loss terms and
-    per-level codebook usage, across every phase (``alternate``/``bpr`` then ``rq``) on one time axis."""
+    per-level codebook usage, across every phase (``alternate``/``bpr`` then ``rq``) on one time axis.
+
+    ``history`` is ``RecIDRun.history``: one row per epoch with ``"phase"`` (``"alternate"``/``"bpr"`` for the
+    graph phase, ``"rq"`` for the RQ-VAE-only phase), the losses and the validation metrics. Vertical lines:
+    the best graph epoch (first max of validation ``monitor``, whose joint state is restored; star on the
+    Recall panel), the start of the RQ-only phase, and its best epoch (max ``neg_rq_loss``, the codebooks kept).
+    """
     df = pd.DataFrame(list(history))
     if df.empty:
         raise ValueError("empty history: nothing to plot")
+    if "phase" not in df:
+        df["phase"] = "bpr"
     df["step"] = np.arange(1, len(df) + 1)
-    fig, axes = plt.subplots(1, 4, figsize=(17, 3.6))
-    graph = df[df["phase"] != "rq"]
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4.2), layout="constrained")
+    graph = df[df["phase"] != "rq"].reset_index(drop=True)
+    rq = df[df["phase"] == "rq"].reset_index(drop=True)
     if "bpr" in graph:
         axes[0].plot(graph["step"], graph["bpr"], color="C0")
-    axes[0].set(title="BPR loss (graph phase)", xlabel="epoch", yscale="log")
+    axes[0].set(title="BPR loss (graph phase)", xlabel="epoch (graph phase)", ylabel="BPR loss (log scale)",
+                yscale="log")
     if "recall@10" in graph:
         d = graph.dropna(subset=["recall@10"])
         axes[1].plot(d["step"], d["recall@10"], marker=".", color="C2")
-    axes[1].set(title="validation Recall@10 of $h_u h_i^T$", xlabel="epoch")
+    axes[1].set(title="validation Recall@10 of $h_u h_i^T$", xlabel="epoch (graph phase)",
+                ylabel="validation Recall@10")
     for key, color in (("recon", "C3"), ("codebook", "C4"), ("commit", "C5")):
         if key in df:
-            axes[2].plot(df["step"], df[key], label=key, color=color)
-    axes[2].set(title="RQ-VAE loss terms", xlabel="epoch (all phases)", yscale="log")
-    axes[2].legend()
+            axes[2].plot(df["step"], df[key], label=f"{key} loss", color=color)
+    axes[2].set(title="RQ-VAE loss terms (eq. 10)", xlabel="epoch (all phases)", ylabel="loss (log scale)",
+                yscale="log")
+    level_colors = ["C6", "C8", "C9", "C1", "C7"]
     for m in range(1, 10):
         if f"usage_l{m}" in df:
-            axes[3].plot(df["step"], df[f"usage_l{m}"], label=f"level {m}")
-    axes[3].set(title="codebook usage (share of codes used)", xlabel="epoch (all phases)", ylim=(0, 1.05))
-    axes[3].legend()
-    if (df["phase"] == "rq").any():
-        start = int(df.loc[df["phase"] == "rq", "step"].min())
+            d = df.dropna(subset=[f"usage_l{m}"])
+            axes[3].plot(d["step"], d[f"usage_l{m}"], label=f"usage level {m}",
+                         color=level_colors[(m - 1) % len(level_colors)])
+    axes[3].set(title="codebook usage", xlabel="epoch (all phases)", ylabel="share of codes used", ylim=(0, 1.05))
+
+    b = best_row(graph, monitor)
+    if b is not None:
+        step = int(graph.loc[b, "step"])
+        for ax in axes:
+            ax.axvline(step, color="k", ls="--", lw=0.9, label="best graph epoch (restored)", gid=BEST_EPOCH_GID)
+        if "recall@10" in graph and pd.notna(graph.loc[b, "recall@10"]):
+            axes[1].plot([step], [graph.loc[b, "recall@10"]], marker="*", ms=14, mec="k", mew=0.6, color="C2",
+                         ls="none", zorder=5, gid=BEST_EPOCH_GID, label="_best")
+    if len(rq):
+        start = int(rq["step"].min())
         for ax in axes[2:]:
-            ax.axvline(start - 0.5, color="grey", ls=":", lw=1)
-    fig.tight_layout()
+            ax.axvline(start - 0.5, color="grey", ls=":", lw=1.2, label="start of RQ-VAE-only phase")
+        br = best_row(rq, "neg_rq_loss")
+        if br is not None:
+            for ax in axes[2:]:
+                ax.axvline(int(rq.loc[br, "step"]), color="k", ls="-.", lw=0.9, label="best RQ-only epoch (kept)")
+    for ax in (axes[0], axes[2]):
+        if ax.get_lines():
+            plain_log_ticks(ax)
+    for ax in axes:                                 # whole epochs on the x axis
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    # one legend for the whole figure, below the panels: every distinct label once, curves before markers
+    entries: dict[str, object] = {}
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(lab, h)
+    marks = ("best graph epoch (restored)", "start of RQ-VAE-only phase", "best RQ-only epoch (kept)")
+    labels = [lab for lab in entries if lab not in marks] + [lab for lab in marks if lab in entries]
+    if labels:
+        fig.legend([entries[lab] for lab in labels], labels, loc="outside lower center",
+                   ncol=min(len(labels), 6), fontsize=8)
+    fig.suptitle(_titled(dataset, "Graph RQ-VAE training (graph phase, then RQ-VAE on frozen representations)"))
     return fig
+
+
+__all__ = ["BEST_EPOCH_GID", "best_row", "degree_distributions", "modality_coverage", "training_curves",
+           "metric_bars", "recid_training_curves"]

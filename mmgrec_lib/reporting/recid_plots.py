@@ -6,6 +6,8 @@ interactive explorer in :mod:`mmgrec_lib.reporting.widgets` is built on the same
 Inputs are semantic tokens ``(n_items, n_levels)`` or full Rec-IDs ``(n_items, n_levels + 1)`` as numpy
 arrays or tensors, usually ``RecIDRun.semantic`` / ``RecIDRun.codes``; functions that compare methods take a
 mapping ``{method label: codes}`` and draw one panel (or one bar / line) per method, in the mapping's order.
+Figures follow the conventions of :mod:`mmgrec_lib.reporting.plots`: ``dataset=`` leads the title, every axis
+is labelled, legends sit outside the data area.
 """
 from __future__ import annotations
 
@@ -17,10 +19,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from matplotlib.colors import ListedColormap, LogNorm
+from matplotlib.colors import LogNorm
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from ..data.dataset import RecDataset
 from ..tokenizer.stats import level_usage, stats_frame
+from .plots import _titled, plain_log_ticks
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..tokenizer.run import RecIDRun
@@ -159,39 +163,46 @@ def load_thumbnail(path: str | None, size: tuple[int, int] = (120, 180)) -> np.n
 
 
 # ====================================================================== figures
-def code_usage_bars(semantics, codebook_size: int) -> plt.Figure:
+#: Distinct colours for highlighted categories (tab10 without its grey, kept for "other").
+HIGHLIGHT_COLORS = ("C0", "C1", "C2", "C3", "C4", "C5", "C6", "C8", "C9")
+OTHER_COLOR = "0.85"
+
+
+def code_usage_bars(semantics, codebook_size: int, dataset: str = "", normalize: bool = False) -> plt.Figure:
     """Items per code, per level (columns) and method (rows), codes sorted by frequency (rank-frequency bars).
 
     A flat profile at the dashed line (``n_items / codebook_size``) is perfectly even usage; a steep head and a
-    long empty tail mean few codes carry most items. Panel titles give codes used and perplexity.
+    long empty tail mean few codes carry most items. Panel titles give codes used and perplexity. Every panel
+    has its own y axis (methods differ by orders of magnitude, e.g. an HK-Means level with a single code), as
+    the figure title says; ``normalize=True`` plots the share of items instead of counts.
     """
     sems = _as_mapping(semantics, "semantic")
     n_levels = max(s.shape[1] for s in sems.values())
-    fig, axes = plt.subplots(len(sems), n_levels, figsize=(3.6 * n_levels, 2.5 * len(sems) + 0.4),
-                             squeeze=False, sharey="row")
+    fig, axes = plt.subplots(len(sems), n_levels, figsize=(3.7 * n_levels, 2.6 * len(sems) + 0.8),
+                             squeeze=False, layout="constrained")
     for r, (name, sem) in enumerate(sems.items()):
         usage = level_usage(sem, codebook_size)
+        scale = 1.0 / sem.shape[0] if normalize else 1.0
         for lv in range(n_levels):
             ax = axes[r, lv]
             if lv >= sem.shape[1]:
                 ax.set_axis_off()
                 continue
             counts = np.sort(np.bincount(sem[:, lv], minlength=codebook_size))[::-1]
-            ax.bar(np.arange(codebook_size), counts, width=1.0, color=f"C{r}")
-            ax.axhline(sem.shape[0] / codebook_size, color="k", ls="--", lw=0.8)
+            ax.bar(np.arange(codebook_size), counts * scale, width=1.0, color=f"C{r}")
+            ax.axhline(sem.shape[0] / codebook_size * scale, color="k", ls="--", lw=0.8)
             u = usage[lv]
             ax.set_title(f"{name}: level {lv + 1}\n{u['used']}/{codebook_size} used, "
                          f"perplexity {u['perplexity']:.1f}", fontsize=9)
             ax.set_xlim(-0.5, codebook_size - 0.5)
-            if r == len(sems) - 1:
-                ax.set_xlabel("code rank (by items)")
-            if lv == 0:
-                ax.set_ylabel("items")
-    fig.tight_layout()
+            ax.set_xlabel("code rank (by items)", fontsize=8)
+            ax.set_ylabel("share of items" if normalize else "items per code", fontsize=8)
+    fig.suptitle(_titled(dataset, "items per code, codes sorted by size (dashed: perfectly even usage)")
+                 + "\ny axes are independent per panel: compare shapes, not bar heights, across panels")
     return fig
 
 
-def prefix_heatmap(semantics, codebook_size: int, levels: tuple[int, int] = (0, 1)) -> plt.Figure:
+def prefix_heatmap(semantics, codebook_size: int, levels: tuple[int, int] = (0, 1), dataset: str = "") -> plt.Figure:
     """Items per (level-``a`` code, level-``b`` code) pair, one heatmap per method plus a shared colour bar.
 
     Rows are level-``a`` codes and columns level-``b`` codes, both sorted by frequency; the colour is the item
@@ -209,52 +220,58 @@ def prefix_heatmap(semantics, codebook_size: int, levels: tuple[int, int] = (0, 
         m = m[np.argsort(-m.sum(1), kind="stable")][:, np.argsort(-m.sum(0), kind="stable")]
         mats[name] = np.where(m > 0, m, np.nan)
     vmax = max(float(np.nanmax(m)) for m in mats.values())
-    fig, axes = plt.subplots(1, len(mats), figsize=(3.9 * len(mats) + 1.0, 3.9), squeeze=False,
+    fig, axes = plt.subplots(1, len(mats), figsize=(3.9 * len(mats) + 1.0, 4.3), squeeze=False,
                              layout="constrained")
     cmap = plt.get_cmap("viridis").with_extremes(bad="white")
     im = None
-    for k, (ax, (name, m)) in enumerate(zip(axes[0], mats.items())):
+    for ax, (name, m) in zip(axes[0], mats.items()):
         im = ax.imshow(m, cmap=cmap, norm=LogNorm(vmin=1, vmax=max(vmax, 1.01)), aspect="auto",
                        interpolation="nearest")
         filled = np.isfinite(m).sum(1)
         filled = filled[filled > 0]
         ax.set_title(f"{name}\n{filled.mean():.1f} level-{b + 1} codes per level-{a + 1} code", fontsize=9)
         ax.set_xlabel(f"level-{b + 1} code (by frequency)")
-        if k == 0:
-            ax.set_ylabel(f"level-{a + 1} code (by frequency)")
-    fig.colorbar(im, ax=list(axes[0]), label="items", shrink=0.9)
+        ax.set_ylabel(f"level-{a + 1} code (by frequency)")
+    cb = fig.colorbar(im, ax=list(axes[0]), label="items (log scale, white = none)", shrink=0.9)
+    cb.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    cb.ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if str(f"{v:g}")[0] in "25" else ""))
+    fig.suptitle(_titled(dataset, f"items per (level-{a + 1}, level-{b + 1}) code pair"))
     return fig
 
 
-def method_comparison(table: pd.DataFrame, method_col: str = "method") -> plt.Figure:
+def method_comparison(table: pd.DataFrame, method_col: str = "method", dataset: str = "") -> plt.Figure:
     """Grouped bars per method: codebook usage per level, perplexity per level, and the share of items that
-    are alone on their semantic ID (``unique_semantic_frac``) vs in a collision group (``collided_items_frac``)."""
+    are alone on their semantic ID (``unique_semantic_frac``) vs in a collision group (``collided_items_frac``).
+    One legend for all panels, below them."""
     levels = sorted(int(c[len("usage_l"):]) for c in table.columns if c.startswith("usage_l"))
-    panels = [("usage", [f"usage_l{m}" for m in levels], [f"level {m}" for m in levels],
-               "share of codes used", (0, 1.05)),
-              ("perplexity", [f"perplexity_l{m}" for m in levels], [f"level {m}" for m in levels],
-               "perplexity (effective codes)", None),
-              ("items", ["unique_semantic_frac", "collided_items_frac"], ["unique semantic ID", "in collision"],
-               "share of items", (0, 1.05))]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    panels = [("codebook usage per level", [f"usage_l{m}" for m in levels], [f"level {m}" for m in levels],
+               "RQ-VAE level", "share of codes used", (0, 1.05)),
+              ("perplexity per level", [f"perplexity_l{m}" for m in levels], [f"level {m}" for m in levels],
+               "RQ-VAE level", "perplexity (effective codes)", None),
+              ("items by semantic ID", ["unique_semantic_frac", "collided_items_frac"],
+               ["alone on its\nsemantic ID", "in a collision\ngroup"], "item", "share of items", (0, 1.05))]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), layout="constrained")
     methods = table[method_col].astype(str).tolist()
     width = 0.8 / max(len(methods), 1)
-    for ax, (title, cols, labels, ylabel, ylim) in zip(axes, panels):
+    for ax, (title, cols, labels, xlabel, ylabel, ylim) in zip(axes, panels):
         cols_here = [c for c in cols if c in table]
         x = np.arange(len(cols_here))
         for k, (_, row) in enumerate(table.iterrows()):
             ax.bar(x + (k - (len(methods) - 1) / 2) * width, [float(row[c]) for c in cols_here], width,
                    label=methods[k], color=f"C{k}")
         ax.set_xticks(x, [labels[cols.index(c)] for c in cols_here])
-        ax.set(ylabel=ylabel, title=title)
+        ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
         if ylim:
             ax.set_ylim(*ylim)
-    axes[0].legend(fontsize=8, loc="lower left")
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 4), fontsize=9)
+    fig.suptitle(_titled(dataset, "Rec-ID methods compared"))
     return fig
 
 
-def group_size_histogram(semantics, bins: Sequence[tuple[int, int | None]] = SIZE_BINS) -> plt.Figure:
+def group_size_histogram(semantics, bins: Sequence[tuple[int, int | None]] = SIZE_BINS,
+                         dataset: str = "") -> plt.Figure:
     """Collision groups by size (items sharing all semantic tokens), grouped bars per method.
 
     Left: share of items in groups of each size (size 1 = a unique semantic ID); right: number of groups of
@@ -262,7 +279,7 @@ def group_size_histogram(semantics, bins: Sequence[tuple[int, int | None]] = SIZ
     """
     sems = _as_mapping(semantics, "semantic")
     labels = [str(lo) if hi == lo else (f"{lo}-{hi}" if hi is not None else f"{lo}+") for lo, hi in bins]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained")
     width = 0.8 / len(sems)
     x = np.arange(len(bins))
     for k, (name, sem) in enumerate(sems.items()):
@@ -273,49 +290,96 @@ def group_size_histogram(semantics, bins: Sequence[tuple[int, int | None]] = SIZ
             items.append(sizes[sel].sum() / sem.shape[0])
             groups.append(int(sel.sum()))
         off = (k - (len(sems) - 1) / 2) * width
-        axes[0].bar(x + off, items, width, label=f"{name} (max {sizes.max()})", color=f"C{k}")
-        axes[1].bar(x + off, groups, width, label=name, color=f"C{k}")
+        axes[0].bar(x + off, items, width, label=f"{name} (largest group {sizes.max()})", color=f"C{k}")
+        axes[1].bar(x + off, groups, width, color=f"C{k}")
     axes[0].set(xlabel="collision group size (items per semantic ID)", ylabel="share of items",
                 title="items by the size of their group")
-    axes[1].set(xlabel="collision group size (items per semantic ID)", ylabel="groups", yscale="log",
+    axes[1].set(xlabel="collision group size (items per semantic ID)", ylabel="groups (log scale)", yscale="log",
                 title="number of groups by size")
     for ax in axes:
         ax.set_xticks(x, labels)
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
+    plain_log_ticks(axes[1])
+    handles, labs = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labs, loc="outside lower center", ncol=min(len(labs), 4), fontsize=9)
+    fig.suptitle(_titled(dataset, "collision groups (items sharing all semantic tokens)"))
     return fig
 
 
-def last_token_popularity(codes, popularity: np.ndarray, max_token: int = 8, min_items: int = 5) -> plt.Figure:
-    """Median training popularity of items by their last (disambiguation) token, collided items only.
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+_LINESTYLES = ("-", "--", "-.", ":")
 
-    One line per method; a token is drawn when at least ``min_items`` collided items carry it, and a method
-    without collisions is only listed in the legend. With the popularity rule (MMGRec, eq. 11-12) token 0 is the most popular item of
-    its group, so the curve falls: the token is predictable from popularity. With the random rule (TIGER) the
-    curve is flat up to noise. Items alone on their semantic ID (always token 0) are left out.
+
+def last_token_popularity(codes, popularity: np.ndarray, max_token: int = 8, min_items: int = 5,
+                          dataset: str = "", stat: str = "mean", logy: bool = True) -> plt.Figure:
+    """Training popularity (``stat``: mean with ± one standard error, or median) of items by their last
+    (disambiguation) token, collided items only.
+
+    One line per method, each with its own marker and line style and a small horizontal offset so equal
+    values stay visible; the x axis has one tick per token. A token is drawn when at least ``min_items``
+    collided items carry it; a method without collisions is only listed in the legend. With the popularity
+    rule (MMGRec, eq. 11-12) token 0 is the most popular item of its group, so the curve falls: the token is
+    predictable from popularity. With the random rule (TIGER) the curve is flat up to noise. Items alone on
+    their semantic ID (always token 0) are left out. ``logy``: log y axis (symmetric-log when a value is 0).
     """
+    if stat not in ("mean", "median"):
+        raise ValueError(f"stat must be 'mean' or 'median', got {stat!r}")
     allc = _as_mapping(codes, "codes")
     pop = np.asarray(popularity, dtype=np.float64)
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    fig, ax = plt.subplots(figsize=(8.5, 4.0), layout="constrained")
+    n = len(allc)
+    all_x, all_y = [], []
     for k, (name, c) in enumerate(allc.items()):
         if c.shape[0] != pop.shape[0]:
             raise ValueError(f"{name}: {c.shape[0]} items but {pop.shape[0]} popularity counts")
         _, inv, sizes = np.unique(c[:, :-1], axis=0, return_inverse=True, return_counts=True)
         collided = sizes[inv.reshape(-1)] > 1
         last = c[:, -1]
-        xs, ys = [], []
+        xs, ys, se = [], [], []
         for t in range(max_token + 1):
             sel = collided & (last == t)
             if sel.sum() >= max(min_items, 1):
+                v = pop[sel]
                 xs.append(t)
-                ys.append(float(np.median(pop[sel])))
-        label = name if collided.any() else f"{name} (no collisions)"
-        ax.plot(xs, ys, marker="o", label=label, color=f"C{k}")
-    ax.set(xlabel="last token (position inside the collision group)", ylabel="median training interactions",
-           title="popularity by last token (items in collision groups)")
-    ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+                ys.append(float(np.mean(v) if stat == "mean" else np.median(v)))
+                se.append(float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else 0.0)
+        label = (f"{name} ({int(collided.sum())} collided items)" if collided.any()
+                 else f"{name} (no collisions)")
+        off = (k - (n - 1) / 2) * 0.07
+        xo = np.asarray(xs, dtype=float) + off
+        color = f"C{k % 10}"
+        ax.plot(xo, ys, marker=_MARKERS[k % len(_MARKERS)], ls=_LINESTYLES[k % len(_LINESTYLES)], ms=7,
+                mfc="white" if k % 2 else color, mew=1.5, lw=1.6, label=label, color=color, zorder=3 + k)
+        if stat == "mean" and xs:
+            y = np.asarray(ys)
+            lo = np.minimum(np.asarray(se), y * 0.999) if logy else np.asarray(se)   # stay above 0 on log
+            ax.errorbar(xo, y, yerr=[lo, np.asarray(se)], fmt="none", ecolor=color, elinewidth=1, capsize=0,
+                        zorder=2 + k)
+        all_x += xs
+        all_y += ys
+    top = max(max(all_x) if all_x else max_token, 1)
+    ax.set_xlim(-0.5, top + 0.5)
+    if top <= 20:
+        ax.set_xticks(range(0, top + 1))                      # one tick per token
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    what = "mean ± s.e." if stat == "mean" else "median"
+    scale = ""
+    if logy and all_y and max(all_y) > 0:
+        if min(all_y) > 0:
+            ax.set_yscale("log")
+            scale = " (log scale)"
+        else:
+            ax.set_yscale("symlog", linthresh=1)
+            ax.set_ylim(bottom=0)
+            scale = " (symlog scale)"
+        plain_log_ticks(ax)
+    else:
+        ax.set_ylim(bottom=0)
+    ax.set(xlabel="last token (rank inside the collision group)",
+           ylabel=f"training interactions, {what}{scale}")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
+    ax.set_title("popularity rule: falls as the token grows; random rule: flat", fontsize=9)
+    fig.suptitle(_titled(dataset, "popularity of collided items by their last token"))
     return fig
 
 
@@ -329,48 +393,68 @@ def umap_coords(x, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1) 
     return reducer.fit_transform(arr.astype(np.float32))
 
 
-def _code_cmap(n: int, seed: int = 0) -> ListedColormap:
-    """``n`` distinct hues in a fixed shuffled order, so neighbouring code ids get unlike colours."""
-    hues = np.linspace(0, 1, n, endpoint=False)[np.random.default_rng(seed).permutation(n)]
-    import colorsys
+def umap_by_code(coords: np.ndarray, codes, codebook_size: int, level: int = 0, highlight: int = 8,
+                 title: str = "", dataset: str = "", popularity: np.ndarray | None = None) -> plt.Figure:
+    """Scatter of 2-D item coordinates (e.g. :func:`umap_coords` of ``RecIDRun.item_emb``), one panel per
+    method (same coordinates in every panel), coloured by the ``highlight`` largest level-``level`` codes of
+    that method in distinct colours (at most 9), every other code light grey; the legend under each panel
+    gives code and size.
 
-    return ListedColormap([colorsys.hls_to_rgb(h, 0.5 + 0.15 * (i % 2), 0.75) for i, h in enumerate(hues)])
-
-
-def umap_by_code(coords: np.ndarray, codes, codebook_size: int, level: int = 0, annotate: int = 8,
-                 title: str = "") -> plt.Figure:
-    """Scatter of 2-D item coordinates (e.g. :func:`umap_coords` of ``RecIDRun.item_emb``), coloured by the
-    level-``level`` code, one panel per method (same coordinates in every panel).
-
-    The ``annotate`` largest codes are labelled at the median position of their items. Compact single-colour
-    islands mean the code follows the geometry of the representation; colours spread everywhere mean it
-    does not (expected for codes computed from other inputs, such as "ID w/o").
+    Compact single-colour islands mean the code follows the geometry of the representation; colours spread
+    everywhere mean it does not (expected for codes computed from other inputs, such as "ID w/o").
+    With ``popularity`` (training interactions per item) a last panel colours the same points by popularity
+    (log colour scale, grey = no training interaction), to tell popularity structure from code structure.
     """
     allc = _as_mapping(codes, "codes")
     xy = np.asarray(coords)
     if xy.ndim != 2 or xy.shape[1] != 2:
         raise ValueError(f"coords must be (n_items, 2), got {xy.shape}")
-    fig, axes = plt.subplots(1, len(allc), figsize=(5.2 * len(allc), 4.8), squeeze=False)
-    cmap = _code_cmap(codebook_size)
+    k_hi = int(min(max(highlight, 0), len(HIGHLIGHT_COLORS)))
+    n_panels = len(allc) + (popularity is not None)
+    fig, axes = plt.subplots(1, n_panels, figsize=(5.0 * n_panels, 6.0), squeeze=False, layout="constrained")
     for ax, (name, c) in zip(axes[0], allc.items()):
         if c.shape[0] != xy.shape[0]:
             raise ValueError(f"{name}: {c.shape[0]} items but {xy.shape[0]} coordinates")
         code = c[:, level]
-        ax.scatter(xy[:, 0], xy[:, 1], c=code, cmap=cmap, vmin=-0.5, vmax=codebook_size - 0.5, s=6,
-                   linewidths=0, alpha=0.85)
         counts = np.bincount(code, minlength=codebook_size)
-        for k in np.argsort(-counts, kind="stable")[:annotate]:
-            if counts[k] == 0:
-                break
-            mx, my = np.median(xy[code == k], axis=0)
-            ax.annotate(str(k), (mx, my), fontsize=8, ha="center", va="center", weight="bold",
-                        bbox=dict(boxstyle="round,pad=0.15", fc="white", ec=cmap(k), alpha=0.85))
-        ax.set_title(f"{name}: level-{level + 1} code ({int((counts > 0).sum())} used)", fontsize=10)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
+        top = [int(t) for t in np.argsort(-counts, kind="stable")[:k_hi] if counts[t] > 0]
+        rest = ~np.isin(code, top)
+        if rest.any():
+            ax.scatter(xy[rest, 0], xy[rest, 1], s=4, color=OTHER_COLOR, linewidths=0, zorder=1,
+                       label=f"other {int((counts > 0).sum()) - len(top)} codes ({int(rest.sum())} items)")
+        for j, t in enumerate(top):
+            sel = code == t
+            ax.scatter(xy[sel, 0], xy[sel, 1], s=10, color=HIGHLIGHT_COLORS[j], linewidths=0, alpha=0.9,
+                       zorder=2, label=f"code {t} ({int(counts[t])} items)")
+        ax.set_title(f"{name}\nlevel-{level + 1} code ({int((counts > 0).sum())}/{codebook_size} used)",
+                     fontsize=10)
+        ax.set(xticks=[], yticks=[], xlabel="UMAP 1", ylabel="UMAP 2")
+        handles, labels = ax.get_legend_handles_labels()
+        if rest.any():                                         # highlighted codes first, "other" last
+            handles, labels = handles[1:] + handles[:1], labels[1:] + labels[:1]
+        leg = ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=2, fontsize=7,
+                        frameon=False, title=f"{len(top)} largest level-{level + 1} codes", title_fontsize=7)
+        for h in leg.legend_handles:                           # equal, readable swatches
+            h.set_sizes([30])
+            h.set_alpha(1.0)
+    if popularity is not None:
+        pop = np.asarray(popularity, dtype=np.float64)
+        if pop.shape[0] != xy.shape[0]:
+            raise ValueError(f"{pop.shape[0]} popularity counts but {xy.shape[0]} coordinates")
+        ax = axes[0, -1]
+        order = np.argsort(pop, kind="stable")                 # popular items drawn on top
+        cmap = plt.get_cmap("viridis").with_extremes(bad=OTHER_COLOR)
+        sc = ax.scatter(xy[order, 0], xy[order, 1], c=np.where(pop[order] > 0, pop[order], np.nan), s=6,
+                        cmap=cmap, norm=LogNorm(vmin=1, vmax=max(pop.max(), 2)), linewidths=0, plotnonfinite=True)
+        ax.set_title("training popularity\n(same points)", fontsize=10)
+        ax.set(xticks=[], yticks=[], xlabel="UMAP 1", ylabel="UMAP 2")
+        cb = fig.colorbar(sc, ax=ax, location="bottom", shrink=0.8, pad=0.02)
+        cb.set_label("training interactions (log scale; grey = none)", fontsize=8)
+        cb.ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    head = title or "UMAP of the item representations"
+    fig.suptitle(_titled(dataset, head) + f"\ncoloured by the {len(HIGHLIGHT_COLORS[:k_hi])} largest "
+                 f"level-{level + 1} codes of each method (other codes grey): compact single-colour islands mean "
+                 f"the code follows the representation", fontsize=11)
     return fig
 
 
