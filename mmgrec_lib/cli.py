@@ -120,22 +120,27 @@ def known_datasets() -> tuple[str, ...]:
 def check_datasets(datasets: list[str] | None, also: tuple[str, ...] = ()) -> None:
     """Every name must be a known dataset (the library's or one a profile names, ``also``) or
     ``folder:<existing folder>``; the error lists the valid names."""
+    from .data import dataset_tag as library_tag
+
     valid = list(dict.fromkeys([*known_datasets(), *also]))
     for name in datasets or []:
         if name.startswith("folder:"):
-            folder = Path(name[len("folder:"):]).expanduser()
-            if not folder.is_dir():
-                raise ValueError(f"--dataset {name}: folder {folder} does not exist")
+            try:
+                library_tag(name)                     # reads dataset.yaml: a missing folder or bad yaml fails here
+            except ValueError as exc:
+                raise ValueError(f"--dataset {name}: {exc}") from exc
         elif name not in valid:
             raise ValueError(f"--dataset {name!r}: unknown dataset; valid names: {', '.join(valid)}, "
                              "or folder:/path/to/your/data")
 
 
 def dataset_tag(dataset) -> str:
-    """A file-name-safe tag for a dataset name (``folder:/x/my data`` -> ``my-data``)."""
+    """A file-name-safe tag for a dataset name; for ``folder:`` datasets the name the dataset itself gets
+    (``name:`` in its ``dataset.yaml``, else the folder's name)."""
     text = str(dataset or "default")
     if text.startswith("folder:"):
-        text = Path(text[len("folder:"):]).expanduser().resolve().name
+        from .data import dataset_tag as library_tag
+        text = library_tag(text)
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)
 
 
@@ -173,8 +178,11 @@ def build_plan(profile: str, only: list[str] | None = None, notebooks_dir: Path 
                                    for _, k, runs_ in specs for p in runs_))
     runs, skipped = [], []
     for nb, known, profile_runs in specs:
-        if folders and "DATASET" in known:
-            profile_runs = [{**(profile_runs[0] if profile_runs else {}), "DATASET": f} for f in folders]
+        if folders and "DATASET" in known:         # absolute paths: the notebooks run in notebooks/
+            from .data import resolve_dataset_spec
+            profile_runs = [{**(profile_runs[0] if profile_runs else {}), "DATASET": resolve_dataset_spec(f)}
+                            for f in folders]
+            datasets = [*datasets, *(p["DATASET"] for p in profile_runs)]
         for params in profile_runs:
             dataset = params.get("DATASET") or _default(known.get("DATASET"))
             if datasets and dataset not in datasets:

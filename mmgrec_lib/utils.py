@@ -3,6 +3,9 @@ No global state. Dataset and cache paths live in :mod:`mmgrec_lib.data.paths`.""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import types
+import typing
 import os
 import random
 from pathlib import Path
@@ -56,14 +59,74 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """Load a checkpoint written by :func:`atomic_save`, with a clear error when missing or unreadable."""
+    """Load a checkpoint written by :func:`atomic_save`, with a clear error when missing or unreadable (the
+    ``ValueError`` names the file and says that deleting it makes the run retrain)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         return torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:  # pragma: no cover - message path
-        raise ValueError(f"checkpoint {path} could not be read: {exc}") from exc
+    except Exception as exc:   # torch raises many types (UnpicklingError, RuntimeError, EOFError, ...)
+        raise ValueError(f"checkpoint {path} could not be read ({type(exc).__name__}: {exc}); the file is damaged "
+                         f"(a full disk, a copy cut short): delete it and the run that wrote it retrains from "
+                         f"scratch") from exc
+
+
+def check_fields(config: Any) -> None:
+    """Check every field of a config dataclass against its annotation, naming the class, the field, the value
+    and the expected type (``TypeError``). Understands ``int``, ``float`` (ints accepted and converted),
+    ``bool``, ``str``, ``Path``, ``X | None``, ``tuple[int, ...]`` (lists accepted and converted to tuples);
+    other annotations are not checked. ``bool`` is not accepted where an ``int`` is meant."""
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        value, hint = getattr(config, f.name), hints.get(f.name)
+        ok, converted = _check_type(value, hint)
+        if not ok:
+            raise TypeError(f"{type(config).__name__}: {f.name} = {value!r} ({type(value).__name__}); "
+                            f"expected {_type_name(hint)}")
+        if converted is not value:
+            object.__setattr__(config, f.name, converted)
+
+
+def _check_type(value, hint) -> tuple[bool, Any]:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is None or hint is Any:
+        return True, value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return True, value
+        for a in args:
+            if a is not type(None):
+                ok, conv = _check_type(value, a)
+                if ok:
+                    return True, conv
+        return False, value
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        if not isinstance(value, (tuple, list)):
+            return False, value
+        items = [_check_type(v, args[0]) for v in value]
+        return all(ok for ok, _ in items), tuple(conv for _, conv in items)
+    if hint is bool:
+        return isinstance(value, (bool, np.bool_)), bool(value) if isinstance(value, np.bool_) else value
+    if hint is int:
+        ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+        return ok, int(value) if ok and not isinstance(value, int) else value
+    if hint is float:
+        ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+        return ok, float(value) if ok and not isinstance(value, float) else value
+    if isinstance(hint, type):
+        return isinstance(value, hint), value
+    return True, value                                     # annotations this checker does not know
+
+
+def _type_name(hint) -> str:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(hint))
+    if typing.get_origin(hint) is not None:
+        return str(hint)
+    if hint is type(None):
+        return "None"
+    return getattr(hint, "__name__", str(hint))
 
 
 def check_unknown(kwargs: dict, allowed, where: str) -> None:

@@ -137,6 +137,7 @@ def test_training_curves_name_the_dataset_and_mark_the_best_epoch():
     assert_labelled(fig, "tinyset")
     assert fig.axes[1].get_ylabel().startswith("training loss")
     assert_legends_outside(fig)
+    assert all(float(t).is_integer() for ax in fig.axes for t in ax.get_xticks())   # whole epochs
     best = {l.get_color(): (list(l.get_xdata()), list(l.get_ydata()))
             for l in fig.axes[0].get_lines() if l.get_gid() == plots.BEST_EPOCH_GID}
     colours = {l.get_label(): l.get_color() for l in fig.axes[0].get_lines() if l.get_gid() != plots.BEST_EPOCH_GID}
@@ -233,9 +234,12 @@ def test_unknown_dataset_lists_the_valid_names(nbdir, capsys):
 def test_folder_dataset_runs_each_notebook_once_with_a_safe_tag(nbdir, tmp_path):
     data = tmp_path / "my data"
     data.mkdir()
+    (data / "interactions.csv").write_text("user,item\na,x\n")
     runs = cli.plan("full", notebooks_dir=nbdir, datasets=[f"folder:{data}"])
-    assert len(runs) == 1 and runs[0].params["DATASET"] == f"folder:{data}" and runs[0].params["X"] == 2
+    assert len(runs) == 1 and runs[0].params["DATASET"] == f"folder:{data.resolve()}" and runs[0].params["X"] == 2
     assert runs[0].output.name == "00_demo__my-data.ipynb"
+    with pytest.raises(ValueError, match="missing"):
+        cli.plan("full", notebooks_dir=nbdir, datasets=[f"folder:{tmp_path / 'missing'}"])
 
 
 def test_describe_estimates_from_recorded_times_and_names_rewrites(nbdir, tmp_path):

@@ -30,22 +30,22 @@ def test_training_seconds_unknown_for_old_checkpoints():
 
 def test_generator_variants_change_config_and_loop_fields(monkeypatch):
     from mmgrec_lib.experiments import runs as experiments
-    from mmgrec_lib.generator.training import GeneratorConfig
+    from mmgrec_lib.generator import GeneratorConfig
     from mmgrec_lib.training import LoopConfig
 
     seen = []
 
     def fake_run_generator(dataset, recid_run, config, loop, runs_dir=None, ks=(10, 20)):
         seen.append((config, loop))
-        return config.max_len
+        return config.model.max_len
 
-    base = GeneratorConfig(device="cpu")
+    base = GeneratorConfig.from_dict(device="cpu")
     monkeypatch.setattr(experiments, "run_generator", fake_run_generator)
     out = experiments.run_generator_variants(None, None, base, {"base": {}, "n20": {"max_len": 20, "epochs": 3}},
                                              LoopConfig(epochs=9, progress=False))
     assert out == {"base": 50, "n20": 20}
     assert seen[0] == (base, LoopConfig(epochs=9, progress=False))
-    assert seen[1][0] == dataclasses.replace(base, max_len=20) and seen[1][1].epochs == 3
+    assert seen[1][0] == base.replace(max_len=20) and seen[1][1].epochs == 3
     with pytest.raises(TypeError, match="unknown parameter"):
         experiments.run_generator_variants(None, None, base, {"x": {"layers": 3}})
 

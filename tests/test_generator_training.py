@@ -8,7 +8,8 @@ import torch
 from _fixtures import make_tiny_dataset
 from mmgrec_lib.generator import training as gt
 from mmgrec_lib.evaluation import EvalResult
-from mmgrec_lib.generator.training import GeneratorConfig, evaluate_generator, train_generator, training_pairs
+from mmgrec_lib.generator import GeneratorConfig
+from mmgrec_lib.generator.training import evaluate_generator, train_generator, training_pairs
 from mmgrec_lib.tokenizer.recid import RecIDTable, disambiguate
 from mmgrec_lib.training import LoopConfig
 
@@ -31,7 +32,7 @@ def _strip(history):
 
 def _train(inputs, loop, **kw):
     ds, table, u, i = inputs
-    return train_generator(ds, table, u, i, GeneratorConfig(**{**CFG, **kw}), loop,
+    return train_generator(ds, table, u, i, GeneratorConfig.from_dict({**CFG, **kw}), loop,
                            torch.Generator().manual_seed(7))
 
 
@@ -101,20 +102,20 @@ def test_resume_equals_uninterrupted_run(inputs, tmp_path, monkeypatch, attentio
 def test_config_errors(inputs):
     ds, table, u, i = inputs
     with pytest.raises(ValueError, match="beam_width"):
-        GeneratorConfig(beam_width=5, val_ks=(10,))
+        GeneratorConfig.from_dict(beam_width=5, val_ks=(10,))
     with pytest.raises(ValueError, match="optimizer"):
-        GeneratorConfig(optimizer="lion")
+        GeneratorConfig.from_dict(optimizer="lion")
     with pytest.raises(ValueError, match="attention"):
-        GeneratorConfig(attention="alibi")
+        GeneratorConfig.from_dict(attention="alibi")
     with pytest.raises(TypeError, match="unknown parameter"):
         GeneratorConfig.from_dict({"d_model": 32, "layers": 3})
-    assert GeneratorConfig.from_dict({"d_model": 32}).d_model == 32
+    assert GeneratorConfig.from_dict({"d_model": 32}).model.d_model == 32
     with pytest.raises(ValueError, match="user_repr has"):
-        train_generator(ds, table, u[:-1], i, GeneratorConfig(**CFG), LoopConfig(epochs=0, progress=False))
+        train_generator(ds, table, u[:-1], i, GeneratorConfig.from_dict(CFG), LoopConfig(epochs=0, progress=False))
     with pytest.raises(ValueError, match="Rec-ID table has"):
-        train_generator(ds, RecIDTable(table.codes[:-1]), u, i, GeneratorConfig(**CFG),
+        train_generator(ds, RecIDTable(table.codes[:-1]), u, i, GeneratorConfig.from_dict(CFG),
                         LoopConfig(epochs=0, progress=False))
-    model, _ = train_generator(ds, table, u, i, GeneratorConfig(**CFG), LoopConfig(epochs=0, progress=False))
+    model, _ = train_generator(ds, table, u, i, GeneratorConfig.from_dict(CFG), LoopConfig(epochs=0, progress=False))
     with pytest.raises(ValueError, match="beam_width"):
         evaluate_generator(model, ds, "test", ks=(10, 20), beam_width=10)
 
@@ -163,7 +164,7 @@ def test_grouped_training_runs_and_is_reproducible(inputs):
 
 def test_level_accuracy_counts_ranks_of_the_true_tokens(inputs):
     ds, table, u, i = inputs
-    model, _ = train_generator(ds, table, u, i, GeneratorConfig(**CFG), LoopConfig(epochs=0, progress=False))
+    model, _ = train_generator(ds, table, u, i, GeneratorConfig.from_dict(CFG), LoopConfig(epochs=0, progress=False))
     df = gt.level_accuracy(model, ds, "val", ks=(1, 2, 1000), batch_size=7)
     assert df["level"].tolist() == [1, 2, 3] and (df["pairs"] == ds.val.nnz).all()
     assert (df["top1_acc"] <= df["top2_acc"]).all() and np.allclose(df["top1000_acc"], 1.0)

@@ -47,10 +47,15 @@ def loop_key(loop: LoopConfig) -> dict:
 
 
 def dataset_key(dataset: RecDataset) -> dict:
-    """What identifies a dataset instance for caching: name, sizes, split sizes and split seed."""
-    return {"name": dataset.name, "users": dataset.n_users, "items": dataset.n_items,
-            "train": int(dataset.train.nnz), "val": int(dataset.val.nnz), "test": int(dataset.test.nnz),
-            "seed": dataset.info.get("seed"), "modalities": dataset.modalities}
+    """What identifies a dataset instance for caching: name, sizes, split sizes, the split seed (loaders record
+    it in ``info["split"]["seed"]``) and, for folder datasets, the hash of the files read."""
+    split = dataset.info.get("split") if isinstance(dataset.info.get("split"), dict) else {}
+    key = {"name": dataset.name, "users": dataset.n_users, "items": dataset.n_items,
+           "train": int(dataset.train.nnz), "val": int(dataset.val.nnz), "test": int(dataset.test.nnz),
+           "seed": split.get("seed", dataset.info.get("seed")), "modalities": dataset.modalities}
+    if dataset.info.get("content_sha256"):
+        key["content_sha256"] = dataset.info["content_sha256"]
+    return key
 
 
 def training_seconds(result: FitResult, wall: float) -> float:
@@ -160,23 +165,23 @@ def run_generator(dataset: RecDataset, recid_run, config, loop: LoopConfig | Non
                   test_beam_width: int | None = None) -> ModelRun:
     """Train the MMGRec generator on a Rec-ID run (resumable checkpoint in ``runs_dir``) and test it.
 
-    ``config`` is a :class:`~mmgrec_lib.generator.training.GeneratorConfig`; the test uses beam width
-    ``test_beam_width`` (default ``config.beam_width``). ``run.test.extra`` holds inference timings.
+    ``config`` is a :class:`~mmgrec_lib.generator.config.GeneratorConfig`; the test uses beam width
+    ``test_beam_width`` (default ``config.train.beam_width``). ``run.test.extra`` holds inference timings.
     """
     from ..generator.training import evaluate_generator, train_generator
 
     loop = loop or LoopConfig()
     ckpt = None
     if runs_dir is not None:
-        key = run_key(dataset_key(dataset), recid_run.config, dataclasses.asdict(config),
-                      loop_key(loop))
+        settings = {k: v for k, v in config.flat().items() if k != "inference_seed"}   # set from seed
+        key = run_key(dataset_key(dataset), recid_run.config, settings, loop_key(loop))
         ckpt = Path(runs_dir) / f"generator_{dataset.name}_{key}.pt"
     start = time.perf_counter()
     model, result = train_generator(dataset, recid_run.table, recid_run.user_emb, recid_run.item_emb, config,
                                     dataclasses.replace(loop, checkpoint=ckpt),
-                                    torch.Generator().manual_seed(config.seed))
+                                    torch.Generator().manual_seed(config.train.seed))
     seconds = training_seconds(result, time.perf_counter() - start)
-    test = evaluate_generator(model, dataset, "test", ks=ks, beam_width=test_beam_width or config.beam_width,
+    test = evaluate_generator(model, dataset, "test", ks=ks, beam_width=test_beam_width or config.train.beam_width,
                               name="mmgrec")
     return ModelRun("mmgrec", model, result, test, seconds, ckpt)
 
@@ -190,16 +195,15 @@ def run_generator_variants(dataset: RecDataset, recid_run, base, variants: Mappi
     :class:`LoopConfig` fields (e.g. ``{"targets_per_input": 1, "epochs": 4}``); ``{}`` is ``base`` itself.
     Each run is checkpointed and reused exactly as :func:`run_generator` does.
     """
-    from ..generator.training import GeneratorConfig
     from ..utils import check_unknown
 
     loop = loop or LoopConfig()
-    gen_fields = {f.name for f in dataclasses.fields(GeneratorConfig)}
+    gen_fields = set(base.fields())
     loop_fields = {f.name for f in dataclasses.fields(LoopConfig)} - {"checkpoint"}
     runs = {}
     for name, changes in variants.items():
         check_unknown(changes, sorted(gen_fields | loop_fields), f"generator variant {name!r}")
-        config = dataclasses.replace(base, **{k: v for k, v in changes.items() if k in gen_fields})
+        config = base.replace(**{k: v for k, v in changes.items() if k in gen_fields})
         vloop = dataclasses.replace(loop, **{k: v for k, v in changes.items() if k not in gen_fields})
         runs[name] = run_generator(dataset, recid_run, config, vloop, runs_dir=runs_dir, ks=ks)
     return runs

@@ -31,6 +31,7 @@ padded and masked. Users with no remaining item get one unmasked zero (PAD) vect
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Sequence
 
@@ -41,12 +42,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..tokenizer.recid import RecIDTable
+from .config import ATTENTION_MODES, ITEM_EMBEDDINGS, ModelConfig
 from .decoding import beam_search
 from .history import UserHistory
 from ..utils import check_ids
 
-ATTENTION_MODES = ("relation", "sinusoidal", "none")
-ITEM_EMBEDDINGS = ("graph", "learned")
 _HASH_P = 2147483647  # Mersenne prime 2^31 - 1
 
 
@@ -116,16 +116,16 @@ class RelationAwareSelfAttention(nn.Module):
 
 
 class EncoderLayer(nn.Module):
-    """(Relation-aware) self-attention + feed-forward; residual then LayerNorm around each sublayer."""
+    """(Relation-aware) self-attention + feed-forward; residual then LayerNorm around each sublayer.
+    ``d_user``: size of ``h_u`` for relation-aware attention, ``None`` for standard attention."""
 
-    def __init__(self, d_model: int, n_heads: int, dim_feedforward: int, dropout: float,
-                 d_user: int | None, attn_dropout: float = 0.0) -> None:
+    def __init__(self, config: ModelConfig, d_user: int | None) -> None:
         super().__init__()
-        self.attn = RelationAwareSelfAttention(d_model, n_heads, d_user, attn_dropout)
-        self.ff = nn.Sequential(nn.Linear(d_model, dim_feedforward), nn.ReLU(), nn.Dropout(dropout),
-                                nn.Linear(dim_feedforward, d_model))
-        self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
-        self.drop1, self.drop2 = nn.Dropout(dropout), nn.Dropout(dropout)
+        D, dff = config.d_model, config.ffn
+        self.attn = RelationAwareSelfAttention(D, config.n_heads, d_user, config.attn_dropout)
+        self.ff = nn.Sequential(nn.Linear(D, dff), nn.ReLU(), nn.Dropout(config.dropout), nn.Linear(dff, D))
+        self.norm1, self.norm2 = nn.LayerNorm(D), nn.LayerNorm(D)
+        self.drop1, self.drop2 = nn.Dropout(config.dropout), nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor, pad: torch.Tensor, h_u: torch.Tensor | None) -> torch.Tensor:
         x = self.norm1(x + self.drop1(self.attn(x, pad, h_u)))                  # (B, N, D)
@@ -142,42 +142,18 @@ class MMGRecGenerator(nn.Module):
         item_repr: ``(I, D_i)`` Graph RQ-VAE item representations ``h_i`` (input embedding, eq. 13).
         history: ``(n_users, I)`` CSR training interactions: the encoder input and the items excluded
             from recommendations.
-        d_model, n_layers, n_heads: Transformer size (encoder and decoder both get ``n_layers``).
-        dim_feedforward: FFN width (default ``4 * d_model``).
-        dropout: dropout on inputs, FFN and residual branches.
-        attn_dropout: dropout on the attention weights (encoder and decoder). Default 0: on CPU, PyTorch's
-            fused attention kernel has no dropout, so any value here takes a slower path (about 35% more
-            time per epoch on ml100k at N = 50).
-        max_len: ``N``, the number of input items (a random subset when a user has more).
-        attention: ``"relation"`` (eq. 14-19, no positional encoding), ``"sinusoidal"`` (standard attention
-            + sinusoidal PE) or ``"none"`` (standard attention, no PE).
-        item_embedding: ``"graph"`` (Graph RQ-VAE ``h_i``, projected to ``d_model`` when ``D_i != d_model``)
-            or ``"learned"`` (the "Emb w/o" ablation: a trainable table).
-        finetune_item_emb: with ``"graph"``, train the item representations (else a frozen buffer).
-        inference_seed: seed of the subset drawn for users with more than ``max_len`` items at inference.
+        config: the :class:`~mmgrec_lib.generator.config.ModelConfig` (default: its defaults);
+        **overrides: its fields to change, e.g. ``d_model=32``.
 
     Representations and the history/trie are *non-persistent* buffers: a ``state_dict`` holds only trained
     weights (plus ``item_table`` when fine-tuned); rebuild the model from the same inputs before loading it.
     """
 
     def __init__(self, table: RecIDTable, user_repr: torch.Tensor, item_repr: torch.Tensor,
-                 history: sp.spmatrix, *, d_model: int = 64, n_layers: int = 2, n_heads: int = 4,
-                 dim_feedforward: int | None = None, dropout: float = 0.1, attn_dropout: float = 0.0,
-                 max_len: int = 50,
-                 attention: str = "relation", item_embedding: str = "graph", finetune_item_emb: bool = False,
-                 inference_seed: int = 0) -> None:
+                 history: sp.spmatrix, config: ModelConfig | None = None, **overrides) -> None:
         super().__init__()
-        if attention not in ATTENTION_MODES:
-            raise ValueError(f"unknown attention {attention!r}; expected one of {ATTENTION_MODES}")
-        if item_embedding not in ITEM_EMBEDDINGS:
-            raise ValueError(f"unknown item_embedding {item_embedding!r}; expected one of {ITEM_EMBEDDINGS}")
-        if d_model < 2 or d_model % 2 or n_layers < 1 or n_heads < 1 or d_model % n_heads:
-            raise ValueError(f"need even d_model divisible by n_heads and n_layers >= 1; got d_model={d_model}, "
-                             f"n_heads={n_heads}, n_layers={n_layers}")
-        if max_len < 1:
-            raise ValueError(f"max_len must be >= 1, got {max_len}")
-        if not (0.0 <= dropout < 1.0 and 0.0 <= attn_dropout < 1.0):
-            raise ValueError(f"dropout and attn_dropout must be in [0, 1), got {dropout} and {attn_dropout}")
+        config = dataclasses.replace(config or ModelConfig(), **overrides)
+        self.config = config
         I, M = table.n_items, table.n_levels
         user_repr = _check_repr(user_repr, None, "user_repr")
         item_repr = _check_repr(item_repr, I, "item_repr")
@@ -188,14 +164,7 @@ class MMGRecGenerator(nn.Module):
         history.sort_indices()
         self.n_users, self.n_items, self.n_levels = user_repr.shape[0], I, M
         self.cardinalities = list(table.cardinalities)
-        self.d_model, self.max_len, self.inference_seed = d_model, max_len, int(inference_seed)
-        self.attention, self.item_embedding = attention, item_embedding
-        self.hparams = dict(d_model=d_model, n_layers=n_layers, n_heads=n_heads,
-                            dim_feedforward=dim_feedforward or 4 * d_model, dropout=dropout, attn_dropout=attn_dropout,
-                            max_len=max_len,
-                            attention=attention, item_embedding=item_embedding,
-                            finetune_item_emb=finetune_item_emb, inference_seed=inference_seed)
-        dff = dim_feedforward or 4 * d_model
+        d_model, n_layers, n_heads = config.d_model, config.n_layers, config.n_heads
 
         # ---- fixed data: user vectors, training history (CSR) and the Rec-ID trie (move with .to())
         self.register_buffer("user_repr", user_repr, persistent=False)                        # (U, D_u)
@@ -212,8 +181,8 @@ class MMGRecGenerator(nn.Module):
         self.register_buffer("level_pad", col[None, :] >= cards[:, None], persistent=False)   # (M, Cmax)
 
         # ---- encoder input embedding (eq. 13)
-        if item_embedding == "graph":
-            if finetune_item_emb:
+        if config.item_embedding == "graph":
+            if config.finetune_item_emb:
                 self.item_table = nn.Parameter(item_repr.clone())                              # (I, D_i)
             else:
                 self.register_buffer("item_table", item_repr.clone(), persistent=False)        # (I, D_i)
@@ -223,20 +192,20 @@ class MMGRecGenerator(nn.Module):
             d_in = d_model
         self.item_proj = nn.Linear(d_in, d_model) if d_in != d_model else nn.Identity()
         self.input_norm = nn.LayerNorm(d_model)
-        self.input_drop = nn.Dropout(dropout)
-        self.register_buffer("enc_pe", sinusoidal_positions(max_len, d_model), persistent=False)  # (N, D)
-        d_user = user_repr.shape[1] if attention == "relation" else None
-        self.encoder = nn.ModuleList(EncoderLayer(d_model, n_heads, dff, dropout, d_user, attn_dropout)
-                                     for _ in range(n_layers))
+        self.input_drop = nn.Dropout(config.dropout)
+        self.register_buffer("enc_pe", sinusoidal_positions(config.max_len, d_model), persistent=False)  # (N, D)
+        d_user = user_repr.shape[1] if config.attention == "relation" else None
+        self.encoder = nn.ModuleList(EncoderLayer(config, d_user) for _ in range(n_layers))
 
         # ---- decoder over Rec-ID tokens
         self.token_emb = nn.Embedding(n_tok + 2, d_model, padding_idx=self.pad_token)          # levels + BOS + PAD
         self.register_buffer("dec_pe", sinusoidal_positions(M, d_model), persistent=False)    # (M, D)
-        self.dec_drop = nn.Dropout(dropout)
+        self.dec_drop = nn.Dropout(config.dropout)
         self.decoder = nn.ModuleList(
-            nn.TransformerDecoderLayer(d_model, n_heads, dff, dropout, batch_first=True) for _ in range(n_layers))
+            nn.TransformerDecoderLayer(d_model, n_heads, config.ffn, config.dropout, batch_first=True)
+            for _ in range(n_layers))
         for layer in self.decoder:                     # attention-weight dropout separately from the rest
-            layer.self_attn.dropout = layer.multihead_attn.dropout = attn_dropout
+            layer.self_attn.dropout = layer.multihead_attn.dropout = config.attn_dropout
         self.head = nn.Linear(d_model, n_tok)                                                  # all level tokens
         self.register_buffer("causal", torch.triu(torch.ones(M, M, dtype=torch.bool), 1), persistent=False)
 
@@ -269,7 +238,7 @@ class MMGRecGenerator(nn.Module):
 
     def _hash_keys(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Deterministic pseudo-random keys in [0, 1) per (inference_seed, user, item): ``(B, L)``."""
-        x = (users[:, None] % _HASH_P * 1000003 + items % _HASH_P * 7919 + self.inference_seed % _HASH_P) % _HASH_P
+        x = (users[:, None] % _HASH_P * 1000003 + items % _HASH_P * 7919 + self.config.inference_seed % _HASH_P) % _HASH_P
         for mult in (1103515245, 48271, 69621):           # multiply-mod-xorshift rounds; all < 2^62
             x = (x * mult) % _HASH_P
             x = x ^ (x >> 13)
@@ -291,14 +260,14 @@ class MMGRecGenerator(nn.Module):
         if exclude_items is not None:                                               # leave the target(s) out
             excl = exclude_items[:, None] if exclude_items.dim() == 1 else exclude_items   # (B, T)
             keep &= (ids[:, :, None] != excl[:, None, :]).all(-1)
-        if B and int(keep.sum(1).max()) > self.max_len:                             # subset of max_len items
+        if B and int(keep.sum(1).max()) > self.config.max_len:                             # subset of max_len items
             if generator is not None:
                 keys = torch.rand(B, L, generator=generator, dtype=torch.float64).to(dev)
             else:
                 keys = self._hash_keys(users, ids)
             keys = keys.masked_fill(~keep, 2.0)                                     # dropped/padding rank last
             rank = keys.argsort(dim=1, stable=True).argsort(dim=1)                         # (B, L)
-            keep &= rank < self.max_len
+            keep &= rank < self.config.max_len
         order = torch.sort((~keep).to(torch.int32), dim=1, stable=True).indices    # kept first, CSR order
         n = max(1, int(keep.sum(1).max())) if B else 1
         order = order[:, :n]
@@ -312,7 +281,7 @@ class MMGRecGenerator(nn.Module):
         real = (ids < self.n_items)[..., None]                                      # (B, n, 1)
         e = F.embedding(ids.clamp(max=self.n_items - 1), self.item_table) * real    # (B, n, D_i)
         x = self.input_norm(self.item_proj(e))                                      # (B, n, D)
-        if self.attention == "sinusoidal":
+        if self.config.attention == "sinusoidal":
             x = x + self.enc_pe[: ids.shape[1]]
         return self.input_drop(x)
 
@@ -321,7 +290,7 @@ class MMGRecGenerator(nn.Module):
         """Encoder output ``(B, n, D)`` and its padding mask ``(B, n)`` for a batch of users."""
         ids, pad = self.encoder_inputs(users, exclude_items, generator)
         x = self.embed_items(ids)
-        h_u = self.user_repr[users] if self.attention == "relation" else None      # (B, D_u)
+        h_u = self.user_repr[users] if self.config.attention == "relation" else None      # (B, D_u)
         for layer in self.encoder:
             x = layer(x, pad, h_u)
         return x, pad

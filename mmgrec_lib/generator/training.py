@@ -4,7 +4,7 @@ Samples: every training interaction ``(u, i)`` is one sample; the target ``i`` i
 input and the loss is the cross-entropy of ``i``'s ``M`` Rec-ID tokens. Each epoch visits all samples once in
 an order drawn from the ``torch.Generator`` handed to ``train_epoch``.
 
-Two CPU savings, both settings of :class:`GeneratorConfig`:
+Two CPU savings, both settings of :class:`~mmgrec_lib.generator.config.TrainConfig`:
 
 * ``targets_per_input = T > 1``: each epoch splits every user's training items at random into groups of
   ``t_u = clamp(n_u // 10, 1, T)`` items or fewer (sizes differ by at most one; ``n_u``: the user's training
@@ -34,8 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -44,118 +43,31 @@ import torch
 from ..data.dataset import RecDataset
 from ..data.sparse import csr_pairs
 from ..evaluation import EvalResult, evaluate, excluded_matrix
-from .model import ATTENTION_MODES, ITEM_EMBEDDINGS, MMGRecGenerator
+from .config import OPTIMIZERS, GeneratorConfig, TrainConfig
+from .model import MMGRecGenerator
 from ..tokenizer.recid import RecIDTable
 from ..training.loop import FitResult, LoopConfig, fit
 from ..data.progress import progress_bar
-from ..utils import check_unknown, eval_mode, resolve_device, seeded_rng
+from ..utils import eval_mode, resolve_device, seeded_rng
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
 TIME_KEYS = ("train_s", "val_s")
 MAX_LEFT_OUT_DIVISOR = 10          # grouped targets: at most n_u // 10 of a user's items leave the input   # the only history entries that differ between identical runs
-
-
-@dataclass
-class GeneratorConfig:
-    """Generator hyper-parameters (epochs, patience and checkpointing live in :class:`LoopConfig`).
-
-    Args:
-        d_model, n_layers, n_heads, dim_feedforward, dropout, attn_dropout: Transformer size (FFN default
-            ``4 * d_model``) and dropout (attention weights separately; see :class:`MMGRecGenerator`).
-        max_len: ``N``, input items per user (random subset above it).
-        targets_per_input: ``T``, training targets sharing one encoder input (1 = the paper's one sample per
-            input; see the module docstring).
-        bucket_by_length: batch samples of similar input length together (see the module docstring).
-        attention: ``"relation"`` | ``"sinusoidal"`` | ``"none"`` (see :class:`MMGRecGenerator`).
-        item_embedding: ``"graph"`` (Graph RQ-VAE item representations) | ``"learned"`` ("Emb w/o").
-        finetune_item_emb: train the Graph RQ-VAE item representations too.
-        optimizer: ``"adam"`` (L2 via ``weight_decay``), ``"adamw"`` (decoupled) or ``"sgd"`` (the paper's;
-            with ``momentum``). The paper: lr 1e-3, L2 1e-5, batch 500-3000.
-        lr, weight_decay, momentum, batch_size, grad_clip (max gradient norm; ``None`` = off),
-        label_smoothing: optimisation settings.
-        beam_width: beams at validation/evaluation (``>= max(val_ks)``).
-        val_ks: cut-offs computed at validation (the monitor, e.g. ``recall@10``, must be among them).
-        eval_batch_size: users decoded at once.
-        eval_every: when set, overrides ``LoopConfig.eval_every``.
-        seed: seeds the weight initialisation (and the default generator of :func:`train_generator`).
-        device: ``"auto"`` (cuda if available), ``"cpu"``, ``"cuda"``, ...
-    """
-
-    d_model: int = 64
-    n_layers: int = 2
-    n_heads: int = 4
-    dim_feedforward: int | None = None
-    dropout: float = 0.1
-    attn_dropout: float = 0.0
-    max_len: int = 50
-    targets_per_input: int = 1
-    bucket_by_length: bool = False
-    attention: str = "relation"
-    item_embedding: str = "graph"
-    finetune_item_emb: bool = False
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 1e-5
-    momentum: float = 0.0
-    batch_size: int = 512
-    grad_clip: float | None = 1.0
-    label_smoothing: float = 0.0
-    beam_width: int = 20
-    val_ks: tuple[int, ...] = field(default=(10, 20))
-    eval_batch_size: int = 256
-    eval_every: int | None = None
-    seed: int = 0
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        self.val_ks = tuple(sorted(int(k) for k in self.val_ks))
-        if self.attention not in ATTENTION_MODES:
-            raise ValueError(f"GeneratorConfig: unknown attention {self.attention!r}; expected one of {ATTENTION_MODES}")
-        if self.item_embedding not in ITEM_EMBEDDINGS:
-            raise ValueError(f"GeneratorConfig: unknown item_embedding {self.item_embedding!r}; "
-                             f"expected one of {ITEM_EMBEDDINGS}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"GeneratorConfig: unknown optimizer {self.optimizer!r}; expected one of {OPTIMIZERS}")
-        for name in ("d_model", "n_layers", "n_heads", "max_len", "targets_per_input", "batch_size", "beam_width", "eval_batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"GeneratorConfig: {name} must be >= 1, got {getattr(self, name)}")
-        if self.d_model % self.n_heads:
-            raise ValueError(f"GeneratorConfig: d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
-        if not self.val_ks or self.val_ks[0] < 1:
-            raise ValueError(f"GeneratorConfig: val_ks must be positive, got {self.val_ks}")
-        if self.beam_width < self.val_ks[-1]:
-            raise ValueError(f"GeneratorConfig: beam_width ({self.beam_width}) must be >= the largest validation "
-                             f"cut-off ({self.val_ks[-1]})")
-        if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.label_smoothing < 1 or not 0 <= self.dropout < 1 \
-                or not 0 <= self.attn_dropout < 1:
-            raise ValueError("GeneratorConfig: need lr > 0, weight_decay >= 0, label_smoothing, dropout and attn_dropout in [0, 1)")
-        if self.eval_every is not None and self.eval_every < 1:
-            raise ValueError(f"GeneratorConfig: eval_every must be >= 1 or None, got {self.eval_every}")
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "GeneratorConfig":
-        """Build from a plain dict (YAML/notebook), rejecting unknown keys with a ``TypeError``."""
-        check_unknown(values, [f.name for f in dataclasses.fields(cls)], "GeneratorConfig")
-        return cls(**values)
 
 
 # ---------------------------------------------------------------------- construction
 def build_generator(dataset: RecDataset, table: RecIDTable, user_repr: torch.Tensor, item_repr: torch.Tensor,
                     config: GeneratorConfig) -> MMGRecGenerator:
-    """The model for ``dataset``'s training history, initialised from ``config.seed`` (global RNG untouched)."""
+    """The model for ``dataset``'s training history, initialised from ``config.train.seed`` (global RNG
+    untouched); its inference subsets are seeded by the same seed."""
     if table.n_items != dataset.n_items:
         raise ValueError(f"the Rec-ID table has {table.n_items} items but the dataset has {dataset.n_items}")
-    with seeded_rng(config.seed):
-        model = MMGRecGenerator(
-            table, user_repr, item_repr, dataset.train, d_model=config.d_model, n_layers=config.n_layers,
-            n_heads=config.n_heads, dim_feedforward=config.dim_feedforward, dropout=config.dropout,
-            attn_dropout=config.attn_dropout,
-            max_len=config.max_len, attention=config.attention, item_embedding=config.item_embedding,
-            finetune_item_emb=config.finetune_item_emb, inference_seed=config.seed)
-    return model.to(resolve_device(config.device))
+    with seeded_rng(config.train.seed):
+        model = MMGRecGenerator(table, user_repr, item_repr, dataset.train, config.model,
+                                inference_seed=config.train.seed)
+    return model.to(resolve_device(config.train.device))
 
 
-def make_optimizer(model: torch.nn.Module, config: GeneratorConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -219,7 +131,7 @@ def batch_indices(lengths: torch.Tensor, batch_size: int, generator: torch.Gener
 
 
 def run_epoch(model: MMGRecGenerator, optimizer: torch.optim.Optimizer, users: torch.Tensor, items: torch.Tensor,
-              config: GeneratorConfig, generator: torch.Generator, progress: bool = False) -> dict[str, float]:
+              config: TrainConfig, generator: torch.Generator, progress: bool = False) -> dict[str, float]:
     """One pass over all training pairs ``(users, items)`` (sorted by user), in groups of
     ``config.targets_per_input`` and batches drawn from ``generator``. Returns ``{"loss": mean cross-entropy
     per target}``."""
@@ -228,7 +140,7 @@ def run_epoch(model: MMGRecGenerator, optimizer: torch.optim.Optimizer, users: t
     counts = torch.bincount(users, minlength=model.n_users)                          # (n_users,)
     T = config.targets_per_input
     g_users, g_items = training_groups(counts, users, items, T, generator)           # (G,), (G, T)
-    lengths = (counts[g_users] - (g_items >= 0).sum(1)).clamp(max=model.max_len)      # encoder input length
+    lengths = (counts[g_users] - (g_items >= 0).sum(1)).clamp(max=model.config.max_len)      # encoder input length
     batches = batch_indices(lengths, max(1, config.batch_size // T), generator, config.bucket_by_length)
     total = torch.zeros((), device=dev, dtype=torch.float64)
     model.train()
@@ -262,7 +174,7 @@ def train_generator(dataset: RecDataset, table: RecIDTable, user_repr: torch.Ten
         user_repr, item_repr: Graph RQ-VAE representations ``(n_users, D_u)``, ``(n_items, D_i)``.
         config: model/optimiser settings; loop: epochs, patience, checkpoint path, resume.
         generator: the CPU ``torch.Generator`` behind all training randomness (default: seeded with
-            ``config.seed``). Its state is checkpointed; pass a fresh one seeded alike when resuming.
+            ``config.train.seed``). Its state is checkpointed; pass a fresh one seeded alike when resuming.
 
     Returns:
         the model with the best validation weights loaded, and the :class:`FitResult` (history rows hold
@@ -270,25 +182,25 @@ def train_generator(dataset: RecDataset, table: RecIDTable, user_repr: torch.Ten
     """
     config = config or GeneratorConfig()
     loop = loop or LoopConfig()
-    if config.eval_every is not None:
-        loop = dataclasses.replace(loop, eval_every=config.eval_every)
+    if config.train.eval_every is not None:
+        loop = dataclasses.replace(loop, eval_every=config.train.eval_every)
     if user_repr.shape[0] != dataset.n_users:
         raise ValueError(f"user_repr has {user_repr.shape[0]} rows but the dataset has {dataset.n_users} users")
-    generator = generator if generator is not None else torch.Generator().manual_seed(config.seed)
+    generator = generator if generator is not None else torch.Generator().manual_seed(config.train.seed)
     model = build_generator(dataset, table, user_repr, item_repr, config)
-    optimizer = make_optimizer(model, config)
+    optimizer = make_optimizer(model, config.train)
     users, items = training_pairs(dataset)
 
     def train_epoch(epoch: int, gen: torch.Generator) -> dict[str, float]:
         t0 = time.perf_counter()
-        out = run_epoch(model, optimizer, users, items, config, gen, progress=loop.progress)
+        out = run_epoch(model, optimizer, users, items, config.train, gen, progress=loop.progress)
         _sync(model.device)
         return {**out, "train_s": time.perf_counter() - t0}
 
     def validate() -> dict[str, float]:
         t0 = time.perf_counter()
-        res = evaluate_generator(model, dataset, "val", ks=config.val_ks, beam_width=config.beam_width,
-                                 batch_size=config.eval_batch_size)
+        res = evaluate_generator(model, dataset, "val", ks=config.train.val_ks, beam_width=config.train.beam_width,
+                                 batch_size=config.train.eval_batch_size)
         return {**res.mean(), "val_s": time.perf_counter() - t0}
 
     result = fit(model, optimizer, train_epoch, validate, loop, generator, desc="generator")
@@ -371,6 +283,6 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-__all__ = ["GeneratorConfig", "build_generator", "make_optimizer", "training_pairs", "training_groups",
+__all__ = ["build_generator", "make_optimizer", "training_pairs", "training_groups",
            "batch_indices", "run_epoch",
-           "train_generator", "evaluate_generator", "level_accuracy", "OPTIMIZERS", "TIME_KEYS"]
+           "train_generator", "evaluate_generator", "level_accuracy", "TIME_KEYS"]

@@ -1,0 +1,178 @@
+"""The generator's settings: :class:`ModelConfig` (what the network is; it flows into
+:class:`~mmgrec_lib.generator.model.MMGRecGenerator` and its blocks) and :class:`TrainConfig` (how it is
+optimised and evaluated), paired in :class:`GeneratorConfig`. Epochs, patience and checkpoints live in
+:class:`~mmgrec_lib.training.LoopConfig`. Every field is type-checked at construction."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..utils import check_fields
+
+ATTENTION_MODES = ("relation", "sinusoidal", "none")
+ITEM_EMBEDDINGS = ("graph", "learned")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+def _choice(where: str, name: str, value: str, options: tuple[str, ...]) -> None:
+    if value not in options:
+        raise ValueError(f"{where}: unknown {name} {value!r}; expected one of {options}")
+
+
+def _at_least_one(where: str, **values: int) -> None:
+    for name, v in values.items():
+        if v < 1:
+            raise ValueError(f"{where}: {name} must be >= 1, got {v}")
+
+
+def _fraction(where: str, **values: float) -> None:
+    for name, v in values.items():
+        if not 0.0 <= v < 1.0:
+            raise ValueError(f"{where}: {name} must be in [0, 1), got {v}")
+
+
+@dataclass
+class ModelConfig:
+    """The network (paper section 3.3).
+
+    Args:
+        d_model, n_layers, n_heads: Transformer size (encoder and decoder both get ``n_layers``).
+        dim_feedforward: FFN width (``None``: ``4 * d_model``).
+        dropout: dropout on inputs, FFN and residual branches.
+        attn_dropout: dropout on the attention weights. Default 0: on CPU, PyTorch's fused attention kernel
+            has no dropout, so any value here takes a slower path.
+        max_len: ``N``, the number of input items per user (a random subset when a user has more).
+        attention: ``"relation"`` (eq. 14-19, no positional encoding), ``"sinusoidal"`` (standard attention
+            + sinusoidal PE) or ``"none"`` (standard attention, no PE).
+        item_embedding: ``"graph"`` (Graph RQ-VAE ``h_i``, projected to ``d_model`` when needed) or
+            ``"learned"`` (the "Emb w/o" ablation: a trainable table).
+        finetune_item_emb: with ``"graph"``, train the item representations (else a frozen buffer).
+        inference_seed: seed of the input subset drawn at inference for users with more than ``max_len``
+            items (:func:`~mmgrec_lib.generator.training.build_generator` sets it to the training seed).
+    """
+
+    d_model: int = 64
+    n_layers: int = 2
+    n_heads: int = 4
+    dim_feedforward: int | None = None
+    dropout: float = 0.1
+    attn_dropout: float = 0.0
+    max_len: int = 50
+    attention: str = "relation"
+    item_embedding: str = "graph"
+    finetune_item_emb: bool = False
+    inference_seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        where = "ModelConfig"
+        _choice(where, "attention", self.attention, ATTENTION_MODES)
+        _choice(where, "item_embedding", self.item_embedding, ITEM_EMBEDDINGS)
+        _at_least_one(where, d_model=self.d_model, n_layers=self.n_layers, n_heads=self.n_heads,
+                      max_len=self.max_len, dim_feedforward=self.ffn)
+        if self.d_model % 2 or self.d_model % self.n_heads:
+            raise ValueError(f"{where}: d_model ({self.d_model}) must be even and divisible by n_heads "
+                             f"({self.n_heads})")
+        _fraction(where, dropout=self.dropout, attn_dropout=self.attn_dropout)
+
+    @property
+    def ffn(self) -> int:
+        """The FFN width in use."""
+        return self.dim_feedforward or 4 * self.d_model
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and evaluation of the generator.
+
+    Args:
+        targets_per_input: ``T``, training targets sharing one encoder input (1 = the paper's one sample per
+            input; see :mod:`mmgrec_lib.generator.training`).
+        bucket_by_length: batch samples of similar input length together.
+        optimizer: ``"adam"`` (L2 via ``weight_decay``), ``"adamw"`` (decoupled) or ``"sgd"`` (the paper's;
+            with ``momentum``). The paper: lr 1e-3, L2 1e-5, batch 500-3000.
+        lr, weight_decay, momentum, batch_size, grad_clip (max gradient norm; ``None`` = off),
+        label_smoothing: optimisation settings.
+        beam_width: beams at validation/evaluation (``>= max(val_ks)``).
+        val_ks: cut-offs computed at validation (the monitor, e.g. ``recall@10``, must be among them).
+        eval_batch_size: users decoded at once.
+        eval_every: when set, overrides ``LoopConfig.eval_every``.
+        seed: seeds the weight initialisation, the inference subsets and the default training generator.
+        device: ``"auto"`` (cuda if available), ``"cpu"``, ``"cuda"``, ...
+    """
+
+    targets_per_input: int = 1
+    bucket_by_length: bool = False
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    momentum: float = 0.0
+    batch_size: int = 512
+    grad_clip: float | None = 1.0
+    label_smoothing: float = 0.0
+    beam_width: int = 20
+    val_ks: tuple[int, ...] = (10, 20)
+    eval_batch_size: int = 256
+    eval_every: int | None = None
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        where = "TrainConfig"
+        self.val_ks = tuple(sorted(self.val_ks))
+        _choice(where, "optimizer", self.optimizer, OPTIMIZERS)
+        _at_least_one(where, targets_per_input=self.targets_per_input, batch_size=self.batch_size,
+                      beam_width=self.beam_width, eval_batch_size=self.eval_batch_size,
+                      **({"eval_every": self.eval_every} if self.eval_every is not None else {}))
+        if not self.val_ks or self.val_ks[0] < 1:
+            raise ValueError(f"{where}: val_ks must be positive, got {self.val_ks}")
+        if self.beam_width < self.val_ks[-1]:
+            raise ValueError(f"{where}: beam_width ({self.beam_width}) must be >= the largest validation "
+                             f"cut-off ({self.val_ks[-1]})")
+        if self.lr <= 0 or self.weight_decay < 0:
+            raise ValueError(f"{where}: need lr > 0 and weight_decay >= 0, got {self.lr} and {self.weight_decay}")
+        _fraction(where, label_smoothing=self.label_smoothing)
+
+
+@dataclass
+class GeneratorConfig:
+    """The model's and the training's settings together. Notebooks and YAML give them as one flat mapping:
+    :meth:`from_dict` sends each key to its part; :meth:`replace` changes flat keys; :meth:`flat` gives them
+    back as one dict (run keys, tables)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+    @staticmethod
+    def fields() -> tuple[str, ...]:
+        """Every flat key: the model's fields, then the training's."""
+        return tuple(f.name for part in (ModelConfig, TrainConfig) for f in dataclasses.fields(part))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any] | None = None, **more: Any) -> "GeneratorConfig":
+        """Build from flat keys (``{"d_model": 32, "lr": 1e-3, ...}``); unknown keys raise ``TypeError`` naming
+        them and the known ones."""
+        return cls().replace(**{**(values or {}), **more})
+
+    def replace(self, **changes: Any) -> "GeneratorConfig":
+        """A copy with flat keys changed (``config.replace(max_len=20, lr=1e-2)``)."""
+        model_keys = {f.name for f in dataclasses.fields(ModelConfig)}
+        train_keys = {f.name for f in dataclasses.fields(TrainConfig)}
+        unknown = sorted(set(changes) - model_keys - train_keys)
+        if unknown:
+            raise TypeError(f"GeneratorConfig: unknown parameter(s) {unknown}; known: {sorted(model_keys | train_keys)}")
+        return GeneratorConfig(
+            dataclasses.replace(self.model, **{k: v for k, v in changes.items() if k in model_keys}),
+            dataclasses.replace(self.train, **{k: v for k, v in changes.items() if k in train_keys}))
+
+    def flat(self) -> dict[str, Any]:
+        """All settings as one flat dict."""
+        return {**dataclasses.asdict(self.model), **dataclasses.asdict(self.train)}
+
+
+__all__ = ["ATTENTION_MODES", "GeneratorConfig", "ITEM_EMBEDDINGS", "ModelConfig", "OPTIMIZERS", "TrainConfig"]
