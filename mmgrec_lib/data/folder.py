@@ -136,6 +136,17 @@ def _one_of(folder: Path, stem: str, what: str, required: bool) -> Path | None:
     return hits[0] if hits else None
 
 
+def _table_file(folder: Path, yaml_path: Path, raw: dict, key: str, required: bool) -> Path | None:
+    """The ``key`` table (``interactions``, ``items``): named in the yaml, else ``<key>.csv`` / ``.parquet``."""
+    if key not in raw:
+        return _one_of(folder, key, key, required=required)
+    path = _relative_file(folder, yaml_path, key, raw[key])
+    _check_table_suffix(path, f"{yaml_path}: '{key}'")
+    if not path.is_file():
+        raise DataError(f"{path}: file not found (named by '{key}' in {yaml_path})")
+    return path
+
+
 def _check_table_suffix(path: Path, where: str) -> None:
     if path.suffix.lower() not in TABLE_SUFFIXES:
         raise DataError(f"{where}: {path.name} is neither .csv nor .parquet")
@@ -185,20 +196,8 @@ def read_spec(folder: str | os.PathLike) -> FolderSpec:
                         f"checkpoints are keyed by name, so rename the folder or set another 'name:' in {YAML_FILE}")
 
     # files
-    if "interactions" in raw:
-        interactions = _relative_file(folder, yaml_path, "interactions", raw["interactions"])
-        _check_table_suffix(interactions, f"{yaml_path}: 'interactions'")
-        if not interactions.is_file():
-            raise DataError(f"{interactions}: file not found (named by 'interactions' in {yaml_path})")
-    else:
-        interactions = _one_of(folder, "interactions", "interactions", required=True)
-    if "items" in raw:
-        items = _relative_file(folder, yaml_path, "items", raw["items"])
-        _check_table_suffix(items, f"{yaml_path}: 'items'")
-        if not items.is_file():
-            raise DataError(f"{items}: file not found (named by 'items' in {yaml_path})")
-    else:
-        items = _one_of(folder, "items", "items", required=False)
+    interactions = _table_file(folder, yaml_path, raw, "interactions", required=True)
+    items = _table_file(folder, yaml_path, raw, "items", required=False)
 
     sep = raw.get("sep", ",")
     if not isinstance(sep, str) or not sep:
