@@ -103,3 +103,62 @@ def test_beam_width_must_cover_k(setup):
         model.recommend(torch.tensor([0]), k=10, beam=5)
     with pytest.raises(ValueError, match="exclude matrix"):
         beam_search(model, torch.tensor([0]), k=2, exclude=sp.csr_matrix((3, 3)))
+
+
+def _dense_alive(trie, rows, items, B, level):
+    """The reference rule, with dense (B, n_children) tensors: alive while some item below is not excluded."""
+    last = level == trie.n_levels - 1
+    n = trie.n_items if last else trie.items_below(level + 1).shape[0]
+    node = items if last else trie.item_node(level + 1)[items]
+    gone = torch.zeros(B, n, dtype=torch.long)
+    gone.index_put_((rows, node), torch.ones_like(rows), accumulate=True)
+    total = torch.ones(n, dtype=torch.long) if last else trie.items_below(level + 1)
+    return gone < total
+
+
+def test_alive_children_equal_the_dense_rule(setup):
+    from mmgrec_lib.generator.decoding import AliveChildren, exclusion_pairs
+    ds, table, model = setup
+    users = torch.arange(ds.n_users)
+    rows, items = exclusion_pairs(model, users, ds.val)
+    alive = AliveChildren(model.trie, rows, items, prune=True)
+    for level in range(table.n_levels):
+        n = table.n_items if level == table.n_levels - 1 else model.trie.items_below(level + 1).shape[0]
+        child = torch.arange(n).expand(ds.n_users, 1, n)                        # every child for every user
+        assert torch.equal(alive(level, child)[:, 0], _dense_alive(model.trie, rows, items, ds.n_users, level))
+    assert AliveChildren(model.trie, rows, items, prune=False)(0, child[:, :, :1]) is None
+
+
+def _largest_tensor_in_beam_search(n_items: int, n_users: int = 40, B: int = 32) -> int:
+    """The most elements of any tensor an op produces during one beam_search call (TorchDispatchMode)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    rng = np.random.default_rng(0)
+    users = np.repeat(np.arange(n_users), 30)
+    hist = sp.csr_matrix((np.ones(users.size, np.float32), (users, rng.integers(0, n_items, users.size))),
+                         shape=(n_users, n_items))
+    hist.data[:] = 1
+    table = RecIDTable(disambiguate(rng.integers(0, 48, (n_items, 3)), rng.integers(1, 100, n_items)))
+    model = MMGRecGenerator(table, torch.randn(n_users, 8), torch.randn(n_items, 8), hist, d_model=16, n_layers=1,
+                            n_heads=2, dim_feedforward=32, max_len=8).eval()
+    exclude = sp.random(n_users, n_items, density=20 / n_items, format="csr", random_state=0)
+    largest = [0]
+
+    class Largest(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in (out if isinstance(out, (tuple, list)) else (out,)):
+                if isinstance(t, torch.Tensor):
+                    largest[0] = max(largest[0], t.numel())
+            return out
+
+    with Largest():
+        items, _ = beam_search(model, torch.arange(B), k=10, beam_width=20, exclude=exclude)
+    assert (items >= 0).all()
+    return largest[0]
+
+
+def test_beam_search_allocates_nothing_of_size_batch_times_catalogue():
+    small, large = _largest_tensor_in_beam_search(3_000), _largest_tensor_in_beam_search(150_000)
+    assert large <= 1.5 * small, (small, large)          # flat in the catalogue (attention maps dominate)
+    assert large < 32 * 150_000 // 4                     # far from one (B, I) mask

@@ -75,26 +75,45 @@ def exclusion_pairs(model: GeneratorLike, users: torch.Tensor, exclude=None,
     return key // I, key % I
 
 
-def alive_masks(model: GeneratorLike, rows: torch.Tensor, items: torch.Tensor, B: int,
-                prune: bool = True) -> list[torch.Tensor | None]:
-    """Per level ``l``, a ``(B, n_children)`` bool mask of the children (level ``l + 1`` nodes, items at the
-    last level) that still lead to a non-excluded item. ``None`` for intermediate levels when not pruning."""
-    M, I, dev = model.n_levels, model.n_items, rows.device
-    excluded = torch.zeros(B, I, dtype=torch.bool, device=dev)
-    excluded[rows, items] = True
-    out: list[torch.Tensor | None] = []
-    for lvl in range(M - 1):
-        if not prune:
-            out.append(None)
-            continue
-        node = model.trie.item_node(lvl + 1)                                           # (I,)
-        total = model.trie.items_below(lvl + 1)                                        # (n_nodes,)
-        n_nodes = total.shape[0]
-        gone = torch.zeros(B, n_nodes, dtype=torch.int32, device=dev)
-        gone.index_put_((rows, node[items]), torch.ones_like(rows, dtype=torch.int32), accumulate=True)
-        out.append(gone < total)                                                       # (B, n_nodes)
-    out.append(~excluded)                                                              # (B, I)
-    return out
+class AliveChildren:
+    """Which children of the trie still lead to an item the user may get, without any ``(B, n_items)`` or
+    ``(B, n_nodes)`` tensor: cost O(excluded pairs) to build, O(candidates * log(excluded pairs)) per level.
+
+    For each level ``l`` below the last, the excluded (row, item) pairs are counted per (row, level-``l + 1``
+    node) as sorted keys; a child node is alive while fewer of its items are excluded than
+    :meth:`PrefixTrie.items_below` holds (when pruning). At the last level the children are items, alive
+    unless excluded. The counts per node depend only on the catalogue and are precomputed by the trie.
+    """
+
+    def __init__(self, trie, rows: torch.Tensor, items: torch.Tensor, prune: bool = True) -> None:
+        self.trie, self.levels = trie, trie.n_levels
+        self.tables: list[tuple[torch.Tensor, torch.Tensor, int] | None] = []
+        for lvl in range(self.levels):
+            last = lvl == self.levels - 1
+            if not (prune or last):
+                self.tables.append(None)
+                continue
+            node = items if last else trie.item_node(lvl + 1)[items]                   # (E,)
+            n = trie.n_items if last else trie.items_below(lvl + 1).shape[0]
+            keys, counts = torch.unique(rows * n + node, return_counts=True)           # sorted (K,), (K,)
+            self.tables.append((keys, counts, n))
+
+    def __call__(self, level: int, child: torch.Tensor) -> torch.Tensor | None:
+        """``(B, W, card)`` children (``-1`` = none) -> bool mask of the alive ones (``None``: all alive)."""
+        table = self.tables[level]
+        if table is None:
+            return None
+        keys, counts, n = table
+        c = child.clamp(min=0)
+        key = torch.arange(child.shape[0], device=child.device).view(-1, *([1] * (child.dim() - 1))) * n + c
+        if keys.numel() == 0:
+            return torch.ones_like(child, dtype=torch.bool)
+        pos = torch.searchsorted(keys, key).clamp(max=keys.numel() - 1)
+        found = keys[pos] == key
+        if level == self.levels - 1:
+            return ~found                                                              # items: excluded or not
+        gone = torch.where(found, counts[pos], torch.zeros_like(pos))
+        return gone < self.trie.items_below(level + 1)[c]
 
 
 # ---------------------------------------------------------------------- beam search
@@ -128,7 +147,7 @@ def beam_search(model: GeneratorLike, users: torch.Tensor, k: int, beam_width: i
         users = model.check_users(users)
         Bu, M, dev = users.shape[0], model.n_levels, users.device
         rows, items = exclusion_pairs(model, users, exclude, exclude_train)
-        alive = alive_masks(model, rows, items, Bu, prune)
+        alive = AliveChildren(model.trie, rows, items, prune)
         memory, mpad = model.encode(users)                                   # (Bu, n, D), (Bu, n): once
         node = torch.zeros(Bu, 1, dtype=torch.long, device=dev)              # trie node per beam
         score = torch.zeros(Bu, 1, device=dev)                               # summed log-prob per beam
@@ -139,8 +158,9 @@ def beam_search(model: GeneratorLike, users: torch.Tensor, k: int, beam_width: i
             logp = F.log_softmax(model.level_logits(h, lvl).float(), -1).view(Bu, W, card)  # full-range
             child = model.trie.child_table(lvl)[node.clamp(min=0)]                       # (Bu, W, card) next node / item
             ok = (child >= 0) & torch.isfinite(score)[..., None]
-            if alive[lvl] is not None:
-                ok &= torch.gather(alive[lvl], 1, child.clamp(min=0).view(Bu, -1)).view_as(child)
+            live = alive(lvl, child)                                          # (Bu, W, card) or None
+            if live is not None:
+                ok &= live
             cand = (score[..., None] + logp).masked_fill(~ok, float("-inf")).view(Bu, W * card)
             score, flat = cand.topk(min(beam_width, W * card), dim=1)        # (Bu, W'), best first
             beam = torch.div(flat, card, rounding_mode="floor")
@@ -207,4 +227,4 @@ def beam_exact_overlap(model: GeneratorLike, users: torch.Tensor, k: int, beam_w
     return float(per_user.mean()) if per_user.numel() else float("nan")
 
 
-__all__ = ["beam_search", "exact_scores", "beam_exact_overlap", "exclusion_pairs", "alive_masks"]
+__all__ = ["AliveChildren", "beam_search", "exact_scores", "beam_exact_overlap", "exclusion_pairs"]
