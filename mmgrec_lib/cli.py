@@ -12,9 +12,11 @@ Each notebook ``notebooks/NN_name.ipynb`` has a profile file ``notebooks/NN_name
 injects ``REPORTS_DIR`` (``reports`` for full, ``reports/smoke`` otherwise) and writes executed copies
 to ``<REPORTS_DIR>/executed/<notebook>__<dataset>.ipynb``, with their figures inline (the kernels get
 matplotlib's inline backend, whatever ``MPLBACKEND`` the shell has) and without progress bars.
-Before anything runs, parameter names are checked against each notebook's ``parameters`` cell, the datasets
-against the known names, and the plan is printed: the runs, the runs filtered out and why, the expected time
-from the last recorded run times (``<REPORTS_DIR>/run_times.json``) and the committed files it rewrites.
+Before anything runs, parameter names and value types are checked against each notebook's ``parameters``
+cell (a value must have its default's type: int, float (int accepted), bool, str, list; a ``None`` default
+takes anything), the datasets against the known names, and the plan is printed: the runs, the runs filtered
+out and why, the expected time from the last recorded run times (``<REPORTS_DIR>/run_times.json``) and the
+committed files it rewrites.
 Failures are summarised at the end.
 """
 from __future__ import annotations
@@ -168,11 +170,12 @@ def build_plan(profile: str, only: list[str] | None = None, notebooks_dir: Path 
     for nb in notebooks:                                  # validate everything before planning anything
         known = notebook_parameters(nb)
         profile_runs = load_profile(nb, profile)
-        for params in profile_runs:
+        for i, params in enumerate(profile_runs):
             bad = sorted(set(params) - set(known))
             if bad:
                 raise ValueError(f"{nb.with_suffix('.yaml')}: unknown parameter(s) {bad} for {nb.name}; "
                                  f"its parameters cell defines {sorted(known)}")
+            check_parameter_types(nb, profile, i, params, known)
         specs.append((nb, known, profile_runs))
     check_datasets(datasets, tuple(str(p.get("DATASET") or _default(k.get("DATASET")))
                                    for _, k, runs_ in specs for p in runs_))
@@ -196,6 +199,24 @@ def build_plan(profile: str, only: list[str] | None = None, notebooks_dir: Path 
             runs.append(Run(nb, {**params, "REPORTS_DIR": str(reports)},
                             reports / "executed" / f"{nb.stem}__{tag}.ipynb", dataset))
     return Plan(runs, skipped, reports)
+
+
+def check_parameter_types(notebook: Path, profile: str, index: int, params: dict, known: dict) -> None:
+    """Each value of a profile run must have the type of the parameter's default in the notebook's parameters
+    cell (rules: :func:`mmgrec_lib.reporting.parameters.type_problem`); a ``ValueError`` names the notebook,
+    the YAML file, the run, the parameter, the value and the expected type."""
+    from .reporting.parameters import expected_type, literal, type_problem
+
+    for name, value in params.items():
+        spec = known[name]
+        annotation = spec.get("inferred_type_name")
+        default = spec.get("default")
+        expected = expected_type(literal(str(default)), None if annotation == "None" else annotation)
+        problem = type_problem(value, expected)
+        if problem:
+            raise ValueError(f"{notebook.with_suffix('.yaml')}: {name}: {value!r} in run {index + 1} of profile "
+                             f"'{profile}' of {notebook.name}: {problem} (the parameters cell has "
+                             f"{name} = {default})")
 
 
 def plan(profile: str, only: list[str] | None = None, notebooks_dir: Path = NOTEBOOKS,
@@ -247,11 +268,13 @@ def record_run_time(reports: Path, run: Run, profile: str, seconds: float, write
     atomic_write(Path(reports) / RUN_TIMES, lambda fh: fh.write(text.encode()))
 
 
-def _written_since(reports: Path, start: float) -> list[str]:
+def _written_since(reports: Path, start: float, tag: str) -> list[str]:
+    """Report files modified since ``start`` that belong to the run's dataset (names end in ``_<tag>``, as
+    the notebooks name them, so that runs on other datasets writing at the same time are not counted)."""
     out = []
     for sub in ("tables", "figures", "executed"):
         for f in sorted((Path(reports) / sub).glob("*")):
-            if f.is_file() and f.stat().st_mtime >= start - 1:
+            if f.is_file() and f.stat().st_mtime >= start - 1 and f.stem.endswith((f"_{tag}", f"__{tag}")):
                 out.append(f"{sub}/{f.name}")
     return out
 
@@ -277,7 +300,8 @@ def execute(runs: list[Run], kernel: str = "python3", log_output: bool = False,
                 tqdm.write(f"ok    {run.label}  ({_duration(seconds)}) -> {_rel(run.output)}")
                 if profile:
                     reports = Path(run.params["REPORTS_DIR"])
-                    record_run_time(reports, run, profile, seconds, _written_since(reports, start))
+                    record_run_time(reports, run, profile, seconds,
+                                    _written_since(reports, start, run.key.split("__", 1)[-1]))
             except Exception as exc:  # papermill raises PapermillExecutionError with the cell traceback
                 msg = _short_error(exc)
                 failures.append((run, msg))
