@@ -58,6 +58,10 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     return atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
+class CheckpointError(ValueError):
+    """A checkpoint or saved run that exists but cannot be used (damaged, or not what the reader expects)."""
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     """Load a checkpoint written by :func:`atomic_save`, with a clear error when missing or unreadable (the
     ``ValueError`` names the file and says that deleting it makes the run retrain)."""
@@ -67,9 +71,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         return torch.load(path, map_location=map_location, weights_only=False)
     except Exception as exc:   # torch raises many types (UnpicklingError, RuntimeError, EOFError, ...)
-        raise ValueError(f"checkpoint {path} could not be read ({type(exc).__name__}: {exc}); the file is damaged "
-                         f"(a full disk, a copy cut short): delete it and the run that wrote it retrains from "
-                         f"scratch") from exc
+        raise CheckpointError(f"checkpoint {path} could not be read ({type(exc).__name__}: {exc}); the file is "
+                              f"damaged (a full disk, a copy cut short): delete it and the run that wrote it "
+                              f"retrains from scratch") from exc
 
 
 def check_fields(config: Any) -> None:

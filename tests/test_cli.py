@@ -249,3 +249,21 @@ def test_describe_estimates_from_recorded_times_and_names_rewrites(nbdir, tmp_pa
     text = cli.describe(cli.build_plan("full", notebooks_dir=nbdir, reports_dir=rep), "full")
     assert "about 60m00s" in text and "1 run(s) have no recorded time" in text
     assert (rep / cli.RUN_TIMES).stat().st_mode & 0o044      # readable by others, like the figures
+
+
+def test_wrong_typed_profile_value_is_named_before_any_kernel_starts(nbdir, monkeypatch, capsys):
+    """Issue 13, row 1: a value of the wrong type for its parameter's default stops the plan, naming the YAML
+    file, the notebook, the run, the parameter, the value and the expected type; nothing is executed."""
+    (nbdir / "00_demo.yaml").write_text("full:\n  - {X: 2, DATASET: a}\n  - {X: three, DATASET: b}\n")
+    with pytest.raises(ValueError, match=r"00_demo\.yaml: X: 'three' in run 2 of profile 'full' of "
+                                         r"00_demo\.ipynb: expected int, got str \(the parameters cell has X = 1\)"):
+        cli.build_plan("full", notebooks_dir=nbdir)
+    monkeypatch.setattr(cli, "list_notebooks", lambda notebooks_dir=None: sorted(nbdir.glob("[0-9][0-9]_*.ipynb")))
+    monkeypatch.setattr(cli, "execute", lambda *a, **k: pytest.fail("a kernel was started"))
+    assert cli.main(["reports", "--profile", "full"]) == 2
+    assert "expected int, got str" in capsys.readouterr().err
+
+
+def test_profile_values_of_the_right_types_pass(nbdir):
+    (nbdir / "00_demo.yaml").write_text("full:\n  - {X: 2, DATASET: a, REPORTS_DIR: elsewhere}\n")
+    assert cli.plan("full", notebooks_dir=nbdir)[0].params["X"] == 2

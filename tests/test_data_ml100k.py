@@ -150,7 +150,8 @@ def test_text_only_without_posters(tmp_path, fake_models):
     ds = M.load_ml100k(root=root, features=("textual",), cache=tmp_path / "c", progress=False)
     assert ds.modalities == ["textual"] and "poster_path" not in ds.item_meta
     assert any("movielens100k_details.csv" in n for n in ds.info["notes"])
-    with pytest.raises(DataError, match=r"ml-1m-posters/movies\.dat: file not found.*MMGREC_DATA"):
+    with pytest.raises(DataError, match=r"ml-1m-posters/movies\.dat: file not found.*The folder passed as root= "
+                                        r"\(.*\) should contain ml-100k/"):
         M.load_ml100k(root=root, features=("textual", "visual"), cache=tmp_path / "c", progress=False)
 
 
@@ -165,8 +166,8 @@ def test_argument_errors(tmp_path):
 
 
 @pytest.mark.parametrize("case,pattern", [
-    ("no_item", r"u\.item: file not found .*MMGREC_DATA"),
-    ("no_folder", r"data folder not found.*MMGREC_DATA"),
+    ("no_item", r"u\.item: file not found .*The folder passed as root= \(.*\) should contain ml-100k/"),
+    ("no_folder", r"data folder not found\. The folder passed as root= \(.*nowhere\) should contain ml-100k/"),
     ("item_out_of_range", r"u\.data: 1 ratings reference item ids out of range 1\.\.5"),
     ("zero_id", r"u\.data: 1 user ids < 1"),
     ("bad_data", r"u\.data: cannot parse"),

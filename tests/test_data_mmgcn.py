@@ -158,8 +158,14 @@ def test_missing_folder(tmp_path, monkeypatch):
     monkeypatch.delenv("MMGREC_DATA", raising=False)
     with pytest.raises(DataError, match="set MMGREC_DATA"):
         load_mmgcn()
-    with pytest.raises(DataError, match=r"mmgrec-sample/tiktok: folder not found.*MMGREC_DATA"):
+    with pytest.raises(DataError, match=r"mmgrec-sample/tiktok: folder not found\. The folder passed as root= "
+                                        r"\(.*\) should contain mmgrec-sample/tiktok/"):
         load_mmgcn(root=tmp_path)
+    with pytest.raises(DataError, match=r"elsewhere: folder not found \(the path= argument\)"):
+        load_mmgcn(path=tmp_path / "elsewhere")
+    monkeypatch.setenv("MMGREC_DATA", str(tmp_path))
+    with pytest.raises(DataError, match=r"folder not found\. MMGREC_DATA \(now .*\) should point to the shared"):
+        load_mmgcn()
     with pytest.raises(TypeError):
         load_dataset("mmgcn", root=tmp_path, features=("visual",))
 

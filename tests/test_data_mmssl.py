@@ -36,24 +36,25 @@ def write_mmssl(folder, name="tiktok", features=True, train=None):
 
 def test_tiny_tiktok(tmp_path):
     write_mmssl(tmp_path)
-    ds = load_mmssl("tiktok", root=tmp_path)
+    ds = load_mmssl("tiktok", root=tmp_path, reference=False)      # tiny: not the reference TikTok's size
     assert (ds.n_users, ds.n_items) == (N_USERS, N_ITEMS)
     assert (ds.train.nnz, ds.val.nnz, ds.test.nnz) == (9, 2, 2)
     assert ds.modalities == ["visual", "acoustic"]
     assert ds.features["visual"].dtype == np.float32 and ds.features["acoustic"].shape == (N_ITEMS, 3)
     assert all(m.all() for m in ds.feature_masks.values())
     assert ds.train.dtype == np.float32 and ds.info["split"]["seed"] is None
-    same = load_dataset("tiktok", root=tmp_path)
+    assert "not the 9308 x 6710" in ds.info["reference"]
+    same = load_dataset("tiktok", root=tmp_path, reference=False)
     assert (same.train != ds.train).nnz == 0
 
 
 def test_amazon_baby_without_features_and_path(tmp_path):
     d = write_mmssl(tmp_path, name="amazon-baby", features=False)
-    ds = load_mmssl("amazon-baby", root=tmp_path)
+    ds = load_mmssl("amazon-baby", root=tmp_path, reference=False)
     assert ds.modalities == [] and ds.name == "amazon-baby"
     assert load_mmssl("my-copy", path=d).name == "my-copy"
     with pytest.raises(TypeError):
-        load_dataset("amazon-baby", root=tmp_path, features=("visual",))     # unknown parameter
+        load_dataset("amazon-baby", root=tmp_path, features=("visual",), reference=False)  # unknown parameter
     with pytest.raises(ValueError, match="unknown dataset"):
         load_mmssl("netflix", root=tmp_path)
 
@@ -62,7 +63,7 @@ def test_duplicates_counted(tmp_path):
     d = write_mmssl(tmp_path)
     m = _coo([(0, 0), (0, 0), (1, 1)])
     (d / "trnMat.pkl").write_bytes(pickle.dumps(m))
-    ds = load_mmssl("tiktok", root=tmp_path)
+    ds = load_mmssl("tiktok", root=tmp_path, reference=False)
     assert ds.train.nnz == 2 and ds.info["duplicates_dropped"]["train"] == 1
 
 
@@ -100,8 +101,8 @@ def _edit(d, case):
 
 
 @pytest.mark.parametrize("case,pattern", [
-    ("missing_split", r"valMat\.pkl: file not found .*MMGREC_DATA"),
-    ("missing_audio", r"audio_feat\.npy: file not found .*MMGREC_DATA"),
+    ("missing_split", r"valMat\.pkl: file not found .*folder passed as root= .* should contain tiktok/valMat\.pkl"),
+    ("missing_audio", r"audio_feat\.npy: file not found .*folder passed as root= .*tiktok/audio_feat\.npy"),
     ("rows", r"image_feat\.npy: visual features have 6 rows but the dataset has 5 items"),
     ("nan", r"audio_feat\.npy: acoustic features contain NaN or inf in 1 rows \(first: \[2\]\)"),
     ("inf", r"audio_feat\.npy: .*NaN or inf .*\[4\]"),
@@ -118,15 +119,19 @@ def test_bad_files(tmp_path, case, pattern):
     d = write_mmssl(tmp_path)
     _edit(d, case)
     with pytest.raises(DataError, match=pattern):
-        load_mmssl("tiktok", root=tmp_path)
+        load_mmssl("tiktok", root=tmp_path, reference=False)
 
 
 def test_missing_root(tmp_path, monkeypatch):
     monkeypatch.delenv("MMGREC_DATA", raising=False)
     with pytest.raises(DataError, match="set MMGREC_DATA"):
         load_mmssl("tiktok")
-    with pytest.raises(DataError, match=r"tiktok: folder not found.*MMGREC_DATA"):
+    with pytest.raises(DataError, match=r"tiktok: folder not found\. The folder passed as root= \(.*\) should "
+                                        r"contain tiktok/"):
         load_mmssl("tiktok", root=tmp_path)
+    monkeypatch.setenv("MMGREC_DATA", str(tmp_path))
+    with pytest.raises(DataError, match=r"tiktok: folder not found\. MMGREC_DATA \(now .*\) should point to"):
+        load_mmssl("tiktok")
 
 
 @pytest.mark.realdata
@@ -146,3 +151,18 @@ def test_real_amazon_baby(data_root):
     assert (ds.n_users, ds.n_items) == (19_445, 7_050)
     assert (ds.train.nnz, ds.val.nnz, ds.test.nnz) == (118_551, 21_682, 20_559)
     assert ds.modalities == []
+
+
+def test_a_known_name_is_never_put_on_other_data(tmp_path):
+    """Row 9 of issue 13: 'tiktok' from another folder is refused, naming both sizes and the ways out."""
+    d = write_mmssl(tmp_path)
+    with pytest.raises(DataError, match=r"holds 6 users x 5 items, not the 9308 x 6710 of the MMSSL TikTok "
+                                        r"subset .*refusing to label other data 'tiktok'.*path=.*reference=False"):
+        load_dataset("tiktok", root=tmp_path)
+    with pytest.raises(DataError, match="refusing to label other data 'tiktok'"):
+        load_mmssl("tiktok", path=d)                                 # the same through path=
+    own = load_mmssl("my-data", path=d)                                # its own name: loaded, no note
+    assert own.name == "my-data" and "reference" not in own.info
+    with pytest.raises(DataError, match=r"nowhere: folder not found\. The folder passed as path= should hold "
+                                        r"trnMat\.pkl"):
+        load_mmssl("my-data", path=tmp_path / "nowhere")

@@ -29,7 +29,7 @@ from ..data.dataset import RecDataset
 from ..data.sparse import rows_mask
 from ..evaluation import evaluate
 from ..training.sampling import BPRSampler
-from ..training.loop import FitResult, LoopConfig, fit as fit_loop
+from ..training.loop import FitResult, LoopConfig, fit as fit_loop, require_validation
 from ..utils import atomic_save, check_ids, check_unknown, load_checkpoint, resolve_device
 
 FORMAT = "mmgrec-recommender/1"
@@ -201,11 +201,15 @@ class BPRRecommender(Recommender):
             dataset: a :class:`RecDataset` of this model's size.
             loop: epochs, patience, eval cadence, checkpoint (resumable) and progress bar.
             generator: a CPU ``torch.Generator``: the only source of randomness (required).
+
+        Raises:
+            ValueError: an empty validation split (nothing to early-stop on), before any training.
         """
         if generator is None:
             raise TypeError(f"{type(self).__name__}.fit needs an explicit torch.Generator (seeded) for reproducibility")
         loop = loop or LoopConfig()
         self._check_dataset(dataset)
+        require_validation(dataset, f"{type(self).__name__}.fit")
         self.reset_parameters(generator)
         self.prepare(dataset)
         sampler = BPRSampler(dataset.train)

@@ -30,6 +30,7 @@ from torch_geometric.nn.models import LightGCN as PyGLightGCN
 
 from ..data.dataset import RecDataset
 from ..data.sparse import bipartite_edge_index
+from ..utils import check_fields
 from .base import BPRRecommender, check_non_negative, check_positive, init_normal_
 
 
@@ -80,6 +81,7 @@ class LightGCNConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
+        check_fields(self)
         check_positive("LightGCNConfig", dim=self.dim, lr=self.lr, batch_size=self.batch_size,
                        init_std=self.init_std)
         check_non_negative("LightGCNConfig", n_layers=self.n_layers, reg=self.reg)

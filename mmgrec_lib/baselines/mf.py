@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..utils import check_fields
 from .base import BPRRecommender, check_non_negative, check_positive, init_normal_
 
 
@@ -41,6 +42,7 @@ class MFConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
+        check_fields(self)
         check_positive("MFConfig", dim=self.dim, lr=self.lr, batch_size=self.batch_size, init_std=self.init_std)
         check_non_negative("MFConfig", reg=self.reg)
 

@@ -12,6 +12,7 @@ import torch
 
 from ..data.dataset import RecDataset
 from ..training.loop import FitResult, LoopConfig
+from ..utils import check_fields
 from .base import Recommender
 
 
@@ -24,6 +25,9 @@ class MostPopConfig:
     """
 
     device: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 class MostPop(Recommender):

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.dataset import RecDataset
+from ..utils import check_fields
 from .base import BPRRecommender, check_non_negative, check_positive, init_normal_
 
 
@@ -62,6 +63,7 @@ class VBPRConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
+        check_fields(self)
         check_positive("VBPRConfig", dim=self.dim, content_dim=self.content_dim, lr=self.lr,
                        batch_size=self.batch_size, init_std=self.init_std)
         check_non_negative("VBPRConfig", reg=self.reg, reg_content=self.reg_content)

@@ -13,7 +13,9 @@ Cache: :func:`cached_array` stores each computed matrix as ``cache_dir(cache)/fe
 where ``sha`` is the SHA-256 of the extractor id + package version + preprocessing version and the exact
 inputs (every text; every image file's bytes). A cache hit reads the ``.npy`` and never loads a model.
 Files are written atomically (temporary file in the same folder, then ``os.replace``), so concurrent
-runs and interrupted runs never leave a torn cache entry.
+runs and interrupted runs never leave a torn cache entry. A cache folder that cannot be created or written
+(``MMGREC_CACHE`` on a read-only place) is found before computing: one warning, and the features are
+returned uncached.
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from .paths import atomic_write, cache_dir
+from .paths import atomic_write, cache_dir, cache_source
 from .progress import progress_bar
 from .dataset import DataError, to_float32
 
@@ -107,8 +109,12 @@ def cached_array(name: str, key: str, compute: Callable[[], np.ndarray], cache: 
         cache: cache root passed to :func:`mmgrec_lib.data.paths.cache_dir`.
         n_rows: if given, a cached file with a different row count (or unreadable / non-finite) is
             treated as a miss and recomputed.
+
+    A cache folder that cannot be created or written (``MMGREC_CACHE`` read-only, say) never loses the
+    computed result: one warning names the folder and ``MMGREC_CACHE``, and the array is returned uncached.
     """
-    path = cache_dir(cache) / "features" / f"{name}-{key}.npy"
+    folder = cache_dir(cache, create=False) / "features"
+    path = folder / f"{name}-{key}.npy"
     if path.is_file():
         try:
             arr = np.load(path, allow_pickle=False)
@@ -118,9 +124,40 @@ def cached_array(name: str, key: str, compute: Callable[[], np.ndarray], cache: 
             warnings.warn(f"feature cache {path} does not match (shape {arr.shape}, dtype {arr.dtype}); recomputing")
         except (OSError, ValueError) as exc:
             warnings.warn(f"feature cache {path} is unreadable ({exc}); recomputing")
+    problem = _unwritable(folder)                      # checked before the (long) computation
+    if problem:
+        _warn_uncached(folder, cache, problem)
     arr = np.ascontiguousarray(compute(), dtype=np.float32)
-    _save_npy(arr, path)
+    if not problem:
+        try:
+            _save_npy(arr, path)
+        except OSError as exc:                         # e.g. the folder became read-only meanwhile, disk full
+            _warn_uncached(folder, cache, f"{type(exc).__name__}: {exc}")
     return arr
+
+
+_WARNED_UNCACHED: set[str] = set()
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why files cannot be written in ``folder`` (created if needed), or ``None`` when they can."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot be created ({type(exc).__name__}: {exc.strerror or exc})"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return "is not writable"
+    return None
+
+
+def _warn_uncached(folder: Path, cache, problem: str) -> None:
+    """Warn once per folder that computed features are returned without being cached."""
+    if str(folder) in _WARNED_UNCACHED:
+        return
+    _WARNED_UNCACHED.add(str(folder))
+    warnings.warn(f"feature cache folder {folder} (from {cache_source(cache)}) {problem}: computed features are "
+                  f"used but not cached, so they are computed again next time; set MMGREC_CACHE to a writable "
+                  f"folder to keep them", RuntimeWarning, stacklevel=3)
 
 
 # ---------------------------------------------------------------------------------------- models

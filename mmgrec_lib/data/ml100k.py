@@ -37,7 +37,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .paths import cache_dir, data_root
+from .paths import cache_dir, data_root, root_hint
 from . import features as F
 from .dataset import DataError, RecDataset, random_split
 
@@ -79,9 +79,16 @@ class Ml100kRaw:
 
 
 # ---------------------------------------------------------------------------------------- helpers
-def _missing(path: Path, what: str) -> DataError:
-    return DataError(f"{path}: file not found ({what}). MMGREC_DATA (or root=) should point to the shared data "
-                     f"folder that contains ml-100k/, ml-100k-imdb/ and ml-1m-posters/")
+_ML100K_FOLDERS = "ml-100k/, ml-100k-imdb/ and ml-1m-posters/"
+
+
+def _missing(path: Path, what: str, root: str | os.PathLike | None = None) -> DataError:
+    """A "file not found" error whose advice fits how the data folder was given (``root=`` or MMGREC_DATA)."""
+    return DataError(f"{path}: file not found ({what}). {_cap(root_hint(root, _ML100K_FOLDERS))}")
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _year_of(title: str | None, release_date: str | None = None) -> int | None:
@@ -144,11 +151,13 @@ def _read_genres(folder: Path) -> tuple[str, ...]:
     return tuple(names[i] for i in range(len(names)))
 
 
-def read_grouplens(folder: str | os.PathLike) -> Ml100kRaw:
+def read_grouplens(folder: str | os.PathLike, root: str | os.PathLike | None = None) -> Ml100kRaw:
     """Parse GroupLens ``u.data`` (tab-separated ``user item rating time``) and ``u.item`` (latin-1, ``|``).
 
     ``meta`` gets ``title``, ``year``, ``release_date``, ``imdb_url`` and ``genres`` (from the 19 flags
     in ``u.genre`` order).
+
+    ``root``: the ``root=`` argument the folder came from (only for the advice in "not found" messages).
 
     Raises:
         DataError: missing / malformed files, ids < 1 or rating items absent from ``u.item``.
@@ -157,7 +166,7 @@ def read_grouplens(folder: str | os.PathLike) -> Ml100kRaw:
     data_path, item_path = folder / "u.data", folder / "u.item"
     for p, what in ((data_path, "MovieLens-100K ratings"), (item_path, "MovieLens-100K movie list")):
         if not p.is_file():
-            raise _missing(p, what)
+            raise _missing(p, what, root)
     try:
         ratings = pd.read_csv(data_path, sep="\t", header=None, dtype=np.int64, engine="c")
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
@@ -219,7 +228,8 @@ def read_imdb_plots(path: str | os.PathLike, n_items: int) -> list[str | None]:
     return plots
 
 
-def match_posters(titles: Sequence[str | None], folder: str | os.PathLike) -> tuple[np.ndarray, list[str | None]]:
+def match_posters(titles: Sequence[str | None], folder: str | os.PathLike,
+                  root: str | os.PathLike | None = None) -> tuple[np.ndarray, list[str | None]]:
     """Join titles to ``<folder>/movies.dat`` (ml-1m) by stripped lower-cased title; find ``posters/<id>.jpg``.
 
     Returns:
@@ -229,7 +239,7 @@ def match_posters(titles: Sequence[str | None], folder: str | os.PathLike) -> tu
     folder = Path(folder)
     movies = folder / "movies.dat"
     if not movies.is_file():
-        raise _missing(movies, "ml-1m movie list for the poster join")
+        raise _missing(movies, "ml-1m movie list for the poster join", root)
     by_title: dict[str, int] = {}
     for n, line in enumerate(movies.read_text(encoding="latin-1").splitlines(), 1):
         if not line.strip():
@@ -421,9 +431,8 @@ def load_ml100k(root: str | os.PathLike | None = None, seed: int = 0,
     files: list[str]
     if folder is not None:
         if not folder.is_dir():
-            raise DataError(f"{folder}: data folder not found. MMGREC_DATA (or root=) should point to the shared "
-                            f"data folder that contains ml-100k/")
-        raw = read_grouplens(folder / "ml-100k")
+            raise DataError(f"{folder}: data folder not found. {_cap(root_hint(root, 'ml-100k/'))}")
+        raw = read_grouplens(folder / "ml-100k", root)
         files = list(raw.files)
         imdb = folder / "ml-100k-imdb" / "movielens100k_details.csv"
         if imdb.is_file():
@@ -434,7 +443,7 @@ def load_ml100k(root: str | os.PathLike | None = None, seed: int = 0,
             notes.append(f"{imdb} not found: text features use title, year and genres only")
         posters = folder / "ml-1m-posters"
         if "visual" in features or (posters / "movies.dat").is_file():
-            ml1m_ids, poster_paths = match_posters(raw.meta["title"].tolist(), posters)
+            ml1m_ids, poster_paths = match_posters(raw.meta["title"].tolist(), posters, root)
             raw.meta["ml1m_id"] = pd.array([int(i) if i >= 0 else None for i in ml1m_ids], dtype="Int64")
             raw.meta["poster_path"] = _objects(poster_paths)
             files.append(str(posters / "movies.dat"))

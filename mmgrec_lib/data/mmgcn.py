@@ -35,7 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .paths import data_root
+from .paths import data_root, root_hint
 from .dataset import DataError, RecDataset, random_split
 from .features import check_feature_matrix
 from .safe_pickle import load_npy_object
@@ -167,8 +167,12 @@ def load_mmgcn(root: str | os.PathLike | None = None, path: str | os.PathLike | 
     else:
         folder = Path(path)
     if not folder.is_dir():
-        raise DataError(f"{folder}: folder not found. MMGREC_DATA (or root=) should point to the shared data "
-                        f"folder that contains mmgrec-sample/{subset}/ (or pass path= to an MMGCN-format folder)")
+        if path is not None:
+            raise DataError(f"{folder}: folder not found (the path= argument); it should be an MMGCN-format folder "
+                            f"with user_item_dict*.npy")
+        hint = root_hint(root, f"mmgrec-sample/{subset}/")
+        raise DataError(f"{folder}: folder not found. {hint[:1].upper()}{hint[1:]} "
+                        f"(or pass path= to an MMGCN-format folder)")
     dict_file = _find(folder, "user_item_dict", (".npy",))
     if dict_file is None:
         raise DataError(f"{folder}: no user_item_dict*.npy (the MMGCN interaction file) found")

@@ -26,6 +26,9 @@ import torch
 from ..data.dataset import RecDataset
 from ..data.sparse import rows_mask
 
+#: the one value that pads a ranked list shorter than the cut-off
+PAD = -1
+
 Source = Union[torch.Tensor, np.ndarray, Callable[[torch.Tensor], torch.Tensor]]
 
 
@@ -88,8 +91,8 @@ def evaluate(
     Args:
         source: one of
             * a float ``(n_users, n_items)`` score matrix (higher is better);
-            * an integer ``(n_users, L)`` matrix of ranked item ids (``-1`` pads short lists; a repeated
-              item counts once, at its first position);
+            * an integer ``(n_users, L)`` matrix of ranked item ids (``-1`` pads short lists, any other
+              negative id is an error; a repeated item counts once, at its first position);
             * a callable ``f(users: LongTensor (B,)) -> Tensor`` returning either of the above for a batch.
             Excluded items (training items; validation items when testing) are masked from scores and
             dropped from ranked lists before the cut-off, so both kinds are judged identically.
@@ -126,6 +129,10 @@ def evaluate(
                 raise ValueError(f"ranked lists batch has shape {tuple(lists.shape)}, expected ({len(batch)}, L)")
             if lists.numel() and int(lists.max()) >= dataset.n_items:
                 raise ValueError(f"ranked lists contain item id {int(lists.max())} >= n_items={dataset.n_items}")
+            if lists.numel() and int(lists.min()) < PAD:
+                bad = lists[lists < PAD]
+                raise ValueError(f"ranked lists contain {bad.numel()} negative item id(s) other than the padding "
+                                 f"value {PAD} (e.g. {bad[:3].tolist()}); only {PAD} pads a short list")
             ok = lists >= 0
             ok &= ~torch.gather(ex, 1, lists.clamp(min=0))
             # a repeated item counts once, at its first position (stable sort keeps first occurrences first)

@@ -142,20 +142,40 @@ def recid_run_path(runs_dir: str | Path, dataset: RecDataset, config) -> Path:
 
 
 def load_or_assign_recids(dataset: RecDataset, config, runs_dir: str | Path | None = None,
-                          progress: bool = True):
+                          progress: bool = True, overwrite: bool = False):
     """The Graph RQ-VAE Rec-ID run for ``(dataset, config)``: loaded from ``runs_dir`` when an identical run
     was saved there (e.g. by notebook 01), otherwise trained (resumably) and saved.
 
+    ``overwrite``: ignore what ``runs_dir`` holds for this run (the saved run and its training checkpoints,
+    e.g. a damaged file) and train it afresh.
+
     Returns ``(run, path, reused)``.
+
+    Raises:
+        CheckpointError: (a ``ValueError``) a saved run or checkpoint that cannot be read; the message names
+            the file and says to delete it or pass ``overwrite=True``.
     """
     from ..tokenizer import RecIDRun, assign_recids
+    from ..tokenizer.graph_rqvae import _stage_checkpoint
+    from ..utils import CheckpointError
 
     if runs_dir is None:
         return assign_recids(dataset, config, progress=progress), None, False
     path = recid_run_path(runs_dir, dataset, config)
+    ckpt = path.with_suffix(".ckpt")
+    if overwrite:
+        for p in (path, ckpt, _stage_checkpoint(ckpt, "rq")):
+            p.unlink(missing_ok=True)
     if path.is_file():
-        return RecIDRun.load(path), path, True
-    run = assign_recids(dataset, config, progress=progress, checkpoint=path.with_suffix(".ckpt"))
+        try:
+            return RecIDRun.load(path), path, True
+        except ValueError as exc:
+            raise CheckpointError(f"{exc}. Delete {path} to compute the Rec-IDs again, or call "
+                                  f"load_or_assign_recids(..., overwrite=True)") from exc
+    try:
+        run = assign_recids(dataset, config, progress=progress, checkpoint=ckpt)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc} (or call load_or_assign_recids(..., overwrite=True))") from exc
     run.save(path)
     return run, path, False
 

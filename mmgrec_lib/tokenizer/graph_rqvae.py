@@ -72,8 +72,8 @@ from .run import RecIDRun, build_recids
 from .stats import level_usage
 from .rqvae import RQVAE, RQVAEOutput
 from ..training.sampling import BPRSampler
-from ..training.loop import LoopConfig, cpu_threads, fit
-from ..utils import check_unknown, resolve_device, seeded_rng
+from ..training.loop import FitResult, LoopConfig, cpu_threads, fit, require_validation
+from ..utils import check_fields, check_unknown, resolve_device, seeded_rng
 
 SCHEDULES = ("alternate", "two_stage")
 FEATURE_NORMS = ("l2", "standardize", "none")
@@ -151,6 +151,7 @@ class GraphRQVAEConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
+        check_fields(self)
         positive = {"dim": self.dim, "n_layers": self.n_layers, "n_levels": self.n_levels,
                     "batch_size": self.batch_size, "rq_hidden_dim": self.rq_hidden_dim,
                     "rq_latent_dim": self.rq_latent_dim, "eval_every": self.eval_every}
@@ -466,7 +467,7 @@ class _Trainer:
         return row
 
     def rq_phase(self, generator: torch.Generator, checkpoint: Path | None, progress: bool,
-                 history: list[dict]) -> None:
+                 history: list[dict]) -> FitResult | None:
         """Train only the RQ-VAE on frozen representations for ``rq_epochs`` (keeps the best full-data loss).
 
         The optimiser is the joint one: after ``alternate`` the RQ-VAE's Adam moments carry over (a fresh Adam
@@ -474,7 +475,7 @@ class _Trainer:
         epochs); the graph parameters get no gradient here, so Adam leaves them alone.
         """
         if self.cfg.rq_epochs == 0:
-            return
+            return None
         self.model.eval()
         with torch.no_grad():
             self.frozen_items = self.embed()[1].detach()                     # (I, D) sg(h_i)
@@ -483,6 +484,20 @@ class _Trainer:
                              checkpoint=checkpoint, progress=progress),
                   generator, desc="RQ-VAE")
         history.extend({"phase": "rq", **row} for row in res.history)
+        return res
+
+
+def _run_seconds(wall: float, *results: FitResult | None) -> float:
+    """Seconds of the whole run: this call's wall time plus the checkpointed time of the epochs that earlier,
+    interrupted calls ran (``nan`` when a checkpoint predates per-epoch times)."""
+    earlier = 0.0
+    for res in results:
+        if res is None or res.resumed_from == 0:
+            continue
+        if len(res.epoch_seconds) != len(res.history):
+            return float("nan")
+        earlier += float(sum(res.epoch_seconds[:res.resumed_from]))
+    return wall + earlier
 
 
 def _stage_checkpoint(checkpoint: str | os.PathLike | None, tag: str) -> Path | None:
@@ -513,6 +528,8 @@ def assign_recids(dataset: RecDataset, config: GraphRQVAEConfig | None = None, p
         raise ValueError(f"dataset {dataset.name!r} has no training interactions; Graph RQ-VAE needs some")
     if dataset.n_items < 2:
         raise ValueError(f"dataset {dataset.name!r} has {dataset.n_items} item(s); need at least 2")
+    if cfg.epochs > 0:
+        require_validation(dataset, "assign_recids (Graph RQ-VAE early-stops on validation recall@10)")
     device = resolve_device(cfg.device)
     t_start = time.perf_counter()
     trainer = _Trainer(dataset, cfg, device)
@@ -525,7 +542,7 @@ def assign_recids(dataset: RecDataset, config: GraphRQVAEConfig | None = None, p
                          monitor="recall@10", checkpoint=checkpoint, progress=progress),
               generator, desc=f"Graph RQ-VAE ({cfg.schedule})")
     history.extend({"phase": cfg.schedule if cfg.schedule == "alternate" else "bpr", **r} for r in res.history)
-    trainer.rq_phase(generator, _stage_checkpoint(checkpoint, "rq"), progress, history)
+    rq_res = trainer.rq_phase(generator, _stage_checkpoint(checkpoint, "rq"), progress, history)
 
     model = trainer.model.eval()
     with torch.no_grad(), cpu_threads(1):                                    # same codes run after run (CPU)
@@ -534,6 +551,7 @@ def assign_recids(dataset: RecDataset, config: GraphRQVAEConfig | None = None, p
         recon = model.rqvae.reconstruction_error(h_i)
         val = evaluate(lambda users: model.score(h_u, h_i, users.to(device)), dataset, "val", ks=(10, 20),
                        device=device).mean()
+    wall = time.perf_counter() - t_start
     times = [r["time_s"] for r in history if r.get("phase") != "rq" and "time_s" in r]
     rq_times = [r["time_s"] for r in history if r.get("phase") == "rq" and "time_s" in r]
     q = model.rqvae.quantizer
@@ -547,7 +565,10 @@ def assign_recids(dataset: RecDataset, config: GraphRQVAEConfig | None = None, p
         "recon_rel": recon / max(h_i.pow(2).sum(-1).mean().item(), 1e-12),
         "sec_per_epoch": float(np.mean(times)) if times else float("nan"),
         "sec_per_rq_epoch": float(np.mean(rq_times)) if rq_times else float("nan"),
-        "total_sec": time.perf_counter() - t_start,
+        # the whole run, like sec_per_epoch (which averages the whole history, resumed epochs included)
+        "total_sec": _run_seconds(wall, res, rq_res),
+        "this_call_sec": wall,
+        "resumed_from_epoch": res.resumed_from,
     }
     sem, table, stats = build_recids(semantic, dataset.item_popularity(), cfg.collision, cfg.codebook_size,
                                      cfg.seed, cfg.to_dict(), recon, extra)

@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 
 from ..data.progress import progress_bar
-from ..utils import atomic_save, load_checkpoint
+from ..utils import CheckpointError, atomic_save, check_fields, load_checkpoint
 
 
 @dataclass
@@ -48,6 +48,7 @@ class LoopConfig:
     cpu_threads: int | None = 1
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if self.epochs < 0 or self.patience < 0 or self.eval_every < 1:
             raise ValueError(f"LoopConfig: epochs ({self.epochs}) and patience ({self.patience}) must be >= 0, "
                              f"eval_every ({self.eval_every}) >= 1")
@@ -91,6 +92,12 @@ def fit(
     """Run epochs with early stopping; restore the best weights into ``model`` before returning.
 
     ``extra_state``/``load_extra_state`` let a trainer checkpoint additional objects (e.g. a scheduler).
+
+    Raises:
+        ValueError: ``validate()`` returned NaN for ``config.monitor`` (an empty validation split does):
+            no epoch could be chosen. Trainers check the split first with :func:`require_validation`.
+        CheckpointError: (a ``ValueError``) ``config.checkpoint`` exists but cannot be resumed; the message
+            names it and says to delete it or to run with ``resume=False`` (which overwrites it).
     """
     with cpu_threads(config.cpu_threads):
         return _fit(model, optimizer, train_epoch, validate, config, generator, desc, extra_state, load_extra_state)
@@ -104,7 +111,7 @@ def _fit(model, optimizer, train_epoch, validate, config, generator, desc, extra
     best_state = copy.deepcopy(model.state_dict())
     resumed_from = 0
     if ckpt is not None and config.resume and ckpt.is_file():
-        state = load_checkpoint(ckpt)
+        state = _load_resumable(ckpt)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
@@ -136,6 +143,10 @@ def _fit(model, optimizer, train_epoch, validate, config, generator, desc, extra
             if config.monitor not in metrics:
                 raise KeyError(f"validate() returned {sorted(metrics)}; monitor {config.monitor!r} missing")
             score = float(metrics[config.monitor])
+            if math.isnan(score):
+                raise ValueError(f"{desc}: validate() returned NaN for the monitored {config.monitor!r} after epoch "
+                                 f"{epoch + 1}, so there is no best epoch to keep; an empty validation split gives "
+                                 f"NaN metrics (every user needs held-out validation items to be ranked)")
             if score > best_score:
                 best_score, best_epoch, bad = score, epoch + 1, 0
                 best_state = copy.deepcopy(model.state_dict())
@@ -155,6 +166,34 @@ def _fit(model, optimizer, train_epoch, validate, config, generator, desc, extra
         best_state = copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
     return FitResult(history, best_epoch, best_score, stopped_early, resumed_from, epoch_seconds)
+
+
+_CHECKPOINT_KEYS = ("model", "optimizer", "generator", "history", "epoch", "best_score", "best_epoch", "bad",
+                    "best_model")
+
+
+def _load_resumable(path: Path) -> dict:
+    """The checkpoint at ``path``, or a :class:`~mmgrec_lib.utils.CheckpointError` (a ``ValueError``) that
+    names it and the two ways out (delete it, or ``resume=False``)."""
+    way_out = f"delete {path} to retrain from scratch, or run with LoopConfig(resume=False) to overwrite it"
+    try:
+        state = load_checkpoint(path)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc}; or run with LoopConfig(resume=False) to overwrite it") from exc
+    missing = [k for k in _CHECKPOINT_KEYS if k not in state] if isinstance(state, dict) else list(_CHECKPOINT_KEYS)
+    if missing:
+        raise CheckpointError(f"checkpoint {path} is not a training checkpoint of this loop (missing {missing}): "
+                              f"{way_out}")
+    return state
+
+
+def require_validation(dataset, where: str) -> None:
+    """Raise ``ValueError`` when ``dataset.val`` holds no interactions: early stopping on validation metrics
+    (and keeping the best epoch's weights) needs some. Call before training, so nothing is spent first."""
+    if int(dataset.val.nnz) == 0:
+        raise ValueError(f"{where}: dataset {dataset.name!r} has an empty validation split (dataset.val has no "
+                         f"interactions), so validation metrics are NaN and no epoch can be chosen; split the "
+                         f"data with a validation share (e.g. random_split's default 80/10/10)")
 
 
 def _save(path, model, optimizer, generator, history, epoch_seconds, epoch, best_score, best_epoch, bad, best_state,
