@@ -38,3 +38,28 @@ def test_baseline_metrics_identical_with_two_threads(two_threads):
         model.fit(ds, LoopConfig(epochs=2, patience=0, progress=False), torch.Generator().manual_seed(0))
         results.append(evaluate(model.score, ds, "test").mean())
     assert results[0] == results[1]
+
+
+def test_id_without_graph_trains_on_one_thread(monkeypatch):
+    """The "ID w/o" RQ-VAE trains outside the epoch loop; it must pin one thread too (its TikTok codes changed
+    between identical multi-threaded runs)."""
+    import torch
+
+    from _fixtures import make_tiny_dataset
+    from mmgrec_lib.tokenizer import alternatives, GraphRQVAEConfig
+
+    seen = []
+    real = alternatives.train_rqvae
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(alternatives, "train_rqvae", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        alternatives.feature_rqvae_codes(make_tiny_dataset(), GraphRQVAEConfig(codebook_size=4, rq_epochs=2, device="cpu"))
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

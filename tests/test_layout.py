@@ -83,3 +83,29 @@ def test_cli_imports_nothing_of_the_library_at_module_level():
     tree = ast.parse((PKG / "cli.py").read_text())
     top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
     assert not [n for n in top if isinstance(n, ast.ImportFrom) and (n.level or (n.module or "").startswith("mmgrec_lib"))]
+
+
+def test_every_config_checks_field_types_and_names_the_field():
+    import pytest
+
+    from mmgrec_lib.baselines import LightGCNConfig, MFConfig, MostPopConfig, VBPRConfig
+    from mmgrec_lib.generator import GeneratorConfig, ModelConfig, TrainConfig
+    from mmgrec_lib.tokenizer import GraphRQVAEConfig
+    from mmgrec_lib.training import LoopConfig
+
+    cases = [(GraphRQVAEConfig, {"codebook_size": "64"}, r"GraphRQVAEConfig: codebook_size = '64' \(str\); expected int"),
+             (LightGCNConfig, {"dim": "64"}, r"LightGCNConfig: dim = '64'"),
+             (MFConfig, {"lr": "fast"}, r"MFConfig: lr = 'fast' \(str\); expected float"),
+             (VBPRConfig, {"dim": 6.5}, r"VBPRConfig: dim = 6.5"),
+             (MostPopConfig, {"device": 0}, r"MostPopConfig: device = 0"),
+             (LoopConfig, {"epochs": "three"}, r"LoopConfig: epochs = 'three' \(str\); expected int"),
+             (LoopConfig, {"progress": 1}, r"LoopConfig: progress = 1 \(int\); expected bool"),
+             (ModelConfig, {"n_layers": True}, r"ModelConfig: n_layers = True \(bool\); expected int"),
+             (TrainConfig, {"grad_clip": "1"}, r"TrainConfig: grad_clip = '1' \(str\); expected float or None")]
+    for cls, kwargs, message in cases:
+        with pytest.raises(TypeError, match=message):
+            cls(**kwargs)
+    with pytest.raises(TypeError, match="ModelConfig: d_model"):
+        GeneratorConfig.from_dict(d_model="64")
+    assert MFConfig(lr=1).lr == 1.0 and isinstance(MFConfig(lr=1).lr, float)       # ints are fine for floats
+    assert TrainConfig(val_ks=[20, 10]).val_ks == (10, 20)

@@ -46,7 +46,7 @@ from ..evaluation import EvalResult, evaluate, excluded_matrix
 from .config import OPTIMIZERS, GeneratorConfig, TrainConfig
 from .model import MMGRecGenerator
 from ..tokenizer.recid import RecIDTable
-from ..training.loop import FitResult, LoopConfig, fit
+from ..training.loop import FitResult, LoopConfig, fit, require_validation
 from ..data.progress import progress_bar
 from ..utils import eval_mode, resolve_device, seeded_rng
 
@@ -184,6 +184,7 @@ def train_generator(dataset: RecDataset, table: RecIDTable, user_repr: torch.Ten
     loop = loop or LoopConfig()
     if config.train.eval_every is not None:
         loop = dataclasses.replace(loop, eval_every=config.train.eval_every)
+    require_validation(dataset, "train_generator (the generator early-stops on validation recall@10)")
     if user_repr.shape[0] != dataset.n_users:
         raise ValueError(f"user_repr has {user_repr.shape[0]} rows but the dataset has {dataset.n_users} users")
     generator = generator if generator is not None else torch.Generator().manual_seed(config.train.seed)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..data.dataset import RecDataset
+from ..training.loop import cpu_threads
 from ..utils import resolve_device
 from .graph_rqvae import GraphRQVAEConfig, item_feature_matrix
 from .rqvae import RQVAE, train_rqvae
@@ -88,12 +89,20 @@ class FeatureRQVAEResult:
     recon_error: float
 
 
-def feature_rqvae_codes(dataset: RecDataset, config: GraphRQVAEConfig | None = None) -> FeatureRQVAEResult:
+def feature_rqvae_codes(dataset: RecDataset, config: GraphRQVAEConfig | None = None,
+                        threads: int | None = 1) -> FeatureRQVAEResult:
     """"ID w/o": RQ-VAE on the concatenated multimodal features, no graph (same codebook settings).
 
     Uses ``config``'s codebook size, levels, beta, RQ-VAE widths, ``rq_lr``, ``rq_batch_size``,
-    ``kmeans_init``, ``reseed_dead``, ``seed`` and ``device``; trains ``max(rq_epochs, 1)`` epochs.
+    ``kmeans_init``, ``reseed_dead``, ``seed`` and ``device``; trains ``max(rq_epochs, 1)`` epochs on
+    ``threads`` CPU threads (default 1, like every training loop: with several threads the codes changed
+    between identical runs; ``None`` keeps torch's setting).
     """
+    with cpu_threads(threads):
+        return _feature_rqvae_codes(dataset, config)
+
+
+def _feature_rqvae_codes(dataset: RecDataset, config: GraphRQVAEConfig | None) -> FeatureRQVAEResult:
     cfg = config if config is not None else GraphRQVAEConfig()
     feats, _ = item_feature_matrix(dataset, cfg.feature_norm)
     if feats.shape[1] == 0:

@@ -85,10 +85,6 @@ class RecIDTable:
             raise ValueError(f"codes must be a non-empty (n_items, levels) matrix, got {tuple(codes_t.shape)}")
         if (codes_t < 0).any():
             raise ValueError("codes must be non-negative")
-        n_unique = torch.unique(codes_t, dim=0).shape[0]
-        if n_unique != codes_t.shape[0]:
-            raise ValueError(f"Rec-IDs are not unique: {codes_t.shape[0] - n_unique} items collide; "
-                             "append a collision token with disambiguate() first")
         maxes = (codes_t.max(0).values + 1).tolist()
         cards = list(cardinalities) if cardinalities is not None else maxes
         if len(cards) != codes_t.shape[1] or any(c < m for c, m in zip(cards, maxes)):
@@ -96,7 +92,10 @@ class RecIDTable:
         self.codes = codes_t                                   # (I, M)
         self.cardinalities = [int(c) for c in cards]
         self.config = dict(config or {})
-        self.trie = PrefixTrie(codes_t, self.cardinalities)
+        self.trie = PrefixTrie(codes_t, self.cardinalities)                    # one 1-D sort per level
+        if self.trie.n_duplicates:
+            raise ValueError(f"Rec-IDs are not unique: {self.trie.n_duplicates} items collide; "
+                             "append a collision token with disambiguate() first")
 
     @property
     def children(self) -> list[torch.Tensor]:

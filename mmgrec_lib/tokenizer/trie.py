@@ -18,7 +18,8 @@ from torch import nn
 
 
 class PrefixTrie(nn.Module):
-    """Trie over ``codes`` ``(n_items, M)`` (unique, non-negative rows; ``cardinalities[l] > codes[:, l]``).
+    """Trie over ``codes`` ``(n_items, M)`` (non-negative rows; ``cardinalities[l] > codes[:, l]``). Rows must be
+    unique to be decodable: ``n_duplicates`` counts the items whose Rec-ID another item already has.
 
     Buffers are non-persistent (rebuilt from the codes) and move with ``.to()``; :meth:`shared` gives another
     module over the same tensors, so a model can move its trie to a GPU without moving the table's.
@@ -41,6 +42,8 @@ class PrefixTrie(nn.Module):
                 nxt = nxt.reshape(-1).astype(np.int64)
             else:
                 nxt = np.arange(self.n_items, dtype=np.int64)                           # leaves are items
+                # items whose full Rec-IDs coincide would overwrite each other's leaf below
+                self.n_duplicates = self.n_items - int(np.unique(node * card + c[:, level]).size)
             table = np.full((n_nodes, card), -1, dtype=np.int64)
             table[node, c[:, level]] = nxt
             self.register_buffer(f"children_{level}", torch.from_numpy(table), persistent=False)
@@ -55,6 +58,7 @@ class PrefixTrie(nn.Module):
         other = PrefixTrie.__new__(PrefixTrie)
         nn.Module.__init__(other)
         other.cardinalities, other.n_items, other.n_levels = list(self.cardinalities), self.n_items, self.n_levels
+        other.n_duplicates = self.n_duplicates
         for name, buf in self.named_buffers():
             other.register_buffer(name, buf, persistent=False)
         return other
