@@ -162,3 +162,29 @@ def test_beam_search_allocates_nothing_of_size_batch_times_catalogue():
     small, large = _largest_tensor_in_beam_search(3_000), _largest_tensor_in_beam_search(150_000)
     assert large <= 1.5 * small, (small, large)          # flat in the catalogue (attention maps dominate)
     assert large < 32 * 150_000 // 4                     # far from one (B, I) mask
+
+
+@pytest.mark.parametrize("attention", ["relation", "sinusoidal"])
+def test_cached_decoding_equals_full_prefix_decoding(attention):
+    ds = make_tiny_dataset(n_users=25, n_items=60)
+    rng = np.random.default_rng(5)
+    table = RecIDTable(disambiguate(rng.integers(0, 6, (ds.n_items, 2)), ds.item_popularity()))
+    g = torch.Generator().manual_seed(2)
+    model = MMGRecGenerator(table, torch.randn(ds.n_users, 8, generator=g), torch.randn(ds.n_items, 8, generator=g),
+                            ds.train, d_model=16, n_layers=2, n_heads=4, dim_feedforward=32, max_len=6,
+                            attention=attention).eval()
+    users = torch.arange(ds.n_users)
+    fast = beam_search(model, users, k=10, beam_width=12, exclude=ds.val, return_codes=True)
+    slow = beam_search(model, users, k=10, beam_width=12, exclude=ds.val, return_codes=True, cache=False)
+    assert torch.equal(fast[0], slow[0]) and torch.equal(fast[2], slow[2])
+    assert torch.allclose(fast[1], slow[1], atol=1e-5)
+    # decode_step reproduces decode position by position on a fixed prefix
+    memory, pad = model.encode(users[:4])
+    prefix = table.codes[:4, :-1].clone()                          # (4, M - 1)
+    full = model.decode(memory, pad, prefix)                       # (4, M, D)
+    state = model.start_decoding(memory, pad)
+    steps = [model.decode_step(state, None if j == 0 else prefix[:, j - 1:j])[:, 0] for j in range(table.n_levels)]
+    assert torch.allclose(torch.stack(steps, 1), full, atol=1e-5)
+    model.train()
+    with pytest.raises(RuntimeError, match="eval mode"):
+        model.decode_step(model.start_decoding(memory, pad), None)

@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from ..utils import eval_mode
 
 # The decoder needs from the model only its public interface (no import of the model module, so the model
-# can call the decoder): ``check_users``, ``encode``, ``decode``, ``level_logits``, ``n_users``, ``n_items``,
+# can call the decoder): ``check_users``, ``encode``, ``decode``, ``start_decoding``, ``decode_step``,
+# ``reorder_decoding``, ``level_logits``, ``n_users``, ``n_items``,
 # ``n_levels``, ``cardinalities``, ``codes``, ``trie`` (:class:`~mmgrec_lib.tokenizer.trie.PrefixTrie`) and
 # ``history`` (:class:`~mmgrec_lib.generator.history.UserHistory`).
 GeneratorLike = torch.nn.Module
@@ -120,7 +121,7 @@ class AliveChildren:
 @torch.no_grad()
 def beam_search(model: GeneratorLike, users: torch.Tensor, k: int, beam_width: int | None = None,
                 exclude=None, exclude_train: bool = True, prune: bool = True,
-                return_codes: bool = False):
+                return_codes: bool = False, cache: bool = True):
     """Batched constrained beam search.
 
     Args:
@@ -132,6 +133,10 @@ def beam_search(model: GeneratorLike, users: torch.Tensor, k: int, beam_width: i
         exclude_train: exclude the user's training items (default; required by the evaluation protocol).
         prune: drop prefixes whose items are all excluded (saves beams; never changes scores).
         return_codes: also return the ``(B, k, M)`` generated tokens (``-1`` rows for padding).
+        cache: decode one new position per beam and level, reusing the encoder output's cross-attention
+            keys/values and the earlier positions' self-attention keys/values
+            (:meth:`MMGRecGenerator.decode_step`); ``False`` re-decodes the whole prefix at every level
+            (:meth:`MMGRecGenerator.decode`). Same scores up to float rounding.
 
     Returns:
         ``items (B, k)`` long (``-1`` pads) and ``scores (B, k)`` summed log-probabilities (``-inf`` pads),
@@ -149,12 +154,16 @@ def beam_search(model: GeneratorLike, users: torch.Tensor, k: int, beam_width: i
         rows, items = exclusion_pairs(model, users, exclude, exclude_train)
         alive = AliveChildren(model.trie, rows, items, prune)
         memory, mpad = model.encode(users)                                   # (Bu, n, D), (Bu, n): once
+        state = model.start_decoding(memory, mpad) if cache else None        # cross-attention K/V: once
         node = torch.zeros(Bu, 1, dtype=torch.long, device=dev)              # trie node per beam
         score = torch.zeros(Bu, 1, device=dev)                               # summed log-prob per beam
         toks = torch.zeros(Bu, 1, 0, dtype=torch.long, device=dev)           # (Bu, W, l) tokens so far
         for lvl in range(M):
             W, card = node.shape[1], model.cardinalities[lvl]
-            h = model.decode(memory, mpad, toks)[:, :, -1]                   # (Bu, W, D): beams share memory
+            if cache:                                                        # (Bu, W, D): the new position only
+                h = model.decode_step(state, toks[:, :, -1] if lvl else None)
+            else:                                                            # the whole prefix again
+                h = model.decode(memory, mpad, toks)[:, :, -1]
             logp = F.log_softmax(model.level_logits(h, lvl).float(), -1).view(Bu, W, card)  # full-range
             child = model.trie.child_table(lvl)[node.clamp(min=0)]                       # (Bu, W, card) next node / item
             ok = (child >= 0) & torch.isfinite(score)[..., None]
@@ -164,6 +173,8 @@ def beam_search(model: GeneratorLike, users: torch.Tensor, k: int, beam_width: i
             cand = (score[..., None] + logp).masked_fill(~ok, float("-inf")).view(Bu, W * card)
             score, flat = cand.topk(min(beam_width, W * card), dim=1)        # (Bu, W'), best first
             beam = torch.div(flat, card, rounding_mode="floor")
+            if cache:
+                model.reorder_decoding(state, beam)
             node = child.view(Bu, W * card).gather(1, flat)                  # (Bu, W')
             prev = toks.gather(1, beam[..., None].expand(-1, -1, lvl))       # (Bu, W', l)
             toks = torch.cat([prev, (flat % card)[..., None]], dim=2)        # (Bu, W', l + 1)

@@ -325,6 +325,64 @@ class MMGRecGenerator(nn.Module):
         x = x.view(B, W, l + 1, -1)
         return x if beams else x[:, 0]
 
+    # ------------------------------------------------------------------ incremental decoding (inference)
+    def start_decoding(self, memory: torch.Tensor, memory_pad: torch.Tensor) -> dict:
+        """State for :meth:`decode_step`: per decoder layer the cross-attention keys and values of the encoder
+        output (projected once, not once per level) and an empty self-attention cache."""
+        B, n, D = memory.shape
+        H = self.config.n_heads
+        cross = []
+        for layer in self.decoder:
+            w, b = layer.multihead_attn.in_proj_weight, layer.multihead_attn.in_proj_bias
+            k = F.linear(memory, w[D:2 * D], b[D:2 * D]).view(B, n, H, D // H).transpose(1, 2)    # (B, H, n, dh)
+            v = F.linear(memory, w[2 * D:], b[2 * D:]).view(B, n, H, D // H).transpose(1, 2)      # (B, H, n, dh)
+            cross.append((k, v))
+        mask = torch.zeros(B, 1, 1, n, dtype=memory.dtype, device=memory.device)
+        mask = mask.masked_fill(memory_pad[:, None, None, :], float("-inf"))                     # (B, 1, 1, n)
+        return {"cross": cross, "mask": mask, "keys": [None] * len(self.decoder),
+                "values": [None] * len(self.decoder), "length": 0}
+
+    def decode_step(self, state: dict, tokens: torch.Tensor | None) -> torch.Tensor:
+        """Decoder states ``(B, W, D)`` for one more position of each of ``W`` beams: the same values as
+        :meth:`decode` at that position, computing only the new token (self-attention keys and values of the
+        earlier positions come from ``state``, which is extended in place). ``tokens``: ``(B, W)`` level-local
+        tokens chosen at the previous level (``None`` at the first step: BOS). Eval mode only (no dropout)."""
+        if self.training:
+            raise RuntimeError("decode_step is for inference: put the model in eval mode")
+        l = state["length"]
+        B = state["mask"].shape[0]
+        tok = (torch.full((B, 1), self.bos, dtype=torch.long, device=self.device) if tokens is None
+               else tokens + self.offsets[l - 1])                                              # (B, W) global ids
+        x = self.token_emb(tok) + self.dec_pe[l]                                               # (B, W, D)
+        W, D, H = tok.shape[1], self.config.d_model, self.config.n_heads
+        dh = D // H
+        for i, layer in enumerate(self.decoder):
+            sa = layer.self_attn
+            q, k, v = F.linear(x, sa.in_proj_weight, sa.in_proj_bias).split(D, -1)             # 3 x (B, W, D)
+            keys = k[:, :, None] if state["keys"][i] is None else torch.cat([state["keys"][i], k[:, :, None]], 2)
+            values = v[:, :, None] if state["values"][i] is None else torch.cat([state["values"][i], v[:, :, None]], 2)
+            state["keys"][i], state["values"][i] = keys, values                                # (B, W, l + 1, D)
+            scores = torch.einsum("bwhd,bwthd->bwht", q.view(B, W, H, dh),
+                                  keys.view(B, W, l + 1, H, dh)) / math.sqrt(dh)               # (B, W, H, l + 1)
+            y = torch.einsum("bwht,bwthd->bwhd", scores.softmax(-1), values.view(B, W, l + 1, H, dh))
+            x = layer.norm1(x + sa.out_proj(y.reshape(B, W, D)))                               # (B, W, D)
+            ca = layer.multihead_attn
+            qc = F.linear(x, ca.in_proj_weight[:D], ca.in_proj_bias[:D]).view(B, W, H, dh).transpose(1, 2)
+            kc, vc = state["cross"][i]                                                         # (B, H, n, dh)
+            y = F.scaled_dot_product_attention(qc, kc, vc, attn_mask=state["mask"])           # (B, H, W, dh)
+            x = layer.norm2(x + ca.out_proj(y.transpose(1, 2).reshape(B, W, D)))
+            x = layer.norm3(x + layer.linear2(layer.activation(layer.linear1(x))))
+        state["length"] = l + 1
+        return x
+
+    @staticmethod
+    def reorder_decoding(state: dict, beam: torch.Tensor) -> None:
+        """Keep the self-attention caches of the beams ``beam (B, W')`` (indices into the current beams)."""
+        for i, keys in enumerate(state["keys"]):
+            idx = beam[:, :, None, None].expand(-1, -1, *keys.shape[2:])
+            state["keys"][i] = keys.gather(1, idx)
+            state["values"][i] = state["values"][i].gather(1, idx)
+
     def level_logits(self, hidden: torch.Tensor, level: int) -> torch.Tensor:
         """``(..., D)`` decoder states -> ``(..., card_level)`` logits over that level's tokens only."""
         lo = int(self.offsets[level])
