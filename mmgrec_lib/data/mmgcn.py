@@ -35,7 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .paths import data_root, root_hint
+from .paths import dataset_folder, root_hint
 from .dataset import DataError, RecDataset, random_split
 from .features import check_feature_matrix
 from .safe_pickle import load_npy_object
@@ -158,14 +158,7 @@ def load_mmgcn(root: str | os.PathLike | None = None, path: str | os.PathLike | 
             the feature rows nor the offset convention, feature files with mismatched row counts,
             NaN / inf values, or no interactions.
     """
-    if path is None:
-        base = data_root(root)
-        if base is None:
-            raise DataError(f"mmgcn: no data folder: set MMGREC_DATA (or pass root= or path=) to the shared data "
-                            f"folder that contains mmgrec-sample/{subset}/")
-        folder = base / "mmgrec-sample" / subset
-    else:
-        folder = Path(path)
+    folder = dataset_folder("mmgcn", f"mmgrec-sample/{subset}", root, path)
     if not folder.is_dir():
         if path is not None:
             raise DataError(f"{folder}: folder not found (the path= argument); it should be an MMGCN-format folder "

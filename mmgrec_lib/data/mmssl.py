@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from .paths import data_root, root_hint
+from .paths import dataset_folder, root_hint
 from .dataset import SPLITS, DataError, RecDataset
 from .features import check_feature_matrix
 from .safe_pickle import load_pickle
@@ -73,13 +73,7 @@ def load_mmssl(name: str, root: str | os.PathLike | None = None, path: str | os.
         if name not in MMSSL_DATASETS:
             raise ValueError(f"load_mmssl: unknown dataset {name!r}; expected one of {list(MMSSL_DATASETS)} "
                              f"(or pass path=)")
-        base = data_root(root)
-        if base is None:
-            raise DataError(f"{name}: no data folder: set MMGREC_DATA (or pass root=) to the shared data folder "
-                            f"that contains {name}/")
-        folder = base / name
-    else:
-        folder = Path(path).expanduser()
+    folder = dataset_folder(name, name, root, path)
     if not folder.is_dir():
         raise DataError(f"{folder}: folder not found. {_where(name, root, path, '/ with ' + _MATRICES)}")
     mats: dict[str, sp.coo_matrix] = {}

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import BinaryIO, Callable
 
+from .dataset import DataError
+
 #: a temporary file of :func:`atomic_write` whose writer cannot be checked (another host, or an old name
 #: without host and pid) is removed once it is this old: no write of this project takes that long
 STALE_TMP_SECONDS = 15 * 60
@@ -20,6 +22,19 @@ def data_root(root: str | os.PathLike | None = None) -> Path | None:
     """The datasets folder: ``root`` if given, else ``$MMGREC_DATA``, else ``None``."""
     value = root if root is not None else os.environ.get("MMGREC_DATA")
     return Path(value).expanduser() if value else None
+
+
+def dataset_folder(source: str, sub: str, root: str | os.PathLike | None = None,
+                   path: str | os.PathLike | None = None) -> Path:
+    """The folder a loader reads: ``path`` when given, else ``<root or $MMGREC_DATA>/<sub>``. With neither a
+    path nor a data folder, a ``DataError`` says how to give one (``source`` names the loader)."""
+    if path is not None:
+        return Path(path).expanduser()
+    base = data_root(root)
+    if base is None:
+        raise DataError(f"{source}: no data folder: set MMGREC_DATA (or pass root= or path=) to the shared data "
+                        f"folder that contains {sub}/")
+    return base / sub
 
 
 def root_hint(root: str | os.PathLike | None, wanted: str) -> str:

@@ -43,7 +43,7 @@ import torch
 from ..data.dataset import RecDataset
 from ..data.sparse import csr_pairs
 from ..evaluation import EvalResult, evaluate, excluded_matrix
-from .config import OPTIMIZERS, GeneratorConfig, TrainConfig
+from .config import GeneratorConfig, TrainConfig
 from .model import MMGRecGenerator
 from ..tokenizer.recid import RecIDTable
 from ..training.loop import FitResult, LoopConfig, fit, require_validation

@@ -23,7 +23,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from ..data.dataset import RecDataset
-from ..tokenizer.stats import level_usage, stats_frame
+from ..tokenizer.stats import as_code_matrix, level_usage, stats_frame
 from .plots import _titled, plain_log_ticks
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,19 +41,12 @@ SIZE_BINS = ((1, 1), (2, 2), (3, 3), (4, 4), (5, 8), (9, 16), (17, 32), (33, Non
 
 
 # ====================================================================== helpers
-def _np(codes) -> np.ndarray:
-    arr = codes.detach().cpu().numpy() if isinstance(codes, torch.Tensor) else np.asarray(codes)
-    if arr.ndim != 2:
-        raise ValueError(f"codes must be (n_items, levels), got shape {arr.shape}")
-    return arr.astype(np.int64)
-
-
 def _as_mapping(codes, name: str = "codes") -> dict[str, np.ndarray]:
     if isinstance(codes, Mapping):
         if not codes:
             raise ValueError("no methods to plot")
-        return {str(k): _np(v) for k, v in codes.items()}
-    return {name: _np(codes)}
+        return {str(k): as_code_matrix(v) for k, v in codes.items()}
+    return {name: as_code_matrix(codes)}
 
 
 def _wrap(text: str, width: int = 20, lines: int = 2) -> str:
@@ -80,7 +73,7 @@ def stats_table(runs: Mapping[str, "RecIDRun"], columns: Sequence[str] = STATS_C
 
 def all_unique(codes) -> bool:
     """``True`` when every row of ``codes`` (full Rec-IDs) is distinct."""
-    arr = _np(codes)
+    arr = as_code_matrix(codes)
     return np.unique(arr, axis=0).shape[0] == arr.shape[0]
 
 
@@ -90,7 +83,7 @@ def prefix_groups(semantic, depth: int | None = None, min_size: int = 2) -> pd.D
     Returns a frame with ``prefix`` (tuple), ``label`` (``"a-b-c"``) and ``size``, largest groups first
     (ties by prefix).
     """
-    sem = _np(semantic)
+    sem = as_code_matrix(semantic)
     depth = sem.shape[1] if depth is None else int(depth)
     if not 1 <= depth <= sem.shape[1]:
         raise ValueError(f"depth must lie in [1, {sem.shape[1]}], got {depth}")
@@ -106,7 +99,7 @@ def prefix_groups(semantic, depth: int | None = None, min_size: int = 2) -> pd.D
 def items_under_prefix(semantic, prefix: Sequence[int], popularity: np.ndarray | None = None) -> np.ndarray:
     """Item ids whose semantic tokens start with ``prefix``; most popular first when ``popularity`` is given
     (ties by item id), else by item id."""
-    sem = _np(semantic)
+    sem = as_code_matrix(semantic)
     prefix = [int(t) for t in prefix]
     if not 1 <= len(prefix) <= sem.shape[1]:
         raise ValueError(f"prefix length must lie in [1, {sem.shape[1]}], got {len(prefix)}")
@@ -126,7 +119,7 @@ def prefix_examples(run: "RecIDRun", dataset: RecDataset, n_groups: int = 4, dep
     """
     pop = dataset.item_popularity()
     groups = prefix_groups(run.semantic, depth, min_size).head(n_groups)
-    codes = _np(run.codes if run.table is not None else run.semantic)
+    codes = as_code_matrix(run.codes if run.table is not None else run.semantic)
     rows = []
     for prefix, label, size in groups.itertuples(index=False):
         for i in items_under_prefix(run.semantic, prefix, pop)[:max_items]:

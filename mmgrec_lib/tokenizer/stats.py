@@ -13,7 +13,8 @@ import pandas as pd
 import torch
 
 
-def _as_numpy(codes: np.ndarray | torch.Tensor) -> np.ndarray:
+def as_code_matrix(codes: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Codes as an ``(n_items, levels)`` int64 numpy matrix (from a tensor or an array)."""
     arr = codes.detach().cpu().numpy() if isinstance(codes, torch.Tensor) else np.asarray(codes)
     if arr.ndim != 2:
         raise ValueError(f"codes must be (n_items, levels), got shape {arr.shape}")
@@ -23,7 +24,7 @@ def _as_numpy(codes: np.ndarray | torch.Tensor) -> np.ndarray:
 def level_usage(semantic: np.ndarray | torch.Tensor, codebook_size: int | Sequence[int]) -> list[dict[str, float]]:
     """Per level: ``usage`` (fraction of the ``codebook_size`` codes used by at least one item), ``used``
     (count) and ``perplexity`` (``exp`` of the entropy of the code distribution; ``L`` when uniform)."""
-    sem = _as_numpy(semantic)
+    sem = as_code_matrix(semantic)
     sizes = [int(codebook_size)] * sem.shape[1] if np.isscalar(codebook_size) else [int(c) for c in codebook_size]
     if len(sizes) != sem.shape[1]:
         raise ValueError(f"{len(sizes)} codebook sizes for {sem.shape[1]} levels")
@@ -38,7 +39,7 @@ def level_usage(semantic: np.ndarray | torch.Tensor, codebook_size: int | Sequen
 
 def group_sizes(semantic: np.ndarray | torch.Tensor, depth: int | None = None) -> np.ndarray:
     """Number of items sharing each distinct semantic prefix of length ``depth`` (default: all levels)."""
-    sem = _as_numpy(semantic)
+    sem = as_code_matrix(semantic)
     depth = sem.shape[1] if depth is None else int(depth)
     _, counts = np.unique(sem[:, :depth], axis=0, return_counts=True)
     return counts
@@ -74,7 +75,7 @@ def recid_stats(
     ``max_group_size``, ``mean_group_size`` (items per semantic ID), ``p90_group_size`` (90th percentile of
     the group size an item is in), ``max_last_token``, ``recon_error``, plus ``extra``.
     """
-    sem = _as_numpy(semantic)
+    sem = as_code_matrix(semantic)
     n_items, n_levels = sem.shape
     row: dict[str, object] = {"n_items": int(n_items), "n_levels": int(n_levels)}
     usage = level_usage(sem, codebook_size)
@@ -95,7 +96,7 @@ def recid_stats(
     row["mean_group_size"] = float(n_items / sizes.size)
     row["p90_group_size"] = float(np.percentile(per_item, 90))
     if codes is not None:
-        full = _as_numpy(codes)
+        full = as_code_matrix(codes)
         if full.shape[0] != n_items:
             raise ValueError(f"codes have {full.shape[0]} rows for {n_items} items")
         row["max_last_token"] = int(full[:, -1].max()) if full.shape[1] > n_levels else int(sizes.max()) - 1
