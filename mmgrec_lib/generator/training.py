@@ -14,8 +14,8 @@ Two CPU savings, both settings of :class:`~mmgrec_lib.generator.config.TrainConf
   targets of the group, at most a tenth of the user's items (a form of item dropout); users with fewer than
   20 items keep one target per input. ``T = 1`` is the paper's scheme.
 * ``bucket_by_length`` (off by default): batches are cut from pools of 50 batches sorted by input length and
-  then shuffled, so a batch pads to a similar length. On TikTok it saved about 20% of an epoch but the first
-  epoch's validation Recall@10 fell from 0.033 to 0.009, so it stays off.
+  then shuffled, so a batch pads to a similar length. It stays off: on TikTok it saved some time per epoch
+  but cost validation recall (README, "How the defaults were chosen").
 
 Exact resume: all randomness of an epoch derives from that generator (whose state :func:`training.fit`
 checkpoints after every epoch):

@@ -5,8 +5,7 @@ Pipeline of :func:`assign_recids`:
 1. **Layer-0 nodes (eq. 4).** Item :math:`i`: :math:`\mathbf{h}_i^{(0)} = [\mathbf{h}_i^m \,\|\, \mathbf{h}_i^c]`
    with :math:`\mathbf{h}_i^m = [\mathbf{f}_i^v \| \mathbf{f}_i^a \| \mathbf{f}_i^t]\mathbf{W}` (the modalities the
    dataset has, each scaled on its own (``feature_norm``, default unit L2 norm per item and modality: with
-   z-scored features the 256-d projection swamped the CF embedding and TikTok validation Recall@10 fell from
-   0.048 to 0.030); rows of items missing a modality are zeroed
+   z-scored features the 256-d projection swamped the CF embedding); rows of items missing a modality are zeroed
    *before* the bias-free projection, so a missing modality contributes exactly nothing) and a learned CF
    embedding :math:`\mathbf{h}_i^c`. Users get learned embeddings of the same width (:math:`2D`). Without
    features (amazon-baby) the item node is :math:`\mathbf{h}_i^c` alone and users are :math:`D`-wide.
@@ -31,14 +30,10 @@ Pipeline of :func:`assign_recids`:
      representations polish the codebooks (0 disables).
      *Gradient flow:* with ``rq_grad_to_graph=True`` (default) the RQ-VAE step back-propagates into the graph
      model as well (eq. 10 read as one objective whose two terms take turns); with ``False`` it sees
-     ``sg(h_i)`` from the preceding BPR forward (no second graph forward). Measured on TikTok (seed 0, CPU):
-     the joint gradient did not hurt the CF signal, it helped - best validation Recall@20 0.077 / 0.089 /
-     0.089 (L = 64 / 128 / 256) against 0.067 with ``sg(h_i)`` (which trains the graph exactly like BPR
-     alone and peaks at epoch 2), Recall@10 0.060 / 0.051 / 0.049 against 0.048 (MostPop: 0.050 / 0.063;
-     epoch-to-epoch noise of validation Recall@10 is about +-0.01). It acts as a regulariser that pulls
-     item representations towards a quantisable cluster structure and slows the over-fitting of BPR on this
-     sparse data. The price is a less used third level (perplexity 117 against 219 of 256; all codes of
-     levels 1-2 in use, 99.5% of items alone on their semantic ID either way).
+     ``sg(h_i)`` from the preceding BPR forward (no second graph forward). The joint gradient acts as a
+     regulariser that pulls item representations towards a quantisable cluster structure and slows the
+     over-fitting of BPR on sparse data, at the price of a less used third level (the measurements are in
+     the README, "How the defaults were chosen").
    * ``"two_stage"`` (the authors' code): BPR alone with early stopping on validation Recall@10, then the
      RQ-VAE for ``rq_epochs`` epochs on the frozen representations.
 
@@ -84,11 +79,9 @@ FEATURE_NORMS = ("l2", "standardize", "none")
 class GraphRQVAEConfig:
     """Every knob of Rec-ID assignment.
 
-    Defaults were tuned on TikTok (9,308 users, 6,710 items, visual + acoustic features; CPU, seed 0): BPR
-    over-fits within a few epochs on this sparse data whatever the ``lr`` (3e-4 - 5e-3), ``reg`` (1e-4 - 1e-1)
-    or ``weight_decay``, so ``lr=1e-3`` with early stopping (``patience=10``) is kept; ``feature_norm="l2"``
-    beat z-scoring (Recall@10 0.048 against 0.030); full-batch RQ-VAE steps with k-means init and re-seeding
-    use every level-1/2 code at L = 64, 128 and 256; ``rq_epochs=200`` polishing costs ~20 s.
+    Defaults were tuned on TikTok validation (the grid and its results: README, "How the defaults were
+    chosen"): early stopping with ``patience=10`` at ``lr=1e-3``, ``feature_norm="l2"``, full-batch RQ-VAE
+    steps with k-means init and re-seeding of dead codes.
 
     Args:
         dim: final representation width ``D`` (items enter at ``2D`` when they have features).
