@@ -429,11 +429,16 @@ def _check_npy_header(path: Path, modality: str) -> None:
             arr = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: not a readable numeric .npy feature file ({exc})") from exc
+    _check_feature_array(arr, path, modality)
+    del arr
+
+
+def _check_feature_array(arr: np.ndarray, path: Path, modality: str) -> None:
+    """A 2-D numeric (not bool) matrix, or a ``DataError`` naming the file."""
     if arr.ndim != 2:
         raise DataError(f"{path}: {modality} features must be a 2-D (rows, dim) matrix, got shape {arr.shape}")
     if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
         raise DataError(f"{path}: {modality} features have non-numeric dtype {arr.dtype}")
-    del arr
 
 
 def _read_feature_file(path: Path, modality: str, item_col: str, sep: str) -> tuple[np.ndarray, np.ndarray, str]:
@@ -444,10 +449,7 @@ def _read_feature_file(path: Path, modality: str, item_col: str, sep: str) -> tu
             mat = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise DataError(f"{path}: not a readable numeric .npy feature file ({exc})") from exc
-        if mat.ndim != 2:
-            raise DataError(f"{path}: {modality} features must be a 2-D (rows, dim) matrix, got shape {mat.shape}")
-        if mat.dtype == bool or not (np.issubdtype(mat.dtype, np.floating) or np.issubdtype(mat.dtype, np.integer)):
-            raise DataError(f"{path}: {modality} features have non-numeric dtype {mat.dtype}")
+        _check_feature_array(mat, path, modality)
         lines = ids_path.read_text(encoding="utf-8").splitlines()
         while lines and not lines[-1].strip():
             lines.pop()
