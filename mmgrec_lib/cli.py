@@ -18,6 +18,11 @@ takes anything), the datasets against the known names, and the plan is printed: 
 out and why, the expected time from the last recorded run times (``<REPORTS_DIR>/run_times.json``) and the
 committed files it rewrites.
 Failures are summarised at the end.
+
+``mmgrec bench decode`` prints the efficiency benchmark of notebook 07 (per-user top-k time and memory of MMGRec
+beam search, exact matmul top-k and faiss against catalogue size) on synthetic catalogues, e.g.
+``mmgrec bench decode --sizes 1000,100000,1000000``; the timing code is
+:mod:`mmgrec_lib.experiments.efficiency`.
 """
 from __future__ import annotations
 
@@ -392,8 +397,59 @@ def prepare_features(datasets: list[str]) -> int:
     return 0
 
 
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        values = [int(float(v)) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{what}: expected comma-separated numbers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise ValueError(f"{what}: expected positive numbers, got {text!r}")
+    return values
+
+
+def bench_decode(args) -> int:
+    """``mmgrec bench decode``: the efficiency benchmark of notebook 07 on synthetic catalogues, printed."""
+    import pandas as pd
+
+    from .experiments import efficiency as eff
+    from .generator import ModelConfig
+
+    try:
+        sizes, beams = _int_list(args.sizes, "--sizes"), _int_list(args.beams, "--beams")
+        if args.batch < 2 or args.single < 1 or args.reps < 1 or args.threads < 1:
+            raise ValueError("--batch must be >= 2; --single, --reps and --threads >= 1")
+        if max(beams) < args.k:
+            raise ValueError(f"--beams {args.beams}: every beam width must be >= k ({args.k})")
+        config = ModelConfig(d_model=args.d_model, n_layers=args.layers)
+    except (ValueError, TypeError) as exc:
+        print(f"mmgrec bench decode: {exc}", file=sys.stderr)
+        return 2
+    eff.set_threads(args.threads)
+    print(eff.environment_line(), flush=True)
+    df = eff.bench_synthetic(sizes, config, batch=args.batch, n_single=args.single,
+                             codebook_size=args.codebook_size, levels=args.levels, dim=args.d_model,
+                             history_len=args.history, k=args.k, beams=beams, reps=args.reps, ann=args.ann,
+                             target_recall=args.target_recall or None, peak=not args.no_peak, seed=args.seed,
+                             progress=lambda msg: print(f"  {msg}", flush=True))
+    with pd.option_context("display.width", 200, "display.max_columns", 50, "display.precision", 4):
+        print("\nms per user (median of", args.reps, "repetitions; synthetic catalogues, untrained generator):")
+        print(eff.wide_table(df).to_string(index=False))
+        print("\nmemory (MiB; structure = kept between calls, peak = extra resident memory of one call), "
+              "build seconds, recall@10 against exact:")
+        print(eff.memory_table(df).to_string(index=False))
+    print()
+    for line in eff.efficiency_reading(df, args.batch, beam=max(beams)):
+        print(line)
+    print(eff.claim_checks(df, args.batch, max(beams), min(sizes), max(sizes)).to_string(index=False))
+    if args.csv:
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
+        df.to_csv(args.csv, index=False)
+        print(f"table written to {args.csv}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mmgrec", description="MMGRec workbench: regenerate reports.")
+    parser = argparse.ArgumentParser(prog="mmgrec", description="MMGRec workbench: regenerate reports, benchmark.")
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("reports", help="run the notebooks with papermill for a profile")
     rep.add_argument("--profile", choices=PROFILES, default="full",
@@ -407,6 +463,30 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--log-output", action="store_true", help="stream notebook output to the terminal")
     feat = sub.add_parser("features", help="extract and cache the datasets' computed features (first run: minutes)")
     feat.add_argument("--dataset", action="append", help="dataset(s) to prepare (default: ml100k)")
+    bench = sub.add_parser("bench", help="benchmarks (see `mmgrec bench decode -h`)")
+    bench_sub = bench.add_subparsers(dest="bench", required=True)
+    dec = bench_sub.add_parser(
+        "decode", help="per-user top-k inference time and memory against catalogue size: MMGRec beam search, "
+                       "exact matmul top-k, faiss flat and IVF/HNSW, on synthetic catalogues (untrained "
+                       "generator: timing only)")
+    dec.add_argument("--sizes", default="1000,10000,100000", help="catalogue sizes, comma-separated (1e6 works)")
+    dec.add_argument("--batch", type=int, default=256, help="the large batch (users per call; default 256)")
+    dec.add_argument("--single", type=int, default=16, help="users timed one at a time at batch 1 (default 16)")
+    dec.add_argument("--beams", default="10,20", help="beam widths, comma-separated (default 10,20)")
+    dec.add_argument("-k", type=int, default=10, help="list length (default 10)")
+    dec.add_argument("--reps", type=int, default=5, help="timed repetitions per method; medians (default 5)")
+    dec.add_argument("--threads", type=int, default=1, help="torch and faiss threads (default 1)")
+    dec.add_argument("--ann", choices=("ivf", "hnsw"), default="ivf", help="approximate faiss index (default ivf)")
+    dec.add_argument("--target-recall", type=float, default=0.9,
+                     help="tune nprobe/efSearch to this recall@k against exact (default 0.9; 0 = fixed settings)")
+    dec.add_argument("--codebook-size", type=int, default=256, help="codes per semantic level (default 256)")
+    dec.add_argument("--levels", type=int, default=3, help="semantic levels (default 3; + the popularity token)")
+    dec.add_argument("--d-model", type=int, default=64, help="Transformer width (default 64)")
+    dec.add_argument("--layers", type=int, default=2, help="encoder and decoder layers (default 2)")
+    dec.add_argument("--history", type=int, default=20, help="random training items per user (default 20)")
+    dec.add_argument("--no-peak", action="store_true", help="skip the per-call peak memory (forked children)")
+    dec.add_argument("--csv", type=Path, help="also write the full table (one row per size and method) here")
+    dec.add_argument("--seed", type=int, default=0)
     sub.add_parser("list", help="list notebooks and their parameters")
     sub.add_parser("readme", help="refresh the README results section from reports/tables")
     args = parser.parse_args(argv)
@@ -420,6 +500,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "features":
         return prepare_features(args.dataset or ["ml100k"])
+    if args.command == "bench":
+        return bench_decode(args)
     if args.command == "readme":
         print("README updated" if update_readme() else "README has no results markers; nothing done")
         return 0

@@ -71,6 +71,52 @@ def test_exact_scores_mask_training_items(setup):
     assert (s_all.exp().sum(1) <= 1 + 1e-5).all()
 
 
+def _reference_exact_scores(model, users, exclude=None):
+    """The straightforward rule: teacher-force every item's whole Rec-ID on its own (full-prefix decode) and sum
+    the full-range log-softmax of each of its tokens; excluded items -inf."""
+    import torch.nn.functional as F
+    from mmgrec_lib.generator.decoding import exclusion_pairs
+
+    users = model.check_users(users)
+    out = torch.empty(users.shape[0], model.n_items)
+    with torch.no_grad():
+        memory, pad = model.encode(users)
+        for i in range(model.n_items):
+            code = model.codes[i]
+            h = model.decode(memory, pad, code[None, :-1].expand(users.shape[0], -1))     # (B, M, D)
+            out[:, i] = sum(F.log_softmax(model.level_logits(h[:, lvl], lvl), -1)[:, code[lvl]]
+                            for lvl in range(model.n_levels))
+    rows, items = exclusion_pairs(model, users, exclude)
+    out[rows, items] = float("-inf")
+    return out
+
+
+@pytest.mark.parametrize("levels,card,attention", [(3, 4, "relation"), (3, 3, "sinusoidal"), (1, 6, "relation"),
+                                                   (0, 0, "relation")])
+def test_exact_scores_walk_the_trie_and_equal_the_reference(levels, card, attention):
+    ds = make_tiny_dataset(n_users=20, n_items=70)
+    rng = np.random.default_rng(levels + card)
+    if levels:                                       # collisions: several items share a last-level prefix
+        codes = disambiguate(rng.integers(0, card, (ds.n_items, levels)), ds.item_popularity())
+    else:                                            # M = 1: no prefix to walk, one token per item
+        codes = rng.permutation(ds.n_items)[:, None]
+    table = RecIDTable(codes)
+    g = torch.Generator().manual_seed(1)
+    model = MMGRecGenerator(table, torch.randn(ds.n_users, 8, generator=g), torch.randn(ds.n_items, 8, generator=g),
+                            ds.train, d_model=16, n_layers=2, n_heads=2, dim_feedforward=32, max_len=6,
+                            attention=attention).eval()
+    users = torch.arange(ds.n_users)
+    reference = _reference_exact_scores(model, users, ds.val)
+    for chunk in (1, 5, 10_000):                     # one prefix per call, a partial last chunk, all at once
+        got = exact_scores(model, users, exclude=ds.val, chunk_size=chunk)
+        assert torch.equal(torch.isinf(got), torch.isinf(reference))
+        torch.testing.assert_close(got, reference, atol=1e-5, rtol=0)
+    # the deprecated items_per_step still sets the chunk size
+    torch.testing.assert_close(exact_scores(model, users, exclude=ds.val, items_per_step=3), reference, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="chunk_size"):
+        exact_scores(model, users, chunk_size=0)
+
+
 def test_fewer_valid_candidates_than_k_are_padded(setup):
     ds, _, model = setup
     keep = {0: [1, 7, 20], 1: []}                                    # items still allowed per user

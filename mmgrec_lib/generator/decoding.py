@@ -191,30 +191,78 @@ def beam_search(model: GeneratorLike, users: torch.Tensor, k: int, beam_width: i
 
 
 # ---------------------------------------------------------------------- exact scoring
+def _prefix_nodes(trie) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The distinct length-``(M - 1)`` prefixes (nodes of the last trie level), in node order, with the items
+    below them: ``prefix (P, M - 1)`` tokens, ``order (I,)`` items sorted by node and ``start (P + 1,)`` so that
+    the items of node ``p`` are ``order[start[p]:start[p + 1]]``. Depends on the catalogue only."""
+    M = trie.n_levels
+    node = trie.item_node(M - 1)                                                       # (I,) last-level node
+    P = trie.child_table(M - 1).shape[0]
+    order = torch.argsort(node, stable=True)                                           # (I,) items by node
+    start = torch.zeros(P + 1, dtype=torch.long, device=node.device)
+    start[1:] = torch.cumsum(trie.items_below(M - 1), 0)
+    prefix = trie.codes[order[start[:-1]], :M - 1]                                     # (P, M - 1): any item's
+    return prefix, order, start
+
+
 @torch.no_grad()
 def exact_scores(model: GeneratorLike, users: torch.Tensor, exclude=None, exclude_train: bool = True,
-                 items_per_step: int = 8) -> torch.Tensor:
+                 items_per_step: int | None = None, chunk_size: int = 256) -> torch.Tensor:
     """Log-likelihood of every item's Rec-ID for each user, teacher-forced: ``(B, n_items)``.
 
-    Excluded items (training items; ``exclude``) get ``-inf``. Each step scores ``items_per_step`` Rec-IDs for
-    all users at once, laid side by side like beams (:meth:`MMGRecGenerator.decode`). Cost
-    ``O(B * n_items)`` decoder positions: meant for small catalogues and for checking :func:`beam_search`.
+    Excluded items (training items; ``exclude``) get ``-inf``. The scores follow the module's one
+    normalisation rule (full-range log-softmax per level, nothing renormalised), so they equal the scores
+    :func:`beam_search` reports for the items it returns.
+
+    Walks the trie instead of the items: each distinct length-``(M - 1)`` prefix (a node of the last trie
+    level) is decoded once per user, teacher-forced with the cached incremental decoder
+    (:meth:`MMGRecGenerator.decode_step`), ``chunk_size`` prefixes at a time laid side by side like beams.
+    One pass over a prefix gives the logits of every level along it, so an item's score is the sum of its
+    prefix's token log-probabilities and its own last token's. The first position (BOS) is decoded once per
+    user and shared by all chunks. Cost ``O(B * n_prefixes * M)`` decoder positions (``n_prefixes <= n_items``;
+    fewer when items collide on their semantic tokens); memory ``O(B * (n_items + chunk_size * card))``.
+
+    Args:
+        users: ``(B,)`` user ids.
+        exclude, exclude_train: as in :func:`beam_search`.
+        items_per_step: deprecated alias of ``chunk_size`` (the former implementation decoded this many
+            Rec-IDs per step); when given it overrides ``chunk_size``.
+        chunk_size: prefixes decoded per decoder call (memory ``B * chunk_size * max(card)`` floats per level).
     """
+    chunk = int(items_per_step if items_per_step is not None else chunk_size)
+    if chunk < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk}")
     with eval_mode(model):
         users = model.check_users(users)
-        Bu, I, M = users.shape[0], model.n_items, model.n_levels
+        Bu, M, dev = users.shape[0], model.n_levels, users.device
+        trie, codes = model.trie, model.codes                                # (I, M)
         rows, items = exclusion_pairs(model, users, exclude, exclude_train)
         memory, mpad = model.encode(users)                                   # (Bu, n, D)
-        out = torch.empty(Bu, I, device=users.device)
-        for s in range(0, I, items_per_step):
-            codes = model.codes[s:s + items_per_step]                        # (C, M)
-            C = codes.shape[0]
-            h = model.decode(memory, mpad, codes[None, :, :-1].expand(Bu, -1, -1))     # (Bu, C, M, D)
-            ll = torch.zeros(Bu, C, device=users.device)
-            for lvl in range(M):
-                logp = F.log_softmax(model.level_logits(h[:, :, lvl], lvl).float(), -1)  # (Bu, C, card_l)
-                ll += logp.gather(2, codes[None, :, lvl:lvl + 1].expand(Bu, -1, -1)).squeeze(2)
-            out[:, s:s + C] = ll
+        state0 = model.start_decoding(memory, mpad)
+        h0 = model.decode_step(state0, None)                                 # (Bu, 1, D): BOS, once per user
+        logp0 = F.log_softmax(model.level_logits(h0[:, 0], 0).float(), -1)   # (Bu, card_0)
+        out = logp0.index_select(1, codes[:, 0])                             # (Bu, I): level-0 term
+        if M > 1:
+            prefix, order, start = _prefix_nodes(trie)                       # (P, M-1), (I,), (P+1,)
+            node_of = trie.item_node(M - 1)                                  # (I,)
+            P = prefix.shape[0]
+            for s in range(0, P, chunk):
+                e = min(P, s + chunk)
+                W = e - s
+                state = {**state0, "keys": [k.expand(-1, W, -1, -1) for k in state0["keys"]],
+                         "values": [v.expand(-1, W, -1, -1) for v in state0["values"]]}
+                its = order[start[s]:start[e]]                               # (C,) items below these prefixes
+                local = node_of[its] - s                                     # (C,) their prefix in the chunk
+                along = torch.zeros(Bu, W, device=dev)                       # (Bu, W) prefix log-likelihoods
+                for lvl in range(1, M):
+                    tok = prefix[s:e, lvl - 1].expand(Bu, W)                 # (Bu, W) teacher-forced tokens
+                    h = model.decode_step(state, tok)                        # (Bu, W, D)
+                    logp = F.log_softmax(model.level_logits(h, lvl).float(), -1)          # (Bu, W, card_l)
+                    if lvl < M - 1:                                          # the prefix's own next token
+                        along += logp.gather(2, prefix[s:e, lvl][None, :, None].expand(Bu, -1, 1)).squeeze(2)
+                    else:                                                    # each item's last token
+                        last = logp[:, local, codes[its, M - 1]]             # (Bu, C)
+                out[:, its] += along[:, local] + last
         out[rows, items] = float("-inf")
         return out
 
