@@ -500,17 +500,22 @@ def bench_synthetic(sizes: Sequence[int], config: ModelConfig | None = None, bat
     """:func:`bench_catalogue` on synthetic catalogues of each size (an untrained generator of the shape
     ``config`` / ``codebook_size`` / ``levels`` / ``dim``, vectors as :func:`synthetic_catalogue` with ``like``;
     timing only). One catalogue in memory at a time."""
-    frames = []
     n_users = max(batch, n_single)
-    for n in sizes:
-        cat = synthetic_catalogue(int(n), config, codebook_size, levels, dim, n_users, history_len, seed,
-                                  like=like)
-        users = torch.arange(batch)
-        single = torch.arange(n_single)
+    catalogues = ((synthetic_catalogue(int(n), config, codebook_size, levels, dim, n_users, history_len, seed,
+                                       like=like), f"{int(n):>9,} items done") for n in sizes)
+    return _bench_each(catalogues, torch.arange(batch), torch.arange(n_single), k, beams, reps, ann, nprobe,
+                       ef_search, target_recall, peak, seed, progress)
+
+
+def _bench_each(catalogues, users, single, k, beams, reps, ann, nprobe, ef_search, target_recall, peak, seed,
+                progress) -> pd.DataFrame:
+    """:func:`bench_catalogue` on each ``(catalogue, progress message)``, one catalogue in memory at a time."""
+    frames = []
+    for cat, message in catalogues:
         frames.append(bench_catalogue(cat, users, single, k, beams, reps, ann, nprobe, ef_search, target_recall,
                                       peak, seed=seed))
         if progress:
-            progress(f"{int(n):>9,} items done")
+            progress(message)
         del cat
         gc.collect()
     return pd.concat(frames, ignore_index=True)
@@ -524,17 +529,15 @@ def bench_subsets(model: MMGRecGenerator, user_vecs: torch.Tensor, item_vecs: to
     """:func:`bench_catalogue` on nested random item subsets (each fraction's items contain the smaller
     fractions'; one permutation drawn from ``seed``) of a trained model's catalogue."""
     perm = np.random.default_rng(seed).permutation(model.n_items)
-    frames = []
-    for f in sorted(fractions):
-        items = perm[:max(1, int(round(f * model.n_items)))]
-        cat = subset_catalogue(model, items, user_vecs, item_vecs, history, name, f)
-        frames.append(bench_catalogue(cat, users, single, k, beams, reps, ann, nprobe, ef_search, target_recall,
-                                      peak, seed=seed))
-        if progress:
-            progress(f"{name} x {f:g} ({cat.n_items:,} items) done")
-        del cat
-        gc.collect()
-    return pd.concat(frames, ignore_index=True)
+
+    def catalogues():
+        for f in sorted(fractions):
+            items = perm[:max(1, int(round(f * model.n_items)))]
+            yield (subset_catalogue(model, items, user_vecs, item_vecs, history, name, f),
+                   f"{name} x {f:g} ({len(items):,} items) done")
+
+    return _bench_each(catalogues(), users, single, k, beams, reps, ann, nprobe, ef_search, target_recall, peak,
+                       seed, progress)
 
 
 # ====================================================================== reading the numbers
