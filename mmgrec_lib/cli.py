@@ -334,7 +334,9 @@ def describe(plan: Plan, profile: str) -> str:
     missing = len(plan.runs) - len(known)
     estimate = f"about {_duration(sum(known))} from the last recorded runs ({RUN_TIMES})" if known else "unknown"
     if missing:
-        estimate += f"; {missing} run(s) have no recorded time" if known else f" ({missing} run(s) have no recorded time)"
+        estimate = (f"more than {_duration(sum(known))}: the last recorded runs ({RUN_TIMES}) take that, and "
+                    f"{missing} run(s) have no recorded time" if known else
+                    f"unknown ({missing} run(s) have no recorded time)")
     lines.append(f"  expected time: {estimate}; finished training runs in runs/ are reused")
     for r in plan.runs:
         lines.append(f"  run   {r.label} -> {_rel(r.output)}")
