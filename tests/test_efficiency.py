@@ -214,3 +214,30 @@ def test_efficiency_figure_is_labelled_with_legend_outside():
     assert_legends_outside(fig)
     assert len(fig.axes) == 4
     plt.close(fig)
+
+
+def test_median_over_sweeps_and_per_sweep_claims():
+    import pandas as pd
+
+    from mmgrec_lib.experiments import efficiency as eff
+
+    def sweep(beam_small, beam_large, exact_large):
+        rows = []
+        for n, b, e in ((1000, beam_small, 0.01), (1_000_000, beam_large, exact_large)):
+            for method, v in ((f"beam 20, batch 256", b), ("exact matmul, batch 256", e)):
+                row = {c: float("nan") for c in eff.COLUMNS}
+                row.update(catalogue="synthetic", n_items=n, method=method, ms_per_user=v, ms_per_user_min=v * 0.9,
+                           ms_per_user_max=v * 1.1)
+                rows.append(row)
+        return pd.DataFrame(rows, columns=list(eff.COLUMNS))
+
+    sweeps = [sweep(1.0, 1.4, 4.0), sweep(1.0, 1.0, 4.0), sweep(1.0, 1.1, 4.0)]
+    med = eff.median_over_sweeps(sweeps)
+    large = med[(med["n_items"] == 1_000_000) & (med["method"] == "beam 20, batch 256")].iloc[0]
+    assert large["ms_per_user"] == pytest.approx(1.1) and large["sweeps"] == 3
+    assert large["ms_per_user_min"] == pytest.approx(0.9) and large["ms_per_user_max"] == pytest.approx(1.54)
+    claims = eff.claim_checks(med, 256, 20, 1000, 1_000_000, sweeps=sweeps)
+    assert claims.loc[0, "value"] == pytest.approx(1.1) and bool(claims.loc[0, "holds"])
+    assert claims.loc[0, "per_sweep"] == "1.40, 1.00, 1.10"
+    with pytest.raises(ValueError, match="no sweeps"):
+        eff.median_over_sweeps([])
