@@ -40,6 +40,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
+from ..data.sparse import csr_pairs
 from ..generator.config import ModelConfig
 from ..generator.decoding import beam_search
 from ..generator.model import MMGRecGenerator
@@ -180,12 +181,9 @@ def subset_catalogue(model: MMGRecGenerator, items: np.ndarray, user_vecs: torch
 
 # ====================================================================== retrieval methods
 def _history_pairs(history: sp.csr_matrix, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The batch's training items as (row in batch, item) pairs."""
-    indptr, indices = history.indptr, history.indices
-    start, count = indptr[users], indptr[users + 1] - indptr[users]
-    rows = np.repeat(np.arange(users.size), count)
-    pos = np.arange(rows.size) - np.repeat(np.cumsum(count) - count, count)
-    return rows, indices[start[rows] + pos].astype(np.int64)
+    """The batch's training items as (row in batch, item) pairs (numpy)."""
+    rows, items = csr_pairs(history[users])
+    return rows.numpy(), items.numpy()
 
 
 class ExactInnerProduct:
