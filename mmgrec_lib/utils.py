@@ -17,13 +17,6 @@ import torch
 from .data.paths import atomic_write
 
 
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``"auto"``/``None`` -> cuda when available else cpu; anything else is passed to ``torch.device``."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 @contextlib.contextmanager
 def seeded_rng(seed: int | None = None, device: str | torch.device | None = None):
     """Run the block on a private copy of torch's global RNG (CPU, plus ``device``'s when it is a GPU), seeded

@@ -30,7 +30,8 @@ from ..data.sparse import rows_mask
 from ..evaluation import evaluate
 from ..training.sampling import BPRSampler
 from ..training.loop import FitResult, LoopConfig, fit as fit_loop, require_validation
-from ..utils import atomic_save, check_ids, check_unknown, load_checkpoint, resolve_device
+from ..data.device import resolve_device
+from ..utils import atomic_save, check_ids, check_unknown, load_checkpoint
 
 FORMAT = "mmgrec-recommender/1"
 

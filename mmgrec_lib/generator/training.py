@@ -48,7 +48,8 @@ from .model import MMGRecGenerator
 from ..tokenizer.recid import RecIDTable
 from ..training.loop import FitResult, LoopConfig, fit, require_validation
 from ..data.progress import progress_bar
-from ..utils import eval_mode, resolve_device, seeded_rng
+from ..data.device import resolve_device
+from ..utils import eval_mode, seeded_rng
 
 TIME_KEYS = ("train_s", "val_s")
 MAX_LEFT_OUT_DIVISOR = 10          # grouped targets: at most n_u // 10 of a user's items leave the input   # the only history entries that differ between identical runs

@@ -20,7 +20,7 @@ import torch
 
 from ..data.dataset import RecDataset
 from ..training.loop import cpu_threads
-from ..utils import resolve_device
+from ..data.device import resolve_device
 from .graph_rqvae import GraphRQVAEConfig, item_feature_matrix
 from .rqvae import RQVAE, train_rqvae
 from .run import RecIDRun, build_recids

@@ -68,7 +68,8 @@ from .stats import level_usage
 from .rqvae import RQVAE, RQVAEOutput
 from ..training.sampling import BPRSampler
 from ..training.loop import FitResult, LoopConfig, cpu_threads, fit, require_validation
-from ..utils import check_fields, check_unknown, resolve_device, seeded_rng
+from ..data.device import resolve_device
+from ..utils import check_fields, check_unknown, seeded_rng
 
 SCHEDULES = ("alternate", "two_stage")
 FEATURE_NORMS = ("l2", "standardize", "none")
