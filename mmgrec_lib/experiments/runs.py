@@ -188,12 +188,13 @@ def run_generator(dataset: RecDataset, recid_run, config, loop: LoopConfig | Non
     ``config`` is a :class:`~mmgrec_lib.generator.config.GeneratorConfig`; the test uses beam width
     ``test_beam_width`` (default ``config.train.beam_width``). ``run.test.extra`` holds inference timings.
     """
-    from ..generator.training import evaluate_generator, train_generator
+    from ..generator.training import TRAINING_VERSION, evaluate_generator, train_generator
 
     loop = loop or LoopConfig()
     ckpt = None
     if runs_dir is not None:
         settings = {k: v for k, v in config.flat().items() if k != "inference_seed"}   # set from seed
+        settings["training_version"] = TRAINING_VERSION        # runs of older training code are not reused
         key = run_key(dataset_key(dataset), recid_run.config, settings, loop_key(loop))
         ckpt = Path(runs_dir) / f"generator_{dataset.name}_{key}.pt"
     start = time.perf_counter()

@@ -44,6 +44,7 @@ from torch import nn
 from ..tokenizer.recid import RecIDTable
 from .config import ATTENTION_MODES, ITEM_EMBEDDINGS, ModelConfig
 from .decoding import beam_search
+from .dropout import FastDropout
 from .history import UserHistory
 from ..utils import check_ids
 
@@ -123,9 +124,9 @@ class EncoderLayer(nn.Module):
         super().__init__()
         D, dff = config.d_model, config.ffn
         self.attn = RelationAwareSelfAttention(D, config.n_heads, d_user, config.attn_dropout)
-        self.ff = nn.Sequential(nn.Linear(D, dff), nn.ReLU(), nn.Dropout(config.dropout), nn.Linear(dff, D))
+        self.ff = nn.Sequential(nn.Linear(D, dff), nn.ReLU(), FastDropout(config.dropout), nn.Linear(dff, D))
         self.norm1, self.norm2 = nn.LayerNorm(D), nn.LayerNorm(D)
-        self.drop1, self.drop2 = nn.Dropout(config.dropout), nn.Dropout(config.dropout)
+        self.drop1, self.drop2 = FastDropout(config.dropout), FastDropout(config.dropout)
 
     def forward(self, x: torch.Tensor, pad: torch.Tensor, h_u: torch.Tensor | None) -> torch.Tensor:
         x = self.norm1(x + self.drop1(self.attn(x, pad, h_u)))                  # (B, N, D)
@@ -192,7 +193,7 @@ class MMGRecGenerator(nn.Module):
             d_in = d_model
         self.item_proj = nn.Linear(d_in, d_model) if d_in != d_model else nn.Identity()
         self.input_norm = nn.LayerNorm(d_model)
-        self.input_drop = nn.Dropout(config.dropout)
+        self.input_drop = FastDropout(config.dropout)
         self.register_buffer("enc_pe", sinusoidal_positions(config.max_len, d_model), persistent=False)  # (N, D)
         d_user = user_repr.shape[1] if config.attention == "relation" else None
         self.encoder = nn.ModuleList(EncoderLayer(config, d_user) for _ in range(n_layers))
@@ -200,12 +201,14 @@ class MMGRecGenerator(nn.Module):
         # ---- decoder over Rec-ID tokens
         self.token_emb = nn.Embedding(n_tok + 2, d_model, padding_idx=self.pad_token)          # levels + BOS + PAD
         self.register_buffer("dec_pe", sinusoidal_positions(M, d_model), persistent=False)    # (M, D)
-        self.dec_drop = nn.Dropout(config.dropout)
+        self.dec_drop = FastDropout(config.dropout)
         self.decoder = nn.ModuleList(
             nn.TransformerDecoderLayer(d_model, n_heads, config.ffn, config.dropout, batch_first=True)
             for _ in range(n_layers))
         for layer in self.decoder:                     # attention-weight dropout separately from the rest
             layer.self_attn.dropout = layer.multihead_attn.dropout = config.attn_dropout
+            for name in ("dropout", "dropout1", "dropout2", "dropout3"):   # CPU-cheap random source
+                setattr(layer, name, FastDropout(config.dropout))
         self.head = nn.Linear(d_model, n_tok)                                                  # all level tokens
         self.register_buffer("causal", torch.triu(torch.ones(M, M, dtype=torch.bool), 1), persistent=False)
 

@@ -52,6 +52,9 @@ from ..data.device import resolve_device
 from ..utils import eval_mode, seeded_rng
 
 TIME_KEYS = ("train_s", "val_s")
+# Bumped when a change to the training code changes what the same config trains (part of the run key, so
+# saved runs of older code are not reused): 2 = FastDropout's random source (2026-12).
+TRAINING_VERSION = 2
 MAX_LEFT_OUT_DIVISOR = 10          # grouped targets: at most n_u // 10 of a user's items leave the input   # the only history entries that differ between identical runs
 
 
