@@ -176,3 +176,56 @@ def test_level_accuracy_counts_ranks_of_the_true_tokens(inputs):
         logits = model(torch.tensor(vu, dtype=torch.long), torch.tensor(vi, dtype=torch.long))
     top1 = (logits.argmax(2) == model.codes[torch.tensor(vi, dtype=torch.long)]).double().mean(0)
     assert np.allclose(df["top1_acc"], top1.numpy())
+
+
+def test_batches_hold_batch_size_targets():
+    """Batches are cut by targets, not by inputs: groups of 1 and of 8 targets both fill a 64-target batch."""
+    g = torch.Generator().manual_seed(0)
+    sizes = torch.randint(1, 9, (500,), generator=g)
+    lengths = torch.randint(0, 50, (500,), generator=g)
+    for bucket in (False, True):
+        batches = gt.batch_indices(lengths, 64, torch.Generator().manual_seed(1), bucket, pool_batches=3, sizes=sizes)
+        assert sorted(torch.cat(batches).tolist()) == list(range(500))
+        totals = torch.tensor([int(sizes[b].sum()) for b in batches])
+        assert (totals <= 64 + 7).all() and (totals >= 57).sum() >= len(batches) - 1   # one partial batch at most
+    ones = gt.batch_indices(lengths, 64, torch.Generator().manual_seed(1), False, sizes=torch.ones(500, dtype=torch.long))
+    assert [b.numel() for b in ones] == [64] * 7 + [500 - 7 * 64]
+
+
+def test_length_chunks_partition_the_batch_by_length_band():
+    lengths = torch.tensor([1, 50, 3, 2, 40, 33, 5, 7, 6, 49, 0, 16])
+    chunks = gt.length_chunks(lengths, min_rows=1)
+    assert sorted(torch.cat(chunks).tolist()) == list(range(12))
+    for c in chunks:
+        band = torch.log2(lengths[c].clamp(min=1).double()).floor()
+        assert band.max() == band.min()                                    # one power-of-two band per chunk
+    merged = gt.length_chunks(lengths, min_rows=4)
+    assert sorted(torch.cat(merged).tolist()) == list(range(12)) and all(c.numel() >= 4 for c in merged)
+    assert len(gt.length_chunks(lengths, min_rows=100)) == 1
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+def test_chunked_gradient_equals_the_whole_batch(inputs, grouped):
+    """Accumulating over length chunks (and trimming empty target slots) is the same step as one padded pass."""
+    ds, table, u, i = inputs
+    config = GeneratorConfig.from_dict({**CFG, "max_len": 50, "dropout": 0.0})
+    model = gt.build_generator(ds, table, u, i, config).eval()       # eval: no dropout; max_len: no subsets
+    users, items = training_pairs(ds)
+    if grouped:
+        counts = torch.bincount(users, minlength=ds.n_users)
+        users, items = gt.training_groups(counts, users, items, 4, torch.Generator().manual_seed(0))
+        items = torch.cat([items, torch.full((items.shape[0], 3), -1)], 1)   # extra empty slots
+    idx = torch.arange(0, users.numel(), 3)
+    users, items = users[idx], items[idx]
+    lengths = torch.as_tensor(np.diff(ds.train.indptr))[users]
+
+    def grads(chunks):
+        model.zero_grad(set_to_none=True)
+        total, n = gt.accumulate_gradients(model, users, items, chunks)
+        return total, n, [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    whole, n1, g1 = grads([torch.arange(users.numel())])
+    parts, n2, g2 = grads(gt.length_chunks(lengths, min_rows=2))
+    assert n1 == n2 == int((items >= 0).sum())
+    assert torch.allclose(whole, parts, rtol=1e-5)
+    assert len(g1) == len(g2) and all(torch.allclose(a, b, atol=1e-6, rtol=1e-4) for a, b in zip(g1, g2))

@@ -89,7 +89,10 @@ class TrainConfig:
     Args:
         targets_per_input: ``T``, training targets sharing one encoder input (1 = the paper's one sample per
             input; see :mod:`mmgrec_lib.generator.training`).
-        bucket_by_length: batch samples of similar input length together.
+        bucket_by_length: batch samples of similar input length together (changes which samples share a step).
+        length_chunks: within a step, run the encoder on chunks of similar input length and add up their
+            gradients (the same gradient as one pass over the padded batch, less padding; see
+            :func:`~mmgrec_lib.generator.training.length_chunks`).
         optimizer: ``"adam"`` (L2 via ``weight_decay``), ``"adamw"`` (decoupled) or ``"sgd"`` (the paper's;
             with ``momentum``). The paper: lr 1e-3, L2 1e-5, batch 500-3000.
         lr, weight_decay, momentum, batch_size, grad_clip (max gradient norm; ``None`` = off),
@@ -104,6 +107,7 @@ class TrainConfig:
 
     targets_per_input: int = 1
     bucket_by_length: bool = False
+    length_chunks: bool = True
     optimizer: str = "adam"
     lr: float = 1e-3
     weight_decay: float = 1e-5

@@ -4,7 +4,7 @@ Samples: every training interaction ``(u, i)`` is one sample; the target ``i`` i
 input and the loss is the cross-entropy of ``i``'s ``M`` Rec-ID tokens. Each epoch visits all samples once in
 an order drawn from the ``torch.Generator`` handed to ``train_epoch``.
 
-Two CPU savings, both settings of :class:`~mmgrec_lib.generator.config.TrainConfig`:
+CPU savings, all settings of :class:`~mmgrec_lib.generator.config.TrainConfig`:
 
 * ``targets_per_input = T > 1``: each epoch splits every user's training items at random into groups of
   ``t_u = clamp(n_u // 10, 1, T)`` items or fewer (sizes differ by at most one; ``n_u``: the user's training
@@ -12,10 +12,15 @@ Two CPU savings, both settings of :class:`~mmgrec_lib.generator.config.TrainConf
   Every sample is still visited once per epoch and never sees itself in its input, but the encoder runs up
   to ``T`` times less often -- the encoder is most of the cost. The price: the input also lacks the other
   targets of the group, at most a tenth of the user's items (a form of item dropout); users with fewer than
-  20 items keep one target per input. ``T = 1`` is the paper's scheme.
+  20 items keep one target per input. ``T = 1`` is the paper's scheme. A batch holds ``batch_size`` targets
+  whatever the group sizes.
+* ``length_chunks`` (on): each step runs the encoder on chunks of the batch whose input lengths lie in one
+  power-of-two band and adds up their gradients -- the same gradient as one pass over the batch padded to its
+  longest input, at a fraction of the padding where most histories are short (TikTok: median 2 items, a few
+  users with hundreds).
 * ``bucket_by_length`` (off by default): batches are cut from pools of 50 batches sorted by input length and
-  then shuffled, so a batch pads to a similar length. It stays off: on TikTok it saved some time per epoch
-  but cost validation recall (README, "How the defaults were chosen").
+  then shuffled, so a batch pads to a similar length. It stays off: it changes which samples share a step, and
+  on TikTok it cost validation recall (README, "How the defaults were chosen").
 
 Exact resume: all randomness of an epoch derives from that generator (whose state :func:`training.fit`
 checkpoints after every epoch):
@@ -53,8 +58,9 @@ from ..utils import eval_mode, seeded_rng
 
 TIME_KEYS = ("train_s", "val_s")
 # Bumped when a change to the training code changes what the same config trains (part of the run key, so
-# saved runs of older code are not reused): 2 = FastDropout's random source (2026-12).
-TRAINING_VERSION = 2
+# saved runs of older code are not reused): 2 = FastDropout's random source; 3 = batches of batch_size
+# targets (not batch_size // T inputs) and steps accumulated over length chunks (2026-12).
+TRAINING_VERSION = 3
 MAX_LEFT_OUT_DIVISOR = 10          # grouped targets: at most n_u // 10 of a user's items leave the input   # the only history entries that differ between identical runs
 
 
@@ -117,48 +123,102 @@ def training_groups(history_counts: torch.Tensor, users: torch.Tensor, items: to
 
 
 def batch_indices(lengths: torch.Tensor, batch_size: int, generator: torch.Generator,
-                  bucket: bool = True, pool_batches: int = 50) -> list[torch.Tensor]:
+                  bucket: bool = True, pool_batches: int = 50, sizes: torch.Tensor | None = None) -> list[torch.Tensor]:
     """Row indices of each batch of one epoch, drawn from ``generator``.
 
-    Without ``bucket``: a random permutation cut into batches. With ``bucket``: the permutation is cut into
-    pools of ``pool_batches`` batches, each pool sorted (stably) by ``lengths`` and cut into batches, and the
-    batches are shuffled, so a batch holds samples of similar length.
+    ``sizes`` (default: 1 per row) counts the training targets of each row; a batch holds consecutive rows of a
+    random permutation whose sizes add up to ``batch_size`` (the batch's last row may cross it). With
+    ``bucket``, the permutation is cut into pools of ``pool_batches`` batches, each pool sorted (stably) by
+    ``lengths`` and cut into batches, and the batches are shuffled, so a batch holds samples of similar length.
     """
     n = lengths.numel()
     perm = torch.randperm(n, generator=generator)
-    if not bucket or n == 0:
-        return list(perm.split(batch_size))
-    pool = torch.arange(n) // (batch_size * pool_batches)
-    key = pool * (int(lengths.max()) + 1) + lengths[perm]
-    batches = list(perm[torch.argsort(key, stable=True)].split(batch_size))
+    if n == 0:
+        return []
+    sizes = torch.ones(n, dtype=torch.long) if sizes is None else sizes.long()
+    if bucket:
+        pool = (torch.cumsum(sizes[perm], 0) - 1) // (batch_size * pool_batches)
+        key = pool * (int(lengths.max()) + 1) + lengths[perm]
+        perm = perm[torch.argsort(key, stable=True)]
+    batch = (torch.cumsum(sizes[perm], 0) - 1) // batch_size                # (n,) batch of each row, ascending
+    counts = torch.bincount(batch)
+    batches = list(perm.split(counts[counts > 0].tolist()))
+    if not bucket:
+        return batches
     return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+
+def length_chunks(lengths: torch.Tensor, min_rows: int = 32) -> list[torch.Tensor]:
+    """Positions ``0 .. B-1`` of a batch split into chunks of similar encoder-input length.
+
+    Rows whose lengths lie in the same power-of-two band ``[2^k, 2^(k+1))`` share a chunk, so a chunk pads to at
+    most about twice its real tokens (one batch padded to its longest input can cost ten times more where most
+    histories are short); a chunk of fewer than ``min_rows`` rows joins the next longer one (a small chunk costs
+    more in per-call overhead than its padding would).
+    """
+    order = torch.argsort(lengths, stable=True)
+    band = torch.log2(lengths[order].clamp(min=1).double()).floor().long()              # (B,) ascending
+    bounds = torch.nonzero(band[1:] != band[:-1]).reshape(-1) + 1
+    chunks, start = [], 0
+    for end in bounds.tolist() + [order.numel()]:
+        if end - start >= min_rows or end == order.numel():
+            chunks.append(order[start:end])
+            start = end
+    if len(chunks) > 1 and chunks[-1].numel() < min_rows:                                # a short tail joins
+        chunks[-2:] = [torch.cat(chunks[-2:])]
+    return [c for c in chunks if c.numel()]
+
+
+def accumulate_gradients(model: MMGRecGenerator, users: torch.Tensor, items: torch.Tensor,
+                         chunks: list[torch.Tensor], generator: torch.Generator | None = None,
+                         label_smoothing: float = 0.0) -> tuple[torch.Tensor, int]:
+    """Back-propagate the batch's mean loss chunk by chunk: each chunk's mean loss is weighted by its share of
+    the batch's targets, so the gradients add up to those of the whole batch at once (one encoder pass per
+    chunk, padded to the chunk's longest input). ``items``: ``(B,)`` or ``(B, T)`` with ``-1`` padding.
+    Returns the summed loss over targets (detached, float64) and the number of targets."""
+    n_targets = int((items >= 0).sum())
+    total = torch.zeros((), dtype=torch.float64, device=model.device)
+    for part in chunks:
+        u, i = users[part], items[part]
+        n = int((i >= 0).sum())
+        if n == 0:
+            continue
+        if i.dim() == 2:                           # groups fill their slots from the left: drop empty columns
+            i = i[:, :int((i >= 0).sum(1).max())]
+        loss = model.loss(u, i, generator=generator, label_smoothing=label_smoothing)
+        (loss * (n / n_targets)).backward()
+        total += loss.detach().double() * n
+    return total, n_targets
 
 
 def run_epoch(model: MMGRecGenerator, optimizer: torch.optim.Optimizer, users: torch.Tensor, items: torch.Tensor,
               config: TrainConfig, generator: torch.Generator, progress: bool = False) -> dict[str, float]:
     """One pass over all training pairs ``(users, items)`` (sorted by user), in groups of
-    ``config.targets_per_input`` and batches drawn from ``generator``. Returns ``{"loss": mean cross-entropy
-    per target}``."""
+    ``config.targets_per_input`` and batches of about ``config.batch_size`` targets drawn from ``generator``;
+    each batch's step accumulates its gradient over :func:`length_chunks`. Returns ``{"loss": mean
+    cross-entropy per target}``."""
     dev = model.device
     dropout_seed = int(torch.randint(0, 2**63 - 1, (1,), generator=generator))
     counts = torch.bincount(users, minlength=model.n_users)                          # (n_users,)
     T = config.targets_per_input
     g_users, g_items = training_groups(counts, users, items, T, generator)           # (G,), (G, T)
-    lengths = (counts[g_users] - (g_items >= 0).sum(1)).clamp(max=model.config.max_len)      # encoder input length
-    batches = batch_indices(lengths, max(1, config.batch_size // T), generator, config.bucket_by_length)
+    n_targets = (g_items >= 0).sum(1)                                                # (G,)
+    lengths = (counts[g_users] - n_targets).clamp(max=model.config.max_len)          # encoder input length
+    batches = batch_indices(lengths, config.batch_size, generator, config.bucket_by_length, sizes=n_targets)
     total = torch.zeros((), device=dev, dtype=torch.float64)
     model.train()
     with seeded_rng(dropout_seed, dev):                       # dropout RNG: derived from the generator
         for idx in progress_bar(batches, progress, desc="batches", leave=False):
             u, i = g_users[idx].to(dev), g_items[idx].to(dev)
             i = i[:, 0] if T == 1 else i
-            loss = model.loss(u, i, generator=generator, label_smoothing=config.label_smoothing)
+            chunks = length_chunks(lengths[idx]) if config.length_chunks else [torch.arange(idx.numel())]
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss_sum, _ = accumulate_gradients(model, u, i, [c.to(dev) for c in chunks], generator,
+                                               config.label_smoothing)
             if config.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
-            total += loss.detach().double() * int((i >= 0).sum())
+            total += loss_sum
     mean = float(total) / max(users.numel(), 1)
     if not np.isfinite(mean):
         raise FloatingPointError(f"generator training loss became {mean}; lower the learning rate or check "

@@ -1,0 +1,178 @@
+r"""Training throughput of every stage at a chosen synthetic size: what ``mmgrec bench train`` prints.
+
+One synthetic dataset (:func:`~mmgrec_lib.data.synthetic.make_synthetic`, planted clusters and power-law
+popularity, per-user 80/10/10 split) shaped like a real catalogue; then, per stage, seconds per training epoch
+and per full-ranking validation pass:
+
+* ``evaluation``: one full-ranking pass over the validation users with MostPop's scores (the evaluation code
+  alone: scoring is a broadcast);
+* ``lightgcn``: the LightGCN baseline (BPR, one full-graph propagation per step);
+* ``graph_rqvae``: one epoch of the Graph RQ-VAE graph phase (``schedule`` of the config: alternate BPR and
+  RQ-VAE steps by default) and its validation (dot-product ranking);
+* ``generator``: one epoch of the MMGRec generator on random Rec-IDs and random representations (its cost
+  does not depend on what the tokens mean) and its validation (constrained beam search, beam 20).
+
+Each stage trains ``epochs`` epochs (default 2) from a fixed seed; ``train_s`` is the mean of the epochs'
+training times (the first epoch included: nothing is compiled or cached across epochs), ``eval_s`` one
+validation pass. Threads are fixed for all stages (``threads``). Numbers depend on the machine and its load;
+measure on a quiet machine, and compare stages within one run.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import time
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..data.dataset import RecDataset
+from ..data.synthetic import make_synthetic
+from ..training.loop import LoopConfig
+
+#: the stages in pipeline order
+STAGES = ("evaluation", "lightgcn", "graph_rqvae", "generator")
+#: the held-out dataset of issue 10 (train interactions), the size the throughput targets refer to
+PAPER_SCALE = {"users": 35_600, "items": 18_400, "interactions": 218_000}
+COLUMNS = ("stage", "train_s", "eval_s", "epochs", "users", "items", "train_interactions", "threads", "device",
+           "detail")
+
+
+def bench_dataset(users: int, items: int, interactions: int, seed: int = 0) -> RecDataset:
+    """A synthetic dataset with about ``interactions`` *training* interactions (80 % of all pairs)."""
+    if users < 10 or items < 10 or interactions < users:
+        raise ValueError(f"bench sizes: need users >= 10, items >= 10 and interactions >= users; got {users} users, "
+                         f"{items} items, {interactions} interactions")
+    per_user = interactions / 0.8 / users
+    return make_synthetic(n_users=users, n_items=items, n_clusters=max(10, items // 200),
+                          mean_items_per_user=max(1.0, per_user), seed=seed, name="bench")
+
+
+def _timed(fn: Callable[[], object]) -> tuple[float, object]:
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def _loop(epochs: int, threads: int) -> LoopConfig:
+    return LoopConfig(epochs=epochs, patience=0, eval_every=epochs, progress=False, cpu_threads=threads)
+
+
+def bench_evaluation(dataset: RecDataset, device: str = "cpu", **_) -> dict:
+    """One full-ranking validation pass (MostPop scores)."""
+    from ..baselines import BASELINES
+    from ..evaluation import evaluate
+
+    model = BASELINES["mostpop"].from_dataset(dataset, device=device)
+    model.fit(dataset)
+    seconds, res = _timed(lambda: evaluate(model.score, dataset, "val", ks=(10, 20), device=model.device))
+    return {"train_s": float("nan"), "eval_s": seconds, "detail": f"{len(res.per_user)} validation users"}
+
+
+def bench_lightgcn(dataset: RecDataset, epochs: int = 2, threads: int = 1, device: str = "cpu", seed: int = 0) -> dict:
+    """LightGCN with its default config: seconds per training epoch and per validation pass."""
+    from ..baselines import BASELINES
+
+    model = BASELINES["lightgcn"].from_dataset(dataset, device=device)
+    res = model.fit(dataset, _loop(epochs, threads), torch.Generator().manual_seed(seed))
+    eval_s, _ = _timed(lambda: model._validate(dataset))
+    # every epoch but the last is pure training; the last one also validated once
+    train = [s for s in res.epoch_seconds[:-1]] + [res.epoch_seconds[-1] - eval_s]
+    return {"train_s": float(np.mean(train)), "eval_s": eval_s,
+            "detail": f"batch {model.config.batch_size}, {model.config.n_layers} layers, dim {model.config.dim}"}
+
+
+def bench_graph_rqvae(dataset: RecDataset, epochs: int = 2, threads: int = 1, device: str = "cpu", seed: int = 0,
+                      codebook_size: int = 256) -> dict:
+    """Graph RQ-VAE's graph phase with the default config: seconds per epoch and per validation pass."""
+    from ..data.device import resolve_device
+    from ..tokenizer import GraphRQVAEConfig
+    from ..tokenizer.graph_rqvae import _Trainer
+    from ..training.loop import cpu_threads
+
+    cfg = GraphRQVAEConfig(codebook_size=codebook_size, epochs=epochs, seed=seed, device=device)
+    trainer = _Trainer(dataset, cfg, resolve_device(device))
+    step = trainer.epoch_alternate if cfg.schedule == "alternate" else trainer.epoch_bpr
+    gen = torch.Generator().manual_seed(seed)
+    with cpu_threads(threads):
+        trainer.model.train()
+        train = [_timed(lambda e=e: step(e, gen))[0] for e in range(epochs)]
+        trainer.model.eval()
+        with torch.no_grad():
+            eval_s, _ = _timed(trainer.validate_graph)
+    return {"train_s": float(np.mean(train)), "eval_s": eval_s,
+            "detail": f"{cfg.schedule}, batch {cfg.batch_size}, L = {codebook_size}"}
+
+
+def bench_generator(dataset: RecDataset, epochs: int = 2, threads: int = 1, device: str = "cpu", seed: int = 0,
+                    codebook_size: int = 256, targets_per_input: int = 8) -> dict:
+    """The generator (default model, ``targets_per_input`` targets per input) on random Rec-IDs: seconds per
+    epoch and per beam-search validation pass (beam 20)."""
+    from ..generator import GeneratorConfig, ModelConfig, TrainConfig
+    from ..generator.training import train_generator
+    from ..tokenizer.recid import RecIDTable
+    from .efficiency import synthetic_codes
+
+    codes = synthetic_codes(dataset.n_items, codebook_size, seed=seed)
+    cards = [codebook_size] * 3 + [int(codes[:, -1].max()) + 1]
+    table = RecIDTable(codes, cards)
+    g = torch.Generator().manual_seed(seed)
+    user_repr = torch.randn(dataset.n_users, 64, generator=g)
+    item_repr = torch.randn(dataset.n_items, 64, generator=g)
+    config = GeneratorConfig(model=ModelConfig(), train=TrainConfig(targets_per_input=targets_per_input, seed=seed,
+                                                                    device=device))
+    _, res = train_generator(dataset, table, user_repr, item_repr, config, _loop(epochs, threads))
+    train = [row["train_s"] for row in res.history]
+    eval_s = [row["val_s"] for row in res.history if "val_s" in row]
+    return {"train_s": float(np.mean(train)), "eval_s": float(eval_s[-1]) if eval_s else float("nan"),
+            "detail": f"{targets_per_input} targets per input, batch {config.train.batch_size}, beam "
+                      f"{config.train.beam_width}, L = {codebook_size}"}
+
+
+BENCHES: dict[str, Callable[..., dict]] = {"evaluation": bench_evaluation, "lightgcn": bench_lightgcn,
+                                          "graph_rqvae": bench_graph_rqvae, "generator": bench_generator}
+
+
+def bench_training(users: int = PAPER_SCALE["users"], items: int = PAPER_SCALE["items"],
+                   interactions: int = PAPER_SCALE["interactions"], stages: Sequence[str] = STAGES, epochs: int = 2,
+                   threads: int = 1, device: str = "cpu", seed: int = 0,
+                   report: Callable[[dict], None] | None = None) -> pd.DataFrame:
+    """Time each of ``stages`` on one synthetic dataset of the given size; one row per stage (``COLUMNS``).
+
+    ``report`` is called with each row as soon as it is measured (the CLI prints it).
+    """
+    unknown = [s for s in stages if s not in BENCHES]
+    if unknown:
+        raise ValueError(f"unknown stage(s) {unknown}; choose from {list(STAGES)}")
+    if epochs < 1 or threads < 1:
+        raise ValueError(f"epochs and threads must be >= 1, got {epochs} and {threads}")
+    dataset = bench_dataset(users, items, interactions, seed)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    rows = []
+    try:
+        for stage in stages:
+            kwargs = {"device": device} if stage == "evaluation" else \
+                {"epochs": epochs, "threads": threads, "device": device, "seed": seed}
+            out = BENCHES[stage](dataset, **kwargs)
+            row = {"stage": stage, "train_s": out["train_s"], "eval_s": out["eval_s"],
+                   "epochs": epochs if stage != "evaluation" else 0, "users": dataset.n_users,
+                   "items": dataset.n_items, "train_interactions": int(dataset.train.nnz), "threads": threads,
+                   "device": device, "detail": out["detail"]}
+            rows.append(row)
+            if report is not None:
+                report(row)
+    finally:
+        torch.set_num_threads(before)
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def machine_line() -> str:
+    """One line naming the machine the numbers come from."""
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+            f"load average {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else platform.platform())
+
+
+__all__ = ["BENCHES", "COLUMNS", "PAPER_SCALE", "STAGES", "bench_dataset", "bench_training", "machine_line"]
