@@ -22,7 +22,9 @@ Failures are summarised at the end.
 ``mmgrec bench decode`` prints the efficiency benchmark of notebook 07 (per-user top-k time and memory of MMGRec
 beam search, exact matmul top-k and faiss against catalogue size) on synthetic catalogues, e.g.
 ``mmgrec bench decode --sizes 1000,100000,1000000``; the timing code is
-:mod:`mmgrec_lib.experiments.efficiency`.
+:mod:`mmgrec_lib.experiments.efficiency`. ``mmgrec bench train`` prints seconds per training epoch and per
+validation pass of every stage on a synthetic dataset (default: the size of the throughput targets, 35.6k
+users x 18.4k items x 218k training interactions); the code is :mod:`mmgrec_lib.experiments.throughput`.
 """
 from __future__ import annotations
 
@@ -450,6 +452,46 @@ def bench_decode(args) -> int:
     return 0
 
 
+def bench_train(args) -> int:
+    """``mmgrec bench train``: seconds per training epoch and per validation pass of every stage, printed."""
+    import pandas as pd
+
+    from .experiments import throughput as tp
+
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    try:
+        if args.epochs < 1 or args.threads < 1:
+            raise ValueError("--epochs and --threads must be >= 1")
+        unknown = [s for s in stages if s not in tp.STAGES]
+        if unknown or not stages:
+            raise ValueError(f"--stages {args.stages!r}: unknown stage(s) {unknown}; choose from {', '.join(tp.STAGES)}")
+        if args.users < 10 or args.items < 10 or args.interactions < args.users:
+            raise ValueError("need --users >= 10, --items >= 10 and --interactions >= --users")
+    except ValueError as exc:
+        print(f"mmgrec bench train: {exc}", file=sys.stderr)
+        return 2
+    print(tp.machine_line(), flush=True)
+    print(f"synthetic dataset: {args.users} users x {args.items} items, about {args.interactions} training "
+          f"interactions; {args.epochs} epoch(s) per stage, {args.threads} thread(s), device {args.device}",
+          flush=True)
+
+    def report(row: dict) -> None:
+        train = "" if row["train_s"] != row["train_s"] else f"{row['train_s']:8.2f} s per epoch  "
+        print(f"  {row['stage']:<12} {train}{row['eval_s']:8.2f} s per validation pass   ({row['detail']})",
+              flush=True)
+
+    df = tp.bench_training(args.users, args.items, args.interactions, stages, epochs=args.epochs,
+                           threads=args.threads, device=args.device, seed=args.seed, report=report)
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 2):
+        print()
+        print(df.drop(columns=["detail"]).to_string(index=False))
+    if args.csv:
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
+        df.to_csv(args.csv, index=False)
+        print(f"table written to {args.csv}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mmgrec", description="MMGRec workbench: regenerate reports, benchmark.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -465,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--log-output", action="store_true", help="stream notebook output to the terminal")
     feat = sub.add_parser("features", help="extract and cache the datasets' computed features (first run: minutes)")
     feat.add_argument("--dataset", action="append", help="dataset(s) to prepare (default: ml100k)")
-    bench = sub.add_parser("bench", help="benchmarks (see `mmgrec bench decode -h`)")
+    bench = sub.add_parser("bench", help="benchmarks (see `mmgrec bench decode -h`, `mmgrec bench train -h`)")
     bench_sub = bench.add_subparsers(dest="bench", required=True)
     dec = bench_sub.add_parser(
         "decode", help="per-user top-k inference time and memory against catalogue size: MMGRec beam search, "
@@ -489,6 +531,20 @@ def main(argv: list[str] | None = None) -> int:
     dec.add_argument("--no-peak", action="store_true", help="skip the per-call peak memory (forked children)")
     dec.add_argument("--csv", type=Path, help="also write the full table (one row per size and method) here")
     dec.add_argument("--seed", type=int, default=0)
+    from .experiments.throughput import PAPER_SCALE, STAGES
+    tr = bench_sub.add_parser(
+        "train", help="seconds per training epoch and per validation pass of each stage (evaluation, LightGCN, "
+                      "Graph RQ-VAE, generator) on a synthetic dataset of the given size")
+    tr.add_argument("--users", type=int, default=PAPER_SCALE["users"], help=f"users (default {PAPER_SCALE['users']})")
+    tr.add_argument("--items", type=int, default=PAPER_SCALE["items"], help=f"items (default {PAPER_SCALE['items']})")
+    tr.add_argument("--interactions", type=int, default=PAPER_SCALE["interactions"],
+                    help=f"training interactions, about (default {PAPER_SCALE['interactions']})")
+    tr.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated (default {','.join(STAGES)})")
+    tr.add_argument("--epochs", type=int, default=2, help="training epochs per stage; the mean is shown (default 2)")
+    tr.add_argument("--threads", type=int, default=1, help="torch threads (default 1: bit-reproducible training)")
+    tr.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    tr.add_argument("--csv", type=Path, help="also write the table here")
+    tr.add_argument("--seed", type=int, default=0)
     sub.add_parser("list", help="list notebooks and their parameters")
     sub.add_parser("readme", help="refresh the README results section from reports/tables")
     args = parser.parse_args(argv)
@@ -503,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "features":
         return prepare_features(args.dataset or ["ml100k"])
     if args.command == "bench":
-        return bench_decode(args)
+        return bench_decode(args) if args.bench == "decode" else bench_train(args)
     if args.command == "readme":
         print("README updated" if update_readme() else "README has no results markers; nothing done")
         return 0

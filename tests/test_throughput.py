@@ -1,0 +1,49 @@
+"""The training-throughput benchmark (``mmgrec bench train``): every stage yields a row with real timings."""
+import math
+
+import pytest
+
+from mmgrec_lib import cli
+from mmgrec_lib.experiments import throughput as tp
+
+
+def test_bench_dataset_has_about_the_asked_training_size():
+    ds = tp.bench_dataset(400, 200, 4000)
+    assert (ds.n_users, ds.n_items) == (400, 200)
+    assert 0.6 * 4000 < ds.train.nnz <= 1.05 * 4000          # repeats of a (user, item) draw are dropped
+
+
+def test_every_stage_is_timed():
+    seen = []
+    df = tp.bench_training(300, 120, 2000, epochs=1, report=seen.append)
+    assert df["stage"].tolist() == list(tp.STAGES) == [r["stage"] for r in seen]
+    assert list(df.columns) == list(tp.COLUMNS)
+    assert (df["eval_s"] > 0).all()
+    trained = df[df["stage"] != "evaluation"]
+    assert (trained["train_s"] > 0).all() and math.isnan(df.loc[df["stage"] == "evaluation", "train_s"].iloc[0])
+    assert (df["train_interactions"] > 1000).all() and (df["threads"] == 1).all()
+
+
+def test_bad_arguments_fail_before_work():
+    with pytest.raises(ValueError, match="unknown stage"):
+        tp.bench_training(300, 120, 2000, stages=["lightgcn", "nope"])
+    with pytest.raises(ValueError, match="interactions >= users"):
+        tp.bench_dataset(300, 120, 100)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--stages", "evaluation,foo"], "unknown stage"),
+    (["--epochs", "0"], "--epochs"),
+    (["--users", "5"], "--users"),
+])
+def test_cli_rejects_bad_arguments(argv, message, capsys):
+    assert cli.main(["bench", "train", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_prints_and_writes_the_table(tmp_path, capsys):
+    out = tmp_path / "bench.csv"
+    assert cli.main(["bench", "train", "--users", "200", "--items", "80", "--interactions", "1200",
+                     "--stages", "evaluation,lightgcn", "--epochs", "1", "--csv", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "lightgcn" in text and "s per epoch" in text and out.is_file()
