@@ -226,3 +226,21 @@ def test_list_diagnostics_coverage_popularity_and_overlap():
         list_diagnostics(np.array([[0, 40]]), ds)
     with pytest.raises(ValueError, match=r"\(users, k\)"):
         list_diagnostics(np.arange(3), ds)
+
+
+def test_pair_set_membership_matches_the_dense_mask():
+    """Hits are found by membership in a sorted key set; the dense mask it replaces gives the same answers."""
+    import scipy.sparse as sp
+
+    from mmgrec_lib.data.sparse import PairSet, rows_mask
+
+    rng = np.random.default_rng(0)
+    mat = sp.random(50, 30, density=0.2, format="csr", random_state=1)
+    pairs = PairSet(mat)
+    rows = torch.as_tensor(rng.choice(50, 20, replace=False))
+    cols = torch.as_tensor(rng.integers(0, 30, (20, 12)))
+    dense = rows_mask(mat, rows.numpy())
+    assert torch.equal(pairs.contains(rows, cols), torch.gather(dense, 1, cols))
+    assert torch.equal(pairs.counts, torch.as_tensor(np.diff(mat.indptr)))
+    empty = PairSet(sp.csr_matrix((4, 5)))
+    assert not empty.contains(torch.arange(2), torch.zeros(2, 3, dtype=torch.long)).any()

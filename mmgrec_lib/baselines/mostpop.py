@@ -63,4 +63,5 @@ class MostPop(Recommender):
     @torch.no_grad()
     def score(self, users: torch.Tensor) -> torch.Tensor:
         users = self._check_users(users)
-        return self.popularity.unsqueeze(0).expand(len(users), -1).clone()       # (B, I)
+        # a broadcast view, not a copy: evaluation masks it out of place (an in-place write raises)
+        return self.popularity.unsqueeze(0).expand(len(users), -1)                # (B, I)

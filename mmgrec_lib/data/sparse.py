@@ -24,6 +24,26 @@ def rows_mask(mat: sp.spmatrix, rows, device: torch.device | str = "cpu") -> tor
     return out
 
 
+class PairSet:
+    """The non-zeros of a ``(n_rows, n_cols)`` sparse matrix as a sorted set of ``row * n_cols + col`` keys, for
+    membership tests of ``(B, K)`` candidate lists without a dense ``(B, n_cols)`` mask."""
+
+    def __init__(self, mat: sp.spmatrix) -> None:
+        rows, cols = csr_pairs(mat)
+        self.n_cols = int(mat.shape[1])
+        self.keys = torch.sort(rows * self.n_cols + cols).values                   # (E,) ascending
+        self.counts = torch.from_numpy(np.diff(sp.csr_matrix(mat).indptr).astype(np.int64))   # (n_rows,)
+
+    def contains(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """``rows (B,)``, ``cols (B, K)`` -> ``(B, K)`` bool: is ``(rows[b], cols[b, k])`` a non-zero?"""
+        if self.keys.numel() == 0:
+            return torch.zeros(cols.shape, dtype=torch.bool, device=cols.device)
+        keys = self.keys.to(cols.device)
+        q = rows.to(cols.device).long()[:, None] * self.n_cols + cols.long()       # (B, K)
+        pos = torch.searchsorted(keys, q).clamp(max=keys.numel() - 1)
+        return keys[pos] == q
+
+
 def bipartite_edge_index(edge_index: torch.Tensor, n_users: int) -> torch.Tensor:
     """(user, item) pairs ``(2, E)`` -> the undirected bipartite graph as ``(2, 2E)`` (source, target) edges over
     nodes ``0..U-1`` (users) and ``U..U+I-1`` (items): first every user -> item edge, then item -> user."""

@@ -24,7 +24,7 @@ import scipy.sparse as sp
 import torch
 
 from ..data.dataset import RecDataset
-from ..data.sparse import rows_mask
+from ..data.sparse import PairSet, rows_mask
 
 #: the one value that pads a ranked list shorter than the cut-off
 PAD = -1
@@ -107,6 +107,7 @@ def evaluate(
     target = dataset.split(split)
     excl = excluded_matrix(dataset, split)
     users = np.nonzero(np.diff(target.indptr) > 0)[0]
+    held_out = PairSet(target)                          # hits by membership: no dense (B, I) target mask
     kmax = ks[-1]
     cols: dict[str, list[torch.Tensor]] = {f"{m}@{k}": [] for k in ks for m in ("recall", "ndcg")}
     for start in range(0, len(users), batch_size):
@@ -114,7 +115,6 @@ def evaluate(
         bt = torch.from_numpy(batch).long()
         out = source(bt) if callable(source) and not isinstance(source, (torch.Tensor, np.ndarray)) else source[batch]
         out = torch.as_tensor(out).to(device)
-        tgt = rows_mask(target, batch, device)                              # (B, I)
         ex = rows_mask(excl, batch, device)                                 # (B, I)
         if out.is_floating_point():
             if out.shape != (len(batch), dataset.n_items):
@@ -148,8 +148,9 @@ def evaluate(
                 lists = torch.cat([lists, lists.new_full((len(batch), pad), 0)], 1)
                 ok = torch.cat([ok, ok.new_zeros((len(batch), pad))], 1)
             top, valid = lists[:, :kmax].clamp(min=0), ok[:, :kmax]
-        hits = torch.gather(tgt, 1, top) & valid                              # (B, K)
-        for key, val in _metrics_from_hits(hits, tgt.sum(1).double(), ks).items():
+        hits = held_out.contains(bt, top.to(device)) & valid                 # (B, K)
+        n_target = held_out.counts[bt].to(device).double()                  # (B,)
+        for key, val in _metrics_from_hits(hits, n_target, ks).items():
             cols[key].append(val.cpu())
     per_user = pd.DataFrame({k: torch.cat(v).numpy() if v else np.zeros(0) for k, v in cols.items()},
                             index=pd.Index(users, name="user"))
