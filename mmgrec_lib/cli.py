@@ -286,34 +286,75 @@ def _written_since(reports: Path, start: float, tag: str) -> list[str]:
     return out
 
 
+def lanes(runs: list[Run]) -> list[list[Run]]:
+    """The runs grouped by dataset, in plan order: a dataset's notebooks reuse each other's saved runs (by run
+    key), so they run one after another; different datasets share nothing and may run side by side."""
+    out: dict[str | None, list[Run]] = {}
+    for run in runs:
+        out.setdefault(run.dataset, []).append(run)
+    return list(out.values())
+
+
 def execute(runs: list[Run], kernel: str = "python3", log_output: bool = False,
-            profile: str | None = None) -> list[tuple[Run, str]]:
+            profile: str | None = None, jobs: int = 1) -> list[tuple[Run, str]]:
     """Run every notebook (figures inline, no progress bars); return ``(run, error message)`` for the
-    failures. With ``profile``, each successful run's time and written files are recorded beside the reports."""
+    failures. With ``profile``, each successful run's time and written files are recorded beside the reports.
+
+    ``jobs > 1`` runs up to ``jobs`` datasets at once (:func:`lanes`), each kernel on one CPU thread
+    (``OMP_NUM_THREADS=1``: the trainers use one thread anyway, for bitwise reproducibility), so two datasets
+    on a 2-core machine take about the time of the longer one instead of the sum.
+    """
     import papermill as pm
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Lock
     from tqdm.auto import tqdm
 
-    failures = []
-    bar = tqdm(runs, desc="notebooks", unit="nb", disable=False)
-    with kernel_environment():
-        for run in bar:
-            bar.set_postfix_str(run.label)
-            run.output.parent.mkdir(parents=True, exist_ok=True)
-            start = time.time()
-            try:
-                pm.execute_notebook(str(run.notebook), str(run.output), parameters=run.params, kernel_name=kernel,
-                                    cwd=str(run.notebook.parent), progress_bar=False, log_output=log_output)
-                seconds = time.time() - start
+    failures: list[tuple[Run, str]] = []
+    lock = Lock()
+    bar = tqdm(total=len(runs), desc="notebooks", unit="nb", disable=False)
+
+    def one(run: Run) -> None:
+        run.output.parent.mkdir(parents=True, exist_ok=True)
+        start = time.time()
+        try:
+            pm.execute_notebook(str(run.notebook), str(run.output), parameters=run.params, kernel_name=kernel,
+                                cwd=str(run.notebook.parent), progress_bar=False, log_output=log_output)
+            seconds = time.time() - start
+            with lock:
                 tqdm.write(f"ok    {run.label}  ({_duration(seconds)}) -> {_rel(run.output)}")
                 if profile:
                     reports = Path(run.params["REPORTS_DIR"])
                     record_run_time(reports, run, profile, seconds,
                                     _written_since(reports, start, run.key.split("__", 1)[-1]))
-            except Exception as exc:  # papermill raises PapermillExecutionError with the cell traceback
-                msg = _short_error(exc)
+        except Exception as exc:  # papermill raises PapermillExecutionError with the cell traceback
+            msg = _short_error(exc)
+            with lock:
                 failures.append((run, msg))
                 tqdm.write(f"FAIL  {run.label}  ({_duration(time.time() - start)}): {msg}\n      see {_rel(run.output)}")
-    return failures
+        with lock:
+            bar.update(1)
+
+    def lane(group: list[Run]) -> None:
+        for run in group:
+            with lock:
+                bar.set_postfix_str(run.label[:80])
+            one(run)
+
+    groups = lanes(runs)
+    env = dict(KERNEL_ENV)
+    if jobs > 1 and len(groups) > 1:
+        env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    with kernel_environment(env):
+        if jobs <= 1 or len(groups) == 1:
+            for group in groups:
+                lane(group)
+        else:
+            with ThreadPoolExecutor(max_workers=min(jobs, len(groups))) as pool:
+                for f in [pool.submit(lane, g) for g in groups]:
+                    f.result()
+    bar.close()
+    order = {id(r): n for n, r in enumerate(runs)}
+    return sorted(failures, key=lambda f: order[id(f[0])])
 
 
 def _duration(seconds: float) -> str:
@@ -325,21 +366,38 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
-def describe(plan: Plan, profile: str) -> str:
+def _schedule_seconds(lane_seconds: list[float], jobs: int) -> float:
+    """Wall time of lanes of the given lengths on ``jobs`` workers (longest first, each to the least loaded)."""
+    loads = [0.0] * max(1, min(jobs, len(lane_seconds)))
+    for sec in sorted(lane_seconds, reverse=True):
+        loads[loads.index(min(loads))] += sec
+    return max(loads) if lane_seconds else 0.0
+
+
+def describe(plan: Plan, profile: str, jobs: int = 1) -> str:
     """What ``mmgrec reports`` is about to do: runs, filtered runs, expected time, files it rewrites."""
     times = load_run_times(plan.reports)
     notebooks = sorted({r.notebook.stem for r in plan.runs})
     datasets = sorted({str(r.dataset) for r in plan.runs})
     lines = [f"mmgrec reports: profile {profile}, {len(plan.runs)} notebook run(s) into {_rel(plan.reports)}/",
              f"  notebooks: {', '.join(notebooks) or '-'}", f"  datasets:  {', '.join(datasets) or '-'}"]
-    known = [times[r.key]["seconds"] for r in plan.runs if r.key in times and times[r.key].get("profile") == profile]
+    def recorded(r: Run) -> float | None:
+        t = times.get(r.key)
+        return t["seconds"] if t and t.get("profile") == profile else None
+
+    known = [recorded(r) for r in plan.runs if recorded(r) is not None]
     missing = len(plan.runs) - len(known)
-    estimate = f"about {_duration(sum(known))} from the last recorded runs ({RUN_TIMES})" if known else "unknown"
+    groups = lanes(plan.runs)
+    wall = _schedule_seconds([sum(recorded(r) or 0.0 for r in g) for g in groups], jobs)
+    estimate = f"about {_duration(wall)} from the last recorded runs ({RUN_TIMES})" if known else "unknown"
     if missing:
-        estimate = (f"more than {_duration(sum(known))}: the last recorded runs ({RUN_TIMES}) take that, and "
+        estimate = (f"more than {_duration(wall)}: the last recorded runs ({RUN_TIMES}) take that, and "
                     f"{missing} run(s) have no recorded time" if known else
                     f"unknown ({missing} run(s) have no recorded time)")
     lines.append(f"  expected time: {estimate}; finished training runs in runs/ are reused")
+    if jobs > 1 and len(groups) > 1:
+        lines.append(f"  side by side: {min(jobs, len(groups))} datasets at a time, one CPU thread each "
+                     f"(--jobs {jobs}); a dataset's notebooks run in order")
     for r in plan.runs:
         lines.append(f"  run   {r.label} -> {_rel(r.output)}")
     for s in plan.skipped:
@@ -505,6 +563,9 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: python3)")
     rep.add_argument("--dry-run", action="store_true", help="validate and print the plan, execute nothing")
     rep.add_argument("--log-output", action="store_true", help="stream notebook output to the terminal")
+    rep.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                     help="datasets run side by side, one CPU thread each (default: the number of CPUs; "
+                          "a dataset's notebooks always run in order)")
     feat = sub.add_parser("features", help="extract and cache the datasets' computed features (first run: minutes)")
     feat.add_argument("--dataset", action="append", help="dataset(s) to prepare (default: ml100k)")
     bench = sub.add_parser("bench", help="benchmarks (see `mmgrec bench decode -h`, `mmgrec bench train -h`)")
@@ -568,14 +629,18 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"mmgrec: {exc}", file=sys.stderr)
         return 2
-    print(describe(the_plan, args.profile), flush=True)
+    if args.jobs < 1:
+        print("mmgrec: --jobs must be >= 1", file=sys.stderr)
+        return 2
+    print(describe(the_plan, args.profile, args.jobs), flush=True)
     if not the_plan.runs:
         print("mmgrec: no runs match", file=sys.stderr)
         return 2
     if args.dry_run:
         return 0
     start = time.time()
-    failures = execute(the_plan.runs, kernel=args.kernel, log_output=args.log_output, profile=args.profile)
+    failures = execute(the_plan.runs, kernel=args.kernel, log_output=args.log_output, profile=args.profile,
+                       jobs=args.jobs)
     if args.profile == "full" and args.reports_dir is None:
         update_readme()
     ran = sorted({r.notebook.stem for r in the_plan.runs})

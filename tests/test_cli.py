@@ -267,3 +267,33 @@ def test_wrong_typed_profile_value_is_named_before_any_kernel_starts(nbdir, monk
 def test_profile_values_of_the_right_types_pass(nbdir):
     (nbdir / "00_demo.yaml").write_text("full:\n  - {X: 2, DATASET: a, REPORTS_DIR: elsewhere}\n")
     assert cli.plan("full", notebooks_dir=nbdir)[0].params["X"] == 2
+
+
+def test_datasets_run_side_by_side_and_each_in_order(nbdir, tmp_path):
+    """--jobs 2: the two datasets' notebooks overlap in time, a dataset's notebooks keep their order (01 reads
+    what 00 wrote for its dataset) and every kernel runs on one CPU thread."""
+    stamp = ("import os, time, json\nstart = time.time(); time.sleep(1.5)\n"
+             "rec = {'start': start, 'end': time.time(), 'threads': os.environ.get('OMP_NUM_THREADS')}\n")
+    _notebook(nbdir / "00_demo.ipynb", body=stamp + "open(f'{REPORTS_DIR}/{DATASET}_00.json', 'w').write(json.dumps(rec))")
+    _notebook(nbdir / "01_next.ipynb", body=stamp + "prev = json.load(open(f'{REPORTS_DIR}/{DATASET}_00.json'))\n"
+                                                      "open(f'{REPORTS_DIR}/{DATASET}_01.json', 'w').write("
+                                                      "json.dumps({**rec, 'after': prev['end'] <= start}))")
+    (nbdir / "01_next.yaml").write_text("full:\n  - {DATASET: a}\n  - {DATASET: b}\n")
+    rep = tmp_path / "rep"
+    rep.mkdir()
+    runs = cli.plan("full", notebooks_dir=nbdir, reports_dir=rep)
+    assert [[r.output.name for r in lane] for lane in cli.lanes(runs)] == \
+        [["00_demo__a.ipynb", "01_next__a.ipynb"], ["00_demo__b.ipynb", "01_next__b.ipynb"]]
+    assert "side by side: 2 datasets" in cli.describe(cli.Plan(runs, [], rep), "full", jobs=2)
+    assert cli.execute(runs, jobs=2) == []
+    rec = {f.stem: json.loads(f.read_text()) for f in rep.glob("*.json")}
+    assert rec["a_01"]["after"] and rec["b_01"]["after"]
+    assert {r["threads"] for r in rec.values()} == {"1"}
+    a = (rec["a_00"]["start"], rec["a_01"]["end"])
+    b = (rec["b_00"]["start"], rec["b_01"]["end"])
+    assert max(a[0], b[0]) < min(a[1], b[1])                        # the two lanes overlapped
+
+
+def test_schedule_estimate():
+    assert cli._schedule_seconds([100.0, 60.0, 50.0], 2) == 110.0
+    assert cli._schedule_seconds([100.0, 60.0], 1) == 160.0 and cli._schedule_seconds([], 2) == 0.0
