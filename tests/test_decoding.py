@@ -234,3 +234,21 @@ def test_cached_decoding_equals_full_prefix_decoding(attention):
     model.train()
     with pytest.raises(RuntimeError, match="eval mode"):
         model.decode_step(model.start_decoding(memory, pad), None)
+
+
+def test_padded_trie_levels_decode_like_the_dense_tables(monkeypatch):
+    """Reading sparse levels through the padded layout (fewer candidates per beam) returns the same lists, scores
+    and codes as reading every level's dense table."""
+    ds = make_tiny_dataset(n_users=30, n_items=80)
+    rng = np.random.default_rng(4)
+    table = RecIDTable(disambiguate(rng.integers(0, 24, (ds.n_items, 2)), ds.item_popularity()))
+    g = torch.Generator().manual_seed(1)
+    model = MMGRecGenerator(table, torch.randn(ds.n_users, 8, generator=g), torch.randn(ds.n_items, 8, generator=g),
+                            ds.train, d_model=16, n_layers=1, n_heads=2, dim_feedforward=32, max_len=8).eval()
+    assert model.trie.padded(1) is not None                        # ~3 of 24 children per level-1 node
+    users = torch.arange(ds.n_users)
+    fast = beam_search(model, users, k=10, beam_width=12, exclude=ds.val, return_codes=True)
+    monkeypatch.setattr(model.trie, "padded", lambda level: None)
+    dense = beam_search(model, users, k=10, beam_width=12, exclude=ds.val, return_codes=True)
+    assert torch.equal(fast[0], dense[0]) and torch.equal(fast[2], dense[2])
+    assert torch.equal(fast[1], dense[1])

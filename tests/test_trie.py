@@ -87,3 +87,27 @@ def test_atomic_write_uses_the_usual_mode_and_cleans_up(tmp_path):
     except RuntimeError:
         pass
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.txt"]
+
+
+def test_padded_levels_hold_exactly_the_dense_children():
+    """Sparse levels get a padded layout with the same (token, child) pairs, tokens ascending; dense ones none."""
+    rng = np.random.default_rng(0)
+    codes = np.unique(rng.integers(0, 64, (3000, 3)), axis=0)
+    codes = np.concatenate([codes, np.zeros((len(codes), 1), dtype=np.int64)], 1)
+    trie = PrefixTrie(torch.as_tensor(codes), [64, 64, 64, 1])
+    assert trie.padded(0) is None and trie.padded(3) is None          # root: all 64 tokens; last: card 1
+    assert trie.padded(1) is None and trie.padded(2) is not None      # ~47 of 64 children; ~1 of 64
+    for level in range(4):
+        padded, table = trie.padded(level), trie.child_table(level)
+        if padded is None:                                             # dense: some node has > card / 2 children
+            assert 2 * int((table >= 0).sum(1).max()) > table.shape[1]
+            continue
+        tokens, nexts = padded
+        assert tokens.dtype == nexts.dtype == torch.int32 and tokens.shape == nexts.shape
+        assert 2 * tokens.shape[1] <= table.shape[1]
+        for node in range(table.shape[0]):
+            valid = torch.nonzero(table[node] >= 0).reshape(-1)
+            row = tokens[node][tokens[node] >= 0].long()
+            assert torch.equal(row, valid)                             # ascending, same tokens
+            assert torch.equal(nexts[node][: row.numel()].long(), table[node, valid])
+            assert (nexts[node][row.numel():] == -1).all()

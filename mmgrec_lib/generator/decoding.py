@@ -165,19 +165,28 @@ def beam_search(model: GeneratorLike, users: torch.Tensor, k: int, beam_width: i
             else:                                                            # the whole prefix again
                 h = model.decode(memory, mpad, toks)[:, :, -1]
             logp = F.log_softmax(model.level_logits(h, lvl).float(), -1).view(Bu, W, card)  # full-range
-            child = model.trie.child_table(lvl)[node.clamp(min=0)]                       # (Bu, W, card) next node / item
+            padded = model.trie.padded(lvl)
+            if padded is None:                                               # candidates: every token
+                token = None
+                child = model.trie.child_table(lvl)[node.clamp(min=0)]       # (Bu, W, C = card) next node / item
+            else:                                                            # candidates: the node's children
+                token = padded[0][node.clamp(min=0)].long()                  # (Bu, W, C) tokens, -1 pads
+                child = padded[1][node.clamp(min=0)].long()                  # (Bu, W, C)
+                logp = logp.gather(2, token.clamp(min=0))                    # (Bu, W, C)
+            C = child.shape[2]
             ok = (child >= 0) & torch.isfinite(score)[..., None]
-            live = alive(lvl, child)                                          # (Bu, W, card) or None
+            live = alive(lvl, child)                                          # (Bu, W, C) or None
             if live is not None:
                 ok &= live
-            cand = (score[..., None] + logp).masked_fill(~ok, float("-inf")).view(Bu, W * card)
-            score, flat = cand.topk(min(beam_width, W * card), dim=1)        # (Bu, W'), best first
-            beam = torch.div(flat, card, rounding_mode="floor")
+            cand = (score[..., None] + logp).masked_fill(~ok, float("-inf")).view(Bu, W * C)
+            score, flat = cand.topk(min(beam_width, W * C), dim=1)           # (Bu, W'), best first
+            beam = torch.div(flat, C, rounding_mode="floor")
             if cache:
                 model.reorder_decoding(state, beam)
-            node = child.view(Bu, W * card).gather(1, flat)                  # (Bu, W')
+            node = child.view(Bu, W * C).gather(1, flat)                     # (Bu, W')
+            chosen = flat % C if token is None else token.view(Bu, W * C).gather(1, flat)   # (Bu, W') tokens
             prev = toks.gather(1, beam[..., None].expand(-1, -1, lvl))       # (Bu, W', l)
-            toks = torch.cat([prev, (flat % card)[..., None]], dim=2)        # (Bu, W', l + 1)
+            toks = torch.cat([prev, chosen.clamp(min=0)[..., None]], dim=2)  # (Bu, W', l + 1)
         valid = torch.isfinite(score)
         out_items = node.masked_fill(~valid, -1)
         codes = toks.masked_fill(~valid[..., None], -1)

@@ -7,6 +7,12 @@ Rec-ID. Nodes of a level are numbered in lexicographic order of their prefixes; 
 Constrained decoding keeps one node per beam and reads ``child_table(l)[node] >= 0`` as the allowed next tokens.
 Also kept: ``item_node(l)``, the node of each item's length-``l`` prefix, and ``items_below(l)``, the number of
 items under each node of level ``l`` -- both depend only on the catalogue, so the decoder never recounts them.
+
+Where a level is mostly empty (each node has at most half of ``card_l`` children, e.g. the third level of a
+million-item catalogue over 256 codes: about 15 children per node), the level is also kept in a padded
+sparse layout, :meth:`padded`: per node its children's tokens in increasing order and the nodes they reach,
+``(n_nodes_l, C_l)`` int32 each with ``C_l`` the most children of any node (``-1`` pads). Beam search reads
+that layout, so its candidates per beam are ``C_l`` instead of ``card_l`` and the rows it gathers are smaller.
 """
 from __future__ import annotations
 
@@ -47,6 +53,8 @@ class PrefixTrie(nn.Module):
             table = np.full((n_nodes, card), -1, dtype=np.int64)
             table[node, c[:, level]] = nxt
             self.register_buffer(f"children_{level}", torch.from_numpy(table), persistent=False)
+            for name, t in zip(("tokens", "nexts"), _padded_rows(table)):
+                self.register_buffer(f"{name}_{level}", t, persistent=False)
             self.register_buffer(f"item_node_{level}", torch.from_numpy(node), persistent=False)
             self.register_buffer(f"items_below_{level}",
                                  torch.from_numpy(np.bincount(node, minlength=n_nodes).astype(np.int64)),
@@ -67,6 +75,13 @@ class PrefixTrie(nn.Module):
     def child_table(self, level: int) -> torch.Tensor:
         """``(n_nodes_level, card_level)`` next node (item id at the last level), ``-1`` where invalid."""
         return getattr(self, f"children_{level}")
+
+    def padded(self, level: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``(tokens, nexts)``, each ``(n_nodes_level, C)`` int32: each node's valid tokens (increasing, ``-1``
+        pads) and the nodes (items at the last level) they lead to; ``None`` where the level is dense enough
+        (some node has more than half of ``card_level`` children) to be read from :meth:`child_table`."""
+        tokens = getattr(self, f"tokens_{level}")
+        return None if tokens.shape[1] == 0 else (tokens, getattr(self, f"nexts_{level}"))
 
     def item_node(self, level: int) -> torch.Tensor:
         """``(I,)`` node of each item's length-``level`` prefix (level 0: the root, node 0)."""
@@ -106,6 +121,25 @@ class PrefixTrie(nn.Module):
     def extra_repr(self) -> str:
         sizes = [self.child_table(level).shape[0] for level in range(self.n_levels)]
         return f"items={self.n_items}, cardinalities={self.cardinalities}, nodes per level={sizes}"
+
+
+def _padded_rows(table: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """A dense ``(n, card)`` child table -> padded ``(tokens, nexts)`` int32 tables ``(n, C)`` of each row's valid
+    entries in token order; ``(n, 0)`` tensors when some row has more than ``card / 2`` valid entries."""
+    n, card = table.shape
+    valid = table >= 0
+    counts = valid.sum(1)
+    width = int(counts.max()) if n else 0
+    if n == 0 or 2 * width > card or int(table.max()) >= 2**31:
+        empty = torch.zeros((n, 0), dtype=torch.int32)
+        return empty, empty.clone()
+    rows, cols = np.nonzero(valid)                                       # row-major: tokens ascending per row
+    pos = np.arange(rows.size) - (np.cumsum(counts) - counts)[rows]
+    tokens = np.full((n, width), -1, dtype=np.int32)
+    nexts = np.full((n, width), -1, dtype=np.int32)
+    tokens[rows, pos] = cols
+    nexts[rows, pos] = table[rows, cols]
+    return torch.from_numpy(tokens), torch.from_numpy(nexts)
 
 
 __all__ = ["PrefixTrie"]
