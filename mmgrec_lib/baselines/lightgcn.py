@@ -29,33 +29,16 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.nn.models import LightGCN as PyGLightGCN
 
 from ..data.dataset import RecDataset
-from ..data.sparse import bipartite_edge_index
+from ..data.sparse import bipartite_edge_index, constant_spmm
 from ..utils import check_fields
 from .base import BPRRecommender, check_non_negative, check_positive, init_normal_
-
-
-class _SymmetricSpmm(torch.autograd.Function):
-    """``A @ X`` for a constant *symmetric* sparse ``A``: the backward pass is ``A @ G`` (as ``A^T = A``).
-
-    ``torch.sparse.mm``'s own backward transposes the CSR matrix and converts it back to CSR at every step,
-    which costs ~10x the forward product on CPU; reusing ``A`` removes that.
-    """
-
-    @staticmethod
-    def forward(ctx, adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        ctx.adj = adj
-        return adj @ x
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return None, ctx.adj @ grad
 
 
 class SymmetricLGConv(LGConv):
     """PyG's :class:`~torch_geometric.nn.conv.LGConv` for a pre-normalised symmetric sparse adjacency."""
 
     def message_and_aggregate(self, adj_t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return _SymmetricSpmm.apply(adj_t, x)
+        return constant_spmm(adj_t, x)                  # symmetric: the backward reuses A (no transpose)
 
 
 @dataclass

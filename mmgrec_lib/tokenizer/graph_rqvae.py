@@ -60,7 +60,7 @@ from torch import nn
 from torch_geometric.nn import SAGEConv
 
 from ..data.dataset import RecDataset
-from ..data.sparse import bipartite_edge_index
+from ..data.sparse import bipartite_edge_index, constant_spmm, transpose_csr
 from ..evaluation import evaluate
 from .recid import DISAMBIGUATION_MODES
 from .run import RecIDRun, build_recids
@@ -229,6 +229,20 @@ def mean_adjacency(edge_index: torch.Tensor, n_users: int, n_items: int) -> torc
 
 
 # ====================================================================== models
+class MeanSAGEConv(SAGEConv):
+    """PyG's :class:`~torch_geometric.nn.SAGEConv` over a constant sparse adjacency: the neighbour product runs
+    through :func:`~mmgrec_lib.data.sparse.constant_spmm`, with the adjacency's transpose computed once per
+    adjacency (not at every backward pass). Same values as ``SAGEConv``."""
+
+    _transpose: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def message_and_aggregate(self, adj_t: torch.Tensor, x) -> torch.Tensor:
+        x = x[0] if isinstance(x, tuple) else x
+        if self._transpose is None or self._transpose[0] is not adj_t:
+            self._transpose = (adj_t, transpose_csr(adj_t))
+        return constant_spmm(adj_t, x, self._transpose[1])
+
+
 class GraphEncoder(nn.Module):
     r"""Multimodal node initialisation and GCN of Graph RQ-VAE (eq. 4-5).
 
@@ -263,7 +277,7 @@ class GraphEncoder(nn.Module):
             nn.init.normal_(self.item_emb.weight, std=init_std)
             self.proj = nn.Linear(feature_dim, dim, bias=False) if feature_dim else None   # W of eq. 4
             # eq. 5: lin_r = W1 (root), lin_l = W2 (neighbour mean); "sum" over 1/deg-weighted edges = mean
-            self.convs = nn.ModuleList(SAGEConv(widths[n], widths[n + 1], aggr="sum", root_weight=True)
+            self.convs = nn.ModuleList(MeanSAGEConv(widths[n], widths[n + 1], aggr="sum", root_weight=True)
                                        for n in range(n_layers))
 
     def layer0(self, features: torch.Tensor | None = None,
