@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 import torch
 
@@ -113,6 +114,7 @@ def test_padded_levels_hold_exactly_the_dense_children():
             assert (nexts[node][row.numel():] == -1).all()
 
 
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
 def test_constant_spmm_equals_torch_sparse_mm_bit_for_bit():
     """The graph product with a precomputed transpose gives torch.sparse.mm's values and gradients exactly."""
     from mmgrec_lib.data.sparse import constant_spmm, transpose_csr
