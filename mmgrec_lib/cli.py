@@ -516,7 +516,10 @@ def bench_train(args) -> int:
 
     from .experiments import throughput as tp
 
-    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    for name in ("users", "items", "interactions"):
+        if getattr(args, name) is None:
+            setattr(args, name, tp.PAPER_SCALE[name])
+    stages = [s.strip() for s in (args.stages or ",".join(tp.STAGES)).split(",") if s.strip()]
     try:
         if args.epochs < 1 or args.threads < 1:
             raise ValueError("--epochs and --threads must be >= 1")
@@ -592,15 +595,15 @@ def main(argv: list[str] | None = None) -> int:
     dec.add_argument("--no-peak", action="store_true", help="skip the per-call peak memory (forked children)")
     dec.add_argument("--csv", type=Path, help="also write the full table (one row per size and method) here")
     dec.add_argument("--seed", type=int, default=0)
-    from .experiments.throughput import PAPER_SCALE, STAGES
     tr = bench_sub.add_parser(
         "train", help="seconds per training epoch and per validation pass of each stage (evaluation, LightGCN, "
                       "Graph RQ-VAE, generator) on a synthetic dataset of the given size")
-    tr.add_argument("--users", type=int, default=PAPER_SCALE["users"], help=f"users (default {PAPER_SCALE['users']})")
-    tr.add_argument("--items", type=int, default=PAPER_SCALE["items"], help=f"items (default {PAPER_SCALE['items']})")
-    tr.add_argument("--interactions", type=int, default=PAPER_SCALE["interactions"],
-                    help=f"training interactions, about (default {PAPER_SCALE['interactions']})")
-    tr.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated (default {','.join(STAGES)})")
+    # defaults (None) are filled in by bench_train from experiments.throughput, so that other commands do not
+    # import torch to build this parser
+    tr.add_argument("--users", type=int, help="users (default: the paper-scale size, 35600)")
+    tr.add_argument("--items", type=int, help="items (default 18400)")
+    tr.add_argument("--interactions", type=int, help="training interactions, about (default 218000)")
+    tr.add_argument("--stages", help="comma-separated (default: all: evaluation,lightgcn,graph_rqvae,generator)")
     tr.add_argument("--epochs", type=int, default=2, help="training epochs per stage; the mean is shown (default 2)")
     tr.add_argument("--threads", type=int, default=1, help="torch threads (default 1: bit-reproducible training)")
     tr.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
