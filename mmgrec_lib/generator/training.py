@@ -56,12 +56,12 @@ from ..data.progress import progress_bar
 from ..data.device import resolve_device
 from ..utils import eval_mode, seeded_rng
 
-TIME_KEYS = ("train_s", "val_s")
+TIME_KEYS = ("train_s", "val_s")  # the only history entries that differ between identical runs
 # Bumped when a change to the training code changes what the same config trains (part of the run key, so
 # saved runs of older code are not reused): 2 = FastDropout's random source; 3 = batches of batch_size
 # targets (not batch_size // T inputs) and steps accumulated over length chunks (2026-12).
 TRAINING_VERSION = 3
-MAX_LEFT_OUT_DIVISOR = 10          # grouped targets: at most n_u // 10 of a user's items leave the input   # the only history entries that differ between identical runs
+MAX_LEFT_OUT_DIVISOR = 10          # grouped targets: at most n_u // 10 of a user's items leave the input
 
 
 # ---------------------------------------------------------------------- construction
@@ -174,7 +174,8 @@ def accumulate_gradients(model: MMGRecGenerator, users: torch.Tensor, items: tor
                          label_smoothing: float = 0.0) -> tuple[torch.Tensor, int]:
     """Back-propagate the batch's mean loss chunk by chunk: each chunk's mean loss is weighted by its share of
     the batch's targets, so the gradients add up to those of the whole batch at once (one encoder pass per
-    chunk, padded to the chunk's longest input). ``items``: ``(B,)`` or ``(B, T)`` with ``-1`` padding.
+    chunk, padded to the chunk's longest input; the decoder runs only the target slots the chunk fills).
+    ``items``: ``(B,)`` or ``(B, T)`` with ``-1`` padding.
     Returns the summed loss over targets (detached, float64) and the number of targets."""
     n_targets = int((items >= 0).sum())
     total = torch.zeros((), dtype=torch.float64, device=model.device)
