@@ -2,6 +2,8 @@
 user-item bipartite graph as one homogeneous graph."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -32,7 +34,7 @@ class PairSet:
         rows, cols = csr_pairs(mat)
         self.n_cols = int(mat.shape[1])
         self.keys = torch.sort(rows * self.n_cols + cols).values                   # (E,) ascending
-        self.counts = torch.from_numpy(np.diff(sp.csr_matrix(mat).indptr).astype(np.int64))   # (n_rows,)
+        self.counts = torch.bincount(rows, minlength=int(mat.shape[0]))             # (n_rows,) non-zeros per row
 
     def contains(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
         """``rows (B,)``, ``cols (B, K)`` -> ``(B, K)`` bool: is ``(rows[b], cols[b, k])`` a non-zero?"""
@@ -78,8 +80,6 @@ def constant_spmm(adj: torch.Tensor, x: torch.Tensor, adj_t: torch.Tensor | None
 
 def transpose_csr(adj: torch.Tensor) -> torch.Tensor:
     """The transpose of a sparse CSR (or COO) matrix, as CSR."""
-    import warnings
-
     with warnings.catch_warnings():                     # "sparse CSR support is in beta state"
         warnings.simplefilter("ignore", UserWarning)
         return adj.to_sparse_coo().t().coalesce().to_sparse_csr()
