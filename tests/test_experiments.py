@@ -2,8 +2,9 @@
 import dataclasses
 import math
 
+import numpy as np
+import pandas as pd
 import pytest
-
 import torch
 
 from _fixtures import make_tiny_dataset
@@ -72,3 +73,45 @@ def test_codebook_size_sweep_chooses_best_generator_validation_smallest_on_ties(
     assert df["test_recall@10"].tolist() == [0.8, 0.7, 0.7]      # reported, not used for the choice
     with pytest.raises(ValueError, match="no codebook sizes"):
         experiments.codebook_size_sweep(None, GraphRQVAEConfig(), None, [])
+
+
+# ---------------------------------------------------------------------- accuracy ladder (issue 11)
+def test_ladder_rungs_are_cumulative_and_checked():
+    from mmgrec_lib.experiments import Rung, rung_configs
+    from mmgrec_lib.generator import GeneratorConfig
+    from mmgrec_lib.tokenizer import GraphRQVAEConfig
+    from mmgrec_lib.training import LoopConfig
+    rungs = [Rung("a"), Rung("b", recid={"schedule": "two_stage"}), Rung("c", generator={"user_memory": True, "epochs": 3})]
+    cfgs = rung_configs(GraphRQVAEConfig(), GeneratorConfig(), LoopConfig(epochs=1), rungs)
+    assert [c[0].schedule for c in cfgs] == ["alternate", "two_stage", "two_stage"]
+    assert [c[1].model.user_memory for c in cfgs] == [False, False, True]
+    assert [c[2].epochs for c in cfgs] == [1, 1, 3]
+    with pytest.raises(TypeError, match="bogus"):
+        rung_configs(GraphRQVAEConfig(), GeneratorConfig(), LoopConfig(), [Rung("x", recid={"bogus": 1})])
+    with pytest.raises(ValueError, match="unique"):
+        rung_configs(GraphRQVAEConfig(), GeneratorConfig(), LoopConfig(), [Rung("x"), Rung("x")])
+    with pytest.raises(TypeError):
+        Rung.from_dict({"name": "x", "recids": {}})
+
+
+def test_run_ladder_tabulates_every_rung_and_reuses_runs(tmp_path):
+    from mmgrec_lib.experiments import Rung, run_baselines, run_ladder
+    from mmgrec_lib.generator import GeneratorConfig
+    from mmgrec_lib.tokenizer import GraphRQVAEConfig
+    from mmgrec_lib.training import LoopConfig
+    ds = make_tiny_dataset(n_users=30, n_items=40, per_user=10)
+    rc = GraphRQVAEConfig(dim=8, codebook_size=4, epochs=2, rq_epochs=2, rq_hidden_dim=8, rq_latent_dim=4,
+                          device="cpu")
+    gc = GeneratorConfig.from_dict(dict(d_model=16, n_layers=1, n_heads=2, max_len=5, beam_width=20, device="cpu"))
+    loop = LoopConfig(epochs=1, patience=0, progress=False)
+    rungs = [Rung("paper"), Rung("lgc", recid={"encoder": "lightgcn", "schedule": "two_stage"}),
+             Rung("mem", generator={"user_memory": True})]
+    ref = run_baselines(ds, ["mostpop"], loop=loop, runs_dir=tmp_path)["mostpop"]
+    table, runs = run_ladder(ds, rc, gc, loop, rungs, runs_dir=tmp_path, reference=ref, reference_name="mostpop")
+    assert list(table["rung"]) == ["paper", "lgc", "mem", "mostpop"]
+    assert np.isnan(table["p_ndcg@10_vs_prev"].iloc[0]) and table["p_ndcg@10_vs_prev"].iloc[1:].notna().all()
+    assert table["coverage@10"].between(0, 1).all() and table["test_recall@20"].notna().all()
+    assert set(runs) == {"paper", "lgc", "mem"}
+    again, _ = run_ladder(ds, rc, gc, loop, rungs, runs_dir=tmp_path, reference=ref, reference_name="mostpop")
+    cols = [c for c in table if "seconds" not in c]
+    pd.testing.assert_frame_equal(table[cols], again[cols])

@@ -229,3 +229,73 @@ def test_chunked_gradient_equals_the_whole_batch(inputs, grouped):
     assert n1 == n2 == int((items >= 0).sum())
     assert torch.allclose(whole, parts, rtol=1e-5)
     assert len(g1) == len(g2) and all(torch.allclose(a, b, atol=1e-6, rtol=1e-4) for a, b in zip(g1, g2))
+
+
+# ---------------------------------------------------------------------- levers beyond the paper (issue 11)
+def test_user_memory_token_feeds_the_decoder(inputs):
+    ds, table, u, i = inputs
+    model = gt.build_generator(ds, table, u, i, GeneratorConfig.from_dict({**CFG, "user_memory": True})).eval()
+    users = torch.arange(6)
+    memory, pad = model.encode(users)
+    plain = gt.build_generator(ds, table, u, i, GeneratorConfig.from_dict(CFG)).eval()
+    memory0, pad0 = plain.encode(users)
+    assert memory.shape == (6, memory0.shape[1] + 1, CFG["d_model"]) and not pad[:, 0].any()
+    assert torch.equal(pad[:, 1:], pad0)
+    # the first memory slot is the projected h_u: changing h_u changes what the decoder reads
+    logits = model(users, torch.arange(6))
+    model.user_repr[users] += 1.0
+    assert not torch.allclose(logits, model(users, torch.arange(6)))
+    lists, _ = model.recommend(users, 5, 10)
+    assert lists.shape == (6, 5)
+    _, res = _train(inputs, LoopConfig(epochs=2, patience=0, progress=False), user_memory=True)
+    assert res.history[-1]["loss"] < res.history[0]["loss"]
+
+
+def test_restricted_loss_is_cross_entropy_over_the_trie_children(inputs):
+    ds, table, u, i = inputs
+    model = gt.build_generator(ds, table, u, i, GeneratorConfig.from_dict({**CFG, "dropout": 0.0})).eval()
+    users, items = torch.arange(10), torch.arange(10)
+    logits = model(users, items)                                                    # (B, M, Cmax)
+    codes = model.codes[items]
+    ref = 0.0
+    for lvl in range(model.n_levels):
+        node = model.trie.item_node(lvl)[items]
+        allowed = model.trie.child_table(lvl)[node] >= 0                            # (B, card)
+        z = logits[:, lvl, :model.cardinalities[lvl]].masked_fill(~allowed, float("-inf"))
+        ref += torch.nn.functional.cross_entropy(z, codes[:, lvl])
+    got = model.loss(users, items, restricted=True)
+    assert torch.allclose(got, ref / model.n_levels)
+    assert got < model.loss(users, items)                                           # fewer competitors
+    with pytest.raises(ValueError, match="label_smoothing"):
+        GeneratorConfig.from_dict({**CFG, "restricted_loss": True, "label_smoothing": 0.1})
+
+
+def test_unit_weights_give_the_unweighted_loss_and_weights_reweight(inputs):
+    ds, table, u, i = inputs
+    model = gt.build_generator(ds, table, u, i, GeneratorConfig.from_dict({**CFG, "dropout": 0.0})).eval()
+    users, items = torch.arange(8), torch.stack([torch.arange(8), torch.arange(8, 16)], 1)   # (8, 2)
+    items[3, 1] = -1
+    assert torch.allclose(model.loss(users, items, weights=torch.ones(8)), model.loss(users, items))
+    only_first = torch.zeros(8)
+    only_first[0] = 1.0
+    assert torch.allclose(model.loss(users, items, weights=only_first), model.loss(users[:1], items[:1]))
+    # chunked accumulation with weights = one weighted pass over the batch
+    w = torch.rand(8, generator=torch.Generator().manual_seed(0)) + 0.1
+    def grads(chunks):
+        model.zero_grad(set_to_none=True)
+        total, _ = gt.accumulate_gradients(model, users, items, chunks, weights=w)
+        return total, [p.grad.clone() for p in model.parameters() if p.grad is not None]
+    t1, g1 = grads([torch.arange(8)])
+    t2, g2 = grads([torch.arange(3), torch.arange(3, 8)])
+    assert torch.allclose(t1, t2) and all(torch.allclose(a, b, atol=1e-6, rtol=1e-4) for a, b in zip(g1, g2))
+
+
+def test_user_weighted_training_runs_and_keys_ignore_default_levers(inputs):
+    _, res = _train(inputs, LoopConfig(epochs=2, patience=0, progress=False), user_weight_power=1.0,
+                    restricted_loss=True)
+    assert all(np.isfinite(r["loss"]) for r in res.history)
+    base = GeneratorConfig.from_dict(CFG)
+    assert set(base.flat()) - set(base.key_settings()) == {"user_memory", "restricted_loss", "user_weight_power"}
+    assert base.replace(user_memory=True).key_settings()["user_memory"] is True
+    with pytest.raises(ValueError, match="user_weight_power"):
+        GeneratorConfig.from_dict({**CFG, "user_weight_power": -1.0})

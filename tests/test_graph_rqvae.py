@@ -194,3 +194,56 @@ def test_hkmeans_and_id_without_graph_runs(run, dataset):
     no_feat = without_features(dataset)
     with pytest.raises(ValueError, match="no item features"):
         assign_id_without_graph(no_feat, cfg)
+
+
+# ---------------------------------------------------------------------- levers beyond the paper (issue 11)
+def test_lightgcn_encoder_is_the_layer_mean_of_symmetric_propagation(dataset):
+    """encoder="lightgcn": H = mean_n (D^-1/2 A D^-1/2)^n H0 over the eq. 4 nodes; width 2D with features."""
+    from mmgrec_lib.tokenizer.graph_rqvae import GraphRQVAE, symmetric_adjacency
+    feats, mask = item_feature_matrix(dataset)
+    cfg = GraphRQVAEConfig(**{**TINY, "encoder": "lightgcn"})
+    model = GraphRQVAE(dataset.n_users, dataset.n_items, feats.shape[1], cfg)
+    adj = symmetric_adjacency(dataset.train_edge_index(), dataset.n_users, dataset.n_items)
+    h_u, h_i = model(adj, feats, mask)
+    assert h_u.shape == (dataset.n_users, 16) and h_i.shape == (dataset.n_items, 16)
+    # reference: dense normalised adjacency built from the interaction matrix
+    R = torch.as_tensor(dataset.train.toarray(), dtype=torch.float32)
+    U, I = R.shape
+    A = torch.zeros(U + I, U + I)
+    A[:U, U:], A[U:, :U] = R, R.T
+    d = A.sum(1).clamp_min(1).rsqrt()
+    A = d[:, None] * A * d[None, :]
+    x0 = torch.cat(model.graph.layer0(feats, mask))
+    ref = (x0 + A @ x0 + A @ (A @ x0)) / 3
+    assert torch.allclose(torch.cat([h_u, h_i]), ref, atol=1e-5)
+    run = assign_recids(dataset, GraphRQVAEConfig(**{**TINY, "encoder": "lightgcn", "schedule": "two_stage"}),
+                        progress=False)
+    assert run.item_emb.shape == (dataset.n_items, 16) and run.semantic.shape == (dataset.n_items, 3)
+    assert run.config["encoder"] == "lightgcn"
+
+
+def test_later_fields_at_their_defaults_leave_saved_configs_and_keys_unchanged(dataset, tmp_path):
+    from mmgrec_lib.experiments.runs import recid_run_path
+    base = GraphRQVAEConfig(**TINY)
+    assert "encoder" not in base.to_dict() and "rq_weight" not in base.to_dict()
+    assert GraphRQVAEConfig.from_dict(base.to_dict()) == base
+    other = GraphRQVAEConfig(**{**TINY, "encoder": "lightgcn", "rq_weight": 0.5})
+    assert other.to_dict()["encoder"] == "lightgcn" and other.to_dict()["rq_weight"] == 0.5
+    assert recid_run_path(tmp_path, dataset, base) != recid_run_path(tmp_path, dataset, other)
+    with pytest.raises(ValueError, match="encoder"):
+        GraphRQVAEConfig(**{**TINY, "encoder": "gat"})
+    with pytest.raises(ValueError, match="rq_weight"):
+        GraphRQVAEConfig(**{**TINY, "rq_weight": -1.0})
+
+
+def test_rq_weight_scales_the_alternating_rq_step(dataset):
+    """The RQ step's gradient reaching the graph (and the RQ-VAE) is rq_weight times the unweighted one."""
+    from mmgrec_lib.tokenizer.graph_rqvae import _Trainer
+    grads = []
+    for w in (1.0, 0.25):
+        trainer = _Trainer(dataset, GraphRQVAEConfig(**{**TINY, "rq_weight": w}), torch.device("cpu"))
+        trainer._rq_step(trainer.embed()[1], torch.Generator().manual_seed(0))
+        grads.append((trainer.model.graph.proj.weight.grad.clone(),
+                      trainer.model.rqvae.encoder[0].weight.grad.clone()))
+    for full, quarter in zip(*grads):
+        assert full.abs().sum() > 0 and torch.allclose(quarter, 0.25 * full, atol=1e-7)

@@ -137,7 +137,7 @@ def results_table(runs: Mapping[str, ModelRun], reference: str | None = None,
 
 def recid_run_path(runs_dir: str | Path, dataset: RecDataset, config) -> Path:
     """Where the Rec-ID run of ``dataset`` under ``config`` (a ``GraphRQVAEConfig``) is stored."""
-    cfg = {k: v for k, v in dataclasses.asdict(config).items() if k != "device"}
+    cfg = {k: v for k, v in config.to_dict().items() if k != "device"}
     return Path(runs_dir) / f"recid_{dataset.name}_L{config.codebook_size}_{run_key(dataset_key(dataset), cfg)}.pt"
 
 
@@ -193,7 +193,7 @@ def run_generator(dataset: RecDataset, recid_run, config, loop: LoopConfig | Non
     loop = loop or LoopConfig()
     ckpt = None
     if runs_dir is not None:
-        settings = {k: v for k, v in config.flat().items() if k != "inference_seed"}   # set from seed
+        settings = {k: v for k, v in config.key_settings().items() if k != "inference_seed"}   # set from seed
         settings["training_version"] = TRAINING_VERSION        # runs of older training code are not reused
         key = run_key(dataset_key(dataset), recid_run.config, settings, loop_key(loop))
         ckpt = Path(runs_dir) / f"generator_{dataset.name}_{key}.pt"

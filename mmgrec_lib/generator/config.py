@@ -50,6 +50,9 @@ class ModelConfig:
         finetune_item_emb: with ``"graph"``, train the item representations (else a frozen buffer).
         inference_seed: seed of the input subset drawn at inference for users with more than ``max_len``
             items (:func:`~mmgrec_lib.generator.training.build_generator` sets it to the training seed).
+        user_memory: not the paper's: also give the decoder the user's representation ``h_u`` as one extra
+            memory token (a learned projection of ``h_u``) beside the encoder output, so cross-attention reads
+            the user directly (the paper's ``h_u`` only drives eq. 18's three scalars in the encoder).
     """
 
     d_model: int = 64
@@ -63,6 +66,7 @@ class ModelConfig:
     item_embedding: str = "graph"
     finetune_item_emb: bool = False
     inference_seed: int = 0
+    user_memory: bool = False
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -101,6 +105,11 @@ class TrainConfig:
         val_ks: cut-offs computed at validation (the monitor, e.g. ``recall@10``, must be among them).
         eval_batch_size: users decoded at once.
         eval_every: when set, overrides ``LoopConfig.eval_every``.
+        restricted_loss: not the paper's: each level's softmax runs over the tokens the trie allows after the
+            target's prefix (what constrained beam search can choose), instead of over the whole level.
+        user_weight_power: not the paper's: each training target weighs ``n_u ** -p`` (``n_u``: its user's
+            training items; weights rescaled to mean 1 over the epoch's targets); ``0`` = every sample alike (the
+            paper), ``1`` = every user alike. Counters heavy users dominating the loss (TikTok).
         seed: seeds the weight initialisation, the inference subsets and the default training generator.
         device: ``"auto"`` (cuda if available), ``"cpu"``, ``"cuda"``, ...
     """
@@ -119,6 +128,8 @@ class TrainConfig:
     val_ks: tuple[int, ...] = (10, 20)
     eval_batch_size: int = 256
     eval_every: int | None = None
+    restricted_loss: bool = False
+    user_weight_power: float = 0.0
     seed: int = 0
     device: str = "auto"
 
@@ -138,6 +149,16 @@ class TrainConfig:
         if self.lr <= 0 or self.weight_decay < 0:
             raise ValueError(f"{where}: need lr > 0 and weight_decay >= 0, got {self.lr} and {self.weight_decay}")
         _fraction(where, label_smoothing=self.label_smoothing)
+        if self.restricted_loss and self.label_smoothing:
+            raise ValueError(f"{where}: restricted_loss and label_smoothing cannot be combined (smoothing would "
+                             "put mass on tokens the trie forbids)")
+        if not 0.0 <= self.user_weight_power <= 2.0:
+            raise ValueError(f"{where}: user_weight_power must be in [0, 2], got {self.user_weight_power}")
+
+
+# fields added after the first saved runs, with the defaults that reproduce those runs: left out of run keys
+# while they hold these values (so earlier finished runs are still found)
+LATER_DEFAULTS: dict[str, Any] = {"user_memory": False, "restricted_loss": False, "user_weight_power": 0.0}
 
 
 @dataclass
@@ -178,5 +199,9 @@ class GeneratorConfig:
         """All settings as one flat dict."""
         return {**dataclasses.asdict(self.model), **dataclasses.asdict(self.train)}
 
+    def key_settings(self) -> dict[str, Any]:
+        """:meth:`flat` without the later-added fields that hold their original defaults (run keys)."""
+        return {k: v for k, v in self.flat().items() if not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])}
 
-__all__ = ["ATTENTION_MODES", "GeneratorConfig", "ITEM_EMBEDDINGS", "ModelConfig", "OPTIMIZERS", "TrainConfig"]
+
+__all__ = ["ATTENTION_MODES", "LATER_DEFAULTS", "GeneratorConfig", "ITEM_EMBEDDINGS", "ModelConfig", "OPTIMIZERS", "TrainConfig"]

@@ -211,6 +211,9 @@ class MMGRecGenerator(nn.Module):
                 setattr(layer, name, FastDropout(config.dropout))
         self.head = nn.Linear(d_model, n_tok)                                                  # all level tokens
         self.register_buffer("causal", torch.triu(torch.ones(M, M, dtype=torch.bool), 1), persistent=False)
+        # ---- optional (not the paper's): h_u as one more memory token for the decoder's cross-attention
+        self.user_token = (nn.Sequential(nn.Linear(user_repr.shape[1], d_model), nn.LayerNorm(d_model))
+                           if config.user_memory else None)
 
         # Xavier for every weight matrix (paper 4.3); embeddings and U (initialised per D x D slice) keep theirs.
         for name, p in self.named_parameters():
@@ -296,6 +299,10 @@ class MMGRecGenerator(nn.Module):
         h_u = self.user_repr[users] if self.config.attention == "relation" else None      # (B, D_u)
         for layer in self.encoder:
             x = layer(x, pad, h_u)
+        if self.user_token is not None:                                             # memory = [h_u token; E]
+            u = self.user_token(self.user_repr[users])[:, None]                     # (B, 1, D)
+            x = torch.cat([u, x], dim=1)                                            # (B, 1 + n, D)
+            pad = torch.cat([pad.new_zeros(pad.shape[0], 1), pad], dim=1)           # (B, 1 + n)
         return x, pad
 
     # ------------------------------------------------------------------ decoder
@@ -419,18 +426,44 @@ class MMGRecGenerator(nn.Module):
         return logits[:, 0] if single else logits
 
     def loss(self, users: torch.Tensor, items: torch.Tensor, generator: torch.Generator | None = None,
-             label_smoothing: float = 0.0) -> torch.Tensor:
+             label_smoothing: float = 0.0, restricted: bool = False,
+             weights: torch.Tensor | None = None) -> torch.Tensor:
         """Mean cross-entropy over the ``M`` Rec-ID tokens of each target (each level's softmax runs over
-        that level's range). ``items``: ``(B,)`` or ``(B, T)`` with ``-1`` padding, as in :meth:`forward`."""
+        that level's range). ``items``: ``(B,)`` or ``(B, T)`` with ``-1`` padding, as in :meth:`forward`.
+
+        ``restricted``: each level's softmax runs over the tokens the trie allows after the target's prefix
+        (the choices constrained beam search has there). ``weights``: ``(B,)`` per user row (shared by its
+        targets): the loss is then the weighted mean over targets.
+        """
+        if restricted and label_smoothing:
+            raise ValueError("restricted loss and label smoothing cannot be combined (smoothing would put mass "
+                             "on tokens the trie forbids)")
         logits = self(users, items, generator)                                      # (B, [T,] M, Cmax)
-        items = torch.as_tensor(items, dtype=torch.long).to(self.device).reshape(-1)
+        items = torch.as_tensor(items, dtype=torch.long).to(self.device)
+        T = 1 if items.dim() == 1 else items.shape[1]
+        items = items.reshape(-1)
         valid = items >= 0                                                          # (B*T,)
         logits = logits.reshape(-1, self.n_levels, logits.shape[-1])[valid]         # (P, M, Cmax)
-        codes = self.codes[items[valid]]                                            # (P, M)
-        total = logits.new_zeros(())
+        targets = items[valid]
+        codes = self.codes[targets]                                                 # (P, M)
+        if weights is None:
+            total = logits.new_zeros(())
+            for lvl, card in enumerate(self.cardinalities):
+                z = logits[:, lvl, :card]                                           # (P, card)
+                if restricted:
+                    z = z.masked_fill(~self.trie.allowed(lvl, self.trie.item_node(lvl)[targets]), float("-inf"))
+                total = total + F.cross_entropy(z, codes[:, lvl], label_smoothing=label_smoothing)
+            return total / self.n_levels
+        w = torch.as_tensor(weights, dtype=logits.dtype, device=self.device)
+        w = w.reshape(-1, 1).expand(-1, T).reshape(-1)[valid]                      # (P,)
+        per_target = logits.new_zeros(targets.shape[0])
         for lvl, card in enumerate(self.cardinalities):
-            total = total + F.cross_entropy(logits[:, lvl, :card], codes[:, lvl], label_smoothing=label_smoothing)
-        return total / self.n_levels
+            z = logits[:, lvl, :card]
+            if restricted:
+                z = z.masked_fill(~self.trie.allowed(lvl, self.trie.item_node(lvl)[targets]), float("-inf"))
+            per_target = per_target + F.cross_entropy(z, codes[:, lvl], reduction="none",
+                                                      label_smoothing=label_smoothing)
+        return (w * per_target).sum() / (w.sum().clamp_min(1e-12) * self.n_levels)
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()

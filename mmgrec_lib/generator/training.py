@@ -171,13 +171,17 @@ def length_chunks(lengths: torch.Tensor, min_rows: int = 32) -> list[torch.Tenso
 
 def accumulate_gradients(model: MMGRecGenerator, users: torch.Tensor, items: torch.Tensor,
                          chunks: list[torch.Tensor], generator: torch.Generator | None = None,
-                         label_smoothing: float = 0.0) -> tuple[torch.Tensor, int]:
+                         label_smoothing: float = 0.0, restricted: bool = False,
+                         weights: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
     """Back-propagate the batch's mean loss chunk by chunk: each chunk's mean loss is weighted by its share of
-    the batch's targets, so the gradients add up to those of the whole batch at once (one encoder pass per
-    chunk, padded to the chunk's longest input; the decoder runs only the target slots the chunk fills).
-    ``items``: ``(B,)`` or ``(B, T)`` with ``-1`` padding.
-    Returns the summed loss over targets (detached, float64) and the number of targets."""
-    n_targets = int((items >= 0).sum())
+    the batch's targets (of their summed ``weights`` when given: ``(B,)`` per user row), so the gradients add
+    up to those of the whole batch at once (one encoder pass per chunk, padded to the chunk's longest input;
+    the decoder runs only the target slots the chunk fills). ``items``: ``(B,)`` or ``(B, T)`` with ``-1``
+    padding. Returns the summed (weighted) loss over targets (detached, float64) and the number of targets."""
+    valid = items >= 0
+    n_targets = int(valid.sum())
+    per_row = valid.sum(1) if items.dim() == 2 else valid.long()                       # (B,) targets per row
+    w_total = None if weights is None else float((weights * per_row).sum())
     total = torch.zeros((), dtype=torch.float64, device=model.device)
     for part in chunks:
         u, i = users[part], items[part]
@@ -186,9 +190,16 @@ def accumulate_gradients(model: MMGRecGenerator, users: torch.Tensor, items: tor
             continue
         if i.dim() == 2:                           # groups fill their slots from the left: drop empty columns
             i = i[:, :int((i >= 0).sum(1).max())]
-        loss = model.loss(u, i, generator=generator, label_smoothing=label_smoothing)
-        (loss * (n / n_targets)).backward()
-        total += loss.detach().double() * n
+        if weights is None:
+            loss = model.loss(u, i, generator=generator, label_smoothing=label_smoothing, restricted=restricted)
+            (loss * (n / n_targets)).backward()
+            total += loss.detach().double() * n
+        else:
+            w_part = float((weights[part] * per_row[part]).sum())
+            loss = model.loss(u, i, generator=generator, label_smoothing=label_smoothing, restricted=restricted,
+                              weights=weights[part])
+            (loss * (w_part / w_total)).backward()
+            total += loss.detach().double() * w_part
     return total, n_targets
 
 
@@ -206,6 +217,10 @@ def run_epoch(model: MMGRecGenerator, optimizer: torch.optim.Optimizer, users: t
     n_targets = (g_items >= 0).sum(1)                                                # (G,)
     lengths = (counts[g_users] - n_targets).clamp(max=model.config.max_len)          # encoder input length
     batches = batch_indices(lengths, config.batch_size, generator, config.bucket_by_length, sizes=n_targets)
+    row_weights = None
+    if config.user_weight_power:                       # n_u^-p per target, mean 1 over the epoch's targets
+        w = counts[g_users].double().clamp_min(1).pow(-config.user_weight_power)    # (G,)
+        row_weights = (w * users.numel() / (w * n_targets).sum()).float()
     total = torch.zeros((), device=dev, dtype=torch.float64)
     model.train()
     with seeded_rng(dropout_seed, dev):                       # dropout RNG: derived from the generator
@@ -215,7 +230,8 @@ def run_epoch(model: MMGRecGenerator, optimizer: torch.optim.Optimizer, users: t
             chunks = length_chunks(lengths[idx]) if config.length_chunks else [torch.arange(idx.numel())]
             optimizer.zero_grad(set_to_none=True)
             loss_sum, _ = accumulate_gradients(model, u, i, [c.to(dev) for c in chunks], generator,
-                                               config.label_smoothing)
+                                               config.label_smoothing, config.restricted_loss,
+                                               None if row_weights is None else row_weights[idx].to(dev))
             if config.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()

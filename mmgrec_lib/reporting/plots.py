@@ -272,3 +272,30 @@ def recid_training_curves(history: Sequence[Mapping], dataset: str = "", monitor
 
 __all__ = ["BEST_EPOCH_GID", "best_row", "degree_distributions", "modality_coverage", "training_curves",
            "metric_bars", "recid_training_curves"]
+
+
+def ladder_plot(table: pd.DataFrame, dataset: str = "", reference: str = "lightgcn",
+                metrics: Sequence[str] = ("test_recall@10", "test_ndcg@10", "test_recall@20")) -> plt.Figure:
+    """The accuracy ladder (:func:`~mmgrec_lib.experiments.run_ladder`): left, the test metrics of each rung in
+    order with the ``reference`` row (a baseline) as dashed lines; right, list coverage@10 per rung and the
+    reference's."""
+    rungs = table[table["rung"] != reference].reset_index(drop=True)
+    ref = table[table["rung"] == reference]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), layout="constrained", gridspec_kw={"width_ratios": [2, 1]})
+    x = np.arange(len(rungs))
+    for c, m in enumerate(m for m in metrics if m in rungs):
+        axes[0].plot(x, rungs[m], marker="o", color=f"C{c}", label=m.replace("test_", ""))
+        if len(ref):
+            axes[0].axhline(float(ref[m].iloc[0]), color=f"C{c}", ls="--", lw=1,
+                            label=f"{m.replace('test_', '')} ({reference})")
+    axes[0].set_xticks(x, rungs["rung"], rotation=20, ha="right")
+    axes[0].set(xlabel="rung (each adds one lever to the previous)", ylabel="test metric",
+                title=_titled(dataset, "accuracy ladder"))
+    axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
+    axes[1].bar(x, rungs["coverage@10"], color="C7")
+    if len(ref):
+        axes[1].axhline(float(ref["coverage@10"].iloc[0]), color="k", ls="--", lw=1, label=reference)
+        axes[1].legend(frameon=False)
+    axes[1].set_xticks(x, rungs["rung"], rotation=20, ha="right")
+    axes[1].set(xlabel="rung", ylabel="distinct items in test top-10 / items", title=_titled(dataset, "list coverage"))
+    return fig

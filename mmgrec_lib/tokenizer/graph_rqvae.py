@@ -72,6 +72,7 @@ from ..data.device import resolve_device
 from ..utils import check_fields, check_unknown, seeded_rng
 
 SCHEDULES = ("alternate", "two_stage")
+ENCODERS = ("sage", "lightgcn")
 FEATURE_NORMS = ("l2", "standardize", "none")
 
 
@@ -107,6 +108,12 @@ class GraphRQVAEConfig:
         kmeans_init: k-means initialisation of each codebook on the first batch's residuals.
         reseed_dead: re-seed codes unused over one pass over the items with residuals of random items.
         collision: ``"popularity"`` (eq. 11-12), ``"random"`` (TIGER) or ``"none"`` (no table, report only).
+        encoder: ``"sage"`` (eq. 5, the paper: SAGE layers with LeakyReLU, output ``D``-wide) or ``"lightgcn"``
+            (not the paper's: parameter-free propagation :math:`\tilde{A} = D^{-1/2} A D^{-1/2}` of the same
+            layer-0 nodes, the mean of layers ``0..n_layers`` as the representation, ``2D``-wide with features;
+            see :class:`LightGCNEncoder`).
+        rq_weight: weight of :math:`\mathcal{L}_{\text{rqvae}}` in the alternating steps (1: eq. 10 as written);
+            smaller values let the BPR term shape the representation more.
         negative_slope: LeakyReLU slope of eq. 5.
         init_std: std of the normal initialisation of user / CF embeddings.
         feature_norm: per-modality feature scaling before the projection: ``"l2"`` (each item's modality
@@ -134,6 +141,8 @@ class GraphRQVAEConfig:
     eval_every: int = 1
     schedule: str = "alternate"
     rq_grad_to_graph: bool = True
+    encoder: str = "sage"
+    rq_weight: float = 1.0
     kmeans_init: bool = True
     reseed_dead: bool = True
     collision: str = "popularity"
@@ -161,12 +170,14 @@ class GraphRQVAEConfig:
             value = float(getattr(self, name))
             if not (value > 0 and math.isfinite(value)):
                 raise ValueError(f"GraphRQVAEConfig.{name} must be a positive number, got {value}")
-        for name in ("beta", "reg", "negative_slope", "init_std", "weight_decay"):
+        for name in ("beta", "reg", "negative_slope", "init_std", "weight_decay", "rq_weight"):
             value = float(getattr(self, name))
             if not (value >= 0 and math.isfinite(value)):
                 raise ValueError(f"GraphRQVAEConfig.{name} must be >= 0, got {value}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"GraphRQVAEConfig.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"GraphRQVAEConfig.encoder must be one of {ENCODERS}, got {self.encoder!r}")
         if self.feature_norm not in FEATURE_NORMS:
             raise ValueError(f"GraphRQVAEConfig.feature_norm must be one of {FEATURE_NORMS}, got {self.feature_norm!r}")
         if self.collision not in DISAMBIGUATION_MODES:
@@ -180,7 +191,14 @@ class GraphRQVAEConfig:
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """All fields, except those added after runs were first saved while they hold their defaults: the
+        dict (and so every run key and saved config built from it) stays what it was for earlier runs."""
+        d = dataclasses.asdict(self)
+        return {k: v for k, v in d.items() if not (k in _LATER_FIELDS and v == _LATER_FIELDS[k])}
+
+
+# fields added after the first saved runs, with the defaults that reproduce those runs (left out of to_dict)
+_LATER_FIELDS: dict[str, Any] = {"encoder": "sage", "rq_weight": 1.0}
 
 
 # ====================================================================== inputs
@@ -228,6 +246,19 @@ def mean_adjacency(edge_index: torch.Tensor, n_users: int, n_items: int) -> torc
         return adj.to_sparse_csr()
 
 
+def symmetric_adjacency(edge_index: torch.Tensor, n_users: int, n_items: int) -> torch.Tensor:
+    r""":math:`D^{-1/2} A D^{-1/2}` of the bipartite graph as a sparse CSR ``(U + I, U + I)`` tensor (users
+    ``0..U-1``, items ``U..U+I-1``; isolated nodes get empty rows), as in LightGCN."""
+    src, dst = bipartite_edge_index(edge_index, n_users)
+    n = n_users + n_items
+    deg = torch.bincount(dst, minlength=n).clamp_min(1).float()
+    w = deg[src].rsqrt() * deg[dst].rsqrt()
+    adj = torch.sparse_coo_tensor(torch.stack([dst, src]), w, (n, n), check_invariants=True).coalesce()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return adj.to_sparse_csr()
+
+
 # ====================================================================== models
 class MeanSAGEConv(SAGEConv):
     """PyG's :class:`~torch_geometric.nn.SAGEConv` over a constant sparse adjacency: the neighbour product runs
@@ -270,6 +301,7 @@ class GraphEncoder(nn.Module):
         self.dim, self.negative_slope = int(dim), float(negative_slope)
         in_width = 2 * dim if feature_dim else dim
         widths = [in_width] + [dim] * n_layers
+        self.out_dim = dim
         with seeded_rng(seed):
             self.user_emb = nn.Embedding(n_users, in_width)                    # h_u^(0)
             self.item_emb = nn.Embedding(n_items, dim)                         # h_i^c
@@ -303,6 +335,39 @@ class GraphEncoder(nn.Module):
         return h[:self.n_users], h[self.n_users:]
 
 
+class LightGCNEncoder(GraphEncoder):
+    r"""Not the paper's eq. 5: the layer-0 nodes of eq. 4 propagated as in LightGCN (He et al., 2020),
+
+    .. math::
+
+        \mathbf{H}^{(n)} = \tilde{A}\,\mathbf{H}^{(n-1)}, \qquad
+        \mathbf{h}_v = \frac{1}{L+1}\sum_{n=0}^{L} \mathbf{h}_v^{(n)}, \qquad
+        \tilde{A} = D^{-1/2} A D^{-1/2},
+
+    with PyG's :class:`~torch_geometric.nn.conv.LGConv` over the pre-normalised adjacency of
+    :func:`symmetric_adjacency`. No weights besides eq. 4's (the projection ``W`` and the embeddings), so the
+    output keeps the input width (``2D`` with features). Same interface as :class:`GraphEncoder`.
+    """
+
+    def __init__(self, n_users: int, n_items: int, feature_dim: int = 0, dim: int = 64, n_layers: int = 2,
+                 init_std: float = 0.1, seed: int = 0) -> None:
+        super().__init__(n_users, n_items, feature_dim, dim, n_layers, 0.0, init_std, seed)
+        from ..baselines.lightgcn import SymmetricLGConv
+        self.convs = nn.ModuleList(SymmetricLGConv(normalize=False) for _ in range(n_layers))
+        self.out_dim = 2 * dim if feature_dim else dim
+
+    def forward(self, adj: torch.Tensor, features: torch.Tensor | None = None,
+                feature_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        h_u, h_i = self.layer0(features, feature_mask)
+        h = torch.cat([h_u, h_i], dim=0)                                       # (U + I, W0)
+        total = h
+        for conv in self.convs:
+            h = conv(h, adj)                                                   # (U + I, W0)
+            total = total + h
+        h = total / (len(self.convs) + 1)                                      # layer mean
+        return h[:self.n_users], h[self.n_users:]
+
+
 class GraphRQVAE(nn.Module):
     r"""The Graph RQ-VAE of Figure 1: :class:`GraphEncoder` (eq. 4-5) and :class:`~mmgrec_lib.tokenizer.rqvae.RQVAE`
     on its final item representations (eq. 6-10).
@@ -314,9 +379,13 @@ class GraphRQVAE(nn.Module):
     def __init__(self, n_users: int, n_items: int, feature_dim: int, config: GraphRQVAEConfig,
                  dead_code_window: int = 1) -> None:
         super().__init__()
-        self.graph = GraphEncoder(n_users, n_items, feature_dim, config.dim, config.n_layers,
-                                  config.negative_slope, config.init_std, seed=config.seed)
-        self.rqvae = RQVAE(config.dim, config.rq_latent_dim, config.rq_hidden_dim, config.codebook_size,
+        if config.encoder == "lightgcn":
+            self.graph = LightGCNEncoder(n_users, n_items, feature_dim, config.dim, config.n_layers,
+                                         config.init_std, seed=config.seed)
+        else:
+            self.graph = GraphEncoder(n_users, n_items, feature_dim, config.dim, config.n_layers,
+                                      config.negative_slope, config.init_std, seed=config.seed)
+        self.rqvae = RQVAE(self.graph.out_dim, config.rq_latent_dim, config.rq_hidden_dim, config.codebook_size,
                            config.n_levels, config.beta, kmeans_init=config.kmeans_init,
                            reseed_dead=config.reseed_dead, dead_code_window=dead_code_window,
                            seed=config.seed + 1)
@@ -363,7 +432,8 @@ class _Trainer:
         feats, mask = item_feature_matrix(dataset, cfg.feature_norm)
         self.features = feats.to(device) if feats.shape[1] else None
         self.mask = mask.to(device) if feats.shape[1] else None
-        self.adj = mean_adjacency(dataset.train_edge_index(), dataset.n_users, dataset.n_items).to(device)
+        adjacency = symmetric_adjacency if cfg.encoder == "lightgcn" else mean_adjacency
+        self.adj = adjacency(dataset.train_edge_index(), dataset.n_users, dataset.n_items).to(device)
         self.sampler = BPRSampler(dataset.train)
         n = dataset.n_items
         self.rq_bs = n if cfg.rq_batch_size == 0 else min(cfg.rq_batch_size, n)
@@ -396,7 +466,7 @@ class _Trainer:
             h_i = h_i[idx]
         out = self.model.rq_loss(h_i)
         self.opt.zero_grad(set_to_none=True)
-        out.loss.backward()
+        (out.loss * self.cfg.rq_weight if self.cfg.rq_weight != 1.0 else out.loss).backward()
         self.opt.step()
         return out
 

@@ -1,0 +1,115 @@
+"""The accuracy ladder: the paper-faithful MMGRec first, then one row per lever added on top of the previous row.
+
+Each rung names the Graph RQ-VAE fields (:class:`~mmgrec_lib.tokenizer.GraphRQVAEConfig`) and the generator
+fields (:class:`~mmgrec_lib.generator.GeneratorConfig` or :class:`~mmgrec_lib.training.LoopConfig`) it
+changes. Rungs are cumulative: rung ``k`` runs with the changes of rungs ``0..k``. Every run is keyed and
+reused exactly like :func:`~mmgrec_lib.experiments.runs.run_generator` (a rung whose configuration equals an
+earlier notebook's run loads that run).
+
+The table reports, per rung, what choosing it is based on (validation: the Rec-ID representation's own
+dot-product Recall@10 and the generator's best validation Recall@10) and what it costs and buys on test (read
+once per configuration): Recall/NDCG@10, Recall@20, list coverage, training time, and the paired Wilcoxon
+p-value of the per-user test NDCG@10 and Recall@10 against the previous rung.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+
+from ..data.dataset import RecDataset
+from ..evaluation import list_diagnostics, paired_test
+from ..training.loop import LoopConfig
+from .analysis import top_k_lists
+from .runs import ModelRun, load_or_assign_recids, run_generator
+
+
+@dataclass
+class Rung:
+    """One row of the ladder: a name, the Graph RQ-VAE fields and the generator / loop fields it changes, and a
+    one-line note (what the lever is; whether it is the paper's)."""
+
+    name: str
+    recid: dict[str, Any] = field(default_factory=dict)
+    generator: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "Rung":
+        from ..utils import check_unknown
+        check_unknown(values, [f.name for f in dataclasses.fields(cls)], "ladder rung")
+        if "name" not in values:
+            raise ValueError(f"ladder rung {dict(values)} has no name")
+        return cls(**values)
+
+
+def rung_configs(recid_base, gen_base, loop: LoopConfig, rungs: Sequence[Rung]):
+    """The cumulative ``(recid_config, generator_config, loop)`` of every rung, in order (checks every field
+    name before anything trains)."""
+    from ..utils import check_unknown
+    gen_fields = set(gen_base.fields())
+    loop_fields = {f.name for f in dataclasses.fields(LoopConfig)} - {"checkpoint", "progress"}
+    recid_fields = [f.name for f in dataclasses.fields(recid_base)]
+    names = [r.name for r in rungs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"ladder rung names must be unique, got {names}")
+    out, rc, gc, lp = [], recid_base, gen_base, loop
+    for rung in rungs:
+        check_unknown(rung.recid, recid_fields, f"rung {rung.name!r} recid")
+        check_unknown(rung.generator, sorted(gen_fields | loop_fields), f"rung {rung.name!r} generator")
+        rc = dataclasses.replace(rc, **rung.recid)
+        gc = gc.replace(**{k: v for k, v in rung.generator.items() if k in gen_fields})
+        lp = dataclasses.replace(lp, **{k: v for k, v in rung.generator.items() if k not in gen_fields})
+        out.append((rc, gc, lp))
+    return out
+
+
+def run_ladder(dataset: RecDataset, recid_base, gen_base, loop: LoopConfig, rungs: Sequence[Rung],
+               runs_dir=None, ks: tuple[int, ...] = (10, 20), reference: ModelRun | None = None,
+               reference_name: str = "lightgcn") -> tuple[pd.DataFrame, dict[str, ModelRun]]:
+    """Train (or reuse) every rung and tabulate it (see the module docstring).
+
+    ``reference``: a baseline run (e.g. LightGCN) whose test metrics and list coverage close the table as
+    its last row, with the paired p-value of the last rung against it.
+    Returns the table and the generator runs by rung name.
+    """
+    configs = rung_configs(recid_base, gen_base, loop, rungs)
+    rows, runs, prev = [], {}, None
+    for rung, (rc, gc, lp) in zip(rungs, configs):
+        recids, _, _ = load_or_assign_recids(dataset, rc, runs_dir=runs_dir, progress=False)
+        run = run_generator(dataset, recids, gc, lp, runs_dir=runs_dir, ks=ks)
+        runs[rung.name] = run
+        st = recids.stats
+        lists = top_k_lists({rung.name: run}, dataset, k=10, beam_width=gc.train.beam_width)[rung.name]
+        row = {"rung": rung.name, "note": rung.note,
+               "recid_val_recall@10": st.get("val_recall@10"), "unique_semantic_frac": st.get("unique_semantic_frac"),
+               "max_group_size": st.get("max_group_size"),
+               "val_recall@10": run.fit.best_score, "best_epoch": run.fit.best_epoch,
+               **{f"test_{k}": v for k, v in run.test.mean().items()},
+               "coverage@10": list_diagnostics(lists, dataset)["coverage"],
+               "recid_seconds": st.get("total_sec"), "generator_seconds": run.train_seconds}
+        row.update(_paired(run, prev))
+        rows.append(row)
+        prev = run
+    if reference is not None:
+        lists = top_k_lists({reference_name: reference}, dataset, k=10)[reference_name]
+        row = {"rung": reference_name, "note": "baseline (reference)",
+               **{f"test_{k}": v for k, v in reference.test.mean().items()},
+               "coverage@10": list_diagnostics(lists, dataset)["coverage"],
+               "generator_seconds": reference.train_seconds, "best_epoch": reference.fit.best_epoch,
+               "val_recall@10": reference.fit.best_score}
+        row.update(_paired(reference, prev))
+        rows.append(row)
+    return pd.DataFrame(rows), runs
+
+
+def _paired(run: ModelRun, prev: ModelRun | None) -> dict[str, float]:
+    """Paired Wilcoxon p of the per-user test metrics against the previous row (NaN for the first)."""
+    if prev is None:
+        return {"p_ndcg@10_vs_prev": float("nan"), "p_recall@10_vs_prev": float("nan")}
+    return {f"p_{m}_vs_prev": paired_test(prev.test, run.test, m)["p_wilcoxon"] for m in ("ndcg@10", "recall@10")}
+
+
+__all__ = ["Rung", "rung_configs", "run_ladder"]
