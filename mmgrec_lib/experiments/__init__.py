@@ -2,11 +2,12 @@
 from .analysis import (BASELINE_NAMES, baseline_overrides, beam_width_table, example_recommendations, example_users,
                        gap_summary, list_table, test_users, top_k_lists)
 from .ladder import Rung, rung_configs, run_ladder
+from .sweep import generator_task, recid_task, run_sweep, sweep_generators
 from .runs import (ModelRun, codebook_size_sweep, load_or_assign_recids, loop_key, recid_run_path, results_table,
                    run_baselines, run_generator, run_generator_variants, run_key)
 
 __all__ = ["BASELINE_NAMES", "baseline_overrides", "beam_width_table", "example_recommendations", "example_users",
            "gap_summary", "list_table", "test_users", "top_k_lists",
-           "Rung", "rung_configs", "run_ladder",
+           "Rung", "rung_configs", "run_ladder", "generator_task", "recid_task", "run_sweep", "sweep_generators",
            "ModelRun", "codebook_size_sweep", "load_or_assign_recids", "loop_key", "recid_run_path",
            "results_table", "run_baselines", "run_generator", "run_generator_variants", "run_key"]

@@ -1,0 +1,172 @@
+"""Independent runs of a study in parallel, through the standard executor interface (``concurrent.futures``).
+
+:func:`run_sweep` calls one module-level function per task, each in its own process with its own thread budget:
+
+* ``executor=None``: a local :class:`~concurrent.futures.ProcessPoolExecutor` sized to the machine
+  (``cpu_count // threads`` workers, ``spawn`` start method: no state inherited from the caller);
+* ``executor="serial"``: in this process, one task after the other (the reference the parallel runs equal);
+* any :class:`concurrent.futures.Executor`;
+* a ``dask.distributed.Client`` (a cluster address or a ``LocalCluster``): its ``get_executor()`` is used,
+  so a sweep fans out over a cluster unchanged.
+
+Runs stay keyed, resumable and reused: the task functions here train through
+:func:`~mmgrec_lib.experiments.runs.load_or_assign_recids` and
+:func:`~mmgrec_lib.experiments.runs.run_generator` with a ``runs_dir``, single-threaded, so a result does not
+depend on which worker ran it (training is bit-deterministic on one CPU thread). :func:`sweep_generators`
+first trains the distinct Rec-ID runs its tasks need (in parallel), then the generators, so two generators on
+the same Rec-IDs never train those Rec-IDs twice.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import sys
+import time
+from typing import Any, Callable, Mapping
+
+import pandas as pd
+
+
+# ---------------------------------------------------------------------- the executor interface
+def _call(fn: Callable[[dict], dict], spec: dict, threads: int) -> dict:
+    """Run one task with ``threads`` intra-op threads (restored afterwards when run in the caller's process)."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    try:
+        out = fn(spec)
+    finally:
+        torch.set_num_threads(before)
+    return {**out, "task_seconds": time.perf_counter() - t0, "worker_pid": os.getpid()}
+
+
+def _executor(executor: Any, threads: int) -> tuple[cf.Executor | None, bool]:
+    """``(executor, owned)``: the executor to submit to (``None``: serial) and whether we must shut it down."""
+    if executor == "serial":
+        return None, False
+    if executor is None:
+        workers = max(1, (os.cpu_count() or 1) // threads)
+        return cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")), True
+    if hasattr(executor, "get_executor") and hasattr(executor, "scheduler_info"):      # dask.distributed.Client
+        return executor.get_executor(pure=False), False
+    if isinstance(executor, cf.Executor):
+        return executor, False
+    raise TypeError(f"executor must be None (local process pool), 'serial', a concurrent.futures.Executor or a "
+                    f"dask.distributed.Client, got {type(executor).__name__}")
+
+
+def run_sweep(fn: Callable[[dict], dict], tasks: Mapping[str, dict], executor: Any = None, threads: int = 1,
+              progress: bool = True) -> pd.DataFrame:
+    """Run ``fn(spec)`` for every ``name -> spec`` of ``tasks``; one row per task, in the order of ``tasks``.
+
+    ``fn`` must be a module-level function (it is pickled to the workers) returning a flat dict of picklable
+    values. ``threads``: torch threads per task. ``progress``: one line per finished task and a summary.
+    A task that raises stops the sweep with its name in the message (finished tasks keep their saved runs).
+    """
+    if not tasks:
+        raise ValueError("run_sweep: no tasks")
+    if int(threads) < 1:
+        raise ValueError(f"run_sweep: threads must be >= 1, got {threads}")
+    if not callable(fn):
+        raise TypeError(f"run_sweep: fn must be callable, got {type(fn).__name__}")
+    pool, owned = _executor(executor, int(threads))
+    results: dict[str, dict] = {}
+    t0 = time.perf_counter()
+
+    def report(name: str, row: dict) -> None:
+        results[name] = row
+        if progress:
+            print(f"[{len(results)}/{len(tasks)}] {name}: done in {row['task_seconds']:.0f}s", file=sys.stderr,
+                  flush=True)
+
+    try:
+        if pool is None:
+            for name, spec in tasks.items():
+                report(name, _call(fn, dict(spec), int(threads)))
+        else:
+            futures = {pool.submit(_call, fn, dict(spec), int(threads)): name for name, spec in tasks.items()}
+            for fut in cf.as_completed(futures):
+                name = futures[fut]
+                try:
+                    row = fut.result()
+                except Exception as exc:
+                    for other in futures:
+                        other.cancel()
+                    raise RuntimeError(f"sweep task {name!r} failed: {exc}") from exc
+                report(name, row)
+    finally:
+        if owned:
+            pool.shutdown(wait=True, cancel_futures=True)
+    table = pd.DataFrame([{"task": name, **results[name]} for name in tasks])
+    if progress:
+        print(f"sweep: {len(tasks)} task(s) in {time.perf_counter() - t0:.0f}s "
+              f"({'serial' if pool is None else type(pool).__name__}, {threads} thread(s) each)",
+              file=sys.stderr, flush=True)
+    return table
+
+
+# ---------------------------------------------------------------------- generator sweeps
+def _dataset(spec: dict):
+    from ..data import load_dataset
+    return load_dataset(spec["dataset"], seed=int(spec.get("seed", 0)), **dict(spec.get("dataset_kwargs", {})))
+
+
+def recid_task(spec: dict) -> dict:
+    """Train (or reuse) one Graph RQ-VAE run. ``spec``: ``dataset``, ``seed``, ``dataset_kwargs``, ``recid``
+    (:class:`~mmgrec_lib.tokenizer.GraphRQVAEConfig` fields), ``runs_dir``. Returns its facts."""
+    from ..tokenizer import GraphRQVAEConfig
+    from .runs import load_or_assign_recids
+    ds = _dataset(spec)
+    run, path, reused = load_or_assign_recids(ds, GraphRQVAEConfig.from_dict(dict(spec.get("recid", {}))),
+                                              runs_dir=spec["runs_dir"], progress=False)
+    st = run.stats
+    return {"recid_path": str(path), "recid_reused": reused, "recid_val_recall@10": st.get("val_recall@10"),
+            "unique_semantic_frac": st.get("unique_semantic_frac"), "max_group_size": st.get("max_group_size")}
+
+
+def generator_task(spec: dict) -> dict:
+    """Train (or reuse) one generator on its Rec-ID run and test it. ``spec``: as :func:`recid_task` plus
+    ``generator`` (:class:`~mmgrec_lib.generator.GeneratorConfig` fields) and ``loop``
+    (:class:`~mmgrec_lib.training.LoopConfig` fields). Returns validation / test metrics and times."""
+    from ..generator import GeneratorConfig
+    from ..tokenizer import GraphRQVAEConfig
+    from ..training import LoopConfig
+    from .runs import load_or_assign_recids, run_generator
+    ds = _dataset(spec)
+    recids, _, _ = load_or_assign_recids(ds, GraphRQVAEConfig.from_dict(dict(spec.get("recid", {}))),
+                                         runs_dir=spec["runs_dir"], progress=False)
+    loop = LoopConfig(**{"progress": False, **dict(spec.get("loop", {}))})
+    run = run_generator(ds, recids, GeneratorConfig.from_dict(dict(spec.get("generator", {}))), loop,
+                        runs_dir=spec["runs_dir"], ks=tuple(spec.get("ks", (10, 20))))
+    return {"checkpoint": str(run.checkpoint), "val_recall@10": run.fit.best_score, "best_epoch": run.fit.best_epoch,
+            "epochs_run": len(run.fit.history), **{f"test_{k}": v for k, v in run.test.mean().items()},
+            "train_seconds": run.train_seconds}
+
+
+def _recid_key(spec: dict) -> str:
+    """What identifies a task's Rec-ID run (tasks sharing it share one Rec-ID training)."""
+    return repr([(k, spec.get(k)) for k in ("dataset", "seed", "dataset_kwargs", "recid", "runs_dir")])
+
+
+def sweep_generators(tasks: Mapping[str, dict], executor: Any = None, threads: int = 1,
+                     progress: bool = True) -> pd.DataFrame:
+    """Generator runs in parallel (see :func:`generator_task` for a task's fields): first the distinct Rec-ID
+    runs they need, then the generators. One row per task, with its Rec-ID facts."""
+    for name, spec in tasks.items():
+        missing = {"dataset", "runs_dir"} - set(spec)
+        if missing:
+            raise ValueError(f"sweep task {name!r} lacks {sorted(missing)}")
+    recid_keys: dict[str, dict] = {}
+    for spec in tasks.values():
+        recid_keys.setdefault(_recid_key(spec), spec)
+    recid_rows = run_sweep(recid_task, {f"recid {i}": s for i, s in enumerate(recid_keys.values())}, executor,
+                           threads, progress)
+    by_key = dict(zip(recid_keys, recid_rows.drop(columns=["task", "task_seconds", "worker_pid"]).to_dict("records")))
+    gen_rows = run_sweep(generator_task, tasks, executor, threads, progress)
+    facts = [by_key[_recid_key(spec)] for spec in tasks.values()]
+    return pd.concat([gen_rows, pd.DataFrame(facts)], axis=1)
+
+
+__all__ = ["generator_task", "recid_task", "run_sweep", "sweep_generators"]
