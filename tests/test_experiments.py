@@ -112,6 +112,11 @@ def test_run_ladder_tabulates_every_rung_and_reuses_runs(tmp_path):
     assert np.isnan(table["p_ndcg@10_vs_prev"].iloc[0]) and table["p_ndcg@10_vs_prev"].iloc[1:].notna().all()
     assert table["coverage@10"].between(0, 1).all() and table["test_recall@20"].notna().all()
     assert set(runs) == {"paper", "lgc", "mem"}
+    from mmgrec_lib.experiments import hybrid_rung, load_or_assign_recids
+    recids, _, _ = load_or_assign_recids(ds, dataclasses.replace(rc, encoder="lightgcn", schedule="two_stage"),
+                                         runs_dir=tmp_path)
+    row, weights = hybrid_rung(ds, runs["mem"], recids, weights=(0.0, 1.0), beam=20)
+    assert row["rung"] == "hybrid_rerank" and 0 <= row["coverage@10"] <= 1 and weights["chosen"].sum() == 1
     again, _ = run_ladder(ds, rc, gc, loop, rungs, runs_dir=tmp_path, reference=ref, reference_name="mostpop")
     cols = [c for c in table if "seconds" not in c]
     pd.testing.assert_frame_equal(table[cols], again[cols])

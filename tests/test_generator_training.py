@@ -299,3 +299,22 @@ def test_user_weighted_training_runs_and_keys_ignore_default_levers(inputs):
     assert base.replace(user_memory=True).key_settings()["user_memory"] is True
     with pytest.raises(ValueError, match="user_weight_power"):
         GeneratorConfig.from_dict({**CFG, "user_weight_power": -1.0})
+
+
+def test_hybrid_rerank_keeps_the_beam_and_reorders_it(inputs):
+    from mmgrec_lib.experiments.hybrid import hybrid_evaluate, hybrid_rank, hybrid_sweep
+    ds, table, u, i = inputs
+    model, _ = _train(inputs, LoopConfig(epochs=1, patience=0, progress=False))
+    users = torch.arange(8)
+    lists = hybrid_rank(model, u, i, users, 5, 12, [0.0, 1.0])
+    items, _ = model.recommend(users, 12, 12)
+    assert torch.equal(lists[0.0], items[:, :5])                                 # w = 0: the generator's order
+    dot = (u[users, None, :] * i[items.clamp(min=0)]).sum(-1).masked_fill(items < 0, float("-inf"))
+    assert torch.equal(lists[1.0], items.gather(1, dot.argsort(dim=1, descending=True, stable=True)[:, :5]))
+    res = hybrid_evaluate(model, u, i, ds, "test", [0.0], ks=(10,), beam=12)[0.0]
+    ref = evaluate_generator(model, ds, "test", ks=(10,), beam_width=12)
+    assert res["recall@10"] == pytest.approx(ref["recall@10"]) and res["ndcg@10"] == pytest.approx(ref["ndcg@10"])
+    tab, w, test = hybrid_sweep(model, u, i, ds, weights=(0.0, 0.5, 1.0), beam=20, ks=(10, 20))
+    assert tab["chosen"].sum() == 1 and w in (0.0, 0.5, 1.0) and "recall@20" in test.mean()
+    with pytest.raises(ValueError, match="beam"):
+        hybrid_rank(model, u, i, users, 10, 5, [0.0])

@@ -105,6 +105,32 @@ def run_ladder(dataset: RecDataset, recid_base, gen_base, loop: LoopConfig, rung
     return pd.DataFrame(rows), runs
 
 
+def hybrid_rung(dataset: RecDataset, run: ModelRun, recids, weights: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0),
+                beam: int = 40, ks: tuple[int, ...] = (10, 20)) -> tuple[dict, pd.DataFrame]:
+    """The optional, not-the-paper's row: ``run``'s beam re-ranked with the Graph RQ-VAE dot product
+    (:mod:`~mmgrec_lib.experiments.hybrid`), the weight chosen on validation. Returns the ladder row (paired p
+    against ``run``) and the validation table of the weights."""
+    from .hybrid import hybrid_sweep
+    model = run.model
+    table, w, test = hybrid_sweep(model, recids.user_emb, recids.item_emb, dataset, weights, beam, ks)
+    test.name = "hybrid"
+    lists = _kept_lists(test, dataset)
+    row = {"rung": "hybrid_rerank", "note": f"not the paper's: beam {beam} re-ranked with h_u h_i (w = {w:g}, "
+                                            f"chosen on validation)",
+           "val_recall@10": float(table.loc[table["chosen"], "val_recall@10"].iloc[0]),
+           **{f"test_{k}": v for k, v in test.mean().items()},
+           "coverage@10": list_diagnostics(lists, dataset)["coverage"] if lists is not None else float("nan"),
+           "generator_seconds": run.train_seconds}
+    row.update({f"p_{m}_vs_prev": paired_test(run.test, test, m)["p_wilcoxon"] for m in ("ndcg@10", "recall@10")})
+    return row, table
+
+
+def _kept_lists(result, dataset: RecDataset):
+    """The top-10 lists behind an :class:`~mmgrec_lib.evaluation.EvalResult` when it kept them (``extra["lists"]``)."""
+    lists = result.extra.get("lists")
+    return None if lists is None else lists[:, :10]
+
+
 def _paired(run: ModelRun, prev: ModelRun | None) -> dict[str, float]:
     """Paired Wilcoxon p of the per-user test metrics against the previous row (NaN for the first)."""
     if prev is None:
@@ -112,4 +138,4 @@ def _paired(run: ModelRun, prev: ModelRun | None) -> dict[str, float]:
     return {f"p_{m}_vs_prev": paired_test(prev.test, run.test, m)["p_wilcoxon"] for m in ("ndcg@10", "recall@10")}
 
 
-__all__ = ["Rung", "rung_configs", "run_ladder"]
+__all__ = ["Rung", "hybrid_rung", "rung_configs", "run_ladder"]
