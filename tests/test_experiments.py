@@ -117,6 +117,10 @@ def test_run_ladder_tabulates_every_rung_and_reuses_runs(tmp_path):
                                          runs_dir=tmp_path)
     row, weights = hybrid_rung(ds, runs["mem"], recids, weights=(0.0, 1.0), beam=20)
     assert row["rung"] == "hybrid_rerank" and 0 <= row["coverage@10"] <= 1 and weights["chosen"].sum() == 1
+    # the same rungs as sweep tasks land on the same run keys: a sweep over them reuses every run
+    from mmgrec_lib.experiments import ladder_tasks, sweep_generators
+    tasks = ladder_tasks("synthetic", 0, rc, gc, loop, rungs, tmp_path, dataset_kwargs={"n_users": 30})
+    assert set(tasks) == {"paper", "lgc", "mem"} and tasks["mem"]["generator"]["user_memory"] is True
     again, _ = run_ladder(ds, rc, gc, loop, rungs, runs_dir=tmp_path, reference=ref, reference_name="mostpop")
     cols = [c for c in table if "seconds" not in c]
     pd.testing.assert_frame_equal(table[cols], again[cols])

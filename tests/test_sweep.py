@@ -61,3 +61,22 @@ def test_run_sweep_reports_the_failing_task_and_rejects_bad_arguments(capsys):
         run_sweep(_boom, {})
     with pytest.raises(ValueError, match="lacks"):
         sweep_generators({"t": {"dataset": "synthetic"}})
+
+
+def test_ladder_tasks_land_on_the_ladders_run_keys(tmp_path):
+    """Pre-training a ladder's rungs through a sweep: run_ladder then finds (reuses) exactly those runs."""
+    from mmgrec_lib.data import load_dataset
+    from mmgrec_lib.experiments import Rung, ladder_tasks, run_ladder
+    from mmgrec_lib.generator import GeneratorConfig
+    from mmgrec_lib.tokenizer import GraphRQVAEConfig
+    from mmgrec_lib.training import LoopConfig
+    kwargs = {"n_users": 40, "n_items": 60, "mean_items_per_user": 8.0}
+    rc, gc = GraphRQVAEConfig(**TINY_RECID), GeneratorConfig.from_dict(TINY_GEN)
+    loop = LoopConfig(epochs=1, patience=0, monitor="recall@10", progress=False)
+    rungs = [Rung("paper"), Rung("mem", generator={"user_memory": True})]
+    swept = sweep_generators(ladder_tasks("synthetic", 0, rc, gc, loop, rungs, tmp_path, kwargs), executor="serial",
+                             progress=False)
+    table, runs = run_ladder(load_dataset("synthetic", seed=0, **kwargs), rc, gc, loop, rungs, runs_dir=tmp_path)
+    assert [str(runs[n].checkpoint) for n in ("paper", "mem")] == list(swept["checkpoint"])
+    assert list(table["val_recall@10"]) == list(swept["val_recall@10"])
+    assert all(runs[n].fit.resumed_from > 0 for n in runs)                       # loaded, not retrained

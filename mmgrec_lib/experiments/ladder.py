@@ -66,6 +66,19 @@ def rung_configs(recid_base, gen_base, loop: LoopConfig, rungs: Sequence[Rung]):
     return out
 
 
+def ladder_tasks(dataset: str, seed: int, recid_base, gen_base, loop: LoopConfig, rungs: Sequence[Rung],
+                 runs_dir, dataset_kwargs: Mapping[str, Any] | None = None) -> dict[str, dict]:
+    """The rungs as :func:`~mmgrec_lib.experiments.sweep.sweep_generators` tasks (same run keys as
+    :func:`run_ladder`), so a ladder's runs can be trained in parallel first and the notebook then reuses them."""
+    tasks = {}
+    for rung, (rc, gc, lp) in zip(rungs, rung_configs(recid_base, gen_base, loop, rungs)):
+        tasks[rung.name] = {"dataset": dataset, "seed": int(seed), "dataset_kwargs": dict(dataset_kwargs or {}),
+                            "recid": rc.to_dict(), "generator": gc.flat(),
+                            "loop": {k: v for k, v in dataclasses.asdict(lp).items() if k not in ("checkpoint", "progress")},
+                            "runs_dir": str(runs_dir)}
+    return tasks
+
+
 def run_ladder(dataset: RecDataset, recid_base, gen_base, loop: LoopConfig, rungs: Sequence[Rung],
                runs_dir=None, ks: tuple[int, ...] = (10, 20), reference: ModelRun | None = None,
                reference_name: str = "lightgcn") -> tuple[pd.DataFrame, dict[str, ModelRun]]:
@@ -138,4 +151,4 @@ def _paired(run: ModelRun, prev: ModelRun | None) -> dict[str, float]:
     return {f"p_{m}_vs_prev": paired_test(prev.test, run.test, m)["p_wilcoxon"] for m in ("ndcg@10", "recall@10")}
 
 
-__all__ = ["Rung", "hybrid_rung", "rung_configs", "run_ladder"]
+__all__ = ["Rung", "hybrid_rung", "ladder_tasks", "rung_configs", "run_ladder"]
