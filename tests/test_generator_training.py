@@ -67,9 +67,12 @@ def test_same_seed_same_metrics(inputs):
     assert _strip(a.history) == _strip(b.history)
 
 
-@pytest.mark.parametrize("attention", ["relation", "sinusoidal"])
-def test_resume_equals_uninterrupted_run(inputs, tmp_path, monkeypatch, attention):
+@pytest.mark.parametrize("attention,schedule", [("relation", "constant"), ("sinusoidal", "constant"),
+                                                ("relation", "cosine")])
+def test_resume_equals_uninterrupted_run(inputs, tmp_path, monkeypatch, attention, schedule):
     kw = dict(dropout=0.2, attention=attention, max_len=3)   # dropout and subset sampling both active
+    if schedule == "cosine":
+        kw.update(lr_schedule="cosine", schedule_epochs=3, user_memory=True)
     torch.manual_seed(1)
     full_model, full = _train(inputs, LoopConfig(epochs=3, patience=0, progress=False,
                                                  checkpoint=tmp_path / "full.pt"), **kw)
@@ -295,7 +298,8 @@ def test_user_weighted_training_runs_and_keys_ignore_default_levers(inputs):
                     restricted_loss=True)
     assert all(np.isfinite(r["loss"]) for r in res.history)
     base = GeneratorConfig.from_dict(CFG)
-    assert set(base.flat()) - set(base.key_settings()) == {"user_memory", "restricted_loss", "user_weight_power"}
+    assert set(base.flat()) - set(base.key_settings()) == {"user_memory", "restricted_loss", "user_weight_power",
+                                                           "lr_schedule", "schedule_epochs", "lr_min_ratio"}
     assert base.replace(user_memory=True).key_settings()["user_memory"] is True
     with pytest.raises(ValueError, match="user_weight_power"):
         GeneratorConfig.from_dict({**CFG, "user_weight_power": -1.0})
@@ -318,3 +322,20 @@ def test_hybrid_rerank_keeps_the_beam_and_reorders_it(inputs):
     assert tab["chosen"].sum() == 1 and w in (0.0, 0.5, 1.0) and "recall@20" in test.mean()
     with pytest.raises(ValueError, match="beam"):
         hybrid_rank(model, u, i, users, 10, 5, [0.0])
+
+
+def test_cosine_schedule_sets_each_epochs_lr_and_constant_leaves_keys_alone(inputs):
+    from mmgrec_lib.generator.config import TrainConfig
+    c = TrainConfig(lr=1e-2, lr_schedule="cosine", schedule_epochs=4, lr_min_ratio=0.1)
+    lrs = [gt.epoch_lr(c, e) for e in range(1, 7)]
+    assert lrs[0] == pytest.approx(1e-2) and lrs[4] == pytest.approx(1e-3) and lrs[5] == pytest.approx(1e-3)
+    assert all(a > b for a, b in zip(lrs[:4], lrs[1:5]))
+    _, res = _train(inputs, LoopConfig(epochs=3, patience=0, progress=False), lr_schedule="cosine", schedule_epochs=2)
+    assert [r["lr"] for r in res.history] == pytest.approx([gt.epoch_lr(GeneratorConfig.from_dict(
+        {**CFG, "lr_schedule": "cosine", "schedule_epochs": 2}).train, e) for e in (1, 2, 3)])
+    base = GeneratorConfig.from_dict(CFG)
+    assert base.replace(schedule_epochs=9).key_settings() == base.key_settings()   # inert without cosine
+    with pytest.raises(ValueError, match="schedule_epochs"):
+        GeneratorConfig.from_dict({**CFG, "lr_schedule": "cosine"})
+    with pytest.raises(ValueError, match="lr_schedule"):
+        GeneratorConfig.from_dict({**CFG, "lr_schedule": "step"})

@@ -13,6 +13,7 @@ from ..utils import check_fields
 ATTENTION_MODES = ("relation", "sinusoidal", "none")
 ITEM_EMBEDDINGS = ("graph", "learned")
 OPTIMIZERS = ("adam", "adamw", "sgd")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 def _choice(where: str, name: str, value: str, options: tuple[str, ...]) -> None:
@@ -105,6 +106,12 @@ class TrainConfig:
         val_ks: cut-offs computed at validation (the monitor, e.g. ``recall@10``, must be among them).
         eval_batch_size: users decoded at once.
         eval_every: when set, overrides ``LoopConfig.eval_every``.
+        lr_schedule: ``"constant"`` (the paper) or ``"cosine"``: epoch ``e`` (1-based) trains at
+            ``lr * (m + (1 - m) * (1 + cos(pi * (e - 1) / H)) / 2)`` with ``m = lr_min_ratio`` and ``H =
+            schedule_epochs`` (after ``H`` epochs: ``lr * m``). Set per epoch from the epoch number alone, so a
+            resumed run trains exactly as an uninterrupted one.
+        schedule_epochs: ``H`` of the cosine schedule (required > 0 with ``"cosine"``).
+        lr_min_ratio: ``m``, the final fraction of ``lr`` under ``"cosine"``.
         restricted_loss: not the paper's: each level's softmax runs over the tokens the trie allows after the
             target's prefix (what constrained beam search can choose), instead of over the whole level.
         user_weight_power: not the paper's: each training target weighs ``n_u ** -p`` (``n_u``: its user's
@@ -128,6 +135,9 @@ class TrainConfig:
     val_ks: tuple[int, ...] = (10, 20)
     eval_batch_size: int = 256
     eval_every: int | None = None
+    lr_schedule: str = "constant"
+    schedule_epochs: int = 0
+    lr_min_ratio: float = 0.05
     restricted_loss: bool = False
     user_weight_power: float = 0.0
     seed: int = 0
@@ -152,13 +162,19 @@ class TrainConfig:
         if self.restricted_loss and self.label_smoothing:
             raise ValueError(f"{where}: restricted_loss and label_smoothing cannot be combined (smoothing would "
                              "put mass on tokens the trie forbids)")
+        _choice(where, "lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        if self.lr_schedule == "cosine" and self.schedule_epochs < 1:
+            raise ValueError(f"{where}: lr_schedule 'cosine' needs schedule_epochs >= 1, got {self.schedule_epochs}")
+        if not 0.0 <= self.lr_min_ratio <= 1.0:
+            raise ValueError(f"{where}: lr_min_ratio must be in [0, 1], got {self.lr_min_ratio}")
         if not 0.0 <= self.user_weight_power <= 2.0:
             raise ValueError(f"{where}: user_weight_power must be in [0, 2], got {self.user_weight_power}")
 
 
 # fields added after the first saved runs, with the defaults that reproduce those runs: left out of run keys
 # while they hold these values (so earlier finished runs are still found)
-LATER_DEFAULTS: dict[str, Any] = {"user_memory": False, "restricted_loss": False, "user_weight_power": 0.0}
+LATER_DEFAULTS: dict[str, Any] = {"user_memory": False, "restricted_loss": False, "user_weight_power": 0.0,
+                                  "lr_schedule": "constant", "schedule_epochs": 0, "lr_min_ratio": 0.05}
 
 
 @dataclass
@@ -200,8 +216,12 @@ class GeneratorConfig:
         return {**dataclasses.asdict(self.model), **dataclasses.asdict(self.train)}
 
     def key_settings(self) -> dict[str, Any]:
-        """:meth:`flat` without the later-added fields that hold their original defaults (run keys)."""
-        return {k: v for k, v in self.flat().items() if not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])}
+        """:meth:`flat` without the later-added fields that hold their original defaults (run keys); the cosine
+        schedule's own fields count only when it is on."""
+        flat = self.flat()
+        if flat["lr_schedule"] == "constant":
+            flat.update(schedule_epochs=0, lr_min_ratio=LATER_DEFAULTS["lr_min_ratio"])
+        return {k: v for k, v in flat.items() if not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])}
 
 
-__all__ = ["ATTENTION_MODES", "LATER_DEFAULTS", "GeneratorConfig", "ITEM_EMBEDDINGS", "ModelConfig", "OPTIMIZERS", "TrainConfig"]
+__all__ = ["ATTENTION_MODES", "LATER_DEFAULTS", "LR_SCHEDULES", "GeneratorConfig", "ITEM_EMBEDDINGS", "ModelConfig", "OPTIMIZERS", "TrainConfig"]

@@ -243,6 +243,15 @@ def run_epoch(model: MMGRecGenerator, optimizer: torch.optim.Optimizer, users: t
     return {"loss": mean}
 
 
+def epoch_lr(config: TrainConfig, epoch: int) -> float:
+    """The learning rate of 1-based ``epoch`` under ``config.lr_schedule`` (a function of the epoch alone)."""
+    if config.lr_schedule == "constant":
+        return config.lr
+    t = min(max(epoch - 1, 0) / config.schedule_epochs, 1.0)
+    m = config.lr_min_ratio
+    return config.lr * (m + (1 - m) * 0.5 * (1 + np.cos(np.pi * t)))
+
+
 # ---------------------------------------------------------------------- train + evaluate
 def train_generator(dataset: RecDataset, table: RecIDTable, user_repr: torch.Tensor, item_repr: torch.Tensor,
                     config: GeneratorConfig | None = None, loop: LoopConfig | None = None,
@@ -275,9 +284,13 @@ def train_generator(dataset: RecDataset, table: RecIDTable, user_repr: torch.Ten
 
     def train_epoch(epoch: int, gen: torch.Generator) -> dict[str, float]:
         t0 = time.perf_counter()
+        if config.train.lr_schedule != "constant":
+            scale = epoch_lr(config.train, epoch + 1) / config.train.lr          # fit counts epochs from 0
+            for group in optimizer.param_groups:
+                group["lr"] = group.setdefault("base_lr", group["lr"]) * scale
         out = run_epoch(model, optimizer, users, items, config.train, gen, progress=loop.progress)
         _sync(model.device)
-        return {**out, "train_s": time.perf_counter() - t0}
+        return {**out, "lr": optimizer.param_groups[0]["lr"], "train_s": time.perf_counter() - t0}
 
     def validate() -> dict[str, float]:
         t0 = time.perf_counter()
