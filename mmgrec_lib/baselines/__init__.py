@@ -1,4 +1,5 @@
-"""Baseline recommenders under one interface (:class:`Recommender`): MostPop, MF-BPR, LightGCN, VBPR.
+"""Baseline recommenders under one interface (:class:`Recommender`): MostPop, MF-BPR, LightGCN, VBPR (the
+first four), the CF graph encoders GraphSAGE, GAT, NGCF and the multimodal MMGCN, LATTICE, FREEDOM (Table 2).
 
 Typical use::
 
@@ -11,8 +12,17 @@ from .lightgcn import LightGCN, LightGCNConfig
 from .mf import MF, MFConfig
 from .mostpop import MostPop, MostPopConfig
 from .vbpr import VBPR, VBPRConfig, content_features
+from .graphsage import GraphSAGE, GraphSAGEConfig
+from .gat import GAT, GATConfig
+from .ngcf import NGCF, NGCFConfig
+from .mmgcn import MMGCN, MMGCNConfig
+from .lattice import LATTICE, LATTICEConfig
+from .freedom import FREEDOM, FREEDOMConfig
 
 __all__ = ["Recommender", "BPRRecommender", "MostPop", "MostPopConfig", "MF", "MFConfig",
-           "LightGCN", "LightGCNConfig", "VBPR", "VBPRConfig", "content_features", "BASELINES"]
+           "LightGCN", "LightGCNConfig", "VBPR", "VBPRConfig", "content_features", "GraphSAGE", "GraphSAGEConfig",
+           "GAT", "GATConfig", "NGCF", "NGCFConfig", "MMGCN", "MMGCNConfig", "LATTICE", "LATTICEConfig", "FREEDOM",
+           "FREEDOMConfig", "BASELINES"]
 
-BASELINES = {"mostpop": MostPop, "mf": MF, "lightgcn": LightGCN, "vbpr": VBPR}
+BASELINES = {"mostpop": MostPop, "mf": MF, "lightgcn": LightGCN, "vbpr": VBPR, "graphsage": GraphSAGE, "gat": GAT,
+             "ngcf": NGCF, "mmgcn": MMGCN, "lattice": LATTICE, "freedom": FREEDOM}

@@ -218,6 +218,7 @@ class BPRRecommender(Recommender):
         bs, dev = int(self.config.batch_size), self.device
 
         def train_epoch(epoch: int, gen: torch.Generator) -> dict:
+            self.start_epoch(gen)                                                  # hook (e.g. a pruned graph)
             users, pos, neg = sampler.epoch_triples(gen)                           # 3 x (E,)
             total = torch.zeros((), device=dev)
             for start in range(0, len(users), bs):
@@ -229,8 +230,18 @@ class BPRRecommender(Recommender):
                 total += loss.detach() * len(u)
             return {"loss": float(total) / len(users)}
 
-        return fit_loop(self, optimizer, train_epoch, lambda: self._validate(dataset), loop, generator,
-                        desc=type(self).__name__)
+        try:
+            return fit_loop(self, optimizer, train_epoch, lambda: self._validate(dataset), loop, generator,
+                            desc=type(self).__name__)
+        finally:
+            self.finish_fit()
+
+    def start_epoch(self, generator: torch.Generator) -> None:
+        """Hook at the start of every training epoch, before its triples are drawn from ``generator`` (draws
+        from it are checkpointed with the loop, so a resumed run stays exact). Default: nothing."""
+
+    def finish_fit(self) -> None:
+        """Hook when ``fit`` returns or fails (e.g. drop training-only state). Default: nothing."""
 
 
 def init_normal_(param: torch.Tensor, std: float, generator: torch.Generator | None) -> None:

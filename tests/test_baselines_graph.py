@@ -1,0 +1,225 @@
+"""GraphSAGE, GAT and NGCF baselines: shapes, learning signal on planted clusters, save/load, determinism, exact
+resume (with dropout on), clear errors, and NGCF's layer against a dense computation of its equation.
+Tiny data only (make_tiny_dataset: 40 users x 60 items)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from _fixtures import make_tiny_dataset
+from mmgrec_lib.baselines.base import Recommender
+from mmgrec_lib.baselines.gat import GAT, GATConfig
+from mmgrec_lib.baselines.graphsage import GraphSAGE, GraphSAGEConfig
+from mmgrec_lib.baselines.ngcf import NGCF, NGCFConfig, NGCFConv
+from mmgrec_lib.data.sparse import bipartite_edge_index
+from mmgrec_lib.evaluation import evaluate
+from mmgrec_lib.training import LoopConfig
+
+# small, fast settings for the tiny data (a few steps per epoch); dropout on, so resume and determinism
+# cover the dropout RNG
+SMALL = {
+    GraphSAGE: dict(dim=16, n_layers=2, lr=0.02, batch_size=128, dropout=0.1, device="cpu"),
+    GAT: dict(dim=16, n_layers=2, heads=2, lr=0.02, batch_size=128, dropout=0.1, attn_dropout=0.1, device="cpu"),
+    NGCF: dict(dim=16, n_layers=2, lr=0.02, batch_size=128, dropout=0.1, device="cpu"),
+}
+MODELS = [GraphSAGE, GAT, NGCF]
+
+
+def _loop(epochs=25, **kw):
+    return LoopConfig(epochs=epochs, patience=kw.pop("patience", 0), progress=False, **kw)
+
+
+def _build(cls, ds, **kw):
+    return cls.from_dataset(ds, **{**SMALL[cls], **kw})
+
+
+def _trained(cls, ds, seed=0, epochs=25, **kw):
+    model = _build(cls, ds, **kw)
+    result = model.fit(ds, _loop(epochs), torch.Generator().manual_seed(seed))
+    return model, result
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return make_tiny_dataset()
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_score_shape_and_recommend(cls, ds):
+    model, _ = _trained(cls, ds, epochs=2)
+    users = torch.tensor([0, 5, 39])
+    scores = model.score(users)
+    assert scores.shape == (3, ds.n_items) and scores.is_floating_point() and torch.isfinite(scores).all()
+    assert model.device == torch.device("cpu")
+    top = model.recommend(users, k=5, exclude=ds.train)
+    assert top.shape == (3, 5) and top.dtype == torch.long
+    train = torch.from_numpy(ds.train[users.numpy()].toarray()).bool()
+    assert not torch.gather(train, 1, top).any()                       # training items never recommended
+    ranked = torch.gather(scores.masked_fill(train, -torch.inf), 1, top)
+    assert (ranked[:, :-1] >= ranked[:, 1:]).all()                      # best first
+
+
+def _random_recall(ds, seeds=range(8)) -> float:
+    """Mean validation recall@10 of uniformly random scorers (about 0.17 on the tiny data)."""
+    vals = [evaluate(lambda u, s=s: torch.rand(len(u), ds.n_items, generator=torch.Generator().manual_seed(s)),
+                     ds, "val", ks=(10,))["recall@10"] for s in seeds]
+    return float(np.mean(vals))
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_trained_models_beat_random_on_planted_clusters(cls, ds):
+    rand = _random_recall(ds)
+    assert 0.05 < rand < 0.35
+    model, result = _trained(cls, ds, seed=0)
+    val = evaluate(model.score, ds, "val", ks=(10,))["recall@10"]
+    assert val == pytest.approx(result.best_score)                    # best weights restored
+    assert val > rand + 0.25, f"{cls.__name__}: val recall@10 {val:.3f} vs random {rand:.3f}"
+    test = evaluate(model.score, ds, "test", ks=(10,))["recall@10"]    # not used for model selection
+    assert test > rand + 0.15, f"{cls.__name__}: test recall@10 {test:.3f} vs random {rand:.3f}"
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_loss_decreases(cls, ds):
+    _, result = _trained(cls, ds, epochs=8)
+    losses = [row["loss"] for row in result.history]
+    assert losses[0] == pytest.approx(np.log(2), abs=0.05)            # near-zero scores at the start
+    assert losses[-1] < 0.6 * losses[0], losses
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_save_load_round_trip(cls, ds, tmp_path):
+    model, _ = _trained(cls, ds, epochs=3)
+    path = model.save(tmp_path / "model.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]  # atomic: no temporary files left
+    users = torch.arange(ds.n_users)
+    for loaded in (Recommender.load(path), cls.load(path)):
+        assert type(loaded) is cls and loaded.config == model.config
+        assert torch.equal(loaded.edge_index, model.edge_index)
+        assert torch.equal(loaded.score(users), model.score(users))
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_same_seed_same_scores_and_global_rng_untouched(cls, ds):
+    users = torch.arange(ds.n_users)
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    a, _ = _trained(cls, ds, seed=3, epochs=4)
+    assert torch.equal(torch.get_rng_state(), before)                # dropout ran on a private RNG
+    torch.manual_seed(456)                                            # the global state plays no part
+    b, _ = _trained(cls, ds, seed=3, epochs=4)
+    c, _ = _trained(cls, ds, seed=4, epochs=4)
+    assert torch.equal(a.score(users), b.score(users))
+    assert not torch.equal(a.score(users), c.score(users))
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_interrupted_fit_resumes_exactly(cls, ds, tmp_path):
+    users = torch.arange(ds.n_users)
+    full, ref = _trained(cls, ds, seed=1, epochs=5)
+    ckpt = tmp_path / "ckpt.pt"
+    part = _build(cls, ds)
+    part.fit(ds, _loop(2, checkpoint=ckpt), torch.Generator().manual_seed(1))
+    fresh = _build(cls, ds)                                           # new model and optimizer
+    res = fresh.fit(ds, _loop(5, checkpoint=ckpt), torch.Generator().manual_seed(1))
+    assert res.resumed_from == 2 and res.history == ref.history
+    assert torch.equal(fresh.score(users), full.score(users))
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_dropout_only_in_training_and_cache_follows_weights(cls, ds):
+    model = _build(cls, ds, dropout=0.5)                              # a fresh module is in train mode
+    users = torch.arange(ds.n_users)
+    s1 = model.score(users)
+    assert torch.equal(s1, model.score(users))                        # no dropout at inference
+    with torch.no_grad():
+        model.eval()
+        assert torch.equal(model.propagate(model.graph()), model.embeddings())
+        model.emb.mul_(2.0)                                           # weights changed: cache invalidated
+    assert not torch.equal(model.score(users), s1)
+    model.train()
+    g = model.graph()
+    torch.manual_seed(0)
+    assert not torch.equal(model.propagate(g), model.propagate(g))     # dropout active in training
+    s2 = model.score(users)
+    model.set_graph(model.edge_index[:, :10])                         # new graph: caches invalidated
+    assert not torch.equal(model.score(users), s2)
+
+
+@pytest.mark.parametrize("cls, field, value", [
+    (GraphSAGE, "dim", 0), (GraphSAGE, "n_layers", 0), (GraphSAGE, "lr", 0.0), (GraphSAGE, "dropout", 1.0),
+    (GraphSAGE, "reg", -1.0),
+    (GAT, "heads", 0), (GAT, "attn_dropout", -0.1), (GAT, "attn_dropout", 1.0), (GAT, "batch_size", 0),
+    (NGCF, "n_layers", 0), (NGCF, "dropout", 1.5), (NGCF, "init_std", 0.0), (NGCF, "negative_slope", -0.1),
+])
+def test_bad_config_names_the_field(cls, field, value):
+    with pytest.raises(ValueError, match=rf"{cls.config_class.__name__}: {field} must be"):
+        cls(10, 10, **{field: value})
+    with pytest.raises(ValueError, match=rf"{field} must be"):
+        cls.config_class(**{field: value})
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_bad_graph_and_input_give_clear_errors(cls, ds):
+    with pytest.raises(ValueError, match=r"edge_index must be \(2, E\)"):
+        cls(40, 60, edge_index=torch.zeros(3, 4, dtype=torch.long), device="cpu")
+    with pytest.raises(ValueError, match=r"outside \[0, 40\) x \[0, 60\)"):
+        cls(40, 60, edge_index=torch.tensor([[0, 1], [2, 60]]), device="cpu")
+    with pytest.raises(RuntimeError, match="no training graph"):
+        cls(40, 60, device="cpu").score(torch.tensor([0]))
+    model = _build(cls, ds)
+    with pytest.raises(ValueError, match=r"out of range \[0, 40\)"):
+        model.score(torch.tensor([0, 40]))
+    with pytest.raises(TypeError, match="unknown parameter"):
+        cls(10, 10, dimension=8)
+    with pytest.raises(ValueError, match="was built for 40 users x 60 items"):
+        model.fit(make_tiny_dataset(n_users=30), _loop(1), torch.Generator().manual_seed(0))
+
+
+def _dense_laplacian(edge_index: torch.Tensor, n_users: int, n: int) -> torch.Tensor:
+    """D^{-1/2} A D^{-1/2} of the bipartite graph, dense, built entry by entry from the (user, item) pairs."""
+    a = torch.zeros(n, n, dtype=torch.float64)
+    for u, i in edge_index.T.tolist():
+        a[u, n_users + i] = a[n_users + i, u] = 1.0
+    d = a.sum(1).clamp_min(1.0).rsqrt()
+    return d[:, None] * a * d[None, :]
+
+
+def test_ngcf_layer_matches_dense_equation(ds):
+    model = _build(NGCF, ds, n_layers=1).eval()
+    n = ds.n_users + ds.n_items
+    lap = _dense_laplacian(model.edge_index, ds.n_users, n)                        # (N, N)
+    e = model.emb.detach().double()                                                 # (N, D)
+    conv = model.convs[0]
+    w1, w2 = conv.lin1.weight.detach().double().T, conv.lin2.weight.detach().double().T   # (D, D)
+    eye = torch.eye(n, dtype=torch.float64)
+    ref = F.leaky_relu((lap + eye) @ e @ w1 + ((lap @ e) * e) @ w2, 0.2)           # eq. 7
+    with torch.no_grad():
+        out = model.propagate(model.graph())                                       # (N, 2D)
+        ei = bipartite_edge_index(model.edge_index, ds.n_users)                     # edge-list path
+        lap32 = lap.float()
+        via_edges = conv(model.emb, ei, lap32[ei[1], ei[0]])
+    assert out.shape == (n, 2 * model.config.dim)
+    assert torch.equal(out[:, :model.config.dim], model.emb.detach())             # layer 0 first (eq. 9)
+    assert torch.allclose(out[:, model.config.dim:].double(), ref, atol=1e-5)
+    assert torch.allclose(via_edges.double(), ref, atol=1e-5)
+    assert isinstance(conv, NGCFConv)
+
+
+def test_graphsage_layer_is_root_plus_neighbour_mean(ds):
+    model = _build(GraphSAGE, ds, n_layers=1).eval()
+    n = ds.n_users + ds.n_items
+    a = (_dense_laplacian(model.edge_index, ds.n_users, n) > 0).double()
+    mean = a / a.sum(1, keepdim=True).clamp_min(1.0)                                 # D^{-1} A
+    with torch.no_grad():
+        model.convs[0].lin_l.bias.normal_()
+        e = model.emb.double()
+        conv = model.convs[0]
+        ref = e @ conv.lin_r.weight.double().T + (mean @ e) @ conv.lin_l.weight.double().T + conv.lin_l.bias.double()
+        assert torch.allclose(model.propagate(model.graph()).double(), ref, atol=1e-5)
+
+
+def test_defaults_are_valid():
+    for cfg in (GraphSAGEConfig(), GATConfig(), NGCFConfig()):
+        assert cfg.device == "auto" and cfg.n_layers >= 1
