@@ -80,3 +80,27 @@ def test_ladder_tasks_land_on_the_ladders_run_keys(tmp_path):
     assert [str(runs[n].checkpoint) for n in ("paper", "mem")] == list(swept["checkpoint"])
     assert list(table["val_recall@10"]) == list(swept["val_recall@10"])
     assert all(runs[n].fit.resumed_from > 0 for n in runs)                       # loaded, not retrained
+
+
+def test_tune_baseline_chooses_on_validation_and_reuses_runs(tmp_path, capsys):
+    from mmgrec_lib.experiments import grid_points, tune_baseline
+    assert grid_points({"a": [1, 2], "b": ["x"]}) == [{"a": 1, "b": "x"}, {"a": 2, "b": "x"}]
+    with pytest.raises(ValueError, match="non-empty list"):
+        grid_points({"a": []})
+    kwargs = {"n_users": 40, "n_items": 60, "mean_items_per_user": 8.0}
+    loop = {"epochs": 4, "patience": 0, "eval_every": 2}
+    table, chosen = tune_baseline("synthetic", "mf", {"lr": [0.001, 0.05]}, loop, tmp_path,
+                                  base={"dim": 8, "batch_size": 64, "device": "cpu"}, dataset_kwargs=kwargs,
+                                  executor="serial", progress=False)
+    assert list(table["lr"]) == [0.001, 0.05] and table["chosen"].sum() == 1
+    best = table.loc[table["chosen"]].iloc[0]
+    assert best["val_recall@10"] == table["val_recall@10"].max() and chosen["lr"] == best["lr"]
+    assert chosen["dim"] == 8
+    again, _ = tune_baseline("synthetic", "mf", {"lr": [0.001, 0.05]}, loop, tmp_path,
+                             base={"dim": 8, "batch_size": 64, "device": "cpu"}, dataset_kwargs=kwargs,
+                             executor="serial", progress=False)
+    assert list(again["val_recall@10"]) == list(table["val_recall@10"])
+    with pytest.raises(ValueError, match="unknown config field"):
+        tune_baseline("synthetic", "mf", {"bogus": [1]}, loop, tmp_path, executor="serial")
+    with pytest.raises(ValueError, match="unknown baseline"):
+        tune_baseline("synthetic", "nope", {"lr": [1]}, loop, tmp_path, executor="serial")

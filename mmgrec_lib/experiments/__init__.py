@@ -2,12 +2,13 @@
 from .analysis import (BASELINE_NAMES, baseline_overrides, beam_width_table, example_recommendations, example_users,
                        gap_summary, list_table, test_users, top_k_lists)
 from .ladder import Rung, hybrid_rung, ladder_tasks, rung_configs, run_ladder
+from .tuning import baseline_task, grid_points, tune_baseline
 from .sweep import generator_task, recid_task, run_sweep, sweep_generators
 from .runs import (ModelRun, codebook_size_sweep, load_or_assign_recids, loop_key, recid_run_path, results_table,
                    run_baselines, run_generator, run_generator_variants, run_key)
 
 __all__ = ["BASELINE_NAMES", "baseline_overrides", "beam_width_table", "example_recommendations", "example_users",
            "gap_summary", "list_table", "test_users", "top_k_lists",
-           "Rung", "hybrid_rung", "ladder_tasks", "rung_configs", "run_ladder", "generator_task", "recid_task", "run_sweep", "sweep_generators",
+           "Rung", "hybrid_rung", "ladder_tasks", "rung_configs", "run_ladder", "baseline_task", "grid_points", "tune_baseline", "generator_task", "recid_task", "run_sweep", "sweep_generators",
            "ModelRun", "codebook_size_sweep", "load_or_assign_recids", "loop_key", "recid_run_path",
            "results_table", "run_baselines", "run_generator", "run_generator_variants", "run_key"]
