@@ -104,3 +104,26 @@ def test_tune_baseline_chooses_on_validation_and_reuses_runs(tmp_path, capsys):
         tune_baseline("synthetic", "mf", {"bogus": [1]}, loop, tmp_path, executor="serial")
     with pytest.raises(ValueError, match="unknown baseline"):
         tune_baseline("synthetic", "nope", {"lr": [1]}, loop, tmp_path, executor="serial")
+
+
+def test_seed_runs_and_table_mean_std_and_p_values(tmp_path):
+    from mmgrec_lib.experiments import seed_runs, seed_table
+    from mmgrec_lib.generator import GeneratorConfig
+    from mmgrec_lib.tokenizer import GraphRQVAEConfig
+    from mmgrec_lib.training import LoopConfig
+    loop = LoopConfig(epochs=1, patience=0, progress=False)
+    per_seed = seed_runs("synthetic", [0, 1], GraphRQVAEConfig(**TINY_RECID), GeneratorConfig.from_dict(TINY_GEN),
+                         loop, LoopConfig(epochs=2, patience=0, progress=False),
+                         {"lightgcn": {"dim": 8, "device": "cpu"}}, runs_dir=tmp_path)
+    assert sorted(per_seed) == [0, 1] and set(per_seed[0]) == {"mmgrec", "lightgcn"}
+    assert per_seed[0]["mmgrec"].test.per_user.index.tolist() != per_seed[1]["mmgrec"].test.per_user.index.tolist() \
+        or per_seed[0]["mmgrec"].test["recall@10"] != per_seed[1]["mmgrec"].test["recall@10"]   # another split
+    table = seed_table(per_seed)
+    mm = table.set_index("model").loc["mmgrec"]
+    vals = [per_seed[s]["mmgrec"].test["ndcg@10"] for s in (0, 1)]
+    assert mm["ndcg@10_mean"] == pytest.approx(sum(vals) / 2) and mm["seeds"] == 2
+    assert mm["ndcg@10_std"] == pytest.approx(pd.Series(vals).std())
+    assert 0 <= mm["p_ndcg@10_users_max"] <= 1
+    assert table.set_index("model").loc["lightgcn"].isna()["p_ndcg@10_seeds"]
+    with pytest.raises(ValueError, match="reference"):
+        seed_table(per_seed, reference="mf")

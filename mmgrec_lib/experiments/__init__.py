@@ -1,14 +1,15 @@
 """Runs, studies and analyses the notebooks call: keyed, resumable, reused by run key (``runs``)."""
 from .analysis import (BASELINE_NAMES, baseline_overrides, beam_width_table, example_recommendations, example_users,
                        gap_summary, list_table, test_users, top_k_lists)
-from .ladder import Rung, hybrid_rung, ladder_tasks, rung_configs, run_ladder
+from .ladder import Rung, hybrid_rung, ladder_tasks, rung_configs, run_ladder, seed_runs, seed_table
 from .tuning import baseline_task, grid_points, tune_baseline
 from .sweep import generator_task, recid_task, run_sweep, sweep_generators
 from .runs import (ModelRun, codebook_size_sweep, load_or_assign_recids, loop_key, recid_run_path, results_table,
                    run_baselines, run_generator, run_generator_variants, run_key)
 
 __all__ = ["BASELINE_NAMES", "baseline_overrides", "beam_width_table", "example_recommendations", "example_users",
-           "gap_summary", "list_table", "test_users", "top_k_lists",
-           "Rung", "hybrid_rung", "ladder_tasks", "rung_configs", "run_ladder", "baseline_task", "grid_points", "tune_baseline", "generator_task", "recid_task", "run_sweep", "sweep_generators",
-           "ModelRun", "codebook_size_sweep", "load_or_assign_recids", "loop_key", "recid_run_path",
-           "results_table", "run_baselines", "run_generator", "run_generator_variants", "run_key"]
+           "gap_summary", "list_table", "test_users", "top_k_lists", "Rung", "hybrid_rung", "ladder_tasks",
+           "rung_configs", "seed_table", "run_ladder", "baseline_task", "grid_points", "tune_baseline",
+           "generator_task", "recid_task", "run_sweep", "sweep_generators", "ModelRun", "codebook_size_sweep",
+           "load_or_assign_recids", "loop_key", "recid_run_path", "results_table", "run_baselines",
+           "run_generator", "run_generator_variants", "run_key", "seed_runs"]

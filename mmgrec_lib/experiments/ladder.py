@@ -144,6 +144,68 @@ def _kept_lists(result, dataset: RecDataset):
     return None if lists is None else lists[:, :10]
 
 
+def seed_runs(dataset: str, seeds: Sequence[int], recid_config, gen_config, loop: LoopConfig,
+              baseline_loop: LoopConfig, baseline_overrides: Mapping[str, Any] | None = None, runs_dir=None,
+              baselines: Sequence[str] = ("lightgcn",), ks: tuple[int, ...] = (10, 20)) -> dict[int, dict[str, ModelRun]]:
+    """MMGRec under one configuration and the ``baselines`` for every split seed: the dataset, the Rec-ID run,
+    the generator and the baselines all take the seed (datasets with a fixed split, e.g. TikTok, keep it:
+    there the seed varies the training only). Runs are keyed and reused. Returns seed -> {name -> run}."""
+    from ..data import load_dataset
+    from .runs import run_baselines
+    out: dict[int, dict[str, ModelRun]] = {}
+    for seed in seeds:
+        ds = load_dataset(dataset, seed=int(seed))
+        recids, _, _ = load_or_assign_recids(ds, dataclasses.replace(recid_config, seed=int(seed)),
+                                             runs_dir=runs_dir, progress=False)
+        runs = {"mmgrec": run_generator(ds, recids, gen_config.replace(seed=int(seed)), loop, runs_dir=runs_dir,
+                                        ks=ks)}
+        names = list(baselines)
+        runs.update(run_baselines(ds, names, loop=baseline_loop, seed=int(seed),
+                                  overrides={n: dict((baseline_overrides or {}).get(n, {})) for n in names},
+                                  runs_dir=runs_dir, ks=ks))
+        out[int(seed)] = runs
+    return out
+
+
+def seed_table(per_seed: Mapping[int, Mapping[str, ModelRun]], reference: str = "lightgcn",
+               metrics: Sequence[str] = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")) -> pd.DataFrame:
+    """Mean ± std over seeds of each model's test metrics, with p-values against ``reference``.
+
+    ``per_seed``: seed -> {model name -> run}, every seed holding the same models (and ``reference``). Per model
+    and metric: ``<metric>_mean``, ``<metric>_std`` (sample std over seeds), ``p_<metric>_seeds`` (paired t-test
+    of the per-seed means against the reference's, across seeds; needs at least 2 seeds) and
+    ``p_<metric>_users_max`` (the largest per-seed paired Wilcoxon p over users: below 0.05 means every seed
+    alone is significant).
+    """
+    from scipy import stats
+    seeds = sorted(per_seed)
+    if not seeds:
+        raise ValueError("seed_table: no seeds")
+    names = list(per_seed[seeds[0]])
+    for s in seeds:
+        if list(per_seed[s]) != names:
+            raise ValueError(f"seed {s} has models {list(per_seed[s])}; seed {seeds[0]} has {names}")
+    if reference not in names:
+        raise ValueError(f"reference {reference!r} is not among the models {names}")
+    rows = []
+    for name in names:
+        row: dict[str, Any] = {"model": name, "seeds": len(seeds)}
+        for m in metrics:
+            vals = [per_seed[s][name].test[m] for s in seeds]
+            ref = [per_seed[s][reference].test[m] for s in seeds]
+            row[f"{m}_mean"] = float(pd.Series(vals).mean())
+            row[f"{m}_std"] = float(pd.Series(vals).std()) if len(vals) > 1 else float("nan")
+            if name == reference:
+                row[f"p_{m}_seeds"] = row[f"p_{m}_users_max"] = float("nan")
+                continue
+            row[f"p_{m}_seeds"] = (float(stats.ttest_rel(vals, ref).pvalue) if len(seeds) > 1 and vals != ref
+                                   else float("nan"))
+            row[f"p_{m}_users_max"] = max(paired_test(per_seed[s][reference].test, per_seed[s][name].test, m)
+                                          ["p_wilcoxon"] for s in seeds)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def _paired(run: ModelRun, prev: ModelRun | None) -> dict[str, float]:
     """Paired Wilcoxon p of the per-user test metrics against the previous row (NaN for the first)."""
     if prev is None:
@@ -151,4 +213,4 @@ def _paired(run: ModelRun, prev: ModelRun | None) -> dict[str, float]:
     return {f"p_{m}_vs_prev": paired_test(prev.test, run.test, m)["p_wilcoxon"] for m in ("ndcg@10", "recall@10")}
 
 
-__all__ = ["Rung", "hybrid_rung", "ladder_tasks", "rung_configs", "run_ladder"]
+__all__ = ["Rung", "hybrid_rung", "ladder_tasks", "seed_runs", "seed_table", "rung_configs", "run_ladder"]
