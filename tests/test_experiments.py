@@ -107,9 +107,12 @@ def test_run_ladder_tabulates_every_rung_and_reuses_runs(tmp_path):
     rungs = [Rung("paper"), Rung("lgc", recid={"encoder": "lightgcn", "schedule": "two_stage"}),
              Rung("mem", generator={"user_memory": True})]
     ref = run_baselines(ds, ["mostpop"], loop=loop, runs_dir=tmp_path)["mostpop"]
-    table, runs = run_ladder(ds, rc, gc, loop, rungs, runs_dir=tmp_path, reference=ref, reference_name="mostpop")
+    table, runs, configs = run_ladder(ds, rc, gc, loop, rungs, runs_dir=tmp_path, reference=ref,
+                                      reference_name="mostpop", greedy=False)
     assert list(table["rung"]) == ["paper", "lgc", "mem", "mostpop"]
-    assert np.isnan(table["p_ndcg@10_vs_prev"].iloc[0]) and table["p_ndcg@10_vs_prev"].iloc[1:].notna().all()
+    assert list(table["built_on"]) == ["", "paper", "lgc", "mem"] and table["kept"].iloc[:3].all()
+    assert configs["mem"][0].encoder == "lightgcn" and configs["mem"][1].model.user_memory
+    assert np.isnan(table["p_ndcg@10_vs_base"].iloc[0]) and table["p_ndcg@10_vs_base"].iloc[1:].notna().all()
     assert table["coverage@10"].between(0, 1).all() and table["test_recall@20"].notna().all()
     assert set(runs) == {"paper", "lgc", "mem"}
     from mmgrec_lib.experiments import hybrid_rung, load_or_assign_recids
@@ -121,6 +124,32 @@ def test_run_ladder_tabulates_every_rung_and_reuses_runs(tmp_path):
     from mmgrec_lib.experiments import ladder_tasks, sweep_generators
     tasks = ladder_tasks("synthetic", 0, rc, gc, loop, rungs, tmp_path, dataset_kwargs={"n_users": 30})
     assert set(tasks) == {"paper", "lgc", "mem"} and tasks["mem"]["generator"]["user_memory"] is True
-    again, _ = run_ladder(ds, rc, gc, loop, rungs, runs_dir=tmp_path, reference=ref, reference_name="mostpop")
+    again, _, _ = run_ladder(ds, rc, gc, loop, rungs, runs_dir=tmp_path, reference=ref, reference_name="mostpop",
+                             greedy=False)
     cols = [c for c in table if "seconds" not in c]
     pd.testing.assert_frame_equal(table[cols], again[cols])
+
+
+def test_greedy_ladder_keeps_only_rungs_that_validate_at_least_as_well(tmp_path):
+    from mmgrec_lib.experiments import Rung, run_ladder
+    from mmgrec_lib.generator import GeneratorConfig
+    from mmgrec_lib.tokenizer import GraphRQVAEConfig
+    from mmgrec_lib.training import LoopConfig
+    ds = make_tiny_dataset(n_users=30, n_items=40, per_user=10)
+    rc = GraphRQVAEConfig(dim=8, codebook_size=4, epochs=2, rq_epochs=2, rq_hidden_dim=8, rq_latent_dim=4,
+                          device="cpu")
+    gc = GeneratorConfig.from_dict(dict(d_model=16, n_layers=1, n_heads=2, max_len=5, beam_width=20, device="cpu"))
+    rungs = [Rung("paper"), Rung("frozen", generator={"lr": 1e-9}), Rung("lgc", recid={"encoder": "lightgcn"}),
+             Rung("mem", generator={"user_memory": True})]
+    table, _, configs = run_ladder(ds, rc, gc, LoopConfig(epochs=2, patience=0, progress=False), rungs,
+                                   runs_dir=tmp_path)
+    best, kept_name, kept_cfg = float("-inf"), None, None
+    for n, row in table.iterrows():
+        assert row["built_on"] == (kept_name or "")
+        rc_n, gc_n, _ = configs[row["rung"]]
+        if kept_cfg is not None:                       # built on the kept configuration, plus this rung's changes
+            assert (gc_n.train.lr == 1e-9) == (row["rung"] == "frozen" or (kept_cfg[1].train.lr == 1e-9))
+            assert (rc_n.encoder == "lightgcn") == (row["rung"] == "lgc" or kept_cfg[0].encoder == "lightgcn")
+        assert row["kept"] == (n == 0 or row["val_recall@10"] >= best)
+        if row["kept"]:
+            best, kept_name, kept_cfg = max(best, row["val_recall@10"]), row["rung"], configs[row["rung"]]

@@ -76,7 +76,8 @@ def test_ladder_tasks_land_on_the_ladders_run_keys(tmp_path):
     rungs = [Rung("paper"), Rung("mem", generator={"user_memory": True})]
     swept = sweep_generators(ladder_tasks("synthetic", 0, rc, gc, loop, rungs, tmp_path, kwargs), executor="serial",
                              progress=False)
-    table, runs = run_ladder(load_dataset("synthetic", seed=0, **kwargs), rc, gc, loop, rungs, runs_dir=tmp_path)
+    table, runs, _ = run_ladder(load_dataset("synthetic", seed=0, **kwargs), rc, gc, loop, rungs, runs_dir=tmp_path,
+                                greedy=False)
     assert [str(runs[n].checkpoint) for n in ("paper", "mem")] == list(swept["checkpoint"])
     assert list(table["val_recall@10"]) == list(swept["val_recall@10"])
     assert all(runs[n].fit.resumed_from > 0 for n in runs)                       # loaded, not retrained

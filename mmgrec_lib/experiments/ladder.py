@@ -2,8 +2,9 @@
 
 Each rung names the Graph RQ-VAE fields (:class:`~mmgrec_lib.tokenizer.GraphRQVAEConfig`) and the generator
 fields (:class:`~mmgrec_lib.generator.GeneratorConfig` or :class:`~mmgrec_lib.training.LoopConfig`) it
-changes. Rungs are cumulative: rung ``k`` runs with the changes of rungs ``0..k``. Every run is keyed and
-reused exactly like :func:`~mmgrec_lib.experiments.runs.run_generator` (a rung whose configuration equals an
+changes. By default the ladder is a forward selection on validation: a rung's changes are applied to the
+configuration kept so far and kept only if they validate at least as well (:func:`run_ladder`, ``greedy``);
+otherwise every rung builds on the one above. Every run is keyed and reused exactly like :func:`~mmgrec_lib.experiments.runs.run_generator` (a rung whose configuration equals an
 earlier notebook's run loads that run).
 
 The table reports, per rung, what choosing it is based on (validation: the Rec-ID representation's own
@@ -68,8 +69,9 @@ def rung_configs(recid_base, gen_base, loop: LoopConfig, rungs: Sequence[Rung]):
 
 def ladder_tasks(dataset: str, seed: int, recid_base, gen_base, loop: LoopConfig, rungs: Sequence[Rung],
                  runs_dir, dataset_kwargs: Mapping[str, Any] | None = None) -> dict[str, dict]:
-    """The rungs as :func:`~mmgrec_lib.experiments.sweep.sweep_generators` tasks (same run keys as
-    :func:`run_ladder`), so a ladder's runs can be trained in parallel first and the notebook then reuses them."""
+    """The rungs as :func:`~mmgrec_lib.experiments.sweep.sweep_generators` tasks on the cumulative path (the
+    run keys of :func:`run_ladder` with ``greedy=False``, and of a greedy ladder as long as every rung is kept),
+    so a ladder's runs can be trained in parallel first and the notebook then reuses them."""
     tasks = {}
     for rung, (rc, gc, lp) in zip(rungs, rung_configs(recid_base, gen_base, loop, rungs)):
         tasks[rung.name] = {"dataset": dataset, "seed": int(seed), "dataset_kwargs": dict(dataset_kwargs or {}),
@@ -79,43 +81,64 @@ def ladder_tasks(dataset: str, seed: int, recid_base, gen_base, loop: LoopConfig
     return tasks
 
 
+def _apply(config: tuple, rung: Rung, gen_fields: set[str]) -> tuple:
+    rc, gc, lp = config
+    return (dataclasses.replace(rc, **rung.recid),
+            gc.replace(**{k: v for k, v in rung.generator.items() if k in gen_fields}),
+            dataclasses.replace(lp, **{k: v for k, v in rung.generator.items() if k not in gen_fields}))
+
+
 def run_ladder(dataset: RecDataset, recid_base, gen_base, loop: LoopConfig, rungs: Sequence[Rung],
                runs_dir=None, ks: tuple[int, ...] = (10, 20), reference: ModelRun | None = None,
-               reference_name: str = "lightgcn") -> tuple[pd.DataFrame, dict[str, ModelRun]]:
+               reference_name: str = "lightgcn", greedy: bool = True
+               ) -> tuple[pd.DataFrame, dict[str, ModelRun], dict[str, tuple]]:
     """Train (or reuse) every rung and tabulate it (see the module docstring).
 
+    ``greedy`` (default): a rung's changes are applied to the configuration *kept* so far, and kept for the
+    rungs below only when its validation Recall@10 is at least the best so far (forward selection on
+    validation; the first rung is the base and always kept). ``greedy=False``: every rung builds on the rung
+    above (plain cumulative ladder). Columns ``built_on`` and ``kept`` say which; ``p_*_vs_base`` pairs each
+    rung with the run it was built on.
+
     ``reference``: a baseline run (e.g. LightGCN) whose test metrics and list coverage close the table as
-    its last row, with the paired p-value of the last rung against it.
-    Returns the table and the generator runs by rung name.
+    its last row, paired with the last kept rung.
+    Returns the table, the generator runs by rung name and each rung's ``(recid, generator, loop)`` configs.
     """
-    configs = rung_configs(recid_base, gen_base, loop, rungs)
-    rows, runs, prev = [], {}, None
-    for rung, (rc, gc, lp) in zip(rungs, configs):
+    rung_configs(recid_base, gen_base, loop, rungs)                     # every field checked before training
+    gen_fields = set(gen_base.fields())
+    rows, runs, configs = [], {}, {}
+    base, base_name, base_run, best = (recid_base, gen_base, loop), None, None, float("-inf")
+    for n, rung in enumerate(rungs):
+        rc, gc, lp = config = _apply(base if greedy else configs.get(rungs[n - 1].name, base) if n else base,
+                                     rung, gen_fields)
         recids, _, _ = load_or_assign_recids(dataset, rc, runs_dir=runs_dir, progress=False)
         run = run_generator(dataset, recids, gc, lp, runs_dir=runs_dir, ks=ks)
-        runs[rung.name] = run
+        runs[rung.name], configs[rung.name] = run, config
         st = recids.stats
         lists = top_k_lists({rung.name: run}, dataset, k=10, beam_width=gc.train.beam_width)[rung.name]
-        row = {"rung": rung.name, "note": rung.note,
+        keep = n == 0 or not greedy or run.fit.best_score >= best
+        built_on = (base_name if greedy else (rungs[n - 1].name if n else None)) or ""
+        row = {"rung": rung.name, "note": rung.note, "built_on": built_on, "kept": keep,
                "recid_val_recall@10": st.get("val_recall@10"), "unique_semantic_frac": st.get("unique_semantic_frac"),
                "max_group_size": st.get("max_group_size"),
                "val_recall@10": run.fit.best_score, "best_epoch": run.fit.best_epoch,
                **{f"test_{k}": v for k, v in run.test.mean().items()},
                "coverage@10": list_diagnostics(lists, dataset)["coverage"],
                "recid_seconds": st.get("total_sec"), "generator_seconds": run.train_seconds}
-        row.update(_paired(run, prev))
+        row.update(_paired(run, base_run if greedy else (runs[rungs[n - 1].name] if n else None)))
         rows.append(row)
-        prev = run
+        if keep:
+            base, base_name, base_run, best = config, rung.name, run, max(best, run.fit.best_score)
     if reference is not None:
         lists = top_k_lists({reference_name: reference}, dataset, k=10)[reference_name]
-        row = {"rung": reference_name, "note": "baseline (reference)",
+        row = {"rung": reference_name, "note": "baseline (reference)", "built_on": base_name or "", "kept": False,
                **{f"test_{k}": v for k, v in reference.test.mean().items()},
                "coverage@10": list_diagnostics(lists, dataset)["coverage"],
                "generator_seconds": reference.train_seconds, "best_epoch": reference.fit.best_epoch,
                "val_recall@10": reference.fit.best_score}
-        row.update(_paired(reference, prev))
+        row.update(_paired(reference, base_run))
         rows.append(row)
-    return pd.DataFrame(rows), runs
+    return pd.DataFrame(rows), runs, configs
 
 
 def hybrid_rung(dataset: RecDataset, run: ModelRun, recids, weights: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0),
@@ -134,7 +157,8 @@ def hybrid_rung(dataset: RecDataset, run: ModelRun, recids, weights: Sequence[fl
            **{f"test_{k}": v for k, v in test.mean().items()},
            "coverage@10": list_diagnostics(lists, dataset)["coverage"] if lists is not None else float("nan"),
            "generator_seconds": run.train_seconds}
-    row.update({f"p_{m}_vs_prev": paired_test(run.test, test, m)["p_wilcoxon"] for m in ("ndcg@10", "recall@10")})
+    row.update({"built_on": "", "kept": False})
+    row.update({f"p_{m}_vs_base": paired_test(run.test, test, m)["p_wilcoxon"] for m in ("ndcg@10", "recall@10")})
     return row, table
 
 
@@ -207,10 +231,10 @@ def seed_table(per_seed: Mapping[int, Mapping[str, ModelRun]], reference: str = 
 
 
 def _paired(run: ModelRun, prev: ModelRun | None) -> dict[str, float]:
-    """Paired Wilcoxon p of the per-user test metrics against the previous row (NaN for the first)."""
+    """Paired Wilcoxon p of the per-user test metrics against the run it was built on (NaN for the first)."""
     if prev is None:
-        return {"p_ndcg@10_vs_prev": float("nan"), "p_recall@10_vs_prev": float("nan")}
-    return {f"p_{m}_vs_prev": paired_test(prev.test, run.test, m)["p_wilcoxon"] for m in ("ndcg@10", "recall@10")}
+        return {"p_ndcg@10_vs_base": float("nan"), "p_recall@10_vs_base": float("nan")}
+    return {f"p_{m}_vs_base": paired_test(prev.test, run.test, m)["p_wilcoxon"] for m in ("ndcg@10", "recall@10")}
 
 
 __all__ = ["Rung", "hybrid_rung", "ladder_tasks", "seed_runs", "seed_table", "rung_configs", "run_ladder"]

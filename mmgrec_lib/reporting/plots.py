@@ -281,6 +281,8 @@ def ladder_plot(table: pd.DataFrame, dataset: str = "", reference: str = "lightg
     reference's."""
     rungs = table[table["rung"] != reference].reset_index(drop=True)
     ref = table[table["rung"] == reference]
+    labels = [f"{r} (dropped)" if "kept" in rungs and r != "hybrid_rerank" and not k else r
+              for r, k in zip(rungs["rung"], rungs.get("kept", [True] * len(rungs)))]
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), layout="constrained", gridspec_kw={"width_ratios": [2, 1]})
     x = np.arange(len(rungs))
     for c, m in enumerate(m for m in metrics if m in rungs):
@@ -288,14 +290,14 @@ def ladder_plot(table: pd.DataFrame, dataset: str = "", reference: str = "lightg
         if len(ref):
             axes[0].axhline(float(ref[m].iloc[0]), color=f"C{c}", ls="--", lw=1,
                             label=f"{m.replace('test_', '')} ({reference})")
-    axes[0].set_xticks(x, rungs["rung"], rotation=20, ha="right")
-    axes[0].set(xlabel="rung (each adds one lever to the previous)", ylabel="test metric",
+    axes[0].set_xticks(x, labels, rotation=20, ha="right")
+    axes[0].set(xlabel="rung (each adds one lever; dropped: did not validate better)", ylabel="test metric",
                 title=_titled(dataset, "accuracy ladder"))
     axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
     axes[1].bar(x, rungs["coverage@10"], color="C7")
     if len(ref):
         axes[1].axhline(float(ref["coverage@10"].iloc[0]), color="k", ls="--", lw=1, label=reference)
         axes[1].legend(frameon=False)
-    axes[1].set_xticks(x, rungs["rung"], rotation=20, ha="right")
+    axes[1].set_xticks(x, labels, rotation=20, ha="right")
     axes[1].set(xlabel="rung", ylabel="distinct items in test top-10 / items", title=_titled(dataset, "list coverage"))
     return fig
