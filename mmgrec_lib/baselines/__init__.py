@@ -1,5 +1,5 @@
-"""Baseline recommenders under one interface (:class:`Recommender`): MostPop, MF-BPR, LightGCN, VBPR (the
-first four), the CF graph encoders GraphSAGE, GAT, NGCF and the multimodal MMGCN, LATTICE, FREEDOM (Table 2).
+"""Baseline recommenders under one interface (:class:`Recommender`): MostPop, MF-BPR, LightGCN, VBPR, the CF
+graph encoders GraphSAGE, GAT, NGCF and the multimodal MMGCN, GRCN, LATTICE, FREEDOM and LightGT (Table 2).
 
 Typical use::
 
@@ -18,11 +18,13 @@ from .ngcf import NGCF, NGCFConfig
 from .mmgcn import MMGCN, MMGCNConfig
 from .lattice import LATTICE, LATTICEConfig
 from .freedom import FREEDOM, FREEDOMConfig
+from .grcn import GRCN, GRCNConfig
+from .lightgt import LightGT, LightGTConfig
 
 __all__ = ["Recommender", "BPRRecommender", "MostPop", "MostPopConfig", "MF", "MFConfig",
            "LightGCN", "LightGCNConfig", "VBPR", "VBPRConfig", "content_features", "GraphSAGE", "GraphSAGEConfig",
            "GAT", "GATConfig", "NGCF", "NGCFConfig", "MMGCN", "MMGCNConfig", "LATTICE", "LATTICEConfig", "FREEDOM",
-           "FREEDOMConfig", "BASELINES"]
+           "FREEDOMConfig", "GRCN", "GRCNConfig", "LightGT", "LightGTConfig", "BASELINES"]
 
 BASELINES = {"mostpop": MostPop, "mf": MF, "lightgcn": LightGCN, "vbpr": VBPR, "graphsage": GraphSAGE, "gat": GAT,
-             "ngcf": NGCF, "mmgcn": MMGCN, "lattice": LATTICE, "freedom": FREEDOM}
+             "ngcf": NGCF, "mmgcn": MMGCN, "lattice": LATTICE, "freedom": FREEDOM, "grcn": GRCN, "lightgt": LightGT}
