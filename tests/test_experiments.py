@@ -110,7 +110,8 @@ def test_run_ladder_tabulates_every_rung_and_reuses_runs(tmp_path):
     table, runs, configs = run_ladder(ds, rc, gc, loop, rungs, runs_dir=tmp_path, reference=ref,
                                       reference_name="mostpop", greedy=False)
     assert list(table["rung"]) == ["paper", "lgc", "mem", "mostpop"]
-    assert list(table["built_on"]) == ["", "paper", "lgc", "mem"] and table["kept"].iloc[:3].all()
+    assert list(table["built_on"]) == ["", "paper", "lgc", ""] and table["kept"].iloc[:3].all()
+    assert "best validation rung" in table["note"].iloc[3]
     assert configs["mem"][0].encoder == "lightgcn" and configs["mem"][1].model.user_memory
     assert np.isnan(table["p_ndcg@10_vs_base"].iloc[0]) and table["p_ndcg@10_vs_base"].iloc[1:].notna().all()
     assert table["coverage@10"].between(0, 1).all() and table["test_recall@20"].notna().all()

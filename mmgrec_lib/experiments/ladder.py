@@ -101,7 +101,7 @@ def run_ladder(dataset: RecDataset, recid_base, gen_base, loop: LoopConfig, rung
     rung with the run it was built on.
 
     ``reference``: a baseline run (e.g. LightGCN) whose test metrics and list coverage close the table as
-    its last row, paired with the last kept rung.
+    its last row, paired with the rung of best validation Recall@10.
     Returns the table, the generator runs by rung name and each rung's ``(recid, generator, loop)`` configs.
     """
     rung_configs(recid_base, gen_base, loop, rungs)                     # every field checked before training
@@ -129,14 +129,16 @@ def run_ladder(dataset: RecDataset, recid_base, gen_base, loop: LoopConfig, rung
         rows.append(row)
         if keep:
             base, base_name, base_run, best = config, rung.name, run, max(best, run.fit.best_score)
+    chosen = max(runs, key=lambda name: runs[name].fit.best_score) if runs else None   # first among ties
     if reference is not None:
         lists = top_k_lists({reference_name: reference}, dataset, k=10)[reference_name]
-        row = {"rung": reference_name, "note": "baseline (reference)", "built_on": base_name or "", "kept": False,
+        row = {"rung": reference_name, "note": f"baseline (reference; p against {chosen}, the best validation rung)",
+               "built_on": "", "kept": False,
                **{f"test_{k}": v for k, v in reference.test.mean().items()},
                "coverage@10": list_diagnostics(lists, dataset)["coverage"],
                "generator_seconds": reference.train_seconds, "best_epoch": reference.fit.best_epoch,
                "val_recall@10": reference.fit.best_score}
-        row.update(_paired(reference, base_run))
+        row.update(_paired(reference, runs.get(chosen)))
         rows.append(row)
     return pd.DataFrame(rows), runs, configs
 
