@@ -224,7 +224,7 @@ def test_median_over_sweeps_and_per_sweep_claims():
     def sweep(beam_small, beam_large, exact_large):
         rows = []
         for n, b, e in ((1000, beam_small, 0.01), (1_000_000, beam_large, exact_large)):
-            for method, v in ((f"beam 20, batch 256", b), ("exact matmul, batch 256", e)):
+            for method, v in (("beam 20, batch 256", b), ("exact matmul, batch 256", e)):
                 row = {c: float("nan") for c in eff.COLUMNS}
                 row.update(catalogue="synthetic", n_items=n, method=method, ms_per_user=v, ms_per_user_min=v * 0.9,
                            ms_per_user_max=v * 1.1)

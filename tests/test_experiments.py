@@ -5,7 +5,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from _fixtures import make_tiny_dataset
 from mmgrec_lib.experiments.runs import run_baselines, training_seconds
@@ -121,8 +120,8 @@ def test_run_ladder_tabulates_every_rung_and_reuses_runs(tmp_path):
                                          runs_dir=tmp_path)
     row, weights = hybrid_rung(ds, runs["mem"], recids, weights=(0.0, 1.0), beam=20)
     assert row["rung"] == "hybrid_rerank" and 0 <= row["coverage@10"] <= 1 and weights["chosen"].sum() == 1
-    # the same rungs as sweep tasks land on the same run keys: a sweep over them reuses every run
-    from mmgrec_lib.experiments import ladder_tasks, sweep_generators
+    # the rungs as sweep tasks (test_sweep.py checks that a sweep over them lands on the ladder's run keys)
+    from mmgrec_lib.experiments import ladder_tasks
     tasks = ladder_tasks("synthetic", 0, rc, gc, loop, rungs, tmp_path, dataset_kwargs={"n_users": 30})
     assert set(tasks) == {"paper", "lgc", "mem"} and tasks["mem"]["generator"]["user_memory"] is True
     again, _, _ = run_ladder(ds, rc, gc, loop, rungs, runs_dir=tmp_path, reference=ref, reference_name="mostpop",
