@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from _baseline_checks import CommonChecks, Harness, loop as _loop, with_missing_visual
 from _fixtures import make_tiny_dataset
 from mmgrec_lib.baselines import (LightGCN, MF, MostPop, Recommender, VBPR, VBPRConfig, content_features)
 from mmgrec_lib.evaluation import evaluate
-from mmgrec_lib.training import LoopConfig
 
 # small, fast settings for the tiny data (a few steps per epoch)
 SMALL = {
@@ -21,20 +21,8 @@ SMALL = {
 }
 TRAINABLE = [MF, LightGCN, VBPR]
 ALL = [MostPop, *TRAINABLE]
-
-
-def _loop(epochs=25, **kw):
-    return LoopConfig(epochs=epochs, patience=kw.pop("patience", 0), progress=False, **kw)
-
-
-def _build(cls, ds, **kw):
-    return cls.from_dataset(ds, **{**SMALL.get(cls, {"device": "cpu"}), **kw})
-
-
-def _trained(cls, ds, seed=0, epochs=25, **kw):
-    model = _build(cls, ds, **kw)
-    result = model.fit(ds, _loop(epochs), torch.Generator().manual_seed(seed))
-    return model, result
+H = Harness(SMALL)
+_build = H.build
 
 
 @pytest.fixture(scope="module")
@@ -42,19 +30,8 @@ def ds():
     return make_tiny_dataset()
 
 
-@pytest.mark.parametrize("cls", ALL)
-def test_score_shape_and_recommend(cls, ds):
-    model, _ = _trained(cls, ds, epochs=2)
-    users = torch.tensor([0, 5, 39])
-    scores = model.score(users)
-    assert scores.shape == (3, ds.n_items) and scores.is_floating_point() and torch.isfinite(scores).all()
-    assert model.device == torch.device("cpu")
-    top = model.recommend(users, k=5, exclude=ds.train)
-    assert top.shape == (3, 5) and top.dtype == torch.long
-    train = torch.from_numpy(ds.train[users.numpy()].toarray()).bool()
-    assert not torch.gather(train, 1, top).any()                       # training items never recommended
-    ranked = torch.gather(scores.masked_fill(train, -torch.inf), 1, top)
-    assert (ranked[:, :-1] >= ranked[:, 1:]).all()                      # best first
+class TestCommon(CommonChecks):
+    harness, MODELS, TRAINABLE, RESUMABLE = H, ALL, TRAINABLE, [MF, LightGCN]
 
 
 def test_mostpop_counts_training_popularity(ds):
@@ -62,38 +39,6 @@ def test_mostpop_counts_training_popularity(ds):
     result = model.fit(ds)
     assert np.array_equal(model.score(torch.tensor([0]))[0].numpy(), ds.item_popularity().astype(np.float32))
     assert result.best_score == pytest.approx(evaluate(model.score, ds, "val", ks=(10,))["recall@10"])
-
-
-def _random_recall(ds, seeds=range(8)) -> float:
-    """Mean validation recall@10 of uniformly random scorers (about 0.17 on the tiny data)."""
-    vals = [evaluate(lambda u, s=s: torch.rand(len(u), ds.n_items, generator=torch.Generator().manual_seed(s)),
-                     ds, "val", ks=(10,))["recall@10"] for s in seeds]
-    return float(np.mean(vals))
-
-
-@pytest.mark.parametrize("cls", TRAINABLE)
-def test_trained_models_beat_random_on_planted_clusters(cls, ds):
-    # users prefer one of 4 item clusters: ~a quarter of the catalogue holds most of a user's items, so a
-    # model that learned anything ranks held-out items far above chance
-    rand = _random_recall(ds)
-    assert 0.05 < rand < 0.35
-    model, result = _trained(cls, ds, seed=0)
-    val = evaluate(model.score, ds, "val", ks=(10,))["recall@10"]
-    assert val == pytest.approx(result.best_score)                    # best weights restored
-    assert val > rand + 0.25, f"{cls.__name__}: val recall@10 {val:.3f} vs random {rand:.3f}"
-    test = evaluate(model.score, ds, "test", ks=(10,))["recall@10"]    # not used for model selection
-    assert test > rand + 0.15, f"{cls.__name__}: test recall@10 {test:.3f} vs random {rand:.3f}"
-
-
-@pytest.mark.parametrize("cls", ALL)
-def test_save_load_round_trip(cls, ds, tmp_path):
-    model, _ = _trained(cls, ds, epochs=3)
-    path = model.save(tmp_path / "model.pt")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]  # atomic: no temporary files left
-    users = torch.arange(ds.n_users)
-    for loaded in (Recommender.load(path), cls.load(path)):
-        assert type(loaded) is cls and loaded.config == model.config
-        assert torch.equal(loaded.score(users), model.score(users))
 
 
 def test_load_checks_the_class(ds, tmp_path):
@@ -105,34 +50,9 @@ def test_load_checks_the_class(ds, tmp_path):
         Recommender.load(tmp_path / "other.pt")
 
 
-@pytest.mark.parametrize("cls", TRAINABLE)
-def test_same_seed_same_scores(cls, ds):
-    users = torch.arange(ds.n_users)
-    a, _ = _trained(cls, ds, seed=3, epochs=4)
-    b, _ = _trained(cls, ds, seed=3, epochs=4)
-    c, _ = _trained(cls, ds, seed=4, epochs=4)
-    assert torch.equal(a.score(users), b.score(users))
-    assert not torch.equal(a.score(users), c.score(users))
-
-
-@pytest.mark.parametrize("cls", [MF, LightGCN])
-def test_interrupted_fit_resumes_exactly(cls, ds, tmp_path):
-    users = torch.arange(ds.n_users)
-    full, ref = _trained(cls, ds, seed=1, epochs=5)
-    ckpt = tmp_path / "ckpt.pt"
-    part = _build(cls, ds)
-    part.fit(ds, _loop(2, checkpoint=ckpt), torch.Generator().manual_seed(1))
-    fresh = _build(cls, ds)                                           # new model and optimizer
-    res = fresh.fit(ds, _loop(5, checkpoint=ckpt), torch.Generator().manual_seed(1))
-    assert res.resumed_from == 2 and res.history == ref.history
-    assert torch.equal(fresh.score(users), full.score(users))
-
-
 def test_vbpr_features_masks_and_no_modalities(ds):
     # an item lacking a modality has a zero block for it and a 0 presence flag
-    ds2 = make_tiny_dataset()
-    ds2.feature_masks["visual"][:5] = False
-    ds2.features["visual"][:5] = 0.0
+    ds2 = with_missing_visual(5)
     f = content_features(ds2)
     d_vis, d_txt = ds2.features["visual"].shape[1], ds2.features["textual"].shape[1]
     assert f.shape == (ds2.n_items, d_vis + d_txt + 2)

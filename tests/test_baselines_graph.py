@@ -8,14 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from _baseline_checks import CommonChecks, Harness, loop as _loop
 from _fixtures import make_tiny_dataset
-from mmgrec_lib.baselines.base import Recommender
 from mmgrec_lib.baselines.gat import GAT, GATConfig
 from mmgrec_lib.baselines.graphsage import GraphSAGE, GraphSAGEConfig
 from mmgrec_lib.baselines.ngcf import NGCF, NGCFConfig, NGCFConv
 from mmgrec_lib.data.sparse import bipartite_edge_index
-from mmgrec_lib.evaluation import evaluate
-from mmgrec_lib.training import LoopConfig
 
 # small, fast settings for the tiny data (a few steps per epoch); dropout on, so resume and determinism
 # cover the dropout RNG
@@ -25,20 +23,8 @@ SMALL = {
     NGCF: dict(dim=16, n_layers=2, lr=0.02, batch_size=128, dropout=0.1, device="cpu"),
 }
 MODELS = [GraphSAGE, GAT, NGCF]
-
-
-def _loop(epochs=25, **kw):
-    return LoopConfig(epochs=epochs, patience=kw.pop("patience", 0), progress=False, **kw)
-
-
-def _build(cls, ds, **kw):
-    return cls.from_dataset(ds, **{**SMALL[cls], **kw})
-
-
-def _trained(cls, ds, seed=0, epochs=25, **kw):
-    model = _build(cls, ds, **kw)
-    result = model.fit(ds, _loop(epochs), torch.Generator().manual_seed(seed))
-    return model, result
+H = Harness(SMALL)
+_build, _trained = H.build, H.trained
 
 
 @pytest.fixture(scope="module")
@@ -46,38 +32,8 @@ def ds():
     return make_tiny_dataset()
 
 
-@pytest.mark.parametrize("cls", MODELS)
-def test_score_shape_and_recommend(cls, ds):
-    model, _ = _trained(cls, ds, epochs=2)
-    users = torch.tensor([0, 5, 39])
-    scores = model.score(users)
-    assert scores.shape == (3, ds.n_items) and scores.is_floating_point() and torch.isfinite(scores).all()
-    assert model.device == torch.device("cpu")
-    top = model.recommend(users, k=5, exclude=ds.train)
-    assert top.shape == (3, 5) and top.dtype == torch.long
-    train = torch.from_numpy(ds.train[users.numpy()].toarray()).bool()
-    assert not torch.gather(train, 1, top).any()                       # training items never recommended
-    ranked = torch.gather(scores.masked_fill(train, -torch.inf), 1, top)
-    assert (ranked[:, :-1] >= ranked[:, 1:]).all()                      # best first
-
-
-def _random_recall(ds, seeds=range(8)) -> float:
-    """Mean validation recall@10 of uniformly random scorers (about 0.17 on the tiny data)."""
-    vals = [evaluate(lambda u, s=s: torch.rand(len(u), ds.n_items, generator=torch.Generator().manual_seed(s)),
-                     ds, "val", ks=(10,))["recall@10"] for s in seeds]
-    return float(np.mean(vals))
-
-
-@pytest.mark.parametrize("cls", MODELS)
-def test_trained_models_beat_random_on_planted_clusters(cls, ds):
-    rand = _random_recall(ds)
-    assert 0.05 < rand < 0.35
-    model, result = _trained(cls, ds, seed=0)
-    val = evaluate(model.score, ds, "val", ks=(10,))["recall@10"]
-    assert val == pytest.approx(result.best_score)                    # best weights restored
-    assert val > rand + 0.25, f"{cls.__name__}: val recall@10 {val:.3f} vs random {rand:.3f}"
-    test = evaluate(model.score, ds, "test", ks=(10,))["recall@10"]    # not used for model selection
-    assert test > rand + 0.15, f"{cls.__name__}: test recall@10 {test:.3f} vs random {rand:.3f}"
+class TestCommon(CommonChecks):
+    harness, MODELS, KEEPS_GLOBAL_RNG = H, MODELS, True
 
 
 @pytest.mark.parametrize("cls", MODELS)
@@ -86,45 +42,6 @@ def test_loss_decreases(cls, ds):
     losses = [row["loss"] for row in result.history]
     assert losses[0] == pytest.approx(np.log(2), abs=0.05)            # near-zero scores at the start
     assert losses[-1] < 0.6 * losses[0], losses
-
-
-@pytest.mark.parametrize("cls", MODELS)
-def test_save_load_round_trip(cls, ds, tmp_path):
-    model, _ = _trained(cls, ds, epochs=3)
-    path = model.save(tmp_path / "model.pt")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]  # atomic: no temporary files left
-    users = torch.arange(ds.n_users)
-    for loaded in (Recommender.load(path), cls.load(path)):
-        assert type(loaded) is cls and loaded.config == model.config
-        assert torch.equal(loaded.edge_index, model.edge_index)
-        assert torch.equal(loaded.score(users), model.score(users))
-
-
-@pytest.mark.parametrize("cls", MODELS)
-def test_same_seed_same_scores_and_global_rng_untouched(cls, ds):
-    users = torch.arange(ds.n_users)
-    torch.manual_seed(123)
-    before = torch.get_rng_state()
-    a, _ = _trained(cls, ds, seed=3, epochs=4)
-    assert torch.equal(torch.get_rng_state(), before)                # dropout ran on a private RNG
-    torch.manual_seed(456)                                            # the global state plays no part
-    b, _ = _trained(cls, ds, seed=3, epochs=4)
-    c, _ = _trained(cls, ds, seed=4, epochs=4)
-    assert torch.equal(a.score(users), b.score(users))
-    assert not torch.equal(a.score(users), c.score(users))
-
-
-@pytest.mark.parametrize("cls", MODELS)
-def test_interrupted_fit_resumes_exactly(cls, ds, tmp_path):
-    users = torch.arange(ds.n_users)
-    full, ref = _trained(cls, ds, seed=1, epochs=5)
-    ckpt = tmp_path / "ckpt.pt"
-    part = _build(cls, ds)
-    part.fit(ds, _loop(2, checkpoint=ckpt), torch.Generator().manual_seed(1))
-    fresh = _build(cls, ds)                                           # new model and optimizer
-    res = fresh.fit(ds, _loop(5, checkpoint=ckpt), torch.Generator().manual_seed(1))
-    assert res.resumed_from == 2 and res.history == ref.history
-    assert torch.equal(fresh.score(users), full.score(users))
 
 
 @pytest.mark.parametrize("cls", MODELS)

@@ -4,19 +4,15 @@ refined edge weights against a direct computation; LightGT's layer-wise position
 LightGCN and its input subsets. Tiny data only (make_tiny_dataset: 40 users x 60 items, two modalities)."""
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from _baseline_checks import CommonChecks, Harness, ModalityChecks
 from _fixtures import make_tiny_dataset
-from mmgrec_lib.baselines import Recommender
 from mmgrec_lib.baselines.grcn import GRCN, GRCNConfig
 from mmgrec_lib.baselines.lightgt import LightGT, LightGTConfig
-from mmgrec_lib.evaluation import evaluate
-from mmgrec_lib.training import LoopConfig
 
 SMALL = {
     GRCN: dict(dim=16, content_dim=8, n_layers=2, n_routing=3, edge_dropout=0.2, lr=0.02, batch_size=128,
@@ -25,20 +21,8 @@ SMALL = {
                   device="cpu"),
 }
 MODELS = [GRCN, LightGT]
-
-
-def _loop(epochs=25, **kw):
-    return LoopConfig(epochs=epochs, patience=kw.pop("patience", 0), progress=False, **kw)
-
-
-def _build(cls, ds, **kw):
-    return cls.from_dataset(ds, **{**SMALL[cls], **kw})
-
-
-def _trained(cls, ds, seed=0, epochs=25, **kw):
-    model = _build(cls, ds, **kw)
-    result = model.fit(ds, _loop(epochs), torch.Generator().manual_seed(seed))
-    return model, result
+H = Harness(SMALL)
+_build, _trained = H.build, H.trained
 
 
 @pytest.fixture(scope="module")
@@ -46,91 +30,8 @@ def ds():
     return make_tiny_dataset()
 
 
-@pytest.mark.parametrize("cls", MODELS)
-def test_score_shape_and_recommend(cls, ds):
-    model, _ = _trained(cls, ds, epochs=2)
-    users = torch.tensor([0, 5, 39])
-    scores = model.score(users)
-    assert scores.shape == (3, ds.n_items) and scores.is_floating_point() and torch.isfinite(scores).all()
-    assert model.device == torch.device("cpu")
-    top = model.recommend(users, k=5, exclude=ds.train)
-    assert top.shape == (3, 5) and top.dtype == torch.long
-    train = torch.from_numpy(ds.train[users.numpy()].toarray()).bool()
-    assert not torch.gather(train, 1, top).any()                       # training items never recommended
-    ranked = torch.gather(scores.masked_fill(train, -torch.inf), 1, top)
-    assert (ranked[:, :-1] >= ranked[:, 1:]).all()                      # best first
-    with pytest.raises(ValueError, match=r"out of range \[0, 40\)"):
-        model.score(torch.tensor([0, 40]))
-
-
-def _random_recall(ds, seeds=range(8)) -> float:
-    """Mean validation recall@10 of uniformly random scorers (about 0.17 on the tiny data)."""
-    vals = [evaluate(lambda u, s=s: torch.rand(len(u), ds.n_items, generator=torch.Generator().manual_seed(s)),
-                     ds, "val", ks=(10,))["recall@10"] for s in seeds]
-    return float(np.mean(vals))
-
-
-@pytest.mark.parametrize("cls", MODELS)
-def test_trained_models_beat_random_on_planted_clusters(cls, ds):
-    rand = _random_recall(ds)
-    assert 0.05 < rand < 0.35
-    model, result = _trained(cls, ds, seed=0)
-    val = evaluate(model.score, ds, "val", ks=(10,))["recall@10"]
-    assert val == pytest.approx(result.best_score)                    # best weights restored
-    assert val > rand + 0.25, f"{cls.__name__}: val recall@10 {val:.3f} vs random {rand:.3f}"
-    test = evaluate(model.score, ds, "test", ks=(10,))["recall@10"]    # not used for model selection
-    assert test > rand + 0.15, f"{cls.__name__}: test recall@10 {test:.3f} vs random {rand:.3f}"
-
-
-@pytest.mark.parametrize("cls", MODELS)
-def test_save_load_round_trip(cls, ds, tmp_path):
-    model, _ = _trained(cls, ds, epochs=3)
-    path = model.save(tmp_path / "model.pt")
-    users = torch.arange(ds.n_users)
-    for loaded in (Recommender.load(path), cls.load(path)):
-        assert type(loaded) is cls and loaded.config == model.config
-        assert torch.equal(loaded.score(users), model.score(users))
-
-
-@pytest.mark.parametrize("cls", MODELS)
-def test_same_seed_same_scores(cls, ds):
-    users = torch.arange(ds.n_users)
-    torch.manual_seed(123)                                            # the global RNG plays no part
-    a, _ = _trained(cls, ds, seed=3, epochs=3)
-    torch.manual_seed(456)
-    state = torch.get_rng_state()
-    b, _ = _trained(cls, ds, seed=3, epochs=3)
-    assert torch.equal(torch.get_rng_state(), state)                  # ... and is left as it was
-    c, _ = _trained(cls, ds, seed=4, epochs=3)
-    assert torch.equal(a.score(users), b.score(users))
-    assert not torch.equal(a.score(users), c.score(users))
-
-
-@pytest.mark.parametrize("cls", MODELS)
-def test_interrupted_fit_resumes_exactly(cls, ds, tmp_path):
-    users = torch.arange(ds.n_users)
-    full, ref = _trained(cls, ds, seed=1, epochs=5)
-    ckpt = tmp_path / "ckpt.pt"
-    part = _build(cls, ds)
-    part.fit(ds, _loop(2, checkpoint=ckpt), torch.Generator().manual_seed(1))
-    fresh = _build(cls, ds)                                           # new model and optimizer
-    res = fresh.fit(ds, _loop(5, checkpoint=ckpt), torch.Generator().manual_seed(1))
-    assert res.resumed_from == 2 and res.history == ref.history
-    assert torch.equal(fresh.score(users), full.score(users))
-
-
-@pytest.mark.parametrize("cls", MODELS)
-def test_no_modality_features_is_a_clear_error(cls, ds):
-    bare = dataclasses.replace(make_tiny_dataset(), features={}, feature_masks={})
-    with pytest.raises(ValueError, match=rf"{cls.__name__} needs item modality features.*'tiny' has none"):
-        cls.from_dataset(bare, device="cpu")
-    with pytest.raises(ValueError, match="needs item modality features"):
-        cls(ds.n_users, ds.n_items, device="cpu", edge_index=ds.train_edge_index())
-    with pytest.raises(ValueError, match=r"has no modality \['audio'\]"):
-        cls.from_dataset(ds, modalities=("audio",), device="cpu")
-    one, _ = _trained(cls, ds, epochs=2, modalities=("textual",))     # a single modality works
-    assert one.n_modalities == 1 and one.item_features.shape == (ds.n_items, ds.features["textual"].shape[1])
-    assert torch.isfinite(one.score(torch.arange(ds.n_users))).all()
+class TestCommon(CommonChecks, ModalityChecks):
+    harness, MODELS, SEED_EPOCHS, KEEPS_GLOBAL_RNG = H, MODELS, 3, True
 
 
 def test_config_errors(ds):
@@ -149,16 +50,6 @@ def test_config_errors(ds):
             make()
     with pytest.raises(TypeError, match=r"LightGTConfig: max_len = 2.5"):
         LightGTConfig(max_len=2.5)
-
-
-def test_items_lacking_a_modality():
-    ds2 = make_tiny_dataset()
-    ds2.feature_masks["visual"][:5] = False
-    ds2.features["visual"][:5] = 0.0
-    for cls in MODELS:
-        model, _ = _trained(cls, ds2, epochs=2)
-        assert not model.feature_masks[:5, 0].any() and model.feature_masks[5:].all()
-        assert torch.isfinite(model.score(torch.arange(ds2.n_users))).all()
 
 
 # ---------------------------------------------------------------------------------------------- GRCN

@@ -251,11 +251,72 @@ def init_normal_(param: torch.Tensor, std: float, generator: torch.Generator | N
 
 
 def init_xavier_uniform_(param: torch.Tensor, generator: torch.Generator | None) -> None:
-    """Xavier/Glorot uniform init of a 2-D ``param`` drawn on the CPU from ``generator``."""
-    fan_out, fan_in = param.shape
-    bound = (6.0 / (fan_in + fan_out)) ** 0.5
+    """Xavier/Glorot uniform init of ``param`` (fans: its last two dims, as PyG's ``glorot``; a 2-D weight is
+    ``(fan_out, fan_in)``), drawn on the CPU from ``generator``."""
+    bound = (6.0 / (param.shape[-2] + param.shape[-1])) ** 0.5
     with torch.no_grad():
         param.copy_((torch.rand(param.shape, generator=generator) * 2 - 1) * bound)
+
+
+def init_xavier_linear_(layer: torch.nn.Linear, generator: torch.Generator | None) -> None:
+    """Xavier uniform weight (from ``generator``) and zero bias of a linear layer."""
+    init_xavier_uniform_(layer.weight, generator)
+    if layer.bias is not None:
+        with torch.no_grad():
+            layer.bias.zero_()
+
+
+# ---------------------------------------------------------------------------------------------- per-step seeds
+SEED_STRIDE = 0x9E3779B97F4A7C15         # golden-ratio stride: per-step seeds far apart
+STEP_SEED_BUFFERS = ("step_seed", "step_count")
+
+
+def register_step_seed(module: torch.nn.Module, names: tuple[str, str] = STEP_SEED_BUFFERS) -> None:
+    """Add the buffers ``names`` (a seed drawn from the ``fit`` generator, a step counter) to ``module``: the
+    source of every training-step random draw (dropout, sampling). They are in the ``state_dict``, which the
+    training loop checkpoints, so a resumed run continues the same stream."""
+    for name in names:
+        module.register_buffer(name, torch.zeros((), dtype=torch.long))
+
+
+def reset_step_seed(module: torch.nn.Module, generator: torch.Generator | None,
+                    names: tuple[str, str] = STEP_SEED_BUFFERS) -> None:
+    """Draw a fresh seed from ``generator`` and restart the step counter."""
+    seed, count = (getattr(module, n) for n in names)
+    seed.fill_(int(torch.randint(2 ** 62, (), generator=generator)))
+    count.zero_()
+
+
+def next_step_seed(module: torch.nn.Module, names: tuple[str, str] = STEP_SEED_BUFFERS) -> int:
+    """The seed of the current training step, ``(seed + count * stride) mod 2^63``; advances the counter."""
+    seed, count = (getattr(module, n) for n in names)
+    out = (int(seed) + int(count) * SEED_STRIDE) % 2 ** 63
+    count += 1
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- graphs
+def check_edge_index(edge_index: torch.Tensor, n_users: int, n_items: int) -> torch.Tensor:
+    """``(2, E)`` (user, item) pairs as a long tensor; a clear ``ValueError`` for a bad shape or ids."""
+    edge_index = torch.as_tensor(edge_index, dtype=torch.long)
+    if edge_index.ndim != 2 or edge_index.shape[0] != 2:
+        raise ValueError(f"edge_index must be (2, E) (user, item) pairs, got shape {tuple(edge_index.shape)}")
+    if edge_index.numel() and (edge_index.min() < 0 or edge_index[0].max() >= n_users
+                               or edge_index[1].max() >= n_items):
+        raise ValueError(f"edge_index has ids outside [0, {n_users}) x [0, {n_items})")
+    return edge_index
+
+
+def require_graph(model: Recommender) -> None:
+    """Raise ``RuntimeError`` if ``model.edge_index`` holds no training pairs yet."""
+    if model.edge_index.numel() == 0:
+        name = type(model).__name__
+        raise RuntimeError(f"{name} has no training graph: build it with {name}.from_dataset(...) or call fit()")
+
+
+def weights_key(module: torch.nn.Module) -> tuple:
+    """A key of the current parameter values (bumped by optimizer steps and ``load_state_dict``) for caches."""
+    return tuple((p._version, p.data_ptr()) for p in module.parameters())
 
 
 def check_positive(where: str, **values: float) -> None:
@@ -269,3 +330,22 @@ def check_non_negative(where: str, **values: float) -> None:
     for name, value in values.items():
         if not value >= 0:
             raise ValueError(f"{where}: {name} must be >= 0, got {value}")
+
+
+def check_fraction(where: str, **values: float) -> None:
+    """Raise ``ValueError`` naming the first value outside ``[0, 1)`` (a dropout rate)."""
+    for name, value in values.items():
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"{where}: {name} must be in [0, 1), got {value}")
+
+
+def check_below_one(where: str, **values: float) -> None:
+    """Raise ``ValueError`` naming the first value not ``< 1`` (after :func:`check_non_negative`)."""
+    for name, value in values.items():
+        if not value < 1:
+            raise ValueError(f"{where}: {name} must be < 1, got {value}")
+
+
+def optional_tuple(values) -> tuple | None:
+    """A config sequence field (e.g. ``modalities``) as a tuple, ``None`` kept."""
+    return None if values is None else tuple(values)

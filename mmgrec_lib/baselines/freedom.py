@@ -50,9 +50,10 @@ import torch.nn.functional as F
 
 from ..data.sparse import constant_spmm
 from ..utils import check_fields
-from .base import check_non_negative, check_positive, init_normal_
+from .base import (check_fraction, check_non_negative, check_positive, init_normal_, init_xavier_linear_,
+                   optional_tuple)
 from .lattice import knn_graph
-from .mmgcn import MultimodalGraphRecommender, _xavier_linear_, bipartite_adjacency, lightgcn_propagate, to_csr
+from .mmgcn import MultimodalGraphRecommender, bipartite_adjacency, lightgcn_propagate, to_csr
 
 
 @dataclass
@@ -95,15 +96,13 @@ class FREEDOMConfig:
                        init_std=self.init_std)
         check_non_negative("FREEDOMConfig", n_layers=self.n_layers, n_item_layers=self.n_item_layers,
                            mm_loss_weight=self.mm_loss_weight, reg=self.reg)
-        if not 0.0 <= self.edge_dropout < 1.0:
-            raise ValueError(f"FREEDOMConfig: edge_dropout must be in [0, 1), got {self.edge_dropout}")
+        check_fraction("FREEDOMConfig", edge_dropout=self.edge_dropout)
         if self.modality_weights is not None:
             self.modality_weights = tuple(self.modality_weights)
             if not self.modality_weights or min(self.modality_weights) < 0 or sum(self.modality_weights) <= 0:
                 raise ValueError(f"FREEDOMConfig: modality_weights must be >= 0 with a positive sum, "
                                  f"got {self.modality_weights}")
-        if self.modalities is not None:
-            self.modalities = tuple(self.modalities)
+        self.modalities = optional_tuple(self.modalities)
 
 
 class FREEDOM(MultimodalGraphRecommender):
@@ -143,7 +142,7 @@ class FREEDOM(MultimodalGraphRecommender):
         init_normal_(self.user_emb, self.config.init_std, generator)
         init_normal_(self.item_emb, self.config.init_std, generator)
         for layer in self.proj:
-            _xavier_linear_(layer, generator)
+            init_xavier_linear_(layer, generator)
 
     # ------------------------------------------------------------------ graphs
     def build_item_graph(self) -> tuple[torch.Tensor, torch.Tensor]:

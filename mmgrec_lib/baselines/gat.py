@@ -37,7 +37,7 @@ from torch_geometric.nn.conv import GATConv
 
 from ..data.sparse import bipartite_edge_index
 from ..utils import check_fields, seeded_rng
-from .base import check_non_negative, check_positive, init_normal_
+from .base import check_below_one, check_non_negative, check_positive, init_normal_
 from .graphsage import GraphBPRRecommender, reset_conv_
 
 
@@ -77,9 +77,7 @@ class GATConfig:
                        batch_size=self.batch_size, init_std=self.init_std)
         check_non_negative("GATConfig", reg=self.reg, dropout=self.dropout, attn_dropout=self.attn_dropout,
                            negative_slope=self.negative_slope)
-        for name in ("dropout", "attn_dropout"):
-            if not getattr(self, name) < 1:
-                raise ValueError(f"GATConfig: {name} must be < 1, got {getattr(self, name)}")
+        check_below_one("GATConfig", dropout=self.dropout, attn_dropout=self.attn_dropout)
 
 
 class GAT(GraphBPRRecommender):

@@ -38,17 +38,11 @@ import torch.nn.functional as F
 from ..data.dataset import RecDataset
 from ..tokenizer.graph_rqvae import MeanSAGEConv, mean_adjacency
 from ..utils import check_fields, eval_mode, seeded_rng
-from .base import BPRRecommender, check_non_negative, check_positive, init_normal_
+from .base import (BPRRecommender, check_below_one, check_edge_index, check_non_negative, check_positive,
+                   init_normal_, init_xavier_uniform_, next_step_seed, register_step_seed, require_graph,
+                   reset_step_seed, weights_key)
 
-_SEED_STRIDE = 0x9E3779B97F4A7C15        # golden-ratio stride: per-step dropout seeds far apart
-
-
-def glorot_(param: torch.Tensor, generator: torch.Generator | None) -> None:
-    """Glorot/Xavier uniform init over the last two dims (PyG's ``glorot``; for a 2-D ``param`` the same as
-    :func:`~mmgrec_lib.baselines.base.init_xavier_uniform_`), drawn on the CPU from ``generator``."""
-    bound = (6.0 / (param.shape[-2] + param.shape[-1])) ** 0.5
-    with torch.no_grad():
-        param.copy_((torch.rand(param.shape, generator=generator) * 2 - 1) * bound)
+DROPOUT_SEED_BUFFERS = ("dropout_seed", "dropout_step")   # the per-step seed buffers (state_dict names)
 
 
 def reset_conv_(conv: torch.nn.Module, generator: torch.Generator | None) -> None:
@@ -58,7 +52,7 @@ def reset_conv_(conv: torch.nn.Module, generator: torch.Generator | None) -> Non
             with torch.no_grad():
                 p.zero_()
         else:
-            glorot_(p, generator)
+            init_xavier_uniform_(p, generator)
 
 
 class GraphBPRRecommender(BPRRecommender):
@@ -84,8 +78,7 @@ class GraphBPRRecommender(BPRRecommender):
         self._graph_cache: tuple | None = None   # (device, propagation structure)
         self._emb_cache: tuple | None = None     # (weights key, propagated embeddings) for inference
         self.register_buffer("edge_index", torch.zeros(2, 0, dtype=torch.long), persistent=False)  # (2, E)
-        self.register_buffer("dropout_seed", torch.zeros((), dtype=torch.long))
-        self.register_buffer("dropout_step", torch.zeros((), dtype=torch.long))
+        register_step_seed(self, DROPOUT_SEED_BUFFERS)
 
     def _finish_init(self, edge_index: torch.Tensor | None) -> None:
         if edge_index is not None:
@@ -103,12 +96,7 @@ class GraphBPRRecommender(BPRRecommender):
     # ------------------------------------------------------------------ graph
     def set_graph(self, edge_index: torch.Tensor) -> None:
         """Use ``(2, E)`` (user, item) pairs as the propagation graph."""
-        edge_index = torch.as_tensor(edge_index, dtype=torch.long)
-        if edge_index.ndim != 2 or edge_index.shape[0] != 2:
-            raise ValueError(f"edge_index must be (2, E) (user, item) pairs, got shape {tuple(edge_index.shape)}")
-        if edge_index.numel() and (edge_index.min() < 0 or edge_index[0].max() >= self.n_users
-                                   or edge_index[1].max() >= self.n_items):
-            raise ValueError(f"edge_index has ids outside [0, {self.n_users}) x [0, {self.n_items})")
+        edge_index = check_edge_index(edge_index, self.n_users, self.n_items)
         self.edge_index = edge_index.to(self.edge_index.device, copy=True)
         self._graph_cache = self._emb_cache = None
 
@@ -119,9 +107,7 @@ class GraphBPRRecommender(BPRRecommender):
         """The propagation structure of :meth:`_build_graph` on the model's device (cached)."""
         key = self.edge_index.device                  # rebuilt after set_graph() or a move to another device
         if self._graph_cache is None or self._graph_cache[0] != key:
-            if self.edge_index.numel() == 0:
-                raise RuntimeError(f"{type(self).__name__} has no training graph: build it with "
-                                   f"{type(self).__name__}.from_dataset(...) or call fit()")
+            require_graph(self)
             self._graph_cache = (key, self._build_graph(self.edge_index))
         return self._graph_cache[1]
 
@@ -135,8 +121,7 @@ class GraphBPRRecommender(BPRRecommender):
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         self._reset_weights(generator)
-        self.dropout_seed.fill_(int(torch.randint(2 ** 62, (), generator=generator)))
-        self.dropout_step.zero_()
+        reset_step_seed(self, generator, DROPOUT_SEED_BUFFERS)
         self._emb_cache = None
 
     def propagate(self, graph: Any) -> torch.Tensor:
@@ -152,9 +137,7 @@ class GraphBPRRecommender(BPRRecommender):
         if not (self.training and any(p > 0 for p in self._dropout_rates())):
             yield
             return
-        seed = (int(self.dropout_seed) + int(self.dropout_step) * _SEED_STRIDE) % 2 ** 63
-        self.dropout_step += 1
-        with seeded_rng(seed, self.dropout_step.device):
+        with seeded_rng(next_step_seed(self, DROPOUT_SEED_BUFFERS), self.dropout_step.device):
             yield
 
     def embeddings(self) -> torch.Tensor:
@@ -163,7 +146,7 @@ class GraphBPRRecommender(BPRRecommender):
         if torch.is_grad_enabled():
             with self._dropout_rng():
                 return self.propagate(self.graph())
-        key = tuple((p._version, p.data_ptr()) for p in self.parameters())   # optimizer steps, load_state_dict
+        key = weights_key(self)
         if self._emb_cache is None or self._emb_cache[0] != key:
             graph = self.graph()
             with eval_mode(self):
@@ -218,8 +201,7 @@ class GraphSAGEConfig:
         check_positive("GraphSAGEConfig", dim=self.dim, n_layers=self.n_layers, lr=self.lr,
                        batch_size=self.batch_size, init_std=self.init_std)
         check_non_negative("GraphSAGEConfig", reg=self.reg, dropout=self.dropout)
-        if not self.dropout < 1:
-            raise ValueError(f"GraphSAGEConfig: dropout must be < 1, got {self.dropout}")
+        check_below_one("GraphSAGEConfig", dropout=self.dropout)
 
 
 class GraphSAGE(GraphBPRRecommender):

@@ -69,36 +69,15 @@ import torch.nn.functional as F
 
 from ..data.sparse import bipartite_edge_index
 from ..utils import check_fields, seeded_rng
-from .base import check_non_negative, check_positive, init_normal_
-from .graphsage import _SEED_STRIDE
+from .base import (check_fraction, check_non_negative, check_positive, init_normal_, init_xavier_linear_,
+                   next_step_seed, optional_tuple, register_step_seed, reset_step_seed)
 from .lattice import edge_spmm
-from .mmgcn import MultimodalGraphRecommender, _xavier_linear_, normalized_edge_values
+from .mmgcn import MultimodalGraphRecommender, normalized_edge_values
 
 WEIGHT_MODES = ("max", "softmax")
 
 
 # ---------------------------------------------------------------------------------------------- shared helpers
-def register_step_seed(module: torch.nn.Module) -> None:
-    """Add the buffers ``step_seed`` (drawn from the ``fit`` generator) and ``step_count`` to ``module``: the
-    source of every training-step random draw (dropout, sampling). They are in the ``state_dict``, which the
-    training loop checkpoints, so a resumed run continues the same stream."""
-    module.register_buffer("step_seed", torch.zeros((), dtype=torch.long))
-    module.register_buffer("step_count", torch.zeros((), dtype=torch.long))
-
-
-def reset_step_seed(module: torch.nn.Module, generator: torch.Generator | None) -> None:
-    """Draw a fresh ``step_seed`` from ``generator`` and restart the step counter."""
-    module.step_seed.fill_(int(torch.randint(2 ** 62, (), generator=generator)))
-    module.step_count.zero_()
-
-
-def next_step_seed(module: torch.nn.Module) -> int:
-    """The seed of the current training step, ``(step_seed + step_count * stride) mod 2^63``; advances the counter."""
-    seed = (int(module.step_seed) + int(module.step_count) * _SEED_STRIDE) % 2 ** 63
-    module.step_count += 1
-    return seed
-
-
 def segment_softmax(logits: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
     """Softmax of ``logits (E,)`` within the groups ``index (E,)`` (values in ``[0, n)``): ``(E,)``."""
     top = torch.full((n,), -torch.inf, dtype=logits.dtype, device=logits.device)
@@ -170,10 +149,8 @@ class GRCNConfig:
         check_non_negative("GRCNConfig", n_routing=self.n_routing, reg=self.reg, negative_slope=self.negative_slope)
         if self.weight_mode not in WEIGHT_MODES:
             raise ValueError(f"GRCNConfig: weight_mode must be one of {WEIGHT_MODES}, got {self.weight_mode!r}")
-        if not 0.0 <= self.edge_dropout < 1.0:
-            raise ValueError(f"GRCNConfig: edge_dropout must be in [0, 1), got {self.edge_dropout}")
-        if self.modalities is not None:
-            self.modalities = tuple(self.modalities)
+        check_fraction("GRCNConfig", edge_dropout=self.edge_dropout)
+        self.modalities = optional_tuple(self.modalities)
 
 
 class GRCN(MultimodalGraphRecommender):
@@ -208,7 +185,7 @@ class GRCN(MultimodalGraphRecommender):
         init_normal_(self.id_emb, self.config.init_std, generator)
         init_normal_(self.preference, self.config.init_std, generator)
         for layer in self.proj:
-            _xavier_linear_(layer, generator)
+            init_xavier_linear_(layer, generator)
         if self.modality_logits is not None:
             with torch.no_grad():
                 self.modality_logits.zero_()

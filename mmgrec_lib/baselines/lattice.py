@@ -51,9 +51,8 @@ import torch.nn.functional as F
 
 from ..data.sparse import constant_spmm
 from ..utils import check_fields
-from .base import check_non_negative, check_positive, init_normal_
-from .mmgcn import (MultimodalGraphRecommender, _xavier_linear_, lightgcn_propagate, normalized_edge_values,
-                    to_csr)
+from .base import check_non_negative, check_positive, init_normal_, init_xavier_linear_, optional_tuple
+from .mmgcn import MultimodalGraphRecommender, lightgcn_propagate, normalized_edge_values, to_csr
 
 #: rows of a cosine-similarity chunk are chosen so that one chunk holds at most this many entries (64 MiB)
 CHUNK_ENTRIES = 2 ** 24
@@ -191,8 +190,7 @@ class LATTICEConfig:
         check_non_negative("LATTICEConfig", n_layers=self.n_layers, n_item_layers=self.n_item_layers, reg=self.reg)
         if not 0.0 <= self.lambda_coeff <= 1.0:
             raise ValueError(f"LATTICEConfig: lambda_coeff must be in [0, 1], got {self.lambda_coeff}")
-        if self.modalities is not None:
-            self.modalities = tuple(self.modalities)
+        self.modalities = optional_tuple(self.modalities)
 
 
 class LATTICE(MultimodalGraphRecommender):
@@ -229,7 +227,7 @@ class LATTICE(MultimodalGraphRecommender):
         init_normal_(self.user_emb, self.config.init_std, generator)
         init_normal_(self.item_emb, self.config.init_std, generator)
         for layer in self.proj:
-            _xavier_linear_(layer, generator)
+            init_xavier_linear_(layer, generator)
         with torch.no_grad():
             self.modal_logits.zero_()
 

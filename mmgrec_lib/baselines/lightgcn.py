@@ -31,7 +31,8 @@ from torch_geometric.nn.models import LightGCN as PyGLightGCN
 from ..data.dataset import RecDataset
 from ..data.sparse import bipartite_edge_index, constant_spmm
 from ..utils import check_fields
-from .base import BPRRecommender, check_non_negative, check_positive, init_normal_
+from .base import (BPRRecommender, check_edge_index, check_non_negative, check_positive, init_normal_,
+                   require_graph)
 
 
 class SymmetricLGConv(LGConv):
@@ -108,12 +109,7 @@ class LightGCN(BPRRecommender):
     # ------------------------------------------------------------------ graph
     def set_graph(self, edge_index: torch.Tensor) -> None:
         """Use ``(2, E)`` (user, item) pairs as the propagation graph."""
-        edge_index = torch.as_tensor(edge_index, dtype=torch.long)
-        if edge_index.ndim != 2 or edge_index.shape[0] != 2:
-            raise ValueError(f"edge_index must be (2, E) (user, item) pairs, got shape {tuple(edge_index.shape)}")
-        if edge_index.numel() and (edge_index.min() < 0 or edge_index[0].max() >= self.n_users
-                                   or edge_index[1].max() >= self.n_items):
-            raise ValueError(f"edge_index has ids outside [0, {self.n_users}) x [0, {self.n_items})")
+        edge_index = check_edge_index(edge_index, self.n_users, self.n_items)
         self.edge_index = edge_index.to(self.edge_index.device, copy=True)
         self._adj_cache = self._emb_cache = None
 
@@ -151,8 +147,7 @@ class LightGCN(BPRRecommender):
     @torch.no_grad()
     def score(self, users: torch.Tensor) -> torch.Tensor:
         users = self._check_users(users)
-        if self.edge_index.numel() == 0:
-            raise RuntimeError("LightGCN has no training graph: build it with LightGCN.from_dataset(...) or call fit()")
+        require_graph(self)
         emb = self.embeddings()                                                  # (U+I, D)
         return emb[users] @ emb[self.n_users:].T                                 # (B, I)
 

@@ -64,9 +64,9 @@ import torch.nn.functional as F
 
 from ..data.sparse import constant_spmm
 from ..utils import check_fields, eval_mode, seeded_rng
-from .base import check_non_negative, check_positive, init_normal_, init_xavier_uniform_
-from .grcn import next_step_seed, register_step_seed, reset_step_seed
-from .mmgcn import MultimodalGraphRecommender, _xavier_linear_
+from .base import (check_fraction, check_non_negative, check_positive, init_normal_, init_xavier_linear_,
+                   init_xavier_uniform_, next_step_seed, optional_tuple, register_step_seed, reset_step_seed)
+from .mmgcn import MultimodalGraphRecommender
 
 
 @dataclass
@@ -109,10 +109,8 @@ class LightGTConfig:
         check_non_negative("LightGTConfig", n_gcn_layers=self.n_gcn_layers, reg=self.reg)
         if self.dim % self.n_heads:
             raise ValueError(f"LightGTConfig: n_heads ({self.n_heads}) must divide dim ({self.dim})")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"LightGTConfig: dropout must be in [0, 1), got {self.dropout}")
-        if self.modalities is not None:
-            self.modalities = tuple(self.modalities)
+        check_fraction("LightGTConfig", dropout=self.dropout)
+        self.modalities = optional_tuple(self.modalities)
 
 
 class PositionEncodedLayer(torch.nn.Module):
@@ -133,7 +131,7 @@ class PositionEncodedLayer(torch.nn.Module):
             self.attn.in_proj_bias.zero_()
             self.norm.weight.fill_(1.0)
             self.norm.bias.zero_()
-        _xavier_linear_(self.attn.out_proj, generator)
+        init_xavier_linear_(self.attn.out_proj, generator)
 
     def forward(self, h: torch.Tensor, pos: torch.Tensor, key_padding_mask: torch.Tensor) -> torch.Tensor:
         """``h (B, N, D)``, ``pos (B, N, D)``, ``key_padding_mask (B, N)`` (``True``: ignore) -> ``(B, N, D)``."""
@@ -174,10 +172,10 @@ class LightGT(MultimodalGraphRecommender):
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         init_normal_(self.id_emb, self.config.init_std, generator)
         for m in range(self.n_modalities):
-            _xavier_linear_(self.proj[m], generator)
+            init_xavier_linear_(self.proj[m], generator)
             for layer in self.encoders[m]:
                 layer.reset_parameters(generator)
-            _xavier_linear_(self.out[m], generator)
+            init_xavier_linear_(self.out[m], generator)
         reset_step_seed(self, generator)
         self._emb_cache = None
 

@@ -46,7 +46,8 @@ import torch.nn.functional as F
 from ..data.dataset import RecDataset
 from ..data.sparse import bipartite_edge_index, constant_spmm
 from ..utils import check_fields
-from .base import BPRRecommender, check_non_negative, check_positive, init_normal_, init_xavier_uniform_
+from .base import (BPRRecommender, check_edge_index, check_non_negative, check_positive, init_normal_,
+                   init_xavier_linear_, optional_tuple, require_graph, weights_key)
 
 
 # ---------------------------------------------------------------------------------------------- shared helpers
@@ -205,12 +206,7 @@ class MultimodalGraphRecommender(BPRRecommender):
     # ------------------------------------------------------------------ graph
     def set_graph(self, edge_index: torch.Tensor) -> None:
         """Use ``(2, E)`` (user, item) pairs as the training graph."""
-        edge_index = torch.as_tensor(edge_index, dtype=torch.long)
-        if edge_index.ndim != 2 or edge_index.shape[0] != 2:
-            raise ValueError(f"edge_index must be (2, E) (user, item) pairs, got shape {tuple(edge_index.shape)}")
-        if edge_index.numel() and (edge_index.min() < 0 or edge_index[0].max() >= self.n_users
-                                   or edge_index[1].max() >= self.n_items):
-            raise ValueError(f"edge_index has ids outside [0, {self.n_users}) x [0, {self.n_items})")
+        edge_index = check_edge_index(edge_index, self.n_users, self.n_items)
         self.edge_index = edge_index.to(self.edge_index.device, copy=True)
         self._adj_cache, self._emb_cache = {}, None
 
@@ -225,9 +221,7 @@ class MultimodalGraphRecommender(BPRRecommender):
         return self._adj_cache[key]
 
     def _require_graph(self) -> None:
-        if self.edge_index.numel() == 0:
-            name = type(self).__name__
-            raise RuntimeError(f"{name} has no training graph: build it with {name}.from_dataset(...) or call fit()")
+        require_graph(self)
 
     # ------------------------------------------------------------------ representations
     def _propagate(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -235,7 +229,7 @@ class MultimodalGraphRecommender(BPRRecommender):
         raise NotImplementedError
 
     def _weights_key(self) -> tuple:
-        return tuple((p._version, p.data_ptr()) for p in self.parameters())   # bumped by steps and load_state_dict
+        return weights_key(self)
 
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Inference representations ``(U, D)``, ``(I, D)``, cached until the weights or the graph change."""
@@ -251,13 +245,6 @@ class MultimodalGraphRecommender(BPRRecommender):
         self._require_graph()
         user_rep, item_rep = self.embeddings()                                  # (U, D), (I, D)
         return user_rep[users] @ item_rep.T                                     # (B, I)
-
-
-def _xavier_linear_(layer: torch.nn.Linear, generator: torch.Generator | None) -> None:
-    init_xavier_uniform_(layer.weight, generator)
-    if layer.bias is not None:
-        with torch.no_grad():
-            layer.bias.zero_()
 
 
 # ---------------------------------------------------------------------------------------------- MMGCN
@@ -292,8 +279,7 @@ class MMGCNConfig:
         check_positive("MMGCNConfig", dim=self.dim, n_layers=self.n_layers, lr=self.lr,
                        batch_size=self.batch_size, init_std=self.init_std)
         check_non_negative("MMGCNConfig", reg=self.reg, negative_slope=self.negative_slope)
-        if self.modalities is not None:
-            self.modalities = tuple(self.modalities)
+        self.modalities = optional_tuple(self.modalities)
 
 
 class _ModalityGCN(torch.nn.Module):
@@ -310,7 +296,7 @@ class _ModalityGCN(torch.nn.Module):
     def reset_parameters(self, std: float, generator: torch.Generator | None) -> None:
         init_normal_(self.preference, std, generator)
         for layer in [self.proj, *self.agg, *self.own, *self.comb]:
-            _xavier_linear_(layer, generator)
+            init_xavier_linear_(layer, generator)
 
     def forward(self, features: torch.Tensor, mask: torch.Tensor, id_emb: torch.Tensor, adj: tuple,
                 slope: float) -> torch.Tensor:

@@ -42,8 +42,8 @@ from torch_geometric.nn.conv import MessagePassing
 from ..data.sparse import constant_spmm
 from ..tokenizer.graph_rqvae import symmetric_adjacency
 from ..utils import check_fields, seeded_rng
-from .base import check_non_negative, check_positive, init_normal_
-from .graphsage import GraphBPRRecommender, glorot_
+from .base import check_below_one, check_non_negative, check_positive, init_normal_, init_xavier_uniform_
+from .graphsage import GraphBPRRecommender
 
 
 class NGCFConv(MessagePassing):
@@ -107,8 +107,7 @@ class NGCFConfig:
         check_positive("NGCFConfig", dim=self.dim, n_layers=self.n_layers, lr=self.lr,
                        batch_size=self.batch_size, init_std=self.init_std)
         check_non_negative("NGCFConfig", reg=self.reg, dropout=self.dropout, negative_slope=self.negative_slope)
-        if not self.dropout < 1:
-            raise ValueError(f"NGCFConfig: dropout must be < 1, got {self.dropout}")
+        check_below_one("NGCFConfig", dropout=self.dropout)
 
 
 class NGCF(GraphBPRRecommender):
@@ -139,8 +138,8 @@ class NGCF(GraphBPRRecommender):
     def _reset_weights(self, generator: torch.Generator | None) -> None:
         init_normal_(self.emb, self.config.init_std, generator)
         for conv in self.convs:
-            glorot_(conv.lin1.weight, generator)
-            glorot_(conv.lin2.weight, generator)
+            init_xavier_uniform_(conv.lin1.weight, generator)
+            init_xavier_uniform_(conv.lin2.weight, generator)
 
     def propagate(self, adj: torch.Tensor) -> torch.Tensor:
         c = self.config

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from ..data.dataset import RecDataset
 from ..utils import check_fields
-from .base import BPRRecommender, check_non_negative, check_positive, init_normal_
+from .base import BPRRecommender, check_non_negative, check_positive, init_normal_, optional_tuple
 
 
 @dataclass
@@ -67,8 +67,7 @@ class VBPRConfig:
         check_positive("VBPRConfig", dim=self.dim, content_dim=self.content_dim, lr=self.lr,
                        batch_size=self.batch_size, init_std=self.init_std)
         check_non_negative("VBPRConfig", reg=self.reg, reg_content=self.reg_content)
-        if self.modalities is not None:
-            self.modalities = tuple(self.modalities)
+        self.modalities = optional_tuple(self.modalities)
 
 
 def content_features(dataset: RecDataset, modalities: list[str] | tuple[str, ...] | None = None) -> torch.Tensor:
