@@ -20,16 +20,14 @@ trained with BPR and L2 on the batch's layer-0 embeddings (PyG's ``recommendatio
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import torch
 from torch_geometric.nn.conv import LGConv
-from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.nn.models import LightGCN as PyGLightGCN
 
 from ..data.dataset import RecDataset
-from ..data.sparse import bipartite_edge_index, constant_spmm
+from ..data.sparse import constant_spmm, symmetric_adjacency
 from ..utils import check_fields
 from .base import (BPRRecommender, check_edge_index, check_non_negative, check_positive, init_normal_,
                    require_graph)
@@ -120,13 +118,7 @@ class LightGCN(BPRRecommender):
         r"""The normalised ``(U+I, U+I)`` adjacency :math:`D^{-1/2} A D^{-1/2}` as a sparse CSR tensor (cached)."""
         key = self.edge_index.device                  # rebuilt after set_graph() or a move to another device
         if self._adj_cache is None or self._adj_cache[0] != key:
-            n = self.n_users + self.n_items
-            ei = bipartite_edge_index(self.edge_index, self.n_users)                                # (2, 2E)
-            ei, w = gcn_norm(ei, None, n, add_self_loops=False)
-            with warnings.catch_warnings():   # "sparse CSR support is in beta": spmm with CSR is the fast path
-                warnings.simplefilter("ignore", UserWarning)
-                adj = torch.sparse_coo_tensor(ei, w, (n, n), check_invariants=False).coalesce().to_sparse_csr()
-            self._adj_cache = (key, adj)
+            self._adj_cache = (key, symmetric_adjacency(self.edge_index, self.n_users, self.n_items))
         return self._adj_cache[1]
 
     def embeddings(self) -> torch.Tensor:

@@ -39,8 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch_geometric.nn.conv import MessagePassing
 
-from ..data.sparse import constant_spmm
-from ..tokenizer.graph_rqvae import symmetric_adjacency
+from ..data.sparse import constant_spmm, symmetric_adjacency
 from ..utils import check_fields, seeded_rng
 from .base import check_below_one, check_non_negative, check_positive, init_normal_, init_xavier_uniform_
 from .graphsage import GraphBPRRecommender

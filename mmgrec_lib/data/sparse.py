@@ -90,3 +90,15 @@ def bipartite_edge_index(edge_index: torch.Tensor, n_users: int) -> torch.Tensor
     nodes ``0..U-1`` (users) and ``U..U+I-1`` (items): first every user -> item edge, then item -> user."""
     users, items = edge_index[0].long(), edge_index[1].long() + n_users
     return torch.stack([torch.cat([users, items]), torch.cat([items, users])])
+
+
+def symmetric_adjacency(edge_index: torch.Tensor, n_users: int, n_items: int) -> torch.Tensor:
+    r""":math:`D^{-1/2} A D^{-1/2}` of the bipartite graph of (user, item) pairs ``(2, E)`` as a sparse CSR
+    ``(U + I, U + I)`` tensor (users ``0..U-1``, items ``U..U+I-1``, no self-loops; isolated nodes get empty rows):
+    LightGCN's propagation matrix, normalised by PyG's ``gcn_norm``."""
+    from torch_geometric.nn.conv.gcn_conv import gcn_norm
+    n = n_users + n_items
+    ei, w = gcn_norm(bipartite_edge_index(edge_index, n_users), None, n, add_self_loops=False)
+    with warnings.catch_warnings():     # "sparse CSR support is in beta": spmm with CSR is the fast path
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_coo_tensor(ei, w, (n, n), check_invariants=False).coalesce().to_sparse_csr()

@@ -60,7 +60,7 @@ from torch import nn
 from torch_geometric.nn import SAGEConv
 
 from ..data.dataset import RecDataset
-from ..data.sparse import bipartite_edge_index, constant_spmm, transpose_csr
+from ..data.sparse import bipartite_edge_index, constant_spmm, symmetric_adjacency, transpose_csr
 from ..evaluation import evaluate
 from .recid import DISAMBIGUATION_MODES
 from .run import RecIDRun, build_recids
@@ -242,19 +242,6 @@ def mean_adjacency(edge_index: torch.Tensor, n_users: int, n_items: int) -> torc
     adj = torch.sparse_coo_tensor(torch.stack([dst, src]), 1.0 / deg[dst], (n, n),
                                   check_invariants=True).coalesce()
     with warnings.catch_warnings():                     # "sparse CSR support is in beta state"
-        warnings.simplefilter("ignore", UserWarning)
-        return adj.to_sparse_csr()
-
-
-def symmetric_adjacency(edge_index: torch.Tensor, n_users: int, n_items: int) -> torch.Tensor:
-    r""":math:`D^{-1/2} A D^{-1/2}` of the bipartite graph as a sparse CSR ``(U + I, U + I)`` tensor (users
-    ``0..U-1``, items ``U..U+I-1``; isolated nodes get empty rows), as in LightGCN."""
-    src, dst = bipartite_edge_index(edge_index, n_users)
-    n = n_users + n_items
-    deg = torch.bincount(dst, minlength=n).clamp_min(1).float()
-    w = deg[src].rsqrt() * deg[dst].rsqrt()
-    adj = torch.sparse_coo_tensor(torch.stack([dst, src]), w, (n, n), check_invariants=True).coalesce()
-    with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return adj.to_sparse_csr()
 
