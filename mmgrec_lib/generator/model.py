@@ -446,22 +446,22 @@ class MMGRecGenerator(nn.Module):
         logits = logits.reshape(-1, self.n_levels, logits.shape[-1])[valid]         # (P, M, Cmax)
         targets = items[valid]
         codes = self.codes[targets]                                                 # (P, M)
+        def level(lvl: int) -> torch.Tensor:                                        # (P, card_lvl) logits
+            z = logits[:, lvl, :self.cardinalities[lvl]]
+            if restricted:                                                          # the trie's children only
+                z = z.masked_fill(~self.trie.allowed(lvl, self.trie.item_node(lvl)[targets]), float("-inf"))
+            return z
+
         if weights is None:
             total = logits.new_zeros(())
-            for lvl, card in enumerate(self.cardinalities):
-                z = logits[:, lvl, :card]                                           # (P, card)
-                if restricted:
-                    z = z.masked_fill(~self.trie.allowed(lvl, self.trie.item_node(lvl)[targets]), float("-inf"))
-                total = total + F.cross_entropy(z, codes[:, lvl], label_smoothing=label_smoothing)
+            for lvl in range(self.n_levels):
+                total = total + F.cross_entropy(level(lvl), codes[:, lvl], label_smoothing=label_smoothing)
             return total / self.n_levels
         w = torch.as_tensor(weights, dtype=logits.dtype, device=self.device)
         w = w.reshape(-1, 1).expand(-1, T).reshape(-1)[valid]                      # (P,)
         per_target = logits.new_zeros(targets.shape[0])
-        for lvl, card in enumerate(self.cardinalities):
-            z = logits[:, lvl, :card]
-            if restricted:
-                z = z.masked_fill(~self.trie.allowed(lvl, self.trie.item_node(lvl)[targets]), float("-inf"))
-            per_target = per_target + F.cross_entropy(z, codes[:, lvl], reduction="none",
+        for lvl in range(self.n_levels):
+            per_target = per_target + F.cross_entropy(level(lvl), codes[:, lvl], reduction="none",
                                                       label_smoothing=label_smoothing)
         return (w * per_target).sum() / (w.sum().clamp_min(1e-12) * self.n_levels)
 
