@@ -56,14 +56,12 @@ def rung_configs(recid_base, gen_base, loop: LoopConfig, rungs: Sequence[Rung]):
     names = [r.name for r in rungs]
     if len(set(names)) != len(names):
         raise ValueError(f"ladder rung names must be unique, got {names}")
-    out, rc, gc, lp = [], recid_base, gen_base, loop
+    out, config = [], (recid_base, gen_base, loop)
     for rung in rungs:
         check_unknown(rung.recid, recid_fields, f"rung {rung.name!r} recid")
         check_unknown(rung.generator, sorted(gen_fields | loop_fields), f"rung {rung.name!r} generator")
-        rc = dataclasses.replace(rc, **rung.recid)
-        gc = gc.replace(**{k: v for k, v in rung.generator.items() if k in gen_fields})
-        lp = dataclasses.replace(lp, **{k: v for k, v in rung.generator.items() if k not in gen_fields})
-        out.append((rc, gc, lp))
+        config = _apply(config, rung, gen_fields)
+        out.append(config)
     return out
 
 
@@ -108,24 +106,22 @@ def run_ladder(dataset: RecDataset, recid_base, gen_base, loop: LoopConfig, rung
     gen_fields = set(gen_base.fields())
     rows, runs, configs = [], {}, {}
     base, base_name, base_run, best = (recid_base, gen_base, loop), None, None, float("-inf")
-    for n, rung in enumerate(rungs):
-        rc, gc, lp = config = _apply(base if greedy else configs.get(rungs[n - 1].name, base) if n else base,
-                                     rung, gen_fields)
+    for n, rung in enumerate(rungs):               # not greedy: every rung is kept, so the base is the rung above
+        rc, gc, lp = config = _apply(base, rung, gen_fields)
         recids, _, _ = load_or_assign_recids(dataset, rc, runs_dir=runs_dir, progress=False)
         run = run_generator(dataset, recids, gc, lp, runs_dir=runs_dir, ks=ks)
         runs[rung.name], configs[rung.name] = run, config
         st = recids.stats
         lists = top_k_lists({rung.name: run}, dataset, k=10, beam_width=gc.train.beam_width)[rung.name]
         keep = n == 0 or not greedy or run.fit.best_score >= best
-        built_on = (base_name if greedy else (rungs[n - 1].name if n else None)) or ""
-        row = {"rung": rung.name, "note": rung.note, "built_on": built_on, "kept": keep,
+        row = {"rung": rung.name, "note": rung.note, "built_on": base_name or "", "kept": keep,
                "recid_val_recall@10": st.get("val_recall@10"), "unique_semantic_frac": st.get("unique_semantic_frac"),
                "max_group_size": st.get("max_group_size"),
                "val_recall@10": run.fit.best_score, "best_epoch": run.fit.best_epoch,
                **{f"test_{k}": v for k, v in run.test.mean().items()},
                "coverage@10": list_diagnostics(lists, dataset)["coverage"],
                "recid_seconds": st.get("total_sec"), "generator_seconds": run.train_seconds}
-        row.update(_paired(run, base_run if greedy else (runs[rungs[n - 1].name] if n else None)))
+        row.update(_paired(run, base_run))
         rows.append(row)
         if keep:
             base, base_name, base_run, best = config, rung.name, run, max(best, run.fit.best_score)

@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from .sweep import run_sweep
+from .sweep import _dataset, run_sweep
 
 
 def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
@@ -30,10 +30,9 @@ def baseline_task(spec: dict) -> dict:
     """Train (or reuse) one baseline at one grid point. ``spec``: ``dataset``, ``seed``, ``dataset_kwargs``,
     ``model`` (a :data:`~mmgrec_lib.baselines.BASELINES` name), ``config`` (its fields), ``loop``
     (:class:`~mmgrec_lib.training.LoopConfig` fields), ``runs_dir``."""
-    from ..data import load_dataset
     from ..training import LoopConfig
     from .runs import run_baselines
-    ds = load_dataset(spec["dataset"], seed=int(spec.get("seed", 0)), **dict(spec.get("dataset_kwargs", {})))
+    ds = _dataset(spec)
     loop = LoopConfig(**{"progress": False, **dict(spec.get("loop", {}))})
     name = spec["model"]
     run = run_baselines(ds, [name], loop=loop, seed=int(spec.get("seed", 0)),
