@@ -163,16 +163,39 @@ def _dense_alive(trie, rows, items, B, level):
 
 
 def test_alive_children_equal_the_dense_rule(setup):
+    """Every node of a level as one beam: the (beam, slot) entries AliveChildren disables are exactly the
+    children the dense rule calls dead, each at its parent's row and its slot there."""
     from mmgrec_lib.generator.decoding import AliveChildren, exclusion_pairs
     ds, table, model = setup
     users = torch.arange(ds.n_users)
     rows, items = exclusion_pairs(model, users, ds.val)
     alive = AliveChildren(model.trie, rows, items, prune=True)
     for level in range(table.n_levels):
-        n = table.n_items if level == table.n_levels - 1 else model.trie.items_below(level + 1).shape[0]
-        child = torch.arange(n).expand(ds.n_users, 1, n)                        # every child for every user
-        assert torch.equal(alive(level, child)[:, 0], _dense_alive(model.trie, rows, items, ds.n_users, level))
-    assert AliveChildren(model.trie, rows, items, prune=False)(0, child[:, :, :1]) is None
+        n_nodes = model.trie.child_table(level).shape[0]
+        node = torch.arange(n_nodes).expand(ds.n_users, n_nodes)                 # every node as a beam
+        b, w, slot = alive(level, node)
+        parent, child_slot = model.trie.children_of(level, dense=model.trie.padded(level) is None)
+        want = ~_dense_alive(model.trie, rows, items, ds.n_users, level)          # (U, n_children) dead
+        u, child = want.nonzero(as_tuple=True)
+        got = sorted(zip(b.tolist(), w.tolist(), slot.tolist()))
+        assert got == sorted(zip(u.tolist(), parent[child].tolist(), child_slot[child].tolist()))
+        assert len(got) > 0 or level < table.n_levels - 1                       # the last level always has some
+    b, w, slot = AliveChildren(model.trie, rows, items, prune=False)(0, torch.zeros(ds.n_users, 1, dtype=torch.long))
+    assert b.numel() == 0                                                        # no pruning above the last level
+
+
+def test_children_of_points_back_into_the_candidate_rows(setup):
+    """For every child: its parent's candidate row holds it at its slot (dense: the token; padded: the index)."""
+    _, table, model = setup
+    trie = model.trie
+    for level in range(trie.n_levels):
+        parent, slot = trie.children_of(level)
+        padded = trie.padded(level)
+        nexts = trie.child_table(level) if padded is None else padded[1].long()
+        assert torch.equal(nexts[parent, slot], torch.arange(parent.shape[0]))
+        parent, token = trie.children_of(level, dense=True)
+        assert torch.equal(trie.child_table(level)[parent, token], torch.arange(parent.shape[0]))
+        assert trie.full(level) == bool((trie.child_table(level) >= 0).all())
 
 
 def _largest_tensor_in_beam_search(n_items: int, n_users: int = 40, B: int = 32) -> int:

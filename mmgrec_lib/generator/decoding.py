@@ -77,44 +77,41 @@ def exclusion_pairs(model: GeneratorLike, users: torch.Tensor, exclude=None,
 
 
 class AliveChildren:
-    """Which children of the trie still lead to an item the user may get, without any ``(B, n_items)`` or
-    ``(B, n_nodes)`` tensor: cost O(excluded pairs) to build, O(candidates * log(excluded pairs)) per level.
+    """The candidates a user may not take, as indices: which (beam, slot) entries of a level's candidate rows
+    lead only to excluded items. Nothing of size batch × items or batch × candidates is built: cost O(excluded
+    pairs) to build and O(excluded pairs × beams) per level, whatever the catalogue's size.
 
-    For each level ``l`` below the last, the excluded (row, item) pairs are counted per (row, level-``l + 1``
-    node) as sorted keys; a child node is alive while fewer of its items are excluded than
-    :meth:`PrefixTrie.items_below` holds (when pruning). At the last level the children are items, alive
-    unless excluded. The counts per node depend only on the catalogue and are precomputed by the trie.
+    A child of level ``l`` (a node of level ``l + 1``) is dead for a user when all of the
+    :meth:`PrefixTrie.items_below` items under it are excluded for that user (only with ``prune``); at the last
+    level the children are items, dead when excluded. Each dead (row, child) pair is mapped once to the child's
+    parent node and its slot in the parent's candidate row (:meth:`PrefixTrie.children_of`); at decoding time
+    a pair disables the slot of every beam of its row that sits on that parent.
     """
 
     def __init__(self, trie, rows: torch.Tensor, items: torch.Tensor, prune: bool = True) -> None:
-        self.trie, self.levels = trie, trie.n_levels
-        self.tables: list[tuple[torch.Tensor, torch.Tensor, int] | None] = []
+        self.levels = trie.n_levels
+        self.dead: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # per level: (row, parent, slot)
         for lvl in range(self.levels):
             last = lvl == self.levels - 1
-            if not (prune or last):
-                self.tables.append(None)
-                continue
-            node = items if last else trie.item_node(lvl + 1)[items]                   # (E,)
-            n = trie.n_items if last else trie.items_below(lvl + 1).shape[0]
-            keys, counts = torch.unique(rows * n + node, return_counts=True)           # sorted (K,), (K,)
-            self.tables.append((keys, counts, n))
+            if last:
+                r, child = rows, items                                                 # (E,), (E,)
+            elif prune:
+                node = trie.item_node(lvl + 1)[items]                                  # (E,) the items' nodes
+                n = trie.items_below(lvl + 1).shape[0]
+                keys, counts = torch.unique(rows * n + node, return_counts=True)       # (K,) per (row, node)
+                gone = counts == trie.items_below(lvl + 1)[keys % n]                   # every item excluded
+                r, child = keys[gone] // n, keys[gone] % n
+            else:
+                r = child = rows[:0]
+            parent, slot = trie.children_of(lvl, dense=trie.padded(lvl) is None)     # the decoder's layout
+            self.dead.append((r, parent[child], slot[child]))
 
-    def __call__(self, level: int, child: torch.Tensor) -> torch.Tensor | None:
-        """``(B, W, card)`` children (``-1`` = none) -> bool mask of the alive ones (``None``: all alive)."""
-        table = self.tables[level]
-        if table is None:
-            return None
-        keys, counts, n = table
-        c = child.clamp(min=0)
-        key = torch.arange(child.shape[0], device=child.device).view(-1, *([1] * (child.dim() - 1))) * n + c
-        if keys.numel() == 0:
-            return torch.ones_like(child, dtype=torch.bool)
-        pos = torch.searchsorted(keys, key).clamp(max=keys.numel() - 1)
-        found = keys[pos] == key
-        if level == self.levels - 1:
-            return ~found                                                              # items: excluded or not
-        gone = torch.where(found, counts[pos], torch.zeros_like(pos))
-        return gone < self.trie.items_below(level + 1)[c]
+    def __call__(self, level: int, node: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``node (B, W)``: the beams' nodes at ``level`` -> ``(b, w, slot)`` index tensors of the dead candidates."""
+        row, parent, slot = self.dead[level]
+        hit = node[row] == parent[:, None]                                              # (E_dead, W)
+        e, w = hit.nonzero(as_tuple=True)
+        return row[e], w, slot[e]
 
 
 # ---------------------------------------------------------------------- beam search
@@ -165,26 +162,28 @@ def beam_search(model: GeneratorLike, users: torch.Tensor, k: int, beam_width: i
             else:                                                            # the whole prefix again
                 h = model.decode(memory, mpad, toks)[:, :, -1]
             logp = F.log_softmax(model.level_logits(h, lvl).float(), -1).view(Bu, W, card)  # full-range
+            parent = node.clamp(min=0)                                       # (Bu, W); dead beams score -inf
             padded = model.trie.padded(lvl)
             if padded is None:                                               # candidates: every token
-                token = None
-                child = model.trie.child_table(lvl)[node.clamp(min=0)]       # (Bu, W, C = card) next node / item
+                cand = score[..., None] + logp                               # (Bu, W, C = card)
+                if not model.trie.full(lvl):
+                    cand.masked_fill_(model.trie.child_table(lvl)[parent] < 0, float("-inf"))
             else:                                                            # candidates: the node's children
-                token = padded[0][node.clamp(min=0)].long()                  # (Bu, W, C) tokens, -1 pads
-                child = padded[1][node.clamp(min=0)].long()                  # (Bu, W, C)
-                logp = logp.gather(2, token.clamp(min=0))                    # (Bu, W, C)
-            C = child.shape[2]
-            ok = (child >= 0) & torch.isfinite(score)[..., None]
-            live = alive(lvl, child)                                          # (Bu, W, C) or None
-            if live is not None:
-                ok &= live
-            cand = (score[..., None] + logp).masked_fill(~ok, float("-inf")).view(Bu, W * C)
-            score, flat = cand.topk(min(beam_width, W * C), dim=1)           # (Bu, W'), best first
+                token = padded[0][parent].long()                             # (Bu, W, C) tokens, -1 pads
+                cand = (score[..., None] + logp.gather(2, token.clamp(min=0))).masked_fill_(token < 0, float("-inf"))
+            b, w, dead = alive(lvl, parent)                                  # excluded / exhausted children
+            cand[b, w, dead] = float("-inf")
+            C = cand.shape[2]
+            score, flat = cand.view(Bu, W * C).topk(min(beam_width, W * C), dim=1)   # (Bu, W'), best first
             beam = torch.div(flat, C, rounding_mode="floor")
+            slot = flat - beam * C                                           # (Bu, W') slot in the beam's row
             if cache:
                 model.reorder_decoding(state, beam)
-            node = child.view(Bu, W * C).gather(1, flat)                     # (Bu, W')
-            chosen = flat % C if token is None else token.view(Bu, W * C).gather(1, flat)   # (Bu, W') tokens
+            at = parent.gather(1, beam)                                      # (Bu, W') the chosen beams' nodes
+            if padded is None:
+                chosen, node = slot, model.trie.child_table(lvl)[at, slot]   # (Bu, W') token, next node / item
+            else:
+                chosen, node = padded[0][at, slot].long(), padded[1][at, slot].long()
             prev = toks.gather(1, beam[..., None].expand(-1, -1, lvl))       # (Bu, W', l)
             toks = torch.cat([prev, chosen.clamp(min=0)[..., None]], dim=2)  # (Bu, W', l + 1)
         valid = torch.isfinite(score)

@@ -6,7 +6,10 @@ reached at level ``l + 1`` (at the last level: the item id), ``-1`` when the tok
 Rec-ID. Nodes of a level are numbered in lexicographic order of their prefixes; the root is node 0 of level 0.
 Constrained decoding keeps one node per beam and reads ``child_table(l)[node] >= 0`` as the allowed next tokens.
 Also kept: ``item_node(l)``, the node of each item's length-``l`` prefix, and ``items_below(l)``, the number of
-items under each node of level ``l`` -- both depend only on the catalogue, so the decoder never recounts them.
+items under each node of level ``l`` -- both depend only on the catalogue, so the decoder never recounts them --
+and :meth:`children_of` ``(l)``, each child's parent node and its slot in the parent's candidate row, with which
+the decoder maps a user's excluded items straight to the candidates they disable (cost O(history), not
+O(candidates)).
 
 Where a level is mostly empty (each node has at most half of ``card_l`` children, e.g. the third level of a
 million-item catalogue over 256 codes: about 15 children per node), the level is also kept in a padded
@@ -40,6 +43,7 @@ class PrefixTrie(nn.Module):
         c = codes.numpy()
         node = np.zeros(self.n_items, dtype=np.int64)        # node of each item's length-l prefix
         n_nodes = 1
+        self.full_levels: list[bool] = []                    # levels whose every node has every token
         for level in range(self.n_levels):
             card = self.cardinalities[level]
             if level + 1 < self.n_levels:
@@ -53,8 +57,19 @@ class PrefixTrie(nn.Module):
             table = np.full((n_nodes, card), -1, dtype=np.int64)
             table[node, c[:, level]] = nxt
             self.register_buffer(f"children_{level}", torch.from_numpy(table), persistent=False)
-            for name, t in zip(("tokens", "nexts"), _padded_rows(table)):
+            tokens, nexts, slot = _padded_rows(table)
+            for name, t in (("tokens", tokens), ("nexts", nexts)):
                 self.register_buffer(f"{name}_{level}", t, persistent=False)
+            n_children = int(nxt.max()) + 1 if self.n_items else 0
+            parent = np.zeros(n_children, dtype=np.int64)
+            parent[nxt] = node                                  # every child's node at this level
+            token = np.zeros(n_children, dtype=np.int64)
+            token[nxt] = c[:, level]                            # its slot in the dense layout
+            token = torch.from_numpy(token)
+            self.register_buffer(f"parent_{level}", torch.from_numpy(parent), persistent=False)
+            self.register_buffer(f"token_{level}", token, persistent=False)
+            self.register_buffer(f"slot_{level}", token if slot is None else torch.from_numpy(slot), persistent=False)
+            self.full_levels.append(bool((table >= 0).all()))
             self.register_buffer(f"item_node_{level}", torch.from_numpy(node), persistent=False)
             self.register_buffer(f"items_below_{level}",
                                  torch.from_numpy(np.bincount(node, minlength=n_nodes).astype(np.int64)),
@@ -66,8 +81,8 @@ class PrefixTrie(nn.Module):
         other = PrefixTrie.__new__(PrefixTrie)
         nn.Module.__init__(other)
         other.cardinalities, other.n_items, other.n_levels = list(self.cardinalities), self.n_items, self.n_levels
-        other.n_duplicates = self.n_duplicates
-        for name, buf in self.named_buffers():
+        other.n_duplicates, other.full_levels = self.n_duplicates, list(self.full_levels)
+        for name, buf in self.named_buffers(remove_duplicate=False):   # slot_l may be token_l itself
             other.register_buffer(name, buf, persistent=False)
         return other
 
@@ -82,6 +97,17 @@ class PrefixTrie(nn.Module):
         (some node has more than half of ``card_level`` children) to be read from :meth:`child_table`."""
         tokens = getattr(self, f"tokens_{level}")
         return None if tokens.shape[1] == 0 else (tokens, getattr(self, f"nexts_{level}"))
+
+    def children_of(self, level: int, dense: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(parent, slot)``, each ``(n_children,)`` long: for every child of ``level`` (a node of ``level + 1``;
+        an item at the last level) the node it hangs from and its position in that node's candidate row: its
+        index in :meth:`padded`'s row where the level has that layout, else (or with ``dense``) its token, its
+        column in :meth:`child_table`."""
+        return getattr(self, f"parent_{level}"), getattr(self, f"token_{level}" if dense else f"slot_{level}")
+
+    def full(self, level: int) -> bool:
+        """Whether every node of ``level`` has all ``card_level`` children (no candidate is ever invalid)."""
+        return self.full_levels[level]
 
     def item_node(self, level: int) -> torch.Tensor:
         """``(I,)`` node of each item's length-``level`` prefix (level 0: the root, node 0)."""
@@ -123,23 +149,27 @@ class PrefixTrie(nn.Module):
         return f"items={self.n_items}, cardinalities={self.cardinalities}, nodes per level={sizes}"
 
 
-def _padded_rows(table: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+def _padded_rows(table: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, np.ndarray | None]:
     """A dense ``(n, card)`` child table -> padded ``(tokens, nexts)`` int32 tables ``(n, C)`` of each row's valid
-    entries in token order; ``(n, 0)`` tensors when some row has more than ``card / 2`` valid entries."""
+    entries in token order, and each child's index in its row (``(n_children,)`` int64, indexed by the child);
+    ``(n, 0)`` tensors and ``None`` when some row has more than ``card / 2`` valid entries."""
     n, card = table.shape
     valid = table >= 0
     counts = valid.sum(1)
     width = int(counts.max()) if n else 0
     if n == 0 or 2 * width > card or int(table.max()) >= 2**31:
         empty = torch.zeros((n, 0), dtype=torch.int32)
-        return empty, empty.clone()
+        return empty, empty.clone(), None
     rows, cols = np.nonzero(valid)                                       # row-major: tokens ascending per row
     pos = np.arange(rows.size) - (np.cumsum(counts) - counts)[rows]
     tokens = np.full((n, width), -1, dtype=np.int32)
     nexts = np.full((n, width), -1, dtype=np.int32)
     tokens[rows, pos] = cols
-    nexts[rows, pos] = table[rows, cols]
-    return torch.from_numpy(tokens), torch.from_numpy(nexts)
+    child = table[rows, cols]
+    nexts[rows, pos] = child
+    slot = np.zeros(int(child.max()) + 1, dtype=np.int64)
+    slot[child] = pos
+    return torch.from_numpy(tokens), torch.from_numpy(nexts), slot
 
 
 __all__ = ["PrefixTrie"]
