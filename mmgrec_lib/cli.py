@@ -17,7 +17,9 @@ cell (a value must have its default's type: int, float (int accepted), bool, str
 takes anything), the datasets against the known names, and the plan is printed: the runs, the runs filtered
 out and why, the expected time from the last recorded run times (``<REPORTS_DIR>/run_times.json``) and the
 committed files it rewrites.
-Failures are summarised at the end.
+Failures are summarised at the end. After the runs (and in ``mmgrec readme``) the paper's claims are checked
+against whatever tables the reports folder holds and written to ``<REPORTS_DIR>/tables/claims.csv`` and ``.md``
+(:mod:`mmgrec_lib.experiments.claims`); the README's results section lists that table first.
 
 ``mmgrec bench decode`` prints the efficiency benchmark of notebook 07 (per-user top-k time and memory of MMGRec
 beam search, exact matmul top-k and faiss against catalogue size) on synthetic catalogues, e.g.
@@ -404,7 +406,7 @@ def describe(plan: Plan, profile: str, jobs: int = 1) -> str:
         lines.append(f"  skip  {s.label}: {s.reason}")
     committed = plan.reports.resolve() == (REPO / "reports").resolve()
     writes = sorted({w for r in plan.runs for w in times.get(r.key, {}).get("writes", [])} |
-                    {f"executed/{r.output.name}" for r in plan.runs})
+                    {f"executed/{r.output.name}" for r in plan.runs} | {"tables/claims.csv", "tables/claims.md"})
     if committed:
         lines.append(f"  rewrites committed files: {len(writes)} under reports/ "
                      f"({', '.join(writes[:6])}{', ...' if len(writes) > 6 else ''}) and README.md's results section")
@@ -426,14 +428,15 @@ def _short_error(exc: Exception) -> str:
 
 
 def update_readme(readme: Path = REPO / "README.md", tables_dir: Path = REPO / "reports" / "tables") -> bool:
-    """Replace the README's results section with the Markdown tables found in ``reports/tables``."""
+    """Replace the README's results section with the Markdown tables found in ``reports/tables`` (the claims
+    table first, then the others by name)."""
     if not readme.is_file():
         return False
     text = readme.read_text()
     if RESULTS_START not in text or RESULTS_END not in text:
         return False
     parts = []
-    for md in sorted(tables_dir.glob("*.md")):
+    for md in sorted(tables_dir.glob("*.md"), key=lambda p: (p.stem != "claims", p.name)):
         stamp = time.strftime("%Y-%m-%d", time.gmtime(md.stat().st_mtime))
         parts.append(f"#### `{md.stem}` ({stamp})\n\n{md.read_text().strip()}\n")
     body = "\n".join(parts) if parts else "_No tables yet: run `make reports`._\n"
@@ -441,6 +444,20 @@ def update_readme(readme: Path = REPO / "README.md", tables_dir: Path = REPO / "
     _, tail = rest.split(RESULTS_END, 1)
     readme.write_text(f"{head}{RESULTS_START}\n{body}\n{RESULTS_END}{tail}")
     return True
+
+
+def write_claims_table(reports: Path) -> Path | None:
+    """Regenerate ``<reports>/tables/claims.csv`` and ``.md`` from the tables there (the paper's claims checked,
+    :func:`mmgrec_lib.experiments.claims.write_claims`). A failure is printed and returns ``None`` instead of
+    raising, so that it never hides the notebook runs' summary."""
+    try:
+        from .experiments.claims import write_claims
+        path = write_claims(reports)
+    except Exception as exc:  # reported, and the command's exit status says so
+        print(f"mmgrec: claims table not written: {_short_error(exc)}", file=sys.stderr)
+        return None
+    print(f"claims table: {_rel(path)}")
+    return path
 
 
 def prepare_features(datasets: list[str]) -> int:
@@ -610,7 +627,8 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--csv", type=Path, help="also write the table here")
     tr.add_argument("--seed", type=int, default=0)
     sub.add_parser("list", help="list notebooks and their parameters")
-    sub.add_parser("readme", help="refresh the README results section from reports/tables")
+    sub.add_parser("readme", help="recheck the paper's claims (reports/tables/claims) and refresh the README "
+                                  "results section from reports/tables")
     args = parser.parse_args(argv)
 
     if args.command == "list":
@@ -625,8 +643,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bench":
         return bench_decode(args) if args.bench == "decode" else bench_train(args)
     if args.command == "readme":
-        print("README updated" if update_readme() else "README has no results markers; nothing done")
-        return 0
+        claims = write_claims_table(REPO / "reports")
+        print("README updated" if update_readme(REPO / "README.md", REPO / "reports" / "tables")
+              else "README has no results markers; nothing done")
+        return 0 if claims else 1
     try:
         the_plan = build_plan(args.profile, args.only, reports_dir=args.reports_dir, datasets=args.dataset)
     except (ValueError, FileNotFoundError) as exc:
@@ -644,8 +664,9 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     failures = execute(the_plan.runs, kernel=args.kernel, log_output=args.log_output, profile=args.profile,
                        jobs=args.jobs)
+    claims = write_claims_table(the_plan.reports)
     if args.profile == "full" and args.reports_dir is None:
-        update_readme()
+        update_readme(REPO / "README.md", REPO / "reports" / "tables")
     ran = sorted({r.notebook.stem for r in the_plan.runs})
     print(f"\n{len(the_plan.runs) - len(failures)} of {len(the_plan.runs)} notebook runs succeeded in "
           f"{_duration(time.time() - start)} (notebooks: {', '.join(ran)})")
@@ -653,7 +674,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  not run: {s.label}: {s.reason}")
     for run, msg in failures:
         print(f"  FAILED {run.label}: {msg}\n         executed copy: {_rel(run.output)}")
-    return 1 if failures else 0
+    if not claims:
+        print("  FAILED the claims table (tables/claims): see the message above")
+    return 1 if failures or not claims else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

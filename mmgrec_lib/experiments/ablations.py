@@ -1,0 +1,539 @@
+"""The paper's ablations (Tables 3-5) and its layer / head sweep (Fig. 4), as independent, keyed sweep tasks.
+
+**Ablations** (notebook 05). Every variant changes one thing of the best MMGRec configuration (the "full"
+model) and is defined as data (:data:`ABLATIONS`, one dict per variant, read by :meth:`Variant.from_dict`):
+
+* ``method``: how the semantic tokens are assigned. ``"graph_rqvae"`` (MMGRec), ``"hkmeans"`` (hierarchical
+  k-means on the same Graph RQ-VAE item representations, ``k`` = the codebook size) or ``"id_wo"`` (an RQ-VAE
+  on the concatenated raw item features, no graph; the generator keeps the Graph RQ-VAE embeddings, so only the
+  IDs change, as in notebook 02). Both come from :mod:`mmgrec_lib.tokenizer.alternatives` through
+  :meth:`~mmgrec_lib.tokenizer.RecIDRun.with_codes`;
+* ``collision``: the last token (``None``: the configuration's, popularity; ``"random"``: TIGER's random
+  order within a collision group);
+* ``recid``: :class:`~mmgrec_lib.tokenizer.GraphRQVAEConfig` fields; ``generator``:
+  :class:`~mmgrec_lib.generator.GeneratorConfig` / :class:`~mmgrec_lib.training.LoopConfig` fields (e.g.
+  ``{"attention": "none"}``, ``{"item_embedding": "learned"}``).
+
+:func:`ablation_tasks` turns the variants into task specs (the format of
+:func:`~mmgrec_lib.experiments.sweep.generator_task`, plus ``method`` and ``collision``) on the run keys of
+:func:`~mmgrec_lib.experiments.runs.run_generator`, so the full model is the finished run of notebook 09's
+chosen rung and every finished variant is reused. :func:`sweep_ablations` trains them through
+:func:`~mmgrec_lib.experiments.sweep.run_sweep` (serially, in a local process pool or on a Dask cluster);
+variants with identical settings (the full model appears once per table) train once. :func:`ablation_runs`
+then loads the runs in the caller's process (test evaluated again, per user) and :func:`ablation_table` pairs
+each variant with the full model over test users (two-sided Wilcoxon).
+
+**Layers and heads** (notebook 06). :func:`hyper_tasks` sweeps ``n_layers`` at a fixed head count or
+``n_heads`` at a fixed depth, for MMGRec (:class:`~mmgrec_lib.generator.ModelConfig`) and a Transformer
+baseline (LightGT, whose config has the same two fields) at the same settings; :func:`choose_value` picks the
+best-validating value (the depth for the head sweep); :func:`hyper_table` writes one row per (sweep, value,
+model).
+
+Numbers quoted from the paper (:data:`PAPER_ABLATIONS`) are the paper's own, on its datasets; they are for
+orientation only and are never mixed with measured values.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+
+from ..data.dataset import RecDataset
+from ..evaluation import paired_test
+from ..training.loop import LoopConfig
+from .runs import ModelRun, dataset_key, load_or_assign_recids, run_generator, run_key
+from .sweep import _dataset, _recid_key, recid_task, run_sweep
+
+METHODS = ("graph_rqvae", "hkmeans", "id_wo")
+COLLISIONS = (None, "popularity", "random")
+TABLE_METRICS = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
+P_METRICS = ("recall@10", "ndcg@10")
+ABLATION_COLUMNS = ["dataset", "table", "variant", "note", *TABLE_METRICS, *(f"p_{m}" for m in P_METRICS),
+                    "paper_recall@10", "paper_ndcg@10"]
+HYPER_COLUMNS = ["dataset", "sweep", "value", "fixed", "model", "recall@10", "ndcg@10", "best_val_recall@10"]
+TABLE_TOPICS = {"3": "item representations", "4": "Rec-ID assignment", "5": "self-attention"}
+HYPER_FIELDS = {"layers": "n_layers", "heads": "n_heads"}        # sweep -> the field in ModelConfig / LightGTConfig
+
+#: The variants of the paper's Tables 3-5 (names fixed: the claims table reads them). A variant without changes
+#: is the full model; it appears once per table ("full", "graph_rqvae", "relation") and trains once.
+ABLATIONS: list[dict[str, Any]] = [
+    {"name": "full", "table": "3", "note": "MMGRec (the best configuration)"},
+    {"name": "id_wo", "table": "3", "method": "id_wo",
+     "note": "ID w/o: Rec-IDs from an RQ-VAE on the concatenated raw features (no graph); same encoder inputs"},
+    {"name": "emb_wo", "table": "3", "generator": {"item_embedding": "learned"},
+     "note": "Emb w/o: a learned item table instead of the Graph RQ-VAE item representations"},
+    {"name": "graph_rqvae", "table": "4", "note": "Graph RQ-VAE, popularity token (= full)"},
+    {"name": "hkmeans", "table": "4", "method": "hkmeans",
+     "note": "HK-Means on the Graph RQ-VAE item representations (k = codebook size), popularity token"},
+    {"name": "random_collision", "table": "4", "collision": "random",
+     "note": "Graph RQ-VAE, random last token (TIGER) instead of the popularity rank"},
+    {"name": "no_pe", "table": "5", "generator": {"attention": "none"},
+     "note": "w/o PE: standard self-attention, no positional encoding"},
+    {"name": "sinusoidal_pe", "table": "5", "generator": {"attention": "sinusoidal"},
+     "note": "Default PE: standard self-attention with sinusoidal positional encoding"},
+    {"name": "relation", "table": "5", "note": "relation-aware self-attention (= full)"},
+]
+
+#: The paper's own numbers (Tables 3-5, Recall@10 and NDCG@10) on its datasets, quoted for orientation only.
+#: Variant -> paper dataset -> (R@10, N@10); "full", "graph_rqvae" and "relation" are the paper's "Ours" row.
+_PAPER_OURS = {"MovieLens": (0.2804, 0.1898), "TikTok": (0.1269, 0.0802), "Kwai": (0.0567, 0.0470)}
+PAPER_ABLATIONS: dict[str, dict[str, tuple[float, float]]] = {
+    "full": _PAPER_OURS, "graph_rqvae": _PAPER_OURS, "relation": _PAPER_OURS,
+    "id_wo": {"MovieLens": (0.1934, 0.1238), "TikTok": (0.0811, 0.0516), "Kwai": (0.0417, 0.0361)},
+    "emb_wo": {"MovieLens": (0.2780, 0.1890), "TikTok": (0.1206, 0.0792), "Kwai": (0.0553, 0.0460)},
+    "hkmeans": {"MovieLens": (0.2520, 0.1683), "TikTok": (0.1137, 0.0742), "Kwai": (0.0469, 0.0402)},
+    "random_collision": {"MovieLens": (0.2762, 0.1872), "TikTok": (0.1199, 0.0785), "Kwai": (0.0544, 0.0452)},
+    "no_pe": {"MovieLens": (0.2696, 0.1850), "TikTok": (0.1152, 0.0765), "Kwai": (0.0517, 0.0427)},
+    "sinusoidal_pe": {"MovieLens": (0.2732, 0.1853), "TikTok": (0.1180, 0.0778), "Kwai": (0.0545, 0.0441)},
+}
+#: Our dataset -> the paper's column quoted next to it. The paper's MovieLens is not ml100k (a different, larger
+#: MovieLens), its TikTok is the dataset our ``tiktok`` loader reads; both are for orientation only.
+PAPER_DATASETS = {"ml100k": "MovieLens", "tiktok": "TikTok"}
+#: What the paper concludes from each variant (sections 5.2.1-5.2.3, paraphrased): every variant is below MMGRec.
+PAPER_CLAIMS = {
+    "id_wo": "raw multimodal features cannot be used directly for Rec-IDs: ID w/o is well below MMGRec",
+    "emb_wo": "learned input embeddings are below the pre-trained item representations",
+    "hkmeans": "Graph RQ-VAE beats HK-Means (HK-Means has more ID collisions)",
+    "random_collision": "the popularity token beats a random last token (TIGER)",
+    "no_pe": "without positional information the encoder is worst",
+    "sinusoidal_pe": "relation-aware self-attention beats sinusoidal positional encoding",
+}
+#: What the paper concludes from its Fig. 4 (section 5.3, paraphrased).
+PAPER_HYPER_CLAIMS = {
+    "layers": "MMGRec beats LightGT at every depth and does well with few layers",
+    "heads": "MMGRec beats LightGT at every head count; MMGRec levels off as heads grow, LightGT declines",
+}
+
+
+# ---------------------------------------------------------------------- variants as data
+@dataclass
+class Variant:
+    """One ablation variant: its name, the paper table it belongs to, a note, and what it changes (see the
+    module docstring)."""
+
+    name: str
+    table: str
+    note: str = ""
+    method: str = "graph_rqvae"
+    collision: str | None = None
+    recid: dict[str, Any] = field(default_factory=dict)
+    generator: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "Variant":
+        """Build from a plain dict (notebook / YAML); unknown keys, a missing name or table, and unknown
+        methods or collision modes raise."""
+        from ..utils import check_unknown
+        check_unknown(values, [f.name for f in dataclasses.fields(cls)], "ablation variant")
+        for key in ("name", "table"):
+            if key not in values:
+                raise ValueError(f"ablation variant {dict(values)} has no {key}")
+        variant = cls(**{**values, "table": str(values["table"])})
+        if variant.method not in METHODS:
+            raise ValueError(f"variant {variant.name!r}: unknown method {variant.method!r}; expected one of {METHODS}")
+        if variant.collision not in COLLISIONS:
+            raise ValueError(f"variant {variant.name!r}: unknown collision {variant.collision!r}; "
+                             f"expected one of {COLLISIONS}")
+        return variant
+
+
+def select_variants(names: Sequence[str], definitions: Sequence[Mapping[str, Any]] = ABLATIONS) -> list[Variant]:
+    """The variants named in ``names`` (in that order) from ``definitions``; unknown or repeated names raise."""
+    known = {d["name"]: d for d in definitions}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown ablation variant(s) {unknown}; expected some of {list(known)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"ablation variant names must be unique, got {list(names)}")
+    return [Variant.from_dict(known[n]) for n in names]
+
+
+def variant_configs(recid_base, gen_base, loop: LoopConfig, variant: Variant) -> tuple:
+    """``(recid_config, generator_config, loop)`` of ``variant``: its changes applied to the full model's
+    configuration (every field name checked)."""
+    from ..utils import check_unknown
+    gen_fields = set(gen_base.fields())
+    loop_fields = {f.name for f in dataclasses.fields(LoopConfig)} - {"checkpoint", "progress"}
+    check_unknown(variant.recid, [f.name for f in dataclasses.fields(recid_base)], f"variant {variant.name!r} recid")
+    check_unknown(variant.generator, sorted(gen_fields | loop_fields), f"variant {variant.name!r} generator")
+    return (dataclasses.replace(recid_base, **variant.recid),
+            gen_base.replace(**{k: v for k, v in variant.generator.items() if k in gen_fields}),
+            dataclasses.replace(loop, **{k: v for k, v in variant.generator.items() if k not in gen_fields}))
+
+
+def skip_reason(variant: Variant, dataset: RecDataset) -> str | None:
+    """Why ``variant`` cannot run on ``dataset`` (``None`` when it can): "ID w/o" needs item features."""
+    if variant.method == "id_wo" and not dataset.modalities:
+        return f"{variant.name}: {dataset.name} has no item features (ID w/o quantises the raw features)"
+    return None
+
+
+def generator_spec(dataset: str, seed: int, recid_config, gen_config, loop: LoopConfig, runs_dir,
+                   dataset_kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A :func:`~mmgrec_lib.experiments.sweep.generator_task` spec (the run keys of
+    :func:`~mmgrec_lib.experiments.runs.run_generator` with these configs)."""
+    return {"dataset": dataset, "seed": int(seed), "dataset_kwargs": dict(dataset_kwargs or {}),
+            "recid": recid_config.to_dict(), "generator": gen_config.flat(),
+            "loop": {k: v for k, v in dataclasses.asdict(loop).items() if k not in ("checkpoint", "progress")},
+            "runs_dir": str(runs_dir)}
+
+
+def ablation_tasks(dataset: str, seed: int, recid_base, gen_base, loop: LoopConfig, variants: Sequence[Variant],
+                   runs_dir, dataset_kwargs: Mapping[str, Any] | None = None) -> dict[str, dict]:
+    """One task spec per variant (by name), for :func:`ablation_task` / :func:`sweep_ablations`: a
+    :func:`generator_spec` of the variant's configs plus its ``method`` and ``collision``."""
+    names = [v.name for v in variants]
+    if len(set(names)) != len(names):
+        raise ValueError(f"ablation variant names must be unique, got {names}")
+    tasks = {}
+    for v in variants:
+        rc, gc, lp = variant_configs(recid_base, gen_base, loop, v)
+        tasks[v.name] = {**generator_spec(dataset, seed, rc, gc, lp, runs_dir, dataset_kwargs),
+                         "method": v.method, "collision": v.collision}
+    return tasks
+
+
+def _spec_key(spec: Mapping[str, Any]) -> str:
+    """What identifies a task's run (identical specs train once)."""
+    return json.dumps(spec, sort_keys=True, default=str)
+
+
+# ---------------------------------------------------------------------- Rec-IDs of a variant
+def derived_recid_path(runs_dir, dataset: RecDataset, config, method: str, collision: str | None) -> Path:
+    """Where the Rec-IDs of ``method`` / ``collision`` derived from the Graph RQ-VAE run of ``config`` are saved."""
+    cfg = {k: v for k, v in config.to_dict().items() if k != "device"}
+    key = run_key(dataset_key(dataset), cfg, method, collision)
+    return Path(runs_dir) / f"recid_{dataset.name}_{method}-{collision or 'base'}_L{config.codebook_size}_{key}.pt"
+
+
+def derive_recids(run, dataset: RecDataset, config, method: str, collision: str | None):
+    """Rec-IDs of ``method`` with the ``collision`` token, from the Graph RQ-VAE run ``run`` of ``config``: the
+    embeddings stay ``run``'s, the codes change (``graph_rqvae`` with no collision change: ``run`` itself)."""
+    from ..tokenizer.alternatives import assign_hkmeans, assign_id_without_graph
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+    if collision not in COLLISIONS:
+        raise ValueError(f"unknown collision {collision!r}; expected one of {COLLISIONS}")
+    if method == "graph_rqvae":
+        if collision is None or collision == run.config.get("collision"):
+            return run
+        return run.with_codes(run.semantic, dataset.item_popularity(), collision, method="graph_rqvae",
+                              recon_error=run.stats.get("recon_error"))
+    if method == "hkmeans":
+        return assign_hkmeans(run, dataset, collision=collision)
+    cfg = config if collision is None else dataclasses.replace(config, collision=collision)
+    return assign_id_without_graph(dataset, cfg, base_run=run)
+
+
+def load_or_derive_recids(dataset: RecDataset, config, method: str = "graph_rqvae", collision: str | None = None,
+                          runs_dir=None):
+    """The Rec-ID run of a variant: the Graph RQ-VAE run of ``config`` (reused or trained,
+    :func:`~mmgrec_lib.experiments.runs.load_or_assign_recids`), then, for another method or collision token,
+    the derived run (loaded from ``runs_dir`` when saved there, else computed and saved).
+
+    Returns ``(run, path, reused)``.
+    """
+    from ..tokenizer import RecIDRun
+    base, path, reused = load_or_assign_recids(dataset, config, runs_dir=runs_dir, progress=False)
+    if method == "graph_rqvae" and (collision is None or collision == base.config.get("collision")):
+        return base, path, reused
+    if runs_dir is None:
+        return derive_recids(base, dataset, config, method, collision), None, False
+    dpath = derived_recid_path(runs_dir, dataset, config, method, collision)
+    if dpath.is_file():
+        return RecIDRun.load(dpath), dpath, True
+    run = derive_recids(base, dataset, config, method, collision)
+    run.save(dpath)
+    return run, dpath, False
+
+
+# ---------------------------------------------------------------------- running the variants
+def _variant_run(ds: RecDataset, spec: Mapping[str, Any], ks: tuple[int, ...] = (10, 20)):
+    """Train (or reuse) the generator of one task spec on ``ds``; returns ``(ModelRun, recids, recid_path)``."""
+    from ..generator import GeneratorConfig
+    from ..tokenizer import GraphRQVAEConfig
+    recids, path, _ = load_or_derive_recids(ds, GraphRQVAEConfig.from_dict(dict(spec.get("recid", {}))),
+                                            spec.get("method", "graph_rqvae"), spec.get("collision"),
+                                            runs_dir=spec["runs_dir"])
+    loop = LoopConfig(**{"progress": False, **dict(spec.get("loop", {}))})
+    run = run_generator(ds, recids, GeneratorConfig.from_dict(dict(spec.get("generator", {}))), loop,
+                        runs_dir=spec["runs_dir"], ks=ks)
+    return run, recids, path
+
+
+def ablation_task(spec: dict) -> dict:
+    """Train (or reuse) one variant (a spec of :func:`ablation_tasks`) and test it; returns its Rec-ID facts,
+    validation and test metrics and times (a module-level function, so process pools can run it)."""
+    run, recids, path = _variant_run(_dataset(spec), spec, tuple(spec.get("ks", (10, 20))))
+    st = recids.stats
+    return {"recid_path": str(path), "unique_semantic_frac": st.get("unique_semantic_frac"),
+            "max_group_size": st.get("max_group_size"), "checkpoint": str(run.checkpoint),
+            "val_recall@10": run.fit.best_score, "best_epoch": run.fit.best_epoch, "epochs_run": len(run.fit.history),
+            **{f"test_{k}": v for k, v in run.test.mean().items()}, "train_seconds": run.train_seconds}
+
+
+def _pretrain_recids(specs: Sequence[Mapping[str, Any]], executor: Any, threads: int, progress: bool) -> None:
+    """Train the distinct Graph RQ-VAE runs that ``specs`` need first (in parallel), so that tasks sharing one
+    never train it twice side by side."""
+    distinct: dict[str, Mapping[str, Any]] = {}
+    for spec in specs:
+        distinct.setdefault(_recid_key(dict(spec)), spec)
+    if distinct:
+        run_sweep(recid_task, {f"recid {i}": dict(s) for i, s in enumerate(distinct.values())}, executor, threads,
+                  progress)
+
+
+def sweep_ablations(tasks: Mapping[str, dict], executor: Any = "serial", threads: int = 1,
+                    progress: bool = True) -> pd.DataFrame:
+    """Train (or reuse) every variant of ``tasks`` through :func:`~mmgrec_lib.experiments.sweep.run_sweep`:
+    the Graph RQ-VAE runs first, then one :func:`ablation_task` per distinct spec. One row per variant, in the
+    order of ``tasks``; ``same_run_as`` names the first variant with identical settings (its run is shared)."""
+    if not tasks:
+        raise ValueError("sweep_ablations: no tasks")
+    first: dict[str, str] = {}
+    for name, spec in tasks.items():
+        first.setdefault(_spec_key(spec), name)
+    _pretrain_recids(list(tasks.values()), executor, threads, progress)
+    rows = run_sweep(ablation_task, {name: tasks[name] for name in first.values()}, executor, threads, progress)
+    by_name = {r["task"]: r for r in rows.to_dict("records")}
+    out = []
+    for name, spec in tasks.items():
+        shared = first[_spec_key(spec)]
+        out.append({**by_name[shared], "task": name, "same_run_as": "" if shared == name else shared})
+    return pd.DataFrame(out)
+
+
+def ablation_runs(dataset: RecDataset, tasks: Mapping[str, dict], ks: tuple[int, ...] = (10, 20)
+                  ) -> dict[str, ModelRun]:
+    """Every variant's run in this process (reused by run key after :func:`sweep_ablations`; trained here
+    otherwise) with its per-user test results. Variants with identical specs share one :class:`ModelRun`."""
+    runs: dict[str, ModelRun] = {}
+    by_key: dict[str, ModelRun] = {}
+    for name, spec in tasks.items():
+        key = _spec_key(spec)
+        if key not in by_key:
+            by_key[key] = _variant_run(dataset, spec, ks)[0]
+        runs[name] = by_key[key]
+    return runs
+
+
+def paper_numbers(variant: str, dataset: str) -> tuple[float, float]:
+    """The paper's ``(R@10, N@10)`` for ``variant`` on the paper's column quoted for ``dataset``
+    (:data:`PAPER_DATASETS`); ``(nan, nan)`` when the paper has none."""
+    column = PAPER_DATASETS.get(dataset)
+    return PAPER_ABLATIONS.get(variant, {}).get(column, (math.nan, math.nan))
+
+
+def ablation_table(variants: Sequence[Variant], runs: Mapping[str, ModelRun], dataset: str,
+                   reference: str = "full") -> pd.DataFrame:
+    """One row per variant (the schema :data:`ABLATION_COLUMNS`): test Recall/NDCG@10 and @20, the two-sided
+    Wilcoxon p of the per-user test Recall@10 / NDCG@10 against the run of ``reference`` (NaN on the rows that
+    are that run), and the paper's numbers for the variant on the paper's column for ``dataset`` (NaN when the
+    paper has none)."""
+    if reference not in runs:
+        raise ValueError(f"the reference variant {reference!r} has no run; runs: {list(runs)}")
+    missing = [v.name for v in variants if v.name not in runs]
+    if missing:
+        raise ValueError(f"variants without a run: {missing}")
+    ref = runs[reference]
+    rows = []
+    for v in variants:
+        run = runs[v.name]
+        means = run.test.mean()
+        is_ref = run is ref
+        row = {"dataset": dataset, "table": v.table, "variant": v.name, "note": v.note,
+               **{m: means.get(m, math.nan) for m in TABLE_METRICS}}
+        row.update({f"p_{m}": math.nan if is_ref else paired_test(ref.test, run.test, m)["p_wilcoxon"]
+                    for m in P_METRICS})
+        row["paper_recall@10"], row["paper_ndcg@10"] = paper_numbers(v.name, dataset)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=ABLATION_COLUMNS)
+
+
+def ablation_reading(table: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """Each variant of :func:`ablation_table` (full-model rows left out) next to the paper's claim for it: the
+    differences to the full model on test Recall@10 / NDCG@10, their p-values, and ``below_full``: the variant is
+    below the full model on both metrics with at least one difference significant at ``alpha`` (what the paper
+    claims for every variant)."""
+    full = table[table["p_recall@10"].isna()]
+    if full.empty:
+        raise ValueError("the table has no full-model row (p-values NaN)")
+    ref = full.iloc[0]
+    rows = []
+    for row in table[table["p_recall@10"].notna()].to_dict("records"):
+        d = {m: row[m] - ref[m] for m in P_METRICS}
+        below = all(v < 0 for v in d.values()) and min(row[f"p_{m}"] for m in P_METRICS) < alpha
+        above = all(v > 0 for v in d.values()) and min(row[f"p_{m}"] for m in P_METRICS) < alpha
+        rows.append({"table": row["table"], "variant": row["variant"],
+                     "paper_claim": PAPER_CLAIMS.get(row["variant"], ""),
+                     **{f"{m} - full": d[m] for m in P_METRICS}, **{f"p_{m}": row[f"p_{m}"] for m in P_METRICS},
+                     "ours": ("below the full model" if below else "above the full model" if above
+                              else f"mixed, or not significant at alpha {alpha:g}"),
+                     "below_full": bool(below)})
+    return pd.DataFrame(rows)
+
+
+def ablation_plot(table: pd.DataFrame, dataset: str = "",
+                  metrics: Sequence[str] = TABLE_METRICS):
+    """One panel per paper table: the test metrics of its variants as grouped bars (one group per metric), the
+    full model (the rows whose p-values are NaN) as a dashed reference line over each group."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    tables = list(dict.fromkeys(table["table"]))
+    fig, axes = plt.subplots(1, len(tables), figsize=(4.6 * len(tables), 3.8), layout="constrained", squeeze=False)
+    x = np.arange(len(metrics))
+    for ax, t in zip(axes[0], tables):
+        part = table[table["table"] == t]
+        full = part[part[f"p_{P_METRICS[0]}"].isna()]
+        others = part[part[f"p_{P_METRICS[0]}"].notna()]
+        width = 0.8 / max(len(others), 1)
+        for k, row in enumerate(others.to_dict("records")):
+            ax.bar(x - 0.4 + width * (k + 0.5), [row[m] for m in metrics], width, label=row["variant"],
+                   color=f"C{k}")
+        if len(full):
+            ref = full.iloc[0]
+            label = "full model" if ref["variant"] == "full" else f"{ref['variant']} (= full model)"
+            ax.hlines([ref[m] for m in metrics], x - 0.45, x + 0.45, colors="k", linestyles="--", label=label)
+        ax.set_xticks(x, list(metrics))
+        ax.set(xlabel="test metric", ylabel="test Recall@K / NDCG@K",
+               title=f"Table {t}" + (f": {TABLE_TOPICS[t]}" if t in TABLE_TOPICS else ""))
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), frameon=False, fontsize=8, ncol=2)
+    fig.suptitle(f"{dataset}: ablations against the full model" if dataset else "ablations against the full model")
+    return fig
+
+
+# ---------------------------------------------------------------------- layers and heads
+def baseline_spec(dataset: str, seed: int, model: str, config: Mapping[str, Any], loop: Mapping[str, Any], runs_dir,
+                  dataset_kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A :func:`~mmgrec_lib.experiments.tuning.baseline_task` spec."""
+    return {"dataset": dataset, "seed": int(seed), "dataset_kwargs": dict(dataset_kwargs or {}), "model": model,
+            "config": dict(config), "loop": dict(loop), "runs_dir": str(runs_dir)}
+
+
+def hyper_tasks(sweep: str, values: Sequence[int], fixed: int, mmgrec: Mapping[str, Any],
+                baseline: Mapping[str, Any] | None = None) -> dict[str, dict]:
+    """Tasks of one sweep: ``"layers"`` (``n_layers`` = each value, ``n_heads`` = ``fixed``) or ``"heads"``
+    (``n_heads`` = each value, ``n_layers`` = ``fixed``), for MMGRec (``mmgrec``: a :func:`generator_spec`) and,
+    at the same settings, the baseline (``baseline``: a :func:`baseline_spec`, or ``None``). Every config is
+    built once here, so a bad value (heads not dividing the width) fails before anything trains."""
+    from ..baselines import BASELINES
+    from ..generator import GeneratorConfig
+    if sweep not in HYPER_FIELDS:
+        raise ValueError(f"unknown sweep {sweep!r}; expected one of {list(HYPER_FIELDS)}")
+    if not values or len(set(values)) != len(values):
+        raise ValueError(f"sweep {sweep!r}: values must be non-empty and distinct, got {list(values)}")
+    other = "heads" if sweep == "layers" else "layers"
+    tasks = {}
+    for v in values:
+        settings = {HYPER_FIELDS[sweep]: int(v), HYPER_FIELDS[other]: int(fixed)}
+        meta = {"sweep": sweep, "value": int(v), "fixed": int(fixed)}
+        gen = {**dict(mmgrec["generator"]), **settings}
+        GeneratorConfig.from_dict(gen)
+        tasks[f"mmgrec {sweep}={v}"] = {**dict(mmgrec), "generator": gen, "model": "mmgrec", **meta}
+        if baseline is not None:
+            cfg = {**dict(baseline["config"]), **settings}
+            BASELINES[baseline["model"]].config_class(**cfg)
+            tasks[f"{baseline['model']} {sweep}={v}"] = {**dict(baseline), "config": cfg, **meta}
+    return tasks
+
+
+def hyper_task(spec: dict) -> dict:
+    """One point of a sweep: MMGRec (:func:`~mmgrec_lib.experiments.sweep.generator_task`) or the baseline
+    (:func:`~mmgrec_lib.experiments.tuning.baseline_task`); returns the point and its metrics."""
+    from .sweep import generator_task
+    from .tuning import baseline_task
+    out = generator_task(spec) if spec["model"] == "mmgrec" else baseline_task(spec)
+    return {"sweep": spec["sweep"], "value": spec["value"], "fixed": spec["fixed"], "model": spec["model"], **out}
+
+
+def sweep_hyper(tasks: Mapping[str, dict], executor: Any = "serial", threads: int = 1,
+                progress: bool = True) -> pd.DataFrame:
+    """Run the tasks of :func:`hyper_tasks` (the Graph RQ-VAE runs of the MMGRec tasks first); one row per
+    task, in order, with the validation (``val_recall@10``, the best epoch's) and test metrics."""
+    if not tasks:
+        raise ValueError("sweep_hyper: no tasks")
+    _pretrain_recids([s for s in tasks.values() if s["model"] == "mmgrec"], executor, threads, progress)
+    return run_sweep(hyper_task, dict(tasks), executor, threads, progress)
+
+
+def choose_value(rows: pd.DataFrame, sweep: str, model: str = "mmgrec", score: str = "val_recall@10") -> int:
+    """The value of ``sweep`` with the best ``score`` (validation) for ``model``; the first in the rows' order
+    among ties (with ascending values: the smaller model)."""
+    part = rows[(rows["sweep"] == sweep) & (rows["model"] == model)]
+    if part.empty:
+        raise ValueError(f"no {model} rows for sweep {sweep!r}")
+    scores = pd.to_numeric(part[score], errors="coerce")
+    if scores.isna().all():
+        raise ValueError(f"{model} sweep {sweep!r}: no {score} to choose on")
+    return int(part.loc[scores.idxmax(), "value"])
+
+
+def hyper_table(rows: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """The rows of :func:`sweep_hyper` (one or more sweeps) in the schema :data:`HYPER_COLUMNS`: test Recall@10
+    and NDCG@10, and the best validation Recall@10 of each (sweep, value, model)."""
+    out = pd.DataFrame({"dataset": dataset, "sweep": rows["sweep"], "value": rows["value"].astype(int),
+                        "fixed": rows["fixed"].astype(int), "model": rows["model"],
+                        "recall@10": rows["test_recall@10"], "ndcg@10": rows["test_ndcg@10"],
+                        "best_val_recall@10": rows["val_recall@10"]})
+    return out[HYPER_COLUMNS].reset_index(drop=True)
+
+
+def hyper_reading(table: pd.DataFrame, model: str = "mmgrec") -> pd.DataFrame:
+    """Per sweep of :func:`hyper_table`: the value ``model`` validates best at, and against every other model
+    (the baseline) at how many of the swept values ``model`` has the higher test Recall@10, next to the
+    paper's claim (:data:`PAPER_HYPER_CLAIMS`)."""
+    rows = []
+    for sweep, part in table.groupby("sweep", sort=False):
+        ours = part[part["model"] == model].set_index("value")
+        best = int(ours["best_val_recall@10"].idxmax()) if len(ours) else None
+        row = {"sweep": sweep, "values": ", ".join(str(v) for v in ours.index), "fixed": ", ".join(
+               str(v) for v in sorted(set(ours["fixed"]))), f"{model}_best_val_value": best,
+               "paper_claim": PAPER_HYPER_CLAIMS.get(sweep, "")}
+        for other, theirs in part[part["model"] != model].groupby("model", sort=False):
+            theirs = theirs.set_index("value")
+            common = ours.index.intersection(theirs.index)
+            wins = int((ours.loc[common, "recall@10"] > theirs.loc[common, "recall@10"]).sum())
+            row[f"{model}_above_{other}"] = f"{wins} of {len(common)}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def hyper_plot(table: pd.DataFrame, dataset: str = "", metric: str = "recall@10"):
+    """The paper's Fig. 4: test ``metric`` against the number of layers (left) and of heads (right), one line
+    per model; each panel's title gives the other setting's fixed value."""
+    import matplotlib.pyplot as plt
+
+    sweeps = [s for s in ("layers", "heads") if s in set(table["sweep"])]
+    fig, axes = plt.subplots(1, len(sweeps), figsize=(5 * len(sweeps), 3.8), layout="constrained", squeeze=False)
+    for ax, sweep in zip(axes[0], sweeps):
+        part = table[table["sweep"] == sweep]
+        for k, (model, rows) in enumerate(part.groupby("model", sort=False)):
+            rows = rows.sort_values("value")
+            ax.plot(rows["value"], rows[metric], marker="o", color=f"C{k}", label=model)
+        values = sorted(set(part["value"]))
+        if sweep == "heads":
+            ax.set_xscale("log", base=2)
+        ax.set_xticks(values, [str(v) for v in values])
+        ax.minorticks_off()
+        fixed = part.groupby("model", sort=False)["fixed"].first()
+        other = "heads" if sweep == "layers" else "layers"
+        title = (f"{other} = {fixed.iloc[0]}" if fixed.nunique() == 1
+                 else f"{other}: " + ", ".join(f"{m} {f}" for m, f in fixed.items()))
+        ax.set(xlabel=f"number of {sweep}", ylabel=f"test {metric}", title=title)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.suptitle(f"{dataset}: effect of layer and head numbers" if dataset else "effect of layer and head numbers")
+    return fig
+
+
+__all__ = ["ABLATIONS", "ABLATION_COLUMNS", "HYPER_COLUMNS", "PAPER_ABLATIONS", "PAPER_CLAIMS", "PAPER_DATASETS",
+           "PAPER_HYPER_CLAIMS", "Variant", "ablation_plot", "ablation_reading", "ablation_runs", "ablation_table",
+           "ablation_task", "ablation_tasks", "baseline_spec", "choose_value", "derive_recids", "derived_recid_path",
+           "generator_spec", "hyper_plot", "hyper_reading", "hyper_table", "hyper_task", "hyper_tasks",
+           "load_or_derive_recids", "paper_numbers", "select_variants", "skip_reason", "sweep_ablations",
+           "sweep_hyper", "variant_configs"]

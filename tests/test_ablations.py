@@ -1,0 +1,247 @@
+"""Ablations (notebook 05) and the layer / head sweep (notebook 06): variants as data, tables, selection, reuse."""
+from __future__ import annotations
+
+import ast
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from mmgrec_lib.evaluation import EvalResult
+from mmgrec_lib.experiments import ModelRun
+from mmgrec_lib.experiments.ablations import (ABLATION_COLUMNS, ABLATIONS, HYPER_COLUMNS, PAPER_ABLATIONS, Variant,
+                                              ablation_reading, ablation_runs, ablation_table, ablation_tasks,
+                                              baseline_spec, choose_value, generator_spec, hyper_reading,
+                                              hyper_table, hyper_tasks, select_variants, sweep_ablations,
+                                              sweep_hyper, variant_configs)
+from mmgrec_lib.generator import GeneratorConfig
+from mmgrec_lib.tokenizer import GraphRQVAEConfig
+from mmgrec_lib.training import FitResult, LoopConfig
+
+REPO = Path(__file__).resolve().parent.parent
+TINY_KW = {"n_users": 40, "n_items": 60, "mean_items_per_user": 8.0}
+TINY_RECID = dict(dim=8, codebook_size=4, epochs=2, rq_epochs=2, rq_hidden_dim=8, rq_latent_dim=4, device="cpu")
+TINY_GEN = dict(d_model=16, n_layers=1, n_heads=2, max_len=5, beam_width=20, device="cpu")
+NAMES = {"3": ["full", "id_wo", "emb_wo"], "4": ["graph_rqvae", "hkmeans", "random_collision"],
+         "5": ["no_pe", "sinusoidal_pe", "relation"]}
+
+
+def _base():
+    return (GraphRQVAEConfig(**TINY_RECID), GeneratorConfig.from_dict(TINY_GEN),
+            LoopConfig(epochs=1, patience=0, monitor="recall@10"))
+
+
+# ---------------------------------------------------------------------- variants
+def test_variant_definitions_build_the_right_configs(tmp_path):
+    assert {t: [a["name"] for a in ABLATIONS if a["table"] == t] for t in NAMES} == NAMES   # names fixed by the schema
+    variants = select_variants([a["name"] for a in ABLATIONS])
+    rc, gc, loop = _base()
+    configs = {v.name: variant_configs(rc, gc, loop, v) for v in variants}
+    assert configs["no_pe"][1].model.attention == "none"
+    assert configs["sinusoidal_pe"][1].model.attention == "sinusoidal"
+    assert configs["relation"][1].model.attention == "relation"
+    assert configs["emb_wo"][1].model.item_embedding == "learned"
+    assert all(configs[n][0] == rc and configs[n][2] == loop for n in configs)       # no Rec-ID or loop changes
+    tasks = ablation_tasks("synthetic", 0, rc, gc, loop, variants, tmp_path, TINY_KW)
+    assert tasks["random_collision"]["collision"] == "random" and tasks["random_collision"]["method"] == "graph_rqvae"
+    assert tasks["hkmeans"]["method"] == "hkmeans" and tasks["id_wo"]["method"] == "id_wo"
+    assert tasks["full"] == tasks["graph_rqvae"] == tasks["relation"]                 # the full model: one run
+    assert tasks["full"]["generator"] == gc.flat() and tasks["full"]["recid"] == rc.to_dict()
+    assert tasks["full"]["collision"] is None and tasks["full"]["method"] == "graph_rqvae"
+    assert len({repr(sorted(t.items())) for t in tasks.values()}) == 7
+
+
+def test_variant_checks_reject_bad_definitions():
+    rc, gc, loop = _base()
+    with pytest.raises(TypeError, match="unknown parameter"):
+        Variant.from_dict({"name": "x", "table": "3", "bogus": 1})
+    with pytest.raises(ValueError, match="no table"):
+        Variant.from_dict({"name": "x"})
+    with pytest.raises(ValueError, match="unknown method"):
+        Variant.from_dict({"name": "x", "table": "4", "method": "kmeans"})
+    with pytest.raises(ValueError, match="unknown collision"):
+        Variant.from_dict({"name": "x", "table": "4", "collision": "popular"})
+    with pytest.raises(ValueError, match="unknown ablation variant"):
+        select_variants(["full", "nope"])
+    with pytest.raises(ValueError, match="unique"):
+        select_variants(["full", "full"])
+    with pytest.raises(TypeError, match="unknown parameter"):
+        variant_configs(rc, gc, loop, Variant.from_dict({"name": "x", "table": "5", "generator": {"layers": 3}}))
+    assert Variant.from_dict({"name": "x", "table": 3}).table == "3"
+    assert variant_configs(rc, gc, loop, Variant("x", "5", generator={"epochs": 7}))[2].epochs == 7   # a loop field
+
+
+# ---------------------------------------------------------------------- the table
+def _run(values: dict[str, list[float]], name: str = "m") -> ModelRun:
+    per_user = pd.DataFrame(values, index=pd.Index(range(len(next(iter(values.values())))), name="user"))
+    fit = FitResult(history=[], best_epoch=1, best_score=0.0, stopped_early=False, resumed_from=0)
+    return ModelRun(name, None, fit, EvalResult(per_user, "test", (10, 20), name), 1.0)
+
+
+def test_ablation_table_schema_p_values_and_paper_columns():
+    rng = np.random.default_rng(0)
+    base = {m: rng.random(30).tolist() for m in ("recall@10", "ndcg@10", "recall@20", "ndcg@20")}
+    full = _run(base)
+    worse = _run({m: [v * 0.5 for v in vals] for m, vals in base.items()})
+    same = _run(dict(base))                                      # equal values, but a separate run: p = 1, not NaN
+    variants = select_variants(["full", "id_wo", "graph_rqvae", "hkmeans"])
+    runs = {"full": full, "id_wo": worse, "graph_rqvae": full, "hkmeans": same}
+    for dataset, column in (("tiktok", "TikTok"), ("ml100k", "MovieLens")):
+        table = ablation_table(variants, runs, dataset)
+        assert list(table.columns) == ABLATION_COLUMNS
+        assert list(table["variant"]) == ["full", "id_wo", "graph_rqvae", "hkmeans"]
+        assert list(table["table"]) == ["3", "3", "4", "4"] and (table["dataset"] == dataset).all()
+        assert table.loc[[0, 2], ["p_recall@10", "p_ndcg@10"]].isna().all().all()   # the full model's rows
+        expected = stats.wilcoxon(base["recall@10"], [v * 0.5 for v in base["recall@10"]]).pvalue
+        assert table.loc[1, "p_recall@10"] == pytest.approx(expected)
+        assert table.loc[3, "p_recall@10"] == 1.0
+        assert table.loc[1, "recall@10"] == pytest.approx(np.mean(base["recall@10"]) * 0.5)
+        assert (table.loc[1, "paper_recall@10"], table.loc[1, "paper_ndcg@10"]) == PAPER_ABLATIONS["id_wo"][column]
+    other = ablation_table(variants, runs, "synthetic")
+    assert other[["paper_recall@10", "paper_ndcg@10"]].isna().all().all()               # the paper has no such data
+    reading = ablation_reading(ablation_table(variants, runs, "tiktok"))
+    assert list(reading["variant"]) == ["id_wo", "hkmeans"]
+    assert list(reading["below_full"]) == [True, False] and reading.loc[0, "paper_claim"]
+    with pytest.raises(ValueError, match="reference"):
+        ablation_table(variants, {"id_wo": worse}, "tiktok")
+
+
+# ---------------------------------------------------------------------- layers and heads
+def test_choose_value_takes_the_best_validation_first_among_ties():
+    rows = pd.DataFrame({"sweep": ["layers"] * 6, "model": ["mmgrec", "lightgt"] * 3, "value": [1, 1, 2, 2, 3, 3],
+                         "val_recall@10": [0.1, 0.9, 0.3, 0.1, 0.3, 0.1]})
+    assert choose_value(rows, "layers") == 2                       # 2 and 3 tie: the first (smaller) wins
+    assert choose_value(rows, "layers", model="lightgt") == 1
+    with pytest.raises(ValueError, match="no mmgrec rows"):
+        choose_value(rows, "heads")
+
+
+def test_hyper_tasks_set_layers_and_heads_for_both_models(tmp_path):
+    rc, gc, loop = _base()
+    mm = generator_spec("synthetic", 0, rc, gc, loop, tmp_path, TINY_KW)
+    bl = baseline_spec("synthetic", 0, "lightgt", {"dim": 16, "device": "cpu"}, {"epochs": 1}, tmp_path, TINY_KW)
+    layers = hyper_tasks("layers", [1, 2], 4, mm, bl)
+    assert list(layers) == ["mmgrec layers=1", "lightgt layers=1", "mmgrec layers=2", "lightgt layers=2"]
+    assert (layers["mmgrec layers=2"]["generator"]["n_layers"], layers["mmgrec layers=2"]["generator"]["n_heads"]) == (2, 4)
+    assert layers["lightgt layers=1"]["config"] == {"dim": 16, "device": "cpu", "n_layers": 1, "n_heads": 4}
+    heads = hyper_tasks("heads", [1, 8], 3, mm, None)
+    assert list(heads) == ["mmgrec heads=1", "mmgrec heads=8"]
+    assert (heads["mmgrec heads=8"]["generator"]["n_heads"], heads["mmgrec heads=8"]["generator"]["n_layers"]) == (8, 3)
+    assert heads["mmgrec heads=8"]["fixed"] == 3 and heads["mmgrec heads=8"]["sweep"] == "heads"
+    with pytest.raises(ValueError, match="divisible"):                         # 16 is not divisible by 3 heads
+        hyper_tasks("heads", [3], 1, mm, None)
+    with pytest.raises(ValueError, match="unknown sweep"):
+        hyper_tasks("width", [1], 1, mm, None)
+    rows = pd.DataFrame([{"sweep": "layers", "value": v, "fixed": 4, "model": m, "val_recall@10": 0.1 * v,
+                          "test_recall@10": r, "test_ndcg@10": r / 2, "checkpoint": "x"}
+                         for v, m, r in [(1, "mmgrec", 0.3), (1, "lightgt", 0.2), (2, "mmgrec", 0.1),
+                                         (2, "lightgt", 0.2)]])
+    table = hyper_table(rows, "tinyset")
+    assert list(table.columns) == HYPER_COLUMNS and (table["dataset"] == "tinyset").all()
+    assert list(table["best_val_recall@10"]) == list(rows["val_recall@10"])
+    reading = hyper_reading(table)
+    assert reading.loc[0, "mmgrec_above_lightgt"] == "1 of 2" and reading.loc[0, "mmgrec_best_val_value"] == 2
+
+
+def test_figures_name_the_dataset_and_keep_legends_outside():
+    import matplotlib
+    matplotlib.use("Agg")
+    from _figure_checks import assert_labelled, assert_legends_outside
+
+    from mmgrec_lib.experiments.ablations import ablation_plot, hyper_plot
+    rng = np.random.default_rng(1)
+    base = {m: rng.random(20).tolist() for m in ("recall@10", "ndcg@10", "recall@20", "ndcg@20")}
+    full = _run(base)
+    runs = {"full": full, "id_wo": _run({m: [v * 0.5 for v in vals] for m, vals in base.items()}), "relation": full,
+            "no_pe": _run({m: [v * 0.9 for v in vals] for m, vals in base.items()})}
+    fig = ablation_plot(ablation_table(select_variants(list(runs)), runs, "tinyset"), dataset="tinyset")
+    assert len(fig.axes) == 2 and fig.axes[1].get_title() == "Table 5: self-attention"
+    assert_labelled(fig, "tinyset")
+    assert_legends_outside(fig)
+    table = pd.DataFrame([{"dataset": "tinyset", "sweep": s, "value": v, "fixed": 2, "model": m, "recall@10": 0.1 * v,
+                           "ndcg@10": 0.05, "best_val_recall@10": 0.1} for s in ("layers", "heads")
+                          for v in (1, 2, 4) for m in ("mmgrec", "lightgt")])
+    fig = hyper_plot(table, dataset="tinyset")
+    assert [ax.get_xlabel() for ax in fig.axes] == ["number of layers", "number of heads"]
+    assert [ax.get_title() for ax in fig.axes] == ["heads = 2", "layers = 2"]
+    assert_labelled(fig, "tinyset")
+    assert_legends_outside(fig)
+
+
+# ---------------------------------------------------------------------- runs reused by key
+def test_tiny_sweeps_reuse_runs_by_key(tmp_path):
+    from mmgrec_lib.data import load_dataset
+    rc, gc, loop = _base()
+    variants = select_variants(["full", "random_collision", "hkmeans", "relation"])
+    tasks = ablation_tasks("synthetic", 0, rc, gc, loop, variants, tmp_path, TINY_KW)
+    first = sweep_ablations(tasks, executor="serial", progress=False)
+    assert list(first["task"]) == ["full", "random_collision", "hkmeans", "relation"]
+    assert list(first["same_run_as"]) == ["", "", "", "full"]
+    assert first.loc[3, "checkpoint"] == first.loc[0, "checkpoint"]
+    assert len(set(first["checkpoint"])) == 3 and len(set(first["recid_path"])) == 3
+    files = sorted(p.name for p in tmp_path.iterdir())
+    again = sweep_ablations(tasks, executor="serial", progress=False)                # everything reused
+    assert sorted(p.name for p in tmp_path.iterdir()) == files
+    cols = ["checkpoint", "val_recall@10", "test_recall@10", "test_ndcg@10"]
+    pd.testing.assert_frame_equal(first[cols], again[cols])
+    ds = load_dataset("synthetic", seed=0, **TINY_KW)
+    runs = ablation_runs(ds, tasks)
+    assert runs["full"] is runs["relation"] and all(r.fit.resumed_from > 0 for r in runs.values())   # loaded
+    assert [str(runs[n].checkpoint) for n in tasks] == list(first["checkpoint"])
+    table = ablation_table(variants, runs, ds.name)
+    assert table["p_recall@10"].isna().tolist() == [True, False, False, True]
+    assert table["recall@10"].tolist() == pytest.approx(first["test_recall@10"].tolist())
+    # the layer sweep's point at the full model's settings is the full model's run
+    mm = generator_spec("synthetic", 0, rc, gc, loop, tmp_path, TINY_KW)
+    rows = sweep_hyper(hyper_tasks("layers", [1], 2, mm), executor="serial", progress=False)
+    assert rows.loc[0, "checkpoint"] == first.loc[0, "checkpoint"]
+    assert math.isclose(rows.loc[0, "test_recall@10"], first.loc[0, "test_recall@10"])
+
+
+# ---------------------------------------------------------------------- the full profiles reuse notebook 09's run
+def _profiles(stem: str, profile: str) -> dict[str, dict]:
+    from mmgrec_lib import cli
+    nb = REPO / "notebooks" / f"{stem}.ipynb"
+    defaults = {k: ast.literal_eval(v["default"]) for k, v in cli.notebook_parameters(nb).items()}
+    return {r.get("DATASET", defaults["DATASET"]): {**defaults, **r} for r in cli.load_profile(nb, profile)}
+
+
+@pytest.mark.parametrize("stem", ["05_ablations", "06_hyperparameters"])
+def test_full_profiles_are_the_ladders_chosen_rung(stem):
+    """The full model of notebooks 05 and 06 is the rung notebook 09 chose on validation (ladder_<dataset>), built
+    with the same configs, so its run key is 09's finished run."""
+    from mmgrec_lib.experiments import Rung, rung_configs
+    from mmgrec_lib.generator import ModelConfig, TrainConfig
+    ladder = _profiles("09_accuracy_ladder", "full")
+    for dataset, p in _profiles(stem, "full").items():
+        csv = REPO / "reports" / "tables" / f"ladder_{dataset}.csv"
+        if dataset not in ladder or not csv.is_file():
+            continue
+        table = pd.read_csv(csv)
+        gen_rows = table[~table["rung"].isin(["lightgcn", "hybrid_rerank"])].reset_index(drop=True)
+        chosen = int(gen_rows["val_recall@10"].idxmax())
+        if "kept" in gen_rows and not gen_rows.loc[:chosen, "kept"].all():
+            pytest.skip(f"{dataset}: a rung above the chosen one was dropped; its config is not the cumulative one")
+        q = ladder[dataset]
+        rungs = [Rung.from_dict(r) for r in q["LADDER"]]
+        assert rungs[chosen].name == gen_rows.loc[chosen, "rung"]
+        rc9, gc9, loop9 = rung_configs(
+            GraphRQVAEConfig(codebook_size=q["CODEBOOK_SIZE"], epochs=q["RECID_EPOCHS"], rq_epochs=q["RECID_RQ_EPOCHS"],
+                             seed=q["SEED"], device=q["DEVICE"]),
+            GeneratorConfig(model=ModelConfig(finetune_item_emb=q["FINETUNE_ITEM_EMB"]),
+                            train=TrainConfig(targets_per_input=q["TARGETS_PER_INPUT"], seed=q["SEED"], device=q["DEVICE"])),
+            LoopConfig(epochs=q["EPOCHS"], patience=q["PATIENCE"], eval_every=q["EVAL_EVERY"], monitor="recall@10"),
+            rungs)[chosen]
+        rc = GraphRQVAEConfig(codebook_size=p["CODEBOOK_SIZE"], schedule=p["RECID_SCHEDULE"], epochs=p["RECID_EPOCHS"],
+                              rq_epochs=p["RECID_RQ_EPOCHS"], eval_every=p["RECID_EVAL_EVERY"],
+                              patience=p["RECID_PATIENCE"], seed=p["SEED"], device=p["DEVICE"])
+        gc = GeneratorConfig(model=ModelConfig(finetune_item_emb=p["FINETUNE_ITEM_EMB"]),
+                             train=TrainConfig(targets_per_input=p["TARGETS_PER_INPUT"], seed=p["SEED"], device=p["DEVICE"]))
+        loop = LoopConfig(epochs=p["EPOCHS"], patience=p["PATIENCE"], eval_every=p["EVAL_EVERY"], monitor="recall@10")
+        assert (rc.to_dict(), gc.flat(), loop) == (rc9.to_dict(), gc9.flat(), loop9), dataset
+        if stem == "06_hyperparameters":
+            assert (gc.model.n_layers, gc.model.n_heads) == (2, p["DEFAULT_HEADS"])    # the default point is 09's run
+            assert 2 in p["LAYER_VALUES"] and p["DEFAULT_HEADS"] in p["HEAD_VALUES"]
