@@ -299,7 +299,8 @@ def test_user_weighted_training_runs_and_keys_ignore_default_levers(inputs):
     assert all(np.isfinite(r["loss"]) for r in res.history)
     base = GeneratorConfig.from_dict(CFG)
     assert set(base.flat()) - set(base.key_settings()) == {"user_memory", "restricted_loss", "user_weight_power",
-                                                           "lr_schedule", "schedule_epochs", "lr_min_ratio"}
+                                                           "lr_schedule", "schedule_epochs", "lr_min_ratio",
+                                                           "distill_weight", "distill_temperature"}
     assert base.replace(user_memory=True).key_settings()["user_memory"] is True
     with pytest.raises(ValueError, match="user_weight_power"):
         GeneratorConfig.from_dict({**CFG, "user_weight_power": -1.0})

@@ -5,6 +5,7 @@ optimised and evaluated), paired in :class:`GeneratorConfig`. Epochs, patience a
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,6 +118,17 @@ class TrainConfig:
         user_weight_power: not the paper's: each training target weighs ``n_u ** -p`` (``n_u``: its user's
             training items; weights rescaled to mean 1 over the epoch's targets); ``0`` = every sample alike (the
             paper), ``1`` = every user alike. Counters heavy users dominating the loss (TikTok).
+        distill_weight: not the paper's: ``λ`` of knowledge distillation from the first stage's dot-product
+            ranking: the loss becomes ``CE + λ τ² · mean over targets and levels of KL(p_T || p_S)``, where the
+            teacher ``p_T(i | u) ∝ exp(h_u·h_i / τ)`` (the Graph RQ-VAE representations the generator was built
+            from, frozen) is turned into each level's distribution over the children of the target's prefix
+            and ``p_S`` is the level's softmax that the cross-entropy uses (see
+            :meth:`~mmgrec_lib.generator.model.MMGRecGenerator.loss`). ``0`` = off (the paper). Combines with
+            ``label_smoothing`` (added to the smoothed CE), ``restricted_loss`` (the student's softmax over the
+            trie's children) and ``user_weight_power`` (the KL is weighted like the CE). Needs ``h_u`` and
+            ``h_i`` of the same size.
+        distill_temperature: not the paper's: the teacher's temperature ``τ`` (> 0; inert while
+            ``distill_weight`` is 0).
         seed: seeds the weight initialisation, the inference subsets and the default training generator.
         device: ``"auto"`` (cuda if available), ``"cpu"``, ``"cuda"``, ...
     """
@@ -140,6 +152,8 @@ class TrainConfig:
     lr_min_ratio: float = 0.05
     restricted_loss: bool = False
     user_weight_power: float = 0.0
+    distill_weight: float = 0.0
+    distill_temperature: float = 1.0
     seed: int = 0
     device: str = "auto"
 
@@ -169,12 +183,17 @@ class TrainConfig:
             raise ValueError(f"{where}: lr_min_ratio must be in [0, 1], got {self.lr_min_ratio}")
         if not 0.0 <= self.user_weight_power <= 2.0:
             raise ValueError(f"{where}: user_weight_power must be in [0, 2], got {self.user_weight_power}")
+        if not 0.0 <= self.distill_weight < math.inf:
+            raise ValueError(f"{where}: distill_weight must be finite and >= 0, got {self.distill_weight}")
+        if not 0.0 < self.distill_temperature < math.inf:
+            raise ValueError(f"{where}: distill_temperature must be finite and > 0, got {self.distill_temperature}")
 
 
 # fields added after the first saved runs, with the defaults that reproduce those runs: left out of run keys
 # while they hold these values (so earlier finished runs are still found)
 LATER_DEFAULTS: dict[str, Any] = {"user_memory": False, "restricted_loss": False, "user_weight_power": 0.0,
-                                  "lr_schedule": "constant", "schedule_epochs": 0, "lr_min_ratio": 0.05}
+                                  "lr_schedule": "constant", "schedule_epochs": 0, "lr_min_ratio": 0.05,
+                                  "distill_weight": 0.0, "distill_temperature": 1.0}
 
 
 @dataclass
@@ -217,10 +236,12 @@ class GeneratorConfig:
 
     def key_settings(self) -> dict[str, Any]:
         """:meth:`flat` without the later-added fields that hold their original defaults (run keys); the cosine
-        schedule's own fields count only when it is on."""
+        schedule's own fields count only when it is on, the distillation temperature only when distillation is."""
         flat = self.flat()
         if flat["lr_schedule"] == "constant":
             flat.update(schedule_epochs=0, lr_min_ratio=LATER_DEFAULTS["lr_min_ratio"])
+        if not flat["distill_weight"]:
+            flat.update(distill_temperature=LATER_DEFAULTS["distill_temperature"])
         return {k: v for k, v in flat.items() if not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])}
 
 

@@ -18,6 +18,8 @@ Paper sections 3.3-3.4. Read top to bottom:
    as in the paper and in ``nn.TransformerDecoderLayer``'s default).
 4. ``MMGRecGenerator`` -- input embedding (eq. 13), encoder, standard decoder over Rec-ID tokens, per-level
    output head, loss, and ``recommend`` (constrained beam search, :mod:`mmgrec_lib.generator.decoding`).
+5. Optional, not the paper's: knowledge distillation of the first stage's dot-product ranking into the loss
+   (``teacher_log_conditionals``, ``distill_kl``, ``grouped_logsumexp``; training only, never in decoding).
 
 Vocabulary: level ``l`` owns the token ids ``[offset_l, offset_l + card_l)`` (offsets are cumulative
 cardinalities), then ``BOS`` and ``PAD``; no integer is shared across levels. The head produces logits over
@@ -144,6 +146,9 @@ class MMGRecGenerator(nn.Module):
         history: ``(n_users, I)`` CSR training interactions: the encoder input and the items excluded
             from recommendations.
         config: the :class:`~mmgrec_lib.generator.config.ModelConfig` (default: its defaults);
+        distill_teacher: keep ``item_repr`` frozen as the distillation teacher's ``h_i`` (see :meth:`loss`; a
+            non-persistent copy only where the item table is trained, else the frozen table itself); needs
+            ``h_u`` and ``h_i`` of one size.
         **overrides: its fields to change, e.g. ``d_model=32``.
 
     Representations and the history/trie are *non-persistent* buffers: a ``state_dict`` holds only trained
@@ -151,7 +156,8 @@ class MMGRecGenerator(nn.Module):
     """
 
     def __init__(self, table: RecIDTable, user_repr: torch.Tensor, item_repr: torch.Tensor,
-                 history: sp.spmatrix, config: ModelConfig | None = None, **overrides) -> None:
+                 history: sp.spmatrix, config: ModelConfig | None = None, *, distill_teacher: bool = False,
+                 **overrides) -> None:
         super().__init__()
         config = dataclasses.replace(config or ModelConfig(), **overrides)
         self.config = config
@@ -214,6 +220,13 @@ class MMGRecGenerator(nn.Module):
         # ---- optional (not the paper's): h_u as one more memory token for the decoder's cross-attention
         self.user_token = (nn.Sequential(nn.Linear(user_repr.shape[1], d_model), nn.LayerNorm(d_model))
                            if config.user_memory else None)
+        # ---- optional (not the paper's): the distillation teacher's h_i as built, when the item table changes
+        if distill_teacher:
+            if user_repr.shape[1] != item_repr.shape[1]:
+                raise ValueError(f"distillation scores h_u·h_i: user_repr has {user_repr.shape[1]} columns but "
+                                 f"item_repr has {item_repr.shape[1]}")
+            if config.item_embedding != "graph" or config.finetune_item_emb:
+                self.register_buffer("teacher_items", item_repr.clone(), persistent=False)     # (I, D_i)
 
         # Xavier for every weight matrix (paper 4.3); embeddings and U (initialised per D x D slice) keep theirs.
         for name, p in self.named_parameters():
@@ -399,6 +412,63 @@ class MMGRecGenerator(nn.Module):
         hi = lo + self.cardinalities[level]
         return F.linear(hidden, self.head.weight[lo:hi], self.head.bias[lo:hi])
 
+    # ------------------------------------------------------------------ distillation teacher (not the paper's)
+    def teacher_item_repr(self) -> torch.Tensor:
+        """``(I, D_i)`` the frozen Graph RQ-VAE item representations the teacher scores with: the copy kept
+        with ``distill_teacher=True`` where the item table is trained, else the frozen item table itself."""
+        if "teacher_items" in self._buffers:
+            return self.teacher_items
+        if self.config.item_embedding == "graph" and not self.config.finetune_item_emb:
+            return self.item_table
+        raise ValueError("distillation needs the Graph RQ-VAE item representations as built, but this model "
+                         "trains its item table: build it with distill_teacher=True")
+
+    @torch.no_grad()
+    def teacher_log_conditionals(self, users: torch.Tensor, items: torch.Tensor,
+                                 temperature: float = 1.0) -> list[torch.Tensor]:
+        r"""The teacher's per-level distributions along each target's Rec-ID (no gradient).
+
+        With ``p_T(i | u) ∝ exp(h_u·h_i / τ)`` over all items, level ``l`` of a target with Rec-ID
+        ``(t_1 .. t_M)`` gets, for every child token ``t`` of the target's prefix node::
+
+            p_T(t | t_<l, u) = Σ_{i under (t_<l, t)} p_T(i | u) / Σ_{i under t_<l} p_T(i | u)
+
+        computed in log space: the log-mass under every trie node by grouped logsumexp from the items up
+        (:func:`grouped_logsumexp`), then a log-softmax over the prefix node's children. All items are in the
+        support, the user's other training items included. Cost ``O(P × I)``.
+
+        Args:
+            users, items: ``(P,)`` each: the targets' users and items.
+            temperature: ``τ``.
+
+        Returns:
+            per level ``l`` a ``(P, card_l)`` tensor of ``log p_T(t | t_<l, u)``, ``-inf`` on tokens that do not
+            extend the target's prefix.
+        """
+        h_i = self.teacher_item_repr()                                              # (I, D)
+        scores = self.user_repr[users] @ h_i.T / temperature                        # (P, I)
+        # log-mass below each node of levels 1..M (level M: the items themselves)
+        below = {self.n_levels: scores}
+        for lvl in range(self.n_levels - 1, 0, -1):
+            parent, _ = self.trie.children_of(lvl, dense=True)                      # (n_nodes_{lvl+1},)
+            below[lvl] = grouped_logsumexp(below[lvl + 1], parent,
+                                           self.trie.child_table(lvl).shape[0])     # (P, n_nodes_lvl)
+        out = []
+        for lvl in range(self.n_levels):
+            child = self.trie.child_table(lvl)[self.trie.item_node(lvl)[items]]     # (P, card_lvl), -1 = none
+            z = below[lvl + 1].gather(1, child.clamp(min=0)).masked_fill(child < 0, float("-inf"))
+            out.append(torch.log_softmax(z, dim=1))                                 # (P, card_lvl)
+        return out
+
+    @staticmethod
+    def distill_kl(teacher: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
+        """``KL(p_T || p_S)`` per row over the teacher's support: ``(P, C)`` log-probabilities each (teacher
+        ``-inf`` off its support, where its probability is 0) -> ``(P,)``."""
+        support = torch.isfinite(teacher)                                           # (P, C)
+        log_t = teacher.masked_fill(~support, 0.0)
+        log_s = student.masked_fill(~support, 0.0)                                  # -inf of a restricted softmax
+        return (log_t.exp() * (log_t - log_s)).masked_fill(~support, 0.0).sum(1)
+
     def forward(self, users: torch.Tensor, items: torch.Tensor,
                 generator: torch.Generator | None = None) -> torch.Tensor:
         """Teacher-forced logits for training pairs, the target item(s) left out of the encoder input.
@@ -427,17 +497,31 @@ class MMGRecGenerator(nn.Module):
 
     def loss(self, users: torch.Tensor, items: torch.Tensor, generator: torch.Generator | None = None,
              label_smoothing: float = 0.0, restricted: bool = False,
-             weights: torch.Tensor | None = None) -> torch.Tensor:
+             weights: torch.Tensor | None = None, distill_weight: float = 0.0,
+             distill_temperature: float = 1.0) -> torch.Tensor:
         """Mean cross-entropy over the ``M`` Rec-ID tokens of each target (each level's softmax runs over
         that level's range). ``items``: ``(B,)`` or ``(B, T)`` with ``-1`` padding, as in :meth:`forward`.
 
         ``restricted``: each level's softmax runs over the tokens the trie allows after the target's prefix
         (the choices constrained beam search has there). ``weights``: ``(B,)`` per user row (shared by its
         targets): the loss is then the weighted mean over targets.
+
+        ``distill_weight`` ``λ > 0`` (not the paper's) adds knowledge distillation from the first stage's
+        dot-product ranking, with ``τ = distill_temperature``::
+
+            loss = CE + λ τ² · (1 / M) Σ_l  mean_targets  KL( p_T(· | t_<l, u) || p_S(· | t_<l, u) )
+
+        ``p_T``: :meth:`teacher_log_conditionals` (no gradient); ``p_S``: the same level softmax as the
+        cross-entropy (restricted or not; not tempered: it is what decoding reads). The KL runs over the
+        prefix's children (the teacher's support) and takes the same target weights as the cross-entropy, so
+        the loss stays a (weighted) mean over targets. ``λ = 0`` computes exactly the cross-entropy alone.
         """
         if restricted and label_smoothing:
             raise ValueError("restricted loss and label smoothing cannot be combined (smoothing would put mass "
                              "on tokens the trie forbids)")
+        if not (distill_weight >= 0 and distill_temperature > 0):
+            raise ValueError(f"need distill_weight >= 0 and distill_temperature > 0, got {distill_weight} and "
+                             f"{distill_temperature}")
         logits = self(users, items, generator)                                      # (B, [T,] M, Cmax)
         items = torch.as_tensor(items, dtype=torch.long).to(self.device)
         T = 1 if items.dim() == 1 else items.shape[1]
@@ -456,14 +540,29 @@ class MMGRecGenerator(nn.Module):
             total = logits.new_zeros(())
             for lvl in range(self.n_levels):
                 total = total + F.cross_entropy(level(lvl), codes[:, lvl], label_smoothing=label_smoothing)
-            return total / self.n_levels
-        w = torch.as_tensor(weights, dtype=logits.dtype, device=self.device)
-        w = w.reshape(-1, 1).expand(-1, T).reshape(-1)[valid]                      # (P,)
-        per_target = logits.new_zeros(targets.shape[0])
+            ce = total / self.n_levels
+            w = None
+        else:
+            w = torch.as_tensor(weights, dtype=logits.dtype, device=self.device)
+            w = w.reshape(-1, 1).expand(-1, T).reshape(-1)[valid]                  # (P,)
+            per_target = logits.new_zeros(targets.shape[0])
+            for lvl in range(self.n_levels):
+                per_target = per_target + F.cross_entropy(level(lvl), codes[:, lvl], reduction="none",
+                                                          label_smoothing=label_smoothing)
+            ce = (w * per_target).sum() / (w.sum().clamp_min(1e-12) * self.n_levels)
+        if not distill_weight:
+            return ce
+        # ---- distillation (not the paper's): the targets' users, the teacher's and the student's levels
+        target_users = self.check_users(users).reshape(-1, 1).expand(-1, T).reshape(-1)[valid]   # (P,)
+        teacher = self.teacher_log_conditionals(target_users, targets, distill_temperature)    # M x (P, card_l)
+        kl = logits.new_zeros(targets.shape[0])                                     # (P,) summed over levels
         for lvl in range(self.n_levels):
-            per_target = per_target + F.cross_entropy(level(lvl), codes[:, lvl], reduction="none",
-                                                      label_smoothing=label_smoothing)
-        return (w * per_target).sum() / (w.sum().clamp_min(1e-12) * self.n_levels)
+            kl = kl + self.distill_kl(teacher[lvl], F.log_softmax(level(lvl), dim=1))
+        if w is None:
+            kl_mean = kl.mean() / self.n_levels
+        else:
+            kl_mean = (w * kl).sum() / (w.sum().clamp_min(1e-12) * self.n_levels)
+        return ce + distill_weight * distill_temperature ** 2 * kl_mean
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
@@ -476,6 +575,18 @@ class MMGRecGenerator(nn.Module):
         adds more (a ``(n_users, I)`` sparse matrix or a ``(B, I)`` bool tensor).
         """
         return beam_search(self, users, k, beam if beam is not None else k, exclude=exclude)
+
+
+def grouped_logsumexp(x: torch.Tensor, group: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """Row-wise logsumexp of ``x (P, C)`` within groups: column ``c`` belongs to group ``group[c]`` (``(C,)``
+    long in ``[0, n_groups)``); returns ``(P, n_groups)`` (``-inf`` for an empty group). Stable: each group's
+    maximum (``scatter_reduce`` amax) is taken out before ``exp`` and the ``scatter_add``."""
+    P = x.shape[0]
+    idx = group.to(x.device).expand(P, -1)                                          # (P, C)
+    top = x.new_full((P, n_groups), float("-inf")).scatter_reduce(1, idx, x, "amax")   # (P, n_groups)
+    top = top.masked_fill(~torch.isfinite(top), 0.0)                                # empty / all -inf groups
+    mass = x.new_zeros((P, n_groups)).scatter_add(1, idx, (x - top.gather(1, idx)).exp())
+    return top + mass.log()
 
 
 def _check_repr(x, n_rows: int | None, name: str) -> torch.Tensor:
@@ -495,4 +606,4 @@ def _check_repr(x, n_rows: int | None, name: str) -> torch.Tensor:
 
 
 __all__: Sequence[str] = ("MMGRecGenerator", "RelationAwareSelfAttention", "EncoderLayer", "sinusoidal_positions",
-                          "ATTENTION_MODES", "ITEM_EMBEDDINGS")
+                          "grouped_logsumexp", "ATTENTION_MODES", "ITEM_EMBEDDINGS")

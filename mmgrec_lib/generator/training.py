@@ -1,8 +1,9 @@
 """Training and evaluation of the MMGRec generator (paper section 3.4) on top of :func:`training.fit`.
 
 Samples: every training interaction ``(u, i)`` is one sample; the target ``i`` is left out of ``u``'s encoder
-input and the loss is the cross-entropy of ``i``'s ``M`` Rec-ID tokens. Each epoch visits all samples once in
-an order drawn from the ``torch.Generator`` handed to ``train_epoch``.
+input and the loss is the cross-entropy of ``i``'s ``M`` Rec-ID tokens (plus, not the paper's, a distillation
+term from the first stage's dot-product ranking when ``TrainConfig.distill_weight > 0``). Each epoch visits all
+samples once in an order drawn from the ``torch.Generator`` handed to ``train_epoch``.
 
 CPU savings, all settings of :class:`~mmgrec_lib.generator.config.TrainConfig`:
 
@@ -68,12 +69,13 @@ MAX_LEFT_OUT_DIVISOR = 10          # grouped targets: at most n_u // 10 of a use
 def build_generator(dataset: RecDataset, table: RecIDTable, user_repr: torch.Tensor, item_repr: torch.Tensor,
                     config: GeneratorConfig) -> MMGRecGenerator:
     """The model for ``dataset``'s training history, initialised from ``config.train.seed`` (global RNG
-    untouched); its inference subsets are seeded by the same seed."""
+    untouched); its inference subsets are seeded by the same seed. With ``config.train.distill_weight > 0`` it
+    keeps ``item_repr`` frozen as the distillation teacher's (``distill_teacher``)."""
     if table.n_items != dataset.n_items:
         raise ValueError(f"the Rec-ID table has {table.n_items} items but the dataset has {dataset.n_items}")
     with seeded_rng(config.train.seed):
         model = MMGRecGenerator(table, user_repr, item_repr, dataset.train, config.model,
-                                inference_seed=config.train.seed)
+                                distill_teacher=config.train.distill_weight > 0, inference_seed=config.train.seed)
     return model.to(resolve_device(config.train.device))
 
 
@@ -172,12 +174,17 @@ def length_chunks(lengths: torch.Tensor, min_rows: int = 32) -> list[torch.Tenso
 def accumulate_gradients(model: MMGRecGenerator, users: torch.Tensor, items: torch.Tensor,
                          chunks: list[torch.Tensor], generator: torch.Generator | None = None,
                          label_smoothing: float = 0.0, restricted: bool = False,
-                         weights: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
+                         weights: torch.Tensor | None = None, distill_weight: float = 0.0,
+                         distill_temperature: float = 1.0) -> tuple[torch.Tensor, int]:
     """Back-propagate the batch's mean loss chunk by chunk: each chunk's mean loss is weighted by its share of
     the batch's targets (of their summed ``weights`` when given: ``(B,)`` per user row), so the gradients add
     up to those of the whole batch at once (one encoder pass per chunk, padded to the chunk's longest input;
     the decoder runs only the target slots the chunk fills). ``items``: ``(B,)`` or ``(B, T)`` with ``-1``
-    padding. Returns the summed (weighted) loss over targets (detached, float64) and the number of targets."""
+    padding. The distillation term (``distill_weight``, ``distill_temperature``: see
+    :meth:`~mmgrec_lib.generator.model.MMGRecGenerator.loss`) is a (weighted) mean over targets too, so the
+    same shares keep it exact. Returns the summed (weighted) loss over targets (detached, float64) and the
+    number of targets."""
+    distill = {"distill_weight": distill_weight, "distill_temperature": distill_temperature}
     valid = items >= 0
     n_targets = int(valid.sum())
     per_row = valid.sum(1) if items.dim() == 2 else valid.long()                       # (B,) targets per row
@@ -191,13 +198,14 @@ def accumulate_gradients(model: MMGRecGenerator, users: torch.Tensor, items: tor
         if i.dim() == 2:                           # groups fill their slots from the left: drop empty columns
             i = i[:, :int((i >= 0).sum(1).max())]
         if weights is None:
-            loss = model.loss(u, i, generator=generator, label_smoothing=label_smoothing, restricted=restricted)
+            loss = model.loss(u, i, generator=generator, label_smoothing=label_smoothing, restricted=restricted,
+                              **distill)
             (loss * (n / n_targets)).backward()
             total += loss.detach().double() * n
         else:
             w_part = float((weights[part] * per_row[part]).sum())
             loss = model.loss(u, i, generator=generator, label_smoothing=label_smoothing, restricted=restricted,
-                              weights=weights[part])
+                              weights=weights[part], **distill)
             (loss * (w_part / w_total)).backward()
             total += loss.detach().double() * w_part
     return total, n_targets
@@ -208,7 +216,7 @@ def run_epoch(model: MMGRecGenerator, optimizer: torch.optim.Optimizer, users: t
     """One pass over all training pairs ``(users, items)`` (sorted by user), in groups of
     ``config.targets_per_input`` and batches of about ``config.batch_size`` targets drawn from ``generator``;
     each batch's step accumulates its gradient over :func:`length_chunks`. Returns ``{"loss": mean
-    cross-entropy per target}``."""
+    loss per target}`` (the cross-entropy, plus the distillation term when it is on)."""
     dev = model.device
     dropout_seed = int(torch.randint(0, 2**63 - 1, (1,), generator=generator))
     counts = torch.bincount(users, minlength=model.n_users)                          # (n_users,)
@@ -231,7 +239,8 @@ def run_epoch(model: MMGRecGenerator, optimizer: torch.optim.Optimizer, users: t
             optimizer.zero_grad(set_to_none=True)
             loss_sum, _ = accumulate_gradients(model, u, i, [c.to(dev) for c in chunks], generator,
                                                config.label_smoothing, config.restricted_loss,
-                                               None if row_weights is None else row_weights[idx].to(dev))
+                                               None if row_weights is None else row_weights[idx].to(dev),
+                                               config.distill_weight, config.distill_temperature)
             if config.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
