@@ -93,6 +93,25 @@ def test_ladder_rungs_are_cumulative_and_checked():
         Rung.from_dict({"name": "x", "recids": {}})
 
 
+def test_a_rung_can_build_on_a_named_earlier_rung():
+    """``on``: the rung's changes go on top of that rung's configuration; the rungs after it continue from
+    the row above it, as if it were not there; an unknown or later name is refused before anything trains."""
+    from mmgrec_lib.experiments import Rung, rung_configs
+    from mmgrec_lib.generator import GeneratorConfig
+    from mmgrec_lib.tokenizer import GraphRQVAEConfig
+    from mmgrec_lib.training import LoopConfig
+    rungs = [Rung("a"), Rung("b", recid={"schedule": "two_stage"}), Rung("c", recid={"encoder": "lightgcn"}),
+             Rung.from_dict({"name": "d", "on": "b", "generator": {"distill_weight": 1.0}}),
+             Rung("e", generator={"user_memory": True})]
+    cfgs = rung_configs(GraphRQVAEConfig(), GeneratorConfig(), LoopConfig(epochs=1), rungs)
+    assert [c[0].encoder for c in cfgs] == ["sage", "sage", "lightgcn", "sage", "lightgcn"]
+    assert [c[0].schedule for c in cfgs] == ["alternate", "two_stage", "two_stage", "two_stage", "two_stage"]
+    assert [c[1].train.distill_weight for c in cfgs] == [0.0, 0.0, 0.0, 1.0, 0.0]
+    assert [c[1].model.user_memory for c in cfgs] == [False, False, False, False, True]
+    with pytest.raises(ValueError, match="not an earlier rung"):
+        rung_configs(GraphRQVAEConfig(), GeneratorConfig(), LoopConfig(), [Rung("a", on="b"), Rung("b")])
+
+
 def test_run_ladder_tabulates_every_rung_and_reuses_runs(tmp_path):
     from mmgrec_lib.experiments import Rung, run_baselines, run_ladder
     from mmgrec_lib.generator import GeneratorConfig
@@ -126,6 +145,12 @@ def test_run_ladder_tabulates_every_rung_and_reuses_runs(tmp_path):
     assert set(tasks) == {"paper", "lgc", "mem"} and tasks["mem"]["generator"]["user_memory"] is True
     again, _, _ = run_ladder(ds, rc, gc, loop, rungs, runs_dir=tmp_path, reference=ref, reference_name="mostpop",
                              greedy=False)
+    # a side rung on a named earlier rung: built on it, paired with it, never the base of later rows
+    side = rungs[:2] + [Rung("side", on="paper", generator={"user_memory": True})] + rungs[2:]
+    t2, runs2, configs2 = run_ladder(ds, rc, gc, loop, side, runs_dir=tmp_path, greedy=False)
+    assert list(t2["built_on"]) == ["", "paper", "paper", "lgc"] and list(t2["kept"]) == [True, True, False, True]
+    assert configs2["side"][0].encoder == "sage" and configs2["side"][1].model.user_memory
+    assert runs2["mem"].checkpoint == runs["mem"].checkpoint                     # "mem" still builds on "lgc"
     cols = [c for c in table if "seconds" not in c]
     pd.testing.assert_frame_equal(table[cols], again[cols])
 

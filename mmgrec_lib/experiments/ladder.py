@@ -29,13 +29,16 @@ from .runs import ModelRun, load_or_assign_recids, run_generator
 
 @dataclass
 class Rung:
-    """One row of the ladder: a name, the Graph RQ-VAE fields and the generator / loop fields it changes, and a
-    one-line note (what the lever is; whether it is the paper's)."""
+    """One row of the ladder: a name, the Graph RQ-VAE fields and the generator / loop fields it changes, a
+    one-line note (what the lever is; whether it is the paper's) and, optionally, ``on``: the name of an earlier
+    rung whose configuration it builds on (instead of the row above, or the configuration kept so far); such a
+    rung never becomes the base of the rungs below it."""
 
     name: str
     recid: dict[str, Any] = field(default_factory=dict)
     generator: dict[str, Any] = field(default_factory=dict)
     note: str = ""
+    on: str = ""
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "Rung":
@@ -56,12 +59,18 @@ def rung_configs(recid_base, gen_base, loop: LoopConfig, rungs: Sequence[Rung]):
     names = [r.name for r in rungs]
     if len(set(names)) != len(names):
         raise ValueError(f"ladder rung names must be unique, got {names}")
-    out, config = [], (recid_base, gen_base, loop)
+    out, config, by_name = [], (recid_base, gen_base, loop), {}
     for rung in rungs:
         check_unknown(rung.recid, recid_fields, f"rung {rung.name!r} recid")
         check_unknown(rung.generator, sorted(gen_fields | loop_fields), f"rung {rung.name!r} generator")
-        config = _apply(config, rung, gen_fields)
-        out.append(config)
+        if rung.on and rung.on not in by_name:
+            raise ValueError(f"rung {rung.name!r} builds on {rung.on!r}, which is not an earlier rung "
+                             f"(earlier: {list(by_name)})")
+        own = _apply(by_name[rung.on] if rung.on else config, rung, gen_fields)
+        if not rung.on:
+            config = own
+        by_name[rung.name] = own
+        out.append(own)
     return out
 
 
@@ -107,21 +116,22 @@ def run_ladder(dataset: RecDataset, recid_base, gen_base, loop: LoopConfig, rung
     rows, runs, configs = [], {}, {}
     base, base_name, base_run, best = (recid_base, gen_base, loop), None, None, float("-inf")
     for n, rung in enumerate(rungs):               # not greedy: every rung is kept, so the base is the rung above
-        rc, gc, lp = config = _apply(base, rung, gen_fields)
+        on = (configs[rung.on], rung.on, runs[rung.on]) if rung.on else (base, base_name, base_run)
+        rc, gc, lp = config = _apply(on[0], rung, gen_fields)
         recids, _, _ = load_or_assign_recids(dataset, rc, runs_dir=runs_dir, progress=False)
         run = run_generator(dataset, recids, gc, lp, runs_dir=runs_dir, ks=ks)
         runs[rung.name], configs[rung.name] = run, config
         st = recids.stats
         lists = top_k_lists({rung.name: run}, dataset, k=10, beam_width=gc.train.beam_width)[rung.name]
-        keep = n == 0 or not greedy or run.fit.best_score >= best
-        row = {"rung": rung.name, "note": rung.note, "built_on": base_name or "", "kept": keep,
+        keep = not rung.on and (n == 0 or not greedy or run.fit.best_score >= best)
+        row = {"rung": rung.name, "note": rung.note, "built_on": on[1] or "", "kept": keep,
                "recid_val_recall@10": st.get("val_recall@10"), "unique_semantic_frac": st.get("unique_semantic_frac"),
                "max_group_size": st.get("max_group_size"),
                "val_recall@10": run.fit.best_score, "best_epoch": run.fit.best_epoch,
                **{f"test_{k}": v for k, v in run.test.mean().items()},
                "coverage@10": list_diagnostics(lists, dataset)["coverage"],
                "recid_seconds": st.get("total_sec"), "generator_seconds": run.train_seconds}
-        row.update(_paired(run, base_run))
+        row.update(_paired(run, on[2]))
         rows.append(row)
         if keep:
             base, base_name, base_run, best = config, rung.name, run, max(best, run.fit.best_score)
