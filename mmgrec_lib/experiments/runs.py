@@ -191,6 +191,7 @@ def run_generator(dataset: RecDataset, recid_run, config, loop: LoopConfig | Non
     from ..generator.training import TRAINING_VERSION, evaluate_generator, train_generator
 
     loop = loop or LoopConfig()
+    codebooks = recid_run.semantic_codebooks() if config.model.tie_output else None   # raises when it has none
     ckpt = None
     if runs_dir is not None:
         settings = {k: v for k, v in config.key_settings().items() if k != "inference_seed"}   # set from seed
@@ -200,7 +201,7 @@ def run_generator(dataset: RecDataset, recid_run, config, loop: LoopConfig | Non
     start = time.perf_counter()
     model, result = train_generator(dataset, recid_run.table, recid_run.user_emb, recid_run.item_emb, config,
                                     dataclasses.replace(loop, checkpoint=ckpt),
-                                    torch.Generator().manual_seed(config.train.seed))
+                                    torch.Generator().manual_seed(config.train.seed), codebooks=codebooks)
     seconds = training_seconds(result, time.perf_counter() - start)
     test = evaluate_generator(model, dataset, "test", ks=ks, beam_width=test_beam_width or config.train.beam_width,
                               name="mmgrec")

@@ -55,6 +55,15 @@ class ModelConfig:
         user_memory: not the paper's: also give the decoder the user's representation ``h_u`` as one extra
             memory token (a learned projection of ``h_u``) beside the encoder output, so cross-attention reads
             the user directly (the paper's ``h_u`` only drives eq. 18's three scalars in the encoder).
+        tie_output: not the paper's: tie the output head of the semantic levels to the Rec-ID run's RQ-VAE
+            codebooks: the logit of token ``k`` of semantic level ``l`` is ``h · (P c̃_{l,k}) + b_{l,k}``, with
+            ``c̃_{l,k}`` the codeword of that token, standardised per level (centred on the level's mean
+            codeword, divided by the level's RMS norm: deeper residual codebooks are several times smaller), ``P``
+            a learned ``d_model x d_code`` map shared by the levels and ``b`` a learned bias per token; the last
+            (collision) level keeps its free head rows. The codebooks come from
+            :meth:`~mmgrec_lib.tokenizer.run.RecIDRun.semantic_codebooks` (Graph RQ-VAE and "ID w/o" runs;
+            HK-Means runs have none and raise). Items whose tokens share codewords nearby share output
+            directions.
     """
 
     d_model: int = 64
@@ -69,6 +78,7 @@ class ModelConfig:
     finetune_item_emb: bool = False
     inference_seed: int = 0
     user_memory: bool = False
+    tie_output: bool = False
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -129,6 +139,17 @@ class TrainConfig:
             ``h_i`` of the same size.
         distill_temperature: not the paper's: the teacher's temperature ``τ`` (> 0; inert while
             ``distill_weight`` is 0).
+        target_pop_power: not the paper's: ``β >= 0`` of popularity-debiased targets: each training target
+            ``(u, i)`` weighs ``pop(i) ** -β`` (``pop``: the item's training interactions), times the user weight
+            of ``user_weight_power``, rescaled to mean 1 over the epoch's targets. ``0`` = off (the paper).
+            Counters the generator learning the popular items' Rec-IDs above all.
+        set_loss: not the paper's: with ``targets_per_input > 1``, score the held-out targets of a row as a set:
+            the row's loss is ``-log((1 / T_r) Σ_t p(i_t | u))`` over its ``T_r`` targets (``p``: the full Rec-ID
+            likelihood), divided by ``M`` -- a multi-positive objective satisfied by mass on any of them -- and
+            the loss is the mean over rows (a row with one target gives its usual cross-entropy). See
+            :meth:`~mmgrec_lib.generator.model.MMGRecGenerator.loss`. Combines with ``restricted_loss`` and
+            ``user_weight_power`` (rows weighted by ``n_u ** -p``, mean 1 over the epoch's rows); not with
+            ``label_smoothing``, ``distill_weight`` or ``target_pop_power``.
         seed: seeds the weight initialisation, the inference subsets and the default training generator.
         device: ``"auto"`` (cuda if available), ``"cpu"``, ``"cuda"``, ...
     """
@@ -154,6 +175,8 @@ class TrainConfig:
     user_weight_power: float = 0.0
     distill_weight: float = 0.0
     distill_temperature: float = 1.0
+    target_pop_power: float = 0.0
+    set_loss: bool = False
     seed: int = 0
     device: str = "auto"
 
@@ -187,13 +210,26 @@ class TrainConfig:
             raise ValueError(f"{where}: distill_weight must be finite and >= 0, got {self.distill_weight}")
         if not 0.0 < self.distill_temperature < math.inf:
             raise ValueError(f"{where}: distill_temperature must be finite and > 0, got {self.distill_temperature}")
+        if not 0.0 <= self.target_pop_power < math.inf:
+            raise ValueError(f"{where}: target_pop_power must be finite and >= 0, got {self.target_pop_power}")
+        if self.set_loss:
+            if self.targets_per_input < 2:
+                raise ValueError(f"{where}: set_loss needs targets_per_input > 1 (got {self.targets_per_input}; "
+                                 "with one target per input it is the usual cross-entropy)")
+            clash = {"label_smoothing": self.label_smoothing, "distill_weight": self.distill_weight,
+                     "target_pop_power": self.target_pop_power}
+            on = [name for name, v in clash.items() if v]
+            if on:
+                raise ValueError(f"{where}: set_loss cannot be combined with {', '.join(on)} (the set loss is a "
+                                 "log-likelihood of whole rows: no smoothed or per-target terms)")
 
 
 # fields added after the first saved runs, with the defaults that reproduce those runs: left out of run keys
 # while they hold these values (so earlier finished runs are still found)
 LATER_DEFAULTS: dict[str, Any] = {"user_memory": False, "restricted_loss": False, "user_weight_power": 0.0,
                                   "lr_schedule": "constant", "schedule_epochs": 0, "lr_min_ratio": 0.05,
-                                  "distill_weight": 0.0, "distill_temperature": 1.0}
+                                  "distill_weight": 0.0, "distill_temperature": 1.0, "tie_output": False,
+                                  "target_pop_power": 0.0, "set_loss": False}
 
 
 @dataclass

@@ -20,6 +20,9 @@ Paper sections 3.3-3.4. Read top to bottom:
    output head, loss, and ``recommend`` (constrained beam search, :mod:`mmgrec_lib.generator.decoding`).
 5. Optional, not the paper's: knowledge distillation of the first stage's dot-product ranking into the loss
    (``teacher_log_conditionals``, ``distill_kl``, ``grouped_logsumexp``; training only, never in decoding).
+6. Optional, not the paper's: an output head tied to the RQ-VAE codebooks (``ModelConfig.tie_output``,
+   ``tied_codewords``, ``output_weights``: training and decoding alike), per-target loss weights and the set
+   loss over a row's targets (:meth:`MMGRecGenerator.loss`).
 
 Vocabulary: level ``l`` owns the token ids ``[offset_l, offset_l + card_l)`` (offsets are cumulative
 cardinalities), then ``BOS`` and ``PAD``; no integer is shared across levels. The head produces logits over
@@ -149,6 +152,10 @@ class MMGRecGenerator(nn.Module):
         distill_teacher: keep ``item_repr`` frozen as the distillation teacher's ``h_i`` (see :meth:`loss`; a
             non-persistent copy only where the item table is trained, else the frozen table itself); needs
             ``h_u`` and ``h_i`` of one size.
+        codebooks: ``(M - 1, L, d_code)`` the RQ-VAE codewords of the semantic tokens (row ``[l, k]``: token
+            ``k`` of level ``l``; :meth:`~mmgrec_lib.tokenizer.run.RecIDRun.semantic_codebooks`), required by
+            ``config.tie_output`` (kept frozen as the non-persistent buffer ``codewords``, standardised by
+            :func:`tied_codewords`) and ignored without it.
         **overrides: its fields to change, e.g. ``d_model=32``.
 
     Representations and the history/trie are *non-persistent* buffers: a ``state_dict`` holds only trained
@@ -157,7 +164,7 @@ class MMGRecGenerator(nn.Module):
 
     def __init__(self, table: RecIDTable, user_repr: torch.Tensor, item_repr: torch.Tensor,
                  history: sp.spmatrix, config: ModelConfig | None = None, *, distill_teacher: bool = False,
-                 **overrides) -> None:
+                 codebooks: torch.Tensor | None = None, **overrides) -> None:
         super().__init__()
         config = dataclasses.replace(config or ModelConfig(), **overrides)
         self.config = config
@@ -215,7 +222,16 @@ class MMGRecGenerator(nn.Module):
             layer.self_attn.dropout = layer.multihead_attn.dropout = config.attn_dropout
             for name in ("dropout", "dropout1", "dropout2", "dropout3"):   # CPU-cheap random source
                 setattr(layer, name, FastDropout(config.dropout))
-        self.head = nn.Linear(d_model, n_tok)                                                  # all level tokens
+        if config.tie_output:       # not the paper's: semantic levels' rows P c~_{l,k}, the last level's free
+            tied = tied_codewords(_check_codebooks(codebooks, self.cardinalities))             # (n_sem, d_code)
+            self.register_buffer("codewords", tied, persistent=False)                         # frozen
+            self.code_proj = nn.Linear(tied.shape[1], d_model, bias=False)                     # P: d_code -> D
+            bound = 1.0 / math.sqrt(d_model)                                                   # nn.Linear's bias init
+            self.code_bias = nn.Parameter(torch.empty(tied.shape[0]).uniform_(-bound, bound))  # (n_sem,) b
+            self.head = nn.Linear(d_model, self.cardinalities[-1])                             # last level only
+        else:
+            self.code_proj = None
+            self.head = nn.Linear(d_model, n_tok)                                              # all level tokens
         self.register_buffer("causal", torch.triu(torch.ones(M, M, dtype=torch.bool), 1), persistent=False)
         # ---- optional (not the paper's): h_u as one more memory token for the decoder's cross-attention
         self.user_token = (nn.Sequential(nn.Linear(user_repr.shape[1], d_model), nn.LayerNorm(d_model))
@@ -408,9 +424,30 @@ class MMGRecGenerator(nn.Module):
 
     def level_logits(self, hidden: torch.Tensor, level: int) -> torch.Tensor:
         """``(..., D)`` decoder states -> ``(..., card_level)`` logits over that level's tokens only."""
-        lo = int(self.offsets[level])
+        return F.linear(hidden, *self.output_weights(level))
+
+    def output_weights(self, level: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The output head's ``weight (V, D)`` and ``bias (V,)`` over one level's tokens (``V = card_level``)
+        or, with ``level=None``, over all level tokens in vocabulary order (``V = Σ_l card_l``).
+
+        Free rows of ``head`` by default. With ``tie_output`` (not the paper's) the rows of the semantic
+        levels are ``P c̃_{l,k}`` (``code_proj`` applied to the frozen standardised codewords, so logits are
+        ``h · (P c̃_{l,k}) + b_{l,k}``) with their own bias ``code_bias``; the last level's rows are ``head``'s.
+        """
+        if self.code_proj is None:
+            if level is None:
+                return self.head.weight, self.head.bias
+            lo = int(self.offsets[level])
+            hi = lo + self.cardinalities[level]
+            return self.head.weight[lo:hi], self.head.bias[lo:hi]
+        if level is None:
+            return (torch.cat([self.code_proj(self.codewords), self.head.weight]),
+                    torch.cat([self.code_bias, self.head.bias]))
+        if level == self.n_levels - 1:
+            return self.head.weight, self.head.bias
+        lo = int(self.offsets[level])                                                # semantic tokens come first
         hi = lo + self.cardinalities[level]
-        return F.linear(hidden, self.head.weight[lo:hi], self.head.bias[lo:hi])
+        return self.code_proj(self.codewords[lo:hi]), self.code_bias[lo:hi]
 
     # ------------------------------------------------------------------ distillation teacher (not the paper's)
     def teacher_item_repr(self) -> torch.Tensor:
@@ -489,7 +526,10 @@ class MMGRecGenerator(nn.Module):
         codes = self.codes[targets.clamp(min=0)]                                    # (B, T, M)
         memory, pad = self.encode(users, exclude_items=targets, generator=generator)  # (B, n, D), (B, n)
         h = self.decode(memory, pad, codes[..., :-1])                               # (B, T, M, D)
-        full = self.head(h)                                                         # (B, T, M, V)
+        if self.code_proj is None:
+            full = self.head(h)                                                     # (B, T, M, V)
+        else:
+            full = F.linear(h, *self.output_weights())                              # (B, T, M, V) tied head
         B, T = targets.shape
         logits = full.gather(3, self.level_index.expand(B, T, -1, -1))              # (B, T, M, Cmax)
         logits = logits.masked_fill(self.level_pad, float("-inf"))
@@ -498,13 +538,25 @@ class MMGRecGenerator(nn.Module):
     def loss(self, users: torch.Tensor, items: torch.Tensor, generator: torch.Generator | None = None,
              label_smoothing: float = 0.0, restricted: bool = False,
              weights: torch.Tensor | None = None, distill_weight: float = 0.0,
-             distill_temperature: float = 1.0) -> torch.Tensor:
+             distill_temperature: float = 1.0, set_loss: bool = False) -> torch.Tensor:
         """Mean cross-entropy over the ``M`` Rec-ID tokens of each target (each level's softmax runs over
         that level's range). ``items``: ``(B,)`` or ``(B, T)`` with ``-1`` padding, as in :meth:`forward`.
 
         ``restricted``: each level's softmax runs over the tokens the trie allows after the target's prefix
         (the choices constrained beam search has there). ``weights``: ``(B,)`` per user row (shared by its
-        targets): the loss is then the weighted mean over targets.
+        targets) or, with ``(B, T)`` items, ``(B, T)`` per target (values at padding ignored): the loss is then
+        the weighted mean over targets.
+
+        ``set_loss`` (not the paper's) scores each row's targets as a set. With ``ℓ_{r,t} = Σ_l log p(t_l |
+        t_<l, u_r)`` the full Rec-ID log-likelihood of target ``t`` of row ``r`` (``T_r`` targets)::
+
+            loss = mean_rows  ( -logsumexp_t ℓ_{r,t} + log T_r ) / M
+
+        i.e. ``-log`` of the targets' mean likelihood: small as soon as one of them is likely. A row with one
+        target gives its usual cross-entropy summed over levels, so with one target per row this is the plain
+        loss; the ``1 / M`` keeps the per-level scale of the plain loss. Rows without targets do not count;
+        ``weights`` must then be ``(B,)`` per row (a weighted mean over rows). Combines with ``restricted``;
+        not with label smoothing or distillation.
 
         ``distill_weight`` ``λ > 0`` (not the paper's) adds knowledge distillation from the first stage's
         dot-product ranking, with ``τ = distill_temperature``::
@@ -522,9 +574,12 @@ class MMGRecGenerator(nn.Module):
         if not (distill_weight >= 0 and distill_temperature > 0):
             raise ValueError(f"need distill_weight >= 0 and distill_temperature > 0, got {distill_weight} and "
                              f"{distill_temperature}")
+        if set_loss and (label_smoothing or distill_weight):
+            raise ValueError("set_loss cannot be combined with label smoothing or distillation")
         logits = self(users, items, generator)                                      # (B, [T,] M, Cmax)
         items = torch.as_tensor(items, dtype=torch.long).to(self.device)
         T = 1 if items.dim() == 1 else items.shape[1]
+        B = items.shape[0]
         items = items.reshape(-1)
         valid = items >= 0                                                          # (B*T,)
         logits = logits.reshape(-1, self.n_levels, logits.shape[-1])[valid]         # (P, M, Cmax)
@@ -536,6 +591,8 @@ class MMGRecGenerator(nn.Module):
                 z = z.masked_fill(~self.trie.allowed(lvl, self.trie.item_node(lvl)[targets]), float("-inf"))
             return z
 
+        if set_loss:
+            return self._set_loss(level, codes, valid.view(B, T), weights)
         if weights is None:
             total = logits.new_zeros(())
             for lvl in range(self.n_levels):
@@ -544,7 +601,13 @@ class MMGRecGenerator(nn.Module):
             w = None
         else:
             w = torch.as_tensor(weights, dtype=logits.dtype, device=self.device)
-            w = w.reshape(-1, 1).expand(-1, T).reshape(-1)[valid]                  # (P,)
+            if w.dim() == 1:                                                        # (B,) per row
+                w = w.reshape(-1, 1).expand(-1, T).reshape(-1)[valid]              # (P,)
+            elif w.shape == (B, T):                                                 # (B, T) per target
+                w = w.reshape(-1)[valid]                                            # (P,)
+            else:
+                raise ValueError(f"weights must be (B,) = ({B},) per row or (B, T) = ({B}, {T}) per target; "
+                                 f"got shape {tuple(w.shape)}")
             per_target = logits.new_zeros(targets.shape[0])
             for lvl in range(self.n_levels):
                 per_target = per_target + F.cross_entropy(level(lvl), codes[:, lvl], reduction="none",
@@ -563,6 +626,25 @@ class MMGRecGenerator(nn.Module):
         else:
             kl_mean = (w * kl).sum() / (w.sum().clamp_min(1e-12) * self.n_levels)
         return ce + distill_weight * distill_temperature ** 2 * kl_mean
+
+    def _set_loss(self, level, codes: torch.Tensor, valid: torch.Tensor,
+                  weights: torch.Tensor | None) -> torch.Tensor:
+        """The set loss of :meth:`loss`: ``level(l)`` gives the ``(P, card_l)`` logits of the valid targets,
+        ``codes (P, M)`` their Rec-IDs, ``valid (B, T)`` where they sit, ``weights`` ``(B,)`` or ``None``."""
+        B, T = valid.shape
+        nll = sum(F.cross_entropy(level(lvl), codes[:, lvl], reduction="none")
+                  for lvl in range(self.n_levels))                                  # (P,) -ℓ
+        ll = nll.new_full((B * T,), float("-inf")).masked_scatter(valid.reshape(-1), -nll).view(B, T)
+        n_r = valid.sum(1)                                                          # (B,) targets per row
+        rows = n_r > 0
+        row_nll = torch.log(n_r[rows].to(ll.dtype)) - torch.logsumexp(ll[rows], dim=1)   # (R,) -log mean p
+        if weights is None:
+            return row_nll.mean() / self.n_levels
+        w = torch.as_tensor(weights, dtype=ll.dtype, device=self.device)
+        if w.shape != (B,):
+            raise ValueError(f"set_loss takes per-row weights (B,) = ({B},); got shape {tuple(w.shape)}")
+        w = w[rows]
+        return (w * row_nll).sum() / (w.sum().clamp_min(1e-12) * self.n_levels)
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
@@ -589,6 +671,32 @@ def grouped_logsumexp(x: torch.Tensor, group: torch.Tensor, n_groups: int) -> to
     return top + mass.log()
 
 
+def tied_codewords(codebooks: torch.Tensor) -> torch.Tensor:
+    """``(M - 1, L, d)`` RQ-VAE codebooks -> ``(n_sem, d)`` the rows of the tied output head's codewords
+    ``c̃_{l,k}`` in vocabulary order (level by level): each level centred on its mean codeword and divided by
+    its RMS norm ``sqrt(mean_k ||c_{l,k} - mean||²)``. Centring changes no level softmax (it shifts all of a
+    level's logits by one amount); the scaling gives the residual levels, whose codewords are several times
+    smaller than the first level's, logits of one scale under the shared map ``P``."""
+    c = codebooks - codebooks.mean(1, keepdim=True)                                 # (M-1, L, d)
+    rms = c.pow(2).sum(2).mean(1).sqrt().clamp_min(1e-12)                          # (M-1,)
+    return (c / rms[:, None, None]).reshape(-1, c.shape[2])
+
+
+def _check_codebooks(codebooks, cardinalities: list[int]) -> torch.Tensor:
+    """The codebooks tie_output needs, checked against the Rec-ID table: ``(M - 1, card_l, d)`` finite floats."""
+    if codebooks is None:
+        raise ValueError("tie_output needs the RQ-VAE codebooks of the Rec-ID run (RecIDRun.semantic_codebooks()); "
+                         "pass codebooks=... (runs without RQ-VAE codebooks, e.g. HK-Means, cannot tie the output)")
+    c = codebooks.detach().cpu() if isinstance(codebooks, torch.Tensor) else torch.as_tensor(np.asarray(codebooks))
+    sem = cardinalities[:-1]
+    if c.ndim != 3 or c.shape[0] != len(sem) or any(c.shape[1] != card for card in sem) or c.shape[2] == 0:
+        raise ValueError(f"tie_output: codebooks must be (M - 1, L, d) with M - 1 = {len(sem)} semantic levels "
+                         f"of cardinalities {sem}; got shape {tuple(c.shape)}")
+    if not c.is_floating_point() or not torch.isfinite(c).all():
+        raise ValueError("tie_output: codebooks must be finite floating-point vectors")
+    return c.float()
+
+
 def _check_repr(x, n_rows: int | None, name: str) -> torch.Tensor:
     t = x.detach().cpu() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
     if t.ndim != 2 or t.shape[0] == 0 or t.shape[1] == 0:
@@ -606,4 +714,4 @@ def _check_repr(x, n_rows: int | None, name: str) -> torch.Tensor:
 
 
 __all__: Sequence[str] = ("MMGRecGenerator", "RelationAwareSelfAttention", "EncoderLayer", "sinusoidal_positions",
-                          "grouped_logsumexp", "ATTENTION_MODES", "ITEM_EMBEDDINGS")
+                          "grouped_logsumexp", "tied_codewords", "ATTENTION_MODES", "ITEM_EMBEDDINGS")

@@ -67,15 +67,18 @@ MAX_LEFT_OUT_DIVISOR = 10          # grouped targets: at most n_u // 10 of a use
 
 # ---------------------------------------------------------------------- construction
 def build_generator(dataset: RecDataset, table: RecIDTable, user_repr: torch.Tensor, item_repr: torch.Tensor,
-                    config: GeneratorConfig) -> MMGRecGenerator:
+                    config: GeneratorConfig, codebooks: torch.Tensor | None = None) -> MMGRecGenerator:
     """The model for ``dataset``'s training history, initialised from ``config.train.seed`` (global RNG
     untouched); its inference subsets are seeded by the same seed. With ``config.train.distill_weight > 0`` it
-    keeps ``item_repr`` frozen as the distillation teacher's (``distill_teacher``)."""
+    keeps ``item_repr`` frozen as the distillation teacher's (``distill_teacher``). ``codebooks``: the Rec-ID
+    run's RQ-VAE codebooks ``(M - 1, L, d)`` (:meth:`~mmgrec_lib.tokenizer.run.RecIDRun.semantic_codebooks`),
+    required by ``config.model.tie_output`` and ignored without it."""
     if table.n_items != dataset.n_items:
         raise ValueError(f"the Rec-ID table has {table.n_items} items but the dataset has {dataset.n_items}")
     with seeded_rng(config.train.seed):
         model = MMGRecGenerator(table, user_repr, item_repr, dataset.train, config.model,
-                                distill_teacher=config.train.distill_weight > 0, inference_seed=config.train.seed)
+                                distill_teacher=config.train.distill_weight > 0, codebooks=codebooks,
+                                inference_seed=config.train.seed)
     return model.to(resolve_device(config.train.device))
 
 
@@ -175,48 +178,96 @@ def accumulate_gradients(model: MMGRecGenerator, users: torch.Tensor, items: tor
                          chunks: list[torch.Tensor], generator: torch.Generator | None = None,
                          label_smoothing: float = 0.0, restricted: bool = False,
                          weights: torch.Tensor | None = None, distill_weight: float = 0.0,
-                         distill_temperature: float = 1.0) -> tuple[torch.Tensor, int]:
+                         distill_temperature: float = 1.0, set_loss: bool = False) -> tuple[torch.Tensor, int]:
     """Back-propagate the batch's mean loss chunk by chunk: each chunk's mean loss is weighted by its share of
-    the batch's targets (of their summed ``weights`` when given: ``(B,)`` per user row), so the gradients add
-    up to those of the whole batch at once (one encoder pass per chunk, padded to the chunk's longest input;
-    the decoder runs only the target slots the chunk fills). ``items``: ``(B,)`` or ``(B, T)`` with ``-1``
-    padding. The distillation term (``distill_weight``, ``distill_temperature``: see
-    :meth:`~mmgrec_lib.generator.model.MMGRecGenerator.loss`) is a (weighted) mean over targets too, so the
-    same shares keep it exact. Returns the summed (weighted) loss over targets (detached, float64) and the
-    number of targets."""
+    the batch's targets (of their summed ``weights`` when given: ``(B,)`` per user row, or ``(B, T)`` per
+    target with ``(B, T)`` items), so the gradients add up to those of the whole batch at once (one encoder
+    pass per chunk, padded to the chunk's longest input; the decoder runs only the target slots the chunk
+    fills). ``items``: ``(B,)`` or ``(B, T)`` with ``-1`` padding. The distillation term (``distill_weight``,
+    ``distill_temperature``: see :meth:`~mmgrec_lib.generator.model.MMGRecGenerator.loss`) is a (weighted)
+    mean over targets too, so the same shares keep it exact. With ``set_loss`` the loss is a (weighted) mean
+    over the rows that hold targets, and the shares are the chunk's rows (their ``(B,)`` weights). Returns
+    the summed (weighted) loss over targets (rows with ``set_loss``; detached, float64) and the number of
+    targets (rows)."""
     distill = {"distill_weight": distill_weight, "distill_temperature": distill_temperature}
     valid = items >= 0
-    n_targets = int(valid.sum())
     per_row = valid.sum(1) if items.dim() == 2 else valid.long()                       # (B,) targets per row
-    w_total = None if weights is None else float((weights * per_row).sum())
+    units = (per_row > 0).long() if set_loss else per_row             # (B,) what the loss averages, per row
+    count = int(units.sum())                                          # targets (rows with set_loss)
+    if weights is None:
+        mass = w_total = None
+    elif weights.dim() == 2:                                          # (B, T) per target
+        if set_loss or weights.shape != items.shape:
+            raise ValueError(f"per-target weights must have the items' shape {tuple(items.shape)} (and not "
+                             f"with set_loss); got {tuple(weights.shape)}")
+        mass = weights.masked_fill(~valid, 0.0).sum(1)                                 # (B,)
+        w_total = float(mass.sum())
+    else:
+        mass = weights * units                                                         # (B,)
+        w_total = float(mass.sum())
     total = torch.zeros((), dtype=torch.float64, device=model.device)
     for part in chunks:
         u, i = users[part], items[part]
+        w = None if weights is None else weights[part]
         n = int((i >= 0).sum())
         if n == 0:
             continue
         if i.dim() == 2:                           # groups fill their slots from the left: drop empty columns
-            i = i[:, :int((i >= 0).sum(1).max())]
+            width = int((i >= 0).sum(1).max())
+            i = i[:, :width]
+            w = w[:, :width] if w is not None and w.dim() == 2 else w
         if weights is None:
+            n_part = int(units[part].sum()) if set_loss else n
             loss = model.loss(u, i, generator=generator, label_smoothing=label_smoothing, restricted=restricted,
-                              **distill)
-            (loss * (n / n_targets)).backward()
-            total += loss.detach().double() * n
+                              set_loss=set_loss, **distill)
+            (loss * (n_part / count)).backward()
+            total += loss.detach().double() * n_part
         else:
-            w_part = float((weights[part] * per_row[part]).sum())
+            w_part = float(mass[part].sum())
             loss = model.loss(u, i, generator=generator, label_smoothing=label_smoothing, restricted=restricted,
-                              weights=weights[part], **distill)
+                              weights=w, set_loss=set_loss, **distill)
             (loss * (w_part / w_total)).backward()
             total += loss.detach().double() * w_part
-    return total, n_targets
+    return total, count
+
+
+def target_weights(config: TrainConfig, history_counts: torch.Tensor, item_counts: torch.Tensor,
+                   group_users: torch.Tensor, group_items: torch.Tensor) -> torch.Tensor | None:
+    """The epoch's loss weights (not the paper's), or ``None`` when every target weighs alike.
+
+    Args:
+        config: ``user_weight_power`` ``p``, ``target_pop_power`` ``β``, ``set_loss``.
+        history_counts: ``(n_users,)`` training items per user ``n_u``; item_counts: ``(n_items,)`` training
+            interactions per item ``pop(i)``.
+        group_users, group_items: ``(G,)`` and ``(G, T)`` (``-1`` padding) from :func:`training_groups`.
+
+    Returns:
+        ``β > 0``: ``(G, T)`` per target ``n_u^-p · pop(i)^-β``, rescaled to mean 1 over the epoch's targets
+        (``0`` at padding). Else with ``p > 0``: ``(G,)`` per row ``n_u^-p``, rescaled to mean 1 over the
+        epoch's targets (over its rows with ``set_loss``, whose loss is a mean over rows).
+    """
+    p, beta = config.user_weight_power, config.target_pop_power
+    n_targets = (group_items >= 0).sum(1)                                            # (G,)
+    if beta:
+        user = history_counts[group_users].double().clamp_min(1).pow(-p)            # (G,)
+        pop = item_counts.double().clamp_min(1)[group_items.clamp(min=0)].pow(-beta)    # (G, T)
+        w = (user[:, None] * pop).masked_fill(group_items < 0, 0.0)
+        return (w * int(n_targets.sum()) / w.sum()).float()
+    if not p:
+        return None
+    w = history_counts[group_users].double().clamp_min(1).pow(-p)                    # (G,)
+    if config.set_loss:                                      # mean 1 over the epoch's rows
+        return (w * group_users.numel() / w.sum()).float()
+    return (w * int(n_targets.sum()) / (w * n_targets).sum()).float()
 
 
 def run_epoch(model: MMGRecGenerator, optimizer: torch.optim.Optimizer, users: torch.Tensor, items: torch.Tensor,
               config: TrainConfig, generator: torch.Generator, progress: bool = False) -> dict[str, float]:
     """One pass over all training pairs ``(users, items)`` (sorted by user), in groups of
     ``config.targets_per_input`` and batches of about ``config.batch_size`` targets drawn from ``generator``;
-    each batch's step accumulates its gradient over :func:`length_chunks`. Returns ``{"loss": mean
-    loss per target}`` (the cross-entropy, plus the distillation term when it is on)."""
+    each batch's step accumulates its gradient over :func:`length_chunks`; loss weights from
+    :func:`target_weights`. Returns ``{"loss": mean loss per target}`` (the cross-entropy, plus the
+    distillation term when it is on; per row with ``set_loss``)."""
     dev = model.device
     dropout_seed = int(torch.randint(0, 2**63 - 1, (1,), generator=generator))
     counts = torch.bincount(users, minlength=model.n_users)                          # (n_users,)
@@ -225,27 +276,27 @@ def run_epoch(model: MMGRecGenerator, optimizer: torch.optim.Optimizer, users: t
     n_targets = (g_items >= 0).sum(1)                                                # (G,)
     lengths = (counts[g_users] - n_targets).clamp(max=model.config.max_len)          # encoder input length
     batches = batch_indices(lengths, config.batch_size, generator, config.bucket_by_length, sizes=n_targets)
-    row_weights = None
-    if config.user_weight_power:                       # n_u^-p per target, mean 1 over the epoch's targets
-        w = counts[g_users].double().clamp_min(1).pow(-config.user_weight_power)    # (G,)
-        row_weights = (w * users.numel() / (w * n_targets).sum()).float()
+    row_weights = target_weights(config, counts, torch.bincount(items, minlength=model.n_items),
+                                 g_users, g_items)                  # None, (G,) per row or (G, T) per target
     total = torch.zeros((), device=dev, dtype=torch.float64)
     model.train()
     with seeded_rng(dropout_seed, dev):                       # dropout RNG: derived from the generator
         for idx in progress_bar(batches, progress, desc="batches", leave=False):
             u, i = g_users[idx].to(dev), g_items[idx].to(dev)
             i = i[:, 0] if T == 1 else i
+            w = None if row_weights is None else row_weights[idx].to(dev)
+            w = w[:, 0] if w is not None and T == 1 and w.dim() == 2 else w
             chunks = length_chunks(lengths[idx]) if config.length_chunks else [torch.arange(idx.numel())]
             optimizer.zero_grad(set_to_none=True)
             loss_sum, _ = accumulate_gradients(model, u, i, [c.to(dev) for c in chunks], generator,
-                                               config.label_smoothing, config.restricted_loss,
-                                               None if row_weights is None else row_weights[idx].to(dev),
-                                               config.distill_weight, config.distill_temperature)
+                                               config.label_smoothing, config.restricted_loss, w,
+                                               config.distill_weight, config.distill_temperature,
+                                               set_loss=config.set_loss)
             if config.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
             total += loss_sum
-    mean = float(total) / max(users.numel(), 1)
+    mean = float(total) / max(g_users.numel() if config.set_loss else users.numel(), 1)
     if not np.isfinite(mean):
         raise FloatingPointError(f"generator training loss became {mean}; lower the learning rate or check "
                                  "the input representations")
@@ -264,7 +315,8 @@ def epoch_lr(config: TrainConfig, epoch: int) -> float:
 # ---------------------------------------------------------------------- train + evaluate
 def train_generator(dataset: RecDataset, table: RecIDTable, user_repr: torch.Tensor, item_repr: torch.Tensor,
                     config: GeneratorConfig | None = None, loop: LoopConfig | None = None,
-                    generator: torch.Generator | None = None) -> tuple[MMGRecGenerator, FitResult]:
+                    generator: torch.Generator | None = None,
+                    codebooks: torch.Tensor | None = None) -> tuple[MMGRecGenerator, FitResult]:
     """Train the generator with early stopping on validation ``loop.monitor`` (beam-search decoded).
 
     Args:
@@ -274,6 +326,8 @@ def train_generator(dataset: RecDataset, table: RecIDTable, user_repr: torch.Ten
         config: model/optimiser settings; loop: epochs, patience, checkpoint path, resume.
         generator: the CPU ``torch.Generator`` behind all training randomness (default: seeded with
             ``config.train.seed``). Its state is checkpointed; pass a fresh one seeded alike when resuming.
+        codebooks: the Rec-ID run's RQ-VAE codebooks, for ``config.model.tie_output`` (see
+            :func:`build_generator`).
 
     Returns:
         the model with the best validation weights loaded, and the :class:`FitResult` (history rows hold
@@ -287,7 +341,7 @@ def train_generator(dataset: RecDataset, table: RecIDTable, user_repr: torch.Ten
     if user_repr.shape[0] != dataset.n_users:
         raise ValueError(f"user_repr has {user_repr.shape[0]} rows but the dataset has {dataset.n_users} users")
     generator = generator if generator is not None else torch.Generator().manual_seed(config.train.seed)
-    model = build_generator(dataset, table, user_repr, item_repr, config)
+    model = build_generator(dataset, table, user_repr, item_repr, config, codebooks)
     optimizer = make_optimizer(model, config.train)
     users, items = training_pairs(dataset)
 
@@ -388,5 +442,5 @@ def _sync(device: torch.device) -> None:
 
 
 __all__ = ["build_generator", "make_optimizer", "training_pairs", "training_groups",
-           "batch_indices", "run_epoch",
+           "batch_indices", "run_epoch", "target_weights",
            "train_generator", "evaluate_generator", "level_accuracy", "TIME_KEYS"]

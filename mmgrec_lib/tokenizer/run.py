@@ -58,6 +58,28 @@ class RecIDRun:
     def n_items(self) -> int:
         return int(self.semantic.shape[0])
 
+    def semantic_codebooks(self) -> torch.Tensor:
+        """``(n_levels, L, d)`` float32 (CPU) the RQ-VAE codebooks behind the semantic tokens: row ``[l, k]`` is
+        the codeword of token ``k`` at level ``l`` (what the generator's ``tie_output`` ties its head to).
+
+        Only a run whose semantic codes its own RQ-VAE quantised, with that model's weights kept, has them:
+        Graph RQ-VAE runs (``rqvae.quantizer.codebooks``) and "ID w/o" runs built without a ``base_run``
+        (``quantizer.codebooks``). HK-Means runs, runs whose codes were swapped in by :meth:`with_codes` and
+        runs saved without ``model_state`` have no codeword per token: ``ValueError``.
+        """
+        state = self.model_state or {}
+        keys = [k for k in state if k == "quantizer.codebooks" or k.endswith(".quantizer.codebooks")]
+        if self.method not in ("graph_rqvae", "id_wo_graph") or len(keys) != 1:
+            raise ValueError(f"this Rec-ID run (method {self.method!r}) has no RQ-VAE codebooks behind its semantic "
+                             "tokens (only Graph RQ-VAE and 'ID w/o' runs with their model_state do; HK-Means "
+                             "codes and codes set with with_codes() have none): tie_output cannot be used with it")
+        books = torch.as_tensor(state[keys[0]]).detach().float().cpu()
+        sem = self.semantic
+        if books.ndim != 3 or books.shape[0] != sem.shape[1] or (sem.numel() and int(sem.max()) >= books.shape[1]):
+            raise ValueError(f"the run's codebooks {tuple(books.shape)} do not match its semantic codes "
+                             f"{tuple(sem.shape)}")
+        return books
+
     def with_codes(self, semantic: np.ndarray | torch.Tensor, popularity: np.ndarray | None,
                    collision: str | None = None, codebook_size: int | None = None, method: str = "custom",
                    recon_error: float | None = None, extra_stats: dict[str, Any] | None = None,
