@@ -94,14 +94,14 @@ def test_ladder_rungs_are_cumulative_and_checked():
 
 
 def test_a_rung_can_build_on_a_named_earlier_rung():
-    """``on``: the rung's changes go on top of that rung's configuration; the rungs after it continue from
+    """``base``: the rung's changes go on top of that rung's configuration; the rungs after it continue from
     the row above it, as if it were not there; an unknown or later name is refused before anything trains."""
     from mmgrec_lib.experiments import Rung, rung_configs
     from mmgrec_lib.generator import GeneratorConfig
     from mmgrec_lib.tokenizer import GraphRQVAEConfig
     from mmgrec_lib.training import LoopConfig
     rungs = [Rung("a"), Rung("b", recid={"schedule": "two_stage"}), Rung("c", recid={"encoder": "lightgcn"}),
-             Rung.from_dict({"name": "d", "on": "b", "generator": {"distill_weight": 1.0}}),
+             Rung.from_dict({"name": "d", "base": "b", "generator": {"distill_weight": 1.0}}),
              Rung("e", generator={"user_memory": True})]
     cfgs = rung_configs(GraphRQVAEConfig(), GeneratorConfig(), LoopConfig(epochs=1), rungs)
     assert [c[0].encoder for c in cfgs] == ["sage", "sage", "lightgcn", "sage", "lightgcn"]
@@ -109,7 +109,7 @@ def test_a_rung_can_build_on_a_named_earlier_rung():
     assert [c[1].train.distill_weight for c in cfgs] == [0.0, 0.0, 0.0, 1.0, 0.0]
     assert [c[1].model.user_memory for c in cfgs] == [False, False, False, False, True]
     with pytest.raises(ValueError, match="not an earlier rung"):
-        rung_configs(GraphRQVAEConfig(), GeneratorConfig(), LoopConfig(), [Rung("a", on="b"), Rung("b")])
+        rung_configs(GraphRQVAEConfig(), GeneratorConfig(), LoopConfig(), [Rung("a", base="b"), Rung("b")])
 
 
 def test_run_ladder_tabulates_every_rung_and_reuses_runs(tmp_path):
@@ -146,7 +146,7 @@ def test_run_ladder_tabulates_every_rung_and_reuses_runs(tmp_path):
     again, _, _ = run_ladder(ds, rc, gc, loop, rungs, runs_dir=tmp_path, reference=ref, reference_name="mostpop",
                              greedy=False)
     # a side rung on a named earlier rung: built on it, paired with it, never the base of later rows
-    side = rungs[:2] + [Rung("side", on="paper", generator={"user_memory": True})] + rungs[2:]
+    side = rungs[:2] + [Rung("side", base="paper", generator={"user_memory": True})] + rungs[2:]
     t2, runs2, configs2 = run_ladder(ds, rc, gc, loop, side, runs_dir=tmp_path, greedy=False)
     assert list(t2["built_on"]) == ["", "paper", "paper", "lgc"] and list(t2["kept"]) == [True, True, False, True]
     assert configs2["side"][0].encoder == "sage" and configs2["side"][1].model.user_memory
@@ -178,3 +178,21 @@ def test_greedy_ladder_keeps_only_rungs_that_validate_at_least_as_well(tmp_path)
         assert row["kept"] == (n == 0 or row["val_recall@10"] >= best)
         if row["kept"]:
             best, kept_name, kept_cfg = max(best, row["val_recall@10"]), row["rung"], configs[row["rung"]]
+
+
+def test_notebook_09_profiles_build_their_rungs():
+    """Every LADDER entry of notebook 09's profiles is a valid rung (YAML 1.1 turns a key ``on`` into True: such
+    a slip must fail here, not in the batch run)."""
+    import yaml
+    from pathlib import Path
+    from mmgrec_lib.experiments import Rung, rung_configs
+    from mmgrec_lib.generator import GeneratorConfig
+    from mmgrec_lib.tokenizer import GraphRQVAEConfig
+    from mmgrec_lib.training import LoopConfig
+    profiles = yaml.safe_load((Path(__file__).parents[1] / "notebooks" / "09_accuracy_ladder.yaml").read_text())
+    entries = [e for runs in profiles.values() for e in runs if "LADDER" in e]
+    assert entries
+    for entry in entries:
+        rungs = [Rung.from_dict(r) for r in entry["LADDER"]]
+        gen = GeneratorConfig.from_dict({"targets_per_input": 8})                  # the notebook's base
+        assert len(rung_configs(GraphRQVAEConfig(), gen, LoopConfig(), rungs)) == len(rungs)

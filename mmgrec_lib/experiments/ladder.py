@@ -30,15 +30,15 @@ from .runs import ModelRun, load_or_assign_recids, run_generator
 @dataclass
 class Rung:
     """One row of the ladder: a name, the Graph RQ-VAE fields and the generator / loop fields it changes, a
-    one-line note (what the lever is; whether it is the paper's) and, optionally, ``on``: the name of an earlier
+    one-line note (what the lever is; whether it is the paper's) and, optionally, ``base``: the name of an earlier
     rung whose configuration it builds on (instead of the row above, or the configuration kept so far); such a
-    rung never becomes the base of the rungs below it."""
+    rung never becomes the base of the rungs below it. (Not ``on``: YAML 1.1 reads that key as ``True``.)"""
 
     name: str
     recid: dict[str, Any] = field(default_factory=dict)
     generator: dict[str, Any] = field(default_factory=dict)
     note: str = ""
-    on: str = ""
+    base: str = ""
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "Rung":
@@ -63,11 +63,11 @@ def rung_configs(recid_base, gen_base, loop: LoopConfig, rungs: Sequence[Rung]):
     for rung in rungs:
         check_unknown(rung.recid, recid_fields, f"rung {rung.name!r} recid")
         check_unknown(rung.generator, sorted(gen_fields | loop_fields), f"rung {rung.name!r} generator")
-        if rung.on and rung.on not in by_name:
-            raise ValueError(f"rung {rung.name!r} builds on {rung.on!r}, which is not an earlier rung "
+        if rung.base and rung.base not in by_name:
+            raise ValueError(f"rung {rung.name!r} builds on {rung.base!r}, which is not an earlier rung "
                              f"(earlier: {list(by_name)})")
-        own = _apply(by_name[rung.on] if rung.on else config, rung, gen_fields)
-        if not rung.on:
+        own = _apply(by_name[rung.base] if rung.base else config, rung, gen_fields)
+        if not rung.base:
             config = own
         by_name[rung.name] = own
         out.append(own)
@@ -116,14 +116,14 @@ def run_ladder(dataset: RecDataset, recid_base, gen_base, loop: LoopConfig, rung
     rows, runs, configs = [], {}, {}
     base, base_name, base_run, best = (recid_base, gen_base, loop), None, None, float("-inf")
     for n, rung in enumerate(rungs):               # not greedy: every rung is kept, so the base is the rung above
-        on = (configs[rung.on], rung.on, runs[rung.on]) if rung.on else (base, base_name, base_run)
+        on = (configs[rung.base], rung.base, runs[rung.base]) if rung.base else (base, base_name, base_run)
         rc, gc, lp = config = _apply(on[0], rung, gen_fields)
         recids, _, _ = load_or_assign_recids(dataset, rc, runs_dir=runs_dir, progress=False)
         run = run_generator(dataset, recids, gc, lp, runs_dir=runs_dir, ks=ks)
         runs[rung.name], configs[rung.name] = run, config
         st = recids.stats
         lists = top_k_lists({rung.name: run}, dataset, k=10, beam_width=gc.train.beam_width)[rung.name]
-        keep = not rung.on and (n == 0 or not greedy or run.fit.best_score >= best)
+        keep = not rung.base and (n == 0 or not greedy or run.fit.best_score >= best)
         row = {"rung": rung.name, "note": rung.note, "built_on": on[1] or "", "kept": keep,
                "recid_val_recall@10": st.get("val_recall@10"), "unique_semantic_frac": st.get("unique_semantic_frac"),
                "max_group_size": st.get("max_group_size"),
