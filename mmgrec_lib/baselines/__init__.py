@@ -1,5 +1,5 @@
 """Baseline recommenders under one interface (:class:`Recommender`): MostPop, MF-BPR, LightGCN, VBPR, the CF
-graph encoders GraphSAGE, GAT, NGCF and the multimodal MMGCN, GRCN, LATTICE, FREEDOM and LightGT (Table 2).
+graph encoders GraphSAGE, GAT, NGCF and the multimodal MMGCN, GRCN, LATTICE, FREEDOM, InvRL and LightGT (Table 2).
 
 Typical use::
 
@@ -20,11 +20,13 @@ from .lattice import LATTICE, LATTICEConfig
 from .freedom import FREEDOM, FREEDOMConfig
 from .grcn import GRCN, GRCNConfig
 from .lightgt import LightGT, LightGTConfig
+from .invrl import InvRL, InvRLConfig
 
 __all__ = ["Recommender", "BPRRecommender", "MostPop", "MostPopConfig", "MF", "MFConfig",
            "LightGCN", "LightGCNConfig", "VBPR", "VBPRConfig", "content_features", "GraphSAGE", "GraphSAGEConfig",
            "GAT", "GATConfig", "NGCF", "NGCFConfig", "MMGCN", "MMGCNConfig", "LATTICE", "LATTICEConfig", "FREEDOM",
-           "FREEDOMConfig", "GRCN", "GRCNConfig", "LightGT", "LightGTConfig", "BASELINES"]
+           "FREEDOMConfig", "GRCN", "GRCNConfig", "LightGT", "LightGTConfig", "InvRL", "InvRLConfig", "BASELINES"]
 
 BASELINES = {"mostpop": MostPop, "mf": MF, "lightgcn": LightGCN, "vbpr": VBPR, "graphsage": GraphSAGE, "gat": GAT,
-             "ngcf": NGCF, "mmgcn": MMGCN, "lattice": LATTICE, "freedom": FREEDOM, "grcn": GRCN, "lightgt": LightGT}
+             "ngcf": NGCF, "mmgcn": MMGCN, "lattice": LATTICE, "freedom": FREEDOM, "grcn": GRCN, "lightgt": LightGT,
+             "invrl": InvRL}
