@@ -33,7 +33,7 @@ import pandas as pd
 from ..baselines import BASELINES
 from ..data.dataset import RecDataset
 from ..training.loop import LoopConfig
-from .runs import ModelRun, dataset_key, loop_key, run_key
+from .runs import ModelRun, baseline_run_path
 
 #: the metrics of Table 2 (the paper reports the @10 pair; @20 is added here)
 METRICS = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
@@ -68,8 +68,7 @@ def baseline_checkpoint(dataset: RecDataset, model: str, config: Mapping[str, An
     """Where :func:`~mmgrec_lib.experiments.runs.run_baselines` keeps the run of ``model`` with config fields
     ``config`` on ``dataset`` under ``loop`` and ``seed`` (the same key, so nothing is trained here)."""
     built = BASELINES[model].from_dataset(dataset, **dict(config))
-    key = run_key(dataset_key(dataset), model, dataclasses.asdict(built.config), loop_key(loop), seed)
-    return Path(runs_dir) / f"{dataset.name}_{model}_{key}.pt"
+    return baseline_run_path(runs_dir, dataset, model, built.config, loop, seed)
 
 
 def finished_score(path: str | Path, loop: LoopConfig) -> float | None:

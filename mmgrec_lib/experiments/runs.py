@@ -97,12 +97,7 @@ def run_baselines(
     runs: dict[str, ModelRun] = {}
     for name in models:
         model: Recommender = BASELINES[name].from_dataset(dataset, **dict(overrides.get(name, {})))
-        ckpt = None
-        if runs_dir is not None:
-            key = run_key(dataset_key(dataset), name, dataclasses.asdict(model.config),
-                          loop_key(loop),
-                          seed)
-            ckpt = Path(runs_dir) / f"{dataset.name}_{name}_{key}.pt"
+        ckpt = None if runs_dir is None else baseline_run_path(runs_dir, dataset, name, model.config, loop, seed)
         cfg = dataclasses.replace(loop, checkpoint=ckpt)
         start = time.perf_counter()
         result = model.fit(dataset, cfg, torch.Generator().manual_seed(seed))
@@ -133,6 +128,14 @@ def results_table(runs: Mapping[str, ModelRun], reference: str | None = None,
                              else paired_test(runs[ref].test, run.test, m)["p_wilcoxon"])
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def baseline_run_path(runs_dir: str | Path, dataset: RecDataset, name: str, config, loop: LoopConfig,
+                      seed: int) -> Path:
+    """Where :func:`run_baselines` keeps the run of baseline ``name`` (its built ``config`` dataclass) on
+    ``dataset`` under ``loop`` and ``seed``."""
+    key = run_key(dataset_key(dataset), name, dataclasses.asdict(config), loop_key(loop), seed)
+    return Path(runs_dir) / f"{dataset.name}_{name}_{key}.pt"
 
 
 def recid_run_path(runs_dir: str | Path, dataset: RecDataset, config) -> Path:
