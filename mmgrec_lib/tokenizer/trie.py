@@ -61,8 +61,11 @@ class PrefixTrie(nn.Module):
             for name, t in (("tokens", tokens), ("nexts", nexts)):
                 self.register_buffer(f"{name}_{level}", t, persistent=False)
             n_children = int(nxt.max()) + 1 if self.n_items else 0
-            parent = np.zeros(n_children, dtype=np.int64)
-            parent[nxt] = node                                  # every child's node at this level
+            if level + 1 < self.n_levels:
+                parent = np.zeros(n_children, dtype=np.int64)
+                parent[nxt] = node                              # every child's node at this level
+            else:
+                parent = node                                   # leaves are items: item_node(level), no copy
             token = np.zeros(n_children, dtype=np.int64)
             token[nxt] = c[:, level]                            # its slot in the dense layout
             token = torch.from_numpy(token)
