@@ -96,6 +96,53 @@ def test_gcn_layer_is_eq5_mean_aggregation(dataset):
     assert torch.allclose(torch.cat([h_u, h_i]), expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("encoder", ["sage", "lightgcn"])
+def test_node_embeddings_are_rows_of_the_full_forward(dataset, encoder):
+    """The last layer computed at some nodes only (a BPR batch, the items of an RQ-VAE step) gives the full
+    forward's rows bit for bit, and gradients equal to float rounding (bit for bit where the last layer has no
+    weights: the LightGCN-style encoder)."""
+    from mmgrec_lib.data.sparse import RowProduct
+    from mmgrec_lib.tokenizer.graph_rqvae import _Trainer
+
+    cfg = GraphRQVAEConfig(dim=8, codebook_size=8, epochs=1, encoder=encoder, device="cpu")
+    tr = _Trainer(dataset, cfg, torch.device("cpu"))
+    enc, n_u = tr.model.graph, dataset.n_users
+    nodes = torch.tensor([0, 3, n_u + 2, n_u + dataset.n_items - 1, n_u - 1])
+    g = torch.Generator().manual_seed(0)
+    grad = torch.randn(nodes.numel(), enc.out_dim, generator=g)
+
+    def grads(fn):
+        enc.zero_grad(set_to_none=True)
+        out = fn()
+        (out * grad).sum().backward()
+        return out.detach(), {n: p.grad.clone() for n, p in enc.named_parameters() if p.grad is not None}
+
+    full, g_full = grads(lambda: torch.cat(enc(tr.adj, tr.features, tr.mask))[nodes])
+    for arg in (nodes, RowProduct(tr.adj, nodes)):
+        rows, g_rows = grads(lambda: enc.node_embeddings(tr.adj, arg, tr.features, tr.mask))
+        assert torch.equal(rows, full) and g_rows.keys() == g_full.keys()
+        for name in g_full:
+            if encoder == "lightgcn":
+                assert torch.equal(g_rows[name], g_full[name]), name
+            else:
+                assert torch.allclose(g_rows[name], g_full[name], rtol=1e-5, atol=1e-7), name
+    items = tr.items()
+    assert torch.equal(items, enc(tr.adj, tr.features, tr.mask)[1])
+
+
+def test_bpr_step_on_batch_rows_matches_the_full_forward_loss(dataset):
+    """The training step's loss from the batch's rows equals the loss of the full forward (same parameters)."""
+    from mmgrec_lib.tokenizer.graph_rqvae import _Trainer
+
+    tr = _Trainer(dataset, GraphRQVAEConfig(dim=8, codebook_size=8, epochs=1, device="cpu"), torch.device("cpu"))
+    u, i, j = (t[:64] for t in tr.sampler.epoch_triples(torch.Generator().manual_seed(0)))
+    with torch.no_grad():
+        h_u, h_i = tr.embed()
+        ref = tr.model.bpr_loss(h_u, h_i, u, i, j, tr.cfg.reg).item()
+    loss, keep = tr._bpr_step(u, i, j)
+    assert keep is None and loss == pytest.approx(ref, rel=1e-6)
+
+
 # ---------------------------------------------------------------------- end to end
 def test_run_outputs(run, dataset):
     assert run.user_emb.shape == (dataset.n_users, 8) and run.item_emb.shape == (dataset.n_items, 8)

@@ -154,6 +154,29 @@ def test_row_spmm_equals_the_full_product_rows_bit_for_bit():
     assert torch.equal(out, ref) and torch.equal(x.grad, ref_grad)
 
 
+def test_row_product_reused_across_calls_and_transpose_of_coo_input():
+    """A RowProduct built once gives the full product's rows and gradients bit for bit at every call; the
+    transpose of an uncoalesced COO matrix sums its duplicates as the dense transpose does."""
+    from mmgrec_lib.data.sparse import RowProduct, constant_spmm, transpose_csr
+
+    g = torch.Generator().manual_seed(2)
+    dense = torch.rand(30, 20, generator=g) * (torch.rand(30, 20, generator=g) < 0.3)
+    adj = dense.to_sparse_csr()
+    rows = torch.tensor([29, 4, 11])
+    product = RowProduct(adj, rows)
+    for _ in range(2):
+        x = torch.randn(20, 3, generator=g, requires_grad=True)
+        grad = torch.randn(3, 3, generator=g)
+        ref = constant_spmm(adj, x, transpose_csr(adj))[rows]
+        ref.backward(grad)
+        ref_grad, x.grad = x.grad.clone(), None
+        out = product(x)
+        out.backward(grad)
+        assert torch.equal(out, ref) and torch.equal(x.grad, ref_grad)
+    coo = torch.sparse_coo_tensor(torch.tensor([[0, 0, 2], [1, 1, 0]]), torch.tensor([1.0, 2.0, 5.0]), (3, 2))
+    assert torch.equal(transpose_csr(coo).to_dense(), coo.to_dense().T)
+
+
 @pytest.mark.parametrize("n_layers", [0, 1, 2, 3])
 def test_lightgcn_batch_rows_equal_the_full_propagation_bit_for_bit(n_layers):
     """LightGCN's training loss propagates the last layer only into the batch's nodes: the loss and the

@@ -60,7 +60,7 @@ from torch import nn
 from torch_geometric.nn import SAGEConv
 
 from ..data.dataset import RecDataset
-from ..data.sparse import bipartite_edge_index, constant_spmm, symmetric_adjacency, transpose_csr
+from ..data.sparse import RowProduct, bipartite_edge_index, constant_spmm, symmetric_adjacency, transpose_csr
 from ..evaluation import evaluate
 from .recid import DISAMBIGUATION_MODES
 from .run import RecIDRun, build_recids
@@ -321,6 +321,24 @@ class GraphEncoder(nn.Module):
             h = F.leaky_relu(conv(h, adj), self.negative_slope)               # (U + I, D)   eq. 5
         return h[:self.n_users], h[self.n_users:]
 
+    def node_embeddings(self, adj: torch.Tensor, nodes: torch.Tensor | RowProduct,
+                        features: torch.Tensor | None = None,
+                        feature_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Rows ``nodes`` (``(n,)`` long; users ``0..U-1``, items ``U..U+I-1``) of :meth:`forward`'s output,
+        ``(n, D)``, differentiable. Every layer but the last runs over the whole graph; the last (eq. 5) only at
+        ``nodes``: their neighbour means and root terms. A BPR step needs the final layer at its batch's nodes
+        only, and an RQ-VAE step at the items only. ``nodes`` may be a
+        :class:`~mmgrec_lib.data.sparse.RowProduct` of ``adj`` built once for rows needed at every step. Same
+        values as ``forward`` (tested); gradients equal up to the order of float sums."""
+        product = nodes if isinstance(nodes, RowProduct) else RowProduct(adj, nodes)
+        h_u, h_i = self.layer0(features, feature_mask)
+        h = torch.cat([h_u, h_i], dim=0)                                       # (U + I, W0)
+        for conv in self.convs[:-1]:
+            h = F.leaky_relu(conv(h, adj), self.negative_slope)               # (U + I, D)
+        last = self.convs[-1]
+        out = last.lin_l(product(h)) + last.lin_r(h[product.rows])            # (n, D)   eq. 5 at nodes
+        return F.leaky_relu(out, self.negative_slope)
+
 
 class LightGCNEncoder(GraphEncoder):
     r"""Not the paper's eq. 5: the layer-0 nodes of eq. 4 propagated as in LightGCN (He et al., 2020),
@@ -354,6 +372,22 @@ class LightGCNEncoder(GraphEncoder):
         h = total / (len(self.convs) + 1)                                      # layer mean
         return h[:self.n_users], h[self.n_users:]
 
+    def node_embeddings(self, adj: torch.Tensor, nodes: torch.Tensor | RowProduct,
+                        features: torch.Tensor | None = None,
+                        feature_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Rows ``nodes`` (a long tensor or a :class:`~mmgrec_lib.data.sparse.RowProduct` of ``adj``) of
+        :meth:`forward`'s output ``(n, W0)``: the last propagation only at ``nodes`` (the layer mean needs no
+        other row of it); same values as ``forward`` (tested)."""
+        product = nodes if isinstance(nodes, RowProduct) else RowProduct(adj, nodes)
+        h_u, h_i = self.layer0(features, feature_mask)
+        h = torch.cat([h_u, h_i], dim=0)                                       # (U + I, W0)
+        total = h[product.rows]                                                # (n, W0)
+        for conv in self.convs[:-1]:
+            h = conv(h, adj)                                                   # (U + I, W0)
+            total = total + h[product.rows]
+        total = total + product(h)                                             # last layer, rows only
+        return total / (len(self.convs) + 1)
+
 
 class GraphRQVAE(nn.Module):
     r"""The Graph RQ-VAE of Figure 1: :class:`GraphEncoder` (eq. 4-5) and :class:`~mmgrec_lib.tokenizer.rqvae.RQVAE`
@@ -382,11 +416,16 @@ class GraphRQVAE(nn.Module):
         return self.graph(adj, features, feature_mask)
 
     def bpr_loss(self, h_u: torch.Tensor, h_i: torch.Tensor, users: torch.Tensor, pos: torch.Tensor,
-                 neg: torch.Tensor, reg: float = 0.0) -> torch.Tensor:
+                 neg: torch.Tensor, reg: float = 0.0,
+                 rows: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         r""":math:`-\ln\sigma(\mathbf{h}_u\mathbf{h}_i^\top - \mathbf{h}_u\mathbf{h}_j^\top)` averaged over the
-        batch, plus ``reg`` times the batch's squared layer-0 embedding norms (per triple)."""
-        hu = h_u[users]                                                        # (B, D)
-        x = (hu * (h_i[pos] - h_i[neg])).sum(-1)                               # (B,)
+        batch, plus ``reg`` times the batch's squared layer-0 embedding norms (per triple).
+
+        ``rows``: where the triples' vectors sit in ``h_u`` / ``h_i`` when those hold only the batch's nodes
+        (:meth:`GraphEncoder.node_embeddings`); by default ``users``, ``pos`` and ``neg`` themselves."""
+        ru, rp, rn = (users, pos, neg) if rows is None else rows
+        hu = h_u[ru]                                                           # (B, D)
+        x = (hu * (h_i[rp] - h_i[rn])).sum(-1)                                 # (B,)
         loss = -F.logsigmoid(x).mean()
         if reg > 0:
             e = self.graph
@@ -421,6 +460,8 @@ class _Trainer:
         self.mask = mask.to(device) if feats.shape[1] else None
         adjacency = symmetric_adjacency if cfg.encoder == "lightgcn" else mean_adjacency
         self.adj = adjacency(dataset.train_edge_index(), dataset.n_users, dataset.n_items).to(device)
+        items = torch.arange(dataset.n_users, dataset.n_users + dataset.n_items, device=device)
+        self.item_rows = RowProduct(self.adj, items)                          # the items' last layer, built once
         self.sampler = BPRSampler(dataset.train)
         n = dataset.n_items
         self.rq_bs = n if cfg.rq_batch_size == 0 else min(cfg.rq_batch_size, n)
@@ -438,14 +479,28 @@ class _Trainer:
     def embed(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.model(self.adj, self.features, self.mask)
 
-    def _bpr_step(self, u: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> tuple[float, torch.Tensor]:
-        """One Adam step on L_bpr; returns the loss and the (pre-update, detached) item representations."""
-        h_u, h_i = self.embed()
-        loss = self.model.bpr_loss(h_u, h_i, u, i, j, self.cfg.reg)
+    def items(self) -> torch.Tensor:
+        """Final item representations ``(I, D)``, differentiable, the last layer computed at the items only."""
+        return self.model.graph.node_embeddings(self.adj, self.item_rows, self.features, self.mask)
+
+    def _bpr_step(self, u: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> tuple[float, torch.Tensor | None]:
+        """One Adam step on L_bpr; returns the loss and, where the alternating RQ-VAE step reads them
+        (``rq_grad_to_graph`` off), the pre-update detached item representations ``(I, D)``; else ``None``.
+
+        The last GCN layer runs at the batch's nodes only (:meth:`GraphEncoder.node_embeddings`) unless all item
+        representations are needed afterwards."""
+        if self.cfg.schedule == "alternate" and not self.cfg.rq_grad_to_graph:
+            h_u, h_i = self.embed()
+            loss, keep = self.model.bpr_loss(h_u, h_i, u, i, j, self.cfg.reg), h_i.detach()
+        else:
+            n_u = self.ds.n_users
+            nodes, inv = torch.unique(torch.cat([u, i + n_u, j + n_u]), return_inverse=True)   # (n,), (3B,)
+            h = self.model.graph.node_embeddings(self.adj, nodes, self.features, self.mask)    # (n, D)
+            loss, keep = self.model.bpr_loss(h, h, u, i, j, self.cfg.reg, rows=inv.split(u.numel())), None
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
-        return loss.item(), h_i.detach()
+        return loss.item(), keep
 
     def _rq_step(self, h_i: torch.Tensor, generator: torch.Generator) -> RQVAEOutput:
         if self.rq_bs < h_i.shape[0]:
@@ -470,7 +525,7 @@ class _Trainer:
         for u, i, j in self._triples(generator):
             bpr, h_i = self._bpr_step(u, i, j)                                 # step on L_bpr
             if self.cfg.rq_grad_to_graph:
-                _, h_i = self.embed()                                          # (I, D), differentiable
+                h_i = self.items()                                             # (I, D), differentiable
             # else: sg(h_i) from this step's forward (before the BPR update): saves a graph forward
             out = self._rq_step(h_i, generator)                                # step on L_rqvae
             for k, v in {"bpr": bpr, **out.parts()}.items():
