@@ -166,6 +166,29 @@ def test_target_never_in_its_own_encoder_input(ds):
     assert torch.equal((~pad).sum(1), counts.clamp(max=4))
 
 
+def test_excluded_items_are_found_by_position_as_by_comparison(ds):
+    """The input mask removes exactly the excluded items that the user has (found by a sorted search of
+    (user, item) keys), as an all-pairs comparison of the history with the excluded items does: several targets
+    per row, -1 padding, items the user never had; also after the history is replaced."""
+    m = _model(ds, max_len=1000)
+    g = torch.Generator().manual_seed(3)
+    users = torch.randint(0, ds.n_users, (40,), generator=g)
+    excl = torch.randint(-1, ds.n_items, (40, 5), generator=g)
+    rows = [sorted(ds.train[int(u)].indices.tolist()) for u in users]
+    excl[:, 0] = torch.tensor([r[len(r) // 2] if r else -1 for r in rows])       # one item each user has
+    for _ in range(2):
+        ids, keep = m.history.padded(users)
+        ref = keep & (ids[:, :, None] != excl[:, None, :]).all(-1)
+        col = m.history.positions(users, excl)
+        assert ((col >= 0) == torch.tensor([[int(e) in set(r) for e in x] for r, x in zip(rows, excl)])).all()
+        got, pad = m.encoder_inputs(users, exclude_items=excl)
+        assert torch.equal((~pad).sum(1), ref.sum(1))
+        for b in range(len(users)):
+            assert got[b][~pad[b]].tolist() == ids[b][ref[b]].tolist()            # same items, CSR order
+        m.set_history(ds.train + ds.val)                                            # other rows
+        rows = [sorted((ds.train + ds.val)[int(u)].indices.tolist()) for u in users]
+
+
 def test_subset_sampling_fresh_in_training_and_seeded_at_inference(ds):
     m = _model(ds, max_len=3)
     users = torch.arange(ds.n_users)

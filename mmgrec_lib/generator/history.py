@@ -19,6 +19,7 @@ class UserHistory(nn.Module):
         self.n_users, self.n_items = history.shape
         self.register_buffer("indptr", torch.zeros(self.n_users + 1, dtype=torch.long), persistent=False)
         self.register_buffer("indices", torch.zeros(0, dtype=torch.long), persistent=False)
+        self.register_buffer("keys", torch.zeros(0, dtype=torch.long), persistent=False)   # user * I + item
         self.replace(history)
 
     def replace(self, history: sp.spmatrix) -> None:
@@ -30,6 +31,8 @@ class UserHistory(nn.Module):
         dev = self.indptr.device
         self.indptr = torch.from_numpy(history.indptr.astype(np.int64)).to(dev)
         self.indices = torch.from_numpy(history.indices.astype(np.int64)).to(dev)
+        rows = torch.repeat_interleave(torch.arange(self.n_users, device=dev), self.indptr.diff())
+        self.keys = rows * self.n_items + self.indices                             # (nnz,) ascending
 
     def counts(self, users: torch.Tensor) -> torch.Tensor:
         """``(B,)`` number of items of each user."""
@@ -46,6 +49,16 @@ class UserHistory(nn.Module):
             return torch.zeros(users.shape[0], L, dtype=torch.long, device=users.device), valid
         idx = (start[:, None] + col).clamp(max=self.indices.numel() - 1)
         return self.indices[idx], valid
+
+    def positions(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Column of each item in its user's row of :meth:`padded`: ``users (B,)``, ``items (B, T)`` ->
+        ``(B, T)`` long, ``-1`` where the user has no such item (or ``items`` is negative). Cost O(B T log nnz)."""
+        if not self.keys.numel():
+            return torch.full_like(items, -1)
+        q = users[:, None] * self.n_items + items                                      # (B, T)
+        pos = torch.searchsorted(self.keys, q).clamp(max=self.keys.numel() - 1)        # (B, T)
+        found = (self.keys[pos] == q) & (items >= 0)
+        return torch.where(found, pos - self.indptr[users][:, None], -1)
 
     def pairs(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch's items as (row in batch, item) pairs ``(E,)``, ``(E,)``: cost O(items of these users)."""

@@ -294,7 +294,9 @@ class MMGRecGenerator(nn.Module):
         L = ids.shape[1]
         if exclude_items is not None:                                               # leave the target(s) out
             excl = exclude_items[:, None] if exclude_items.dim() == 1 else exclude_items   # (B, T)
-            keep &= (ids[:, :, None] != excl[:, None, :]).all(-1)
+            col = self.history.positions(users, excl)                               # (B, T), -1 = not there
+            hit = col >= 0
+            keep[torch.arange(B, device=dev)[:, None].expand_as(col)[hit], col[hit]] = False
         if B and int(keep.sum(1).max()) > self.config.max_len:                             # subset of max_len items
             if generator is not None:
                 keys = torch.rand(B, L, generator=generator, dtype=torch.float64).to(dev)
