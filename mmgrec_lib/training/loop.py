@@ -27,7 +27,8 @@ class LoopConfig:
 
     Args:
         epochs: maximum number of epochs.
-        patience: stop after this many validations without improvement (paper: 20). ``0`` disables.
+        patience: stop after this many validations without improvement (the paper stops after 20 epochs
+            without improvement, i.e. ``20 / eval_every`` validations). ``0`` disables.
         eval_every: validate every this many epochs (and at the last epoch).
         monitor: key of the ``validate()`` dict to maximise (e.g. ``"recall@10"``).
         checkpoint: path of the resumable checkpoint (``None``: no checkpointing).
