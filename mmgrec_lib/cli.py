@@ -304,7 +304,9 @@ def execute(runs: list[Run], kernel: str = "python3", log_output: bool = False,
 
     ``jobs > 1`` runs up to ``jobs`` datasets at once (:func:`lanes`), each kernel on one CPU thread
     (``OMP_NUM_THREADS=1``: the trainers use one thread anyway, for bitwise reproducibility), so two datasets
-    on a 2-core machine take about the time of the longer one instead of the sum.
+    on a 2-core machine take about the time of the longer one instead of the sum. A notebook's own parallel
+    sweep (``EXECUTOR`` local) gets the CPUs divided by the notebooks running at once (``MMGREC_WORKERS``, unless
+    the caller set it): one dataset alone uses both cores, two side by side one each.
     """
     import papermill as pm
     from concurrent.futures import ThreadPoolExecutor
@@ -346,6 +348,9 @@ def execute(runs: list[Run], kernel: str = "python3", log_output: bool = False,
     env = dict(KERNEL_ENV)
     if jobs > 1 and len(groups) > 1:
         env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    # a notebook's parallel sweep (EXECUTOR local) gets the CPUs that the notebooks running at once leave it
+    lanes_at_once = max(1, min(jobs, len(groups)))
+    env["MMGREC_WORKERS"] = os.environ.get("MMGREC_WORKERS") or str(max(1, (os.cpu_count() or 1) // lanes_at_once))
     with kernel_environment(env):
         if jobs <= 1 or len(groups) == 1:
             for group in groups:

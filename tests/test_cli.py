@@ -1,5 +1,6 @@
 """The batch runner: profile validation, planning, execution and the failure summary."""
 import json
+import os
 
 import nbformat
 import pytest
@@ -271,9 +272,11 @@ def test_profile_values_of_the_right_types_pass(nbdir):
 
 def test_datasets_run_side_by_side_and_each_in_order(nbdir, tmp_path):
     """--jobs 2: the two datasets' notebooks overlap in time, a dataset's notebooks keep their order (01 reads
-    what 00 wrote for its dataset) and every kernel runs on one CPU thread."""
+    what 00 wrote for its dataset), every kernel runs on one CPU thread and its own sweeps get the CPUs divided
+    by the two lanes."""
     stamp = ("import os, time, json\nstart = time.time(); time.sleep(1.5)\n"
-             "rec = {'start': start, 'end': time.time(), 'threads': os.environ.get('OMP_NUM_THREADS')}\n")
+             "rec = {'start': start, 'end': time.time(), 'threads': os.environ.get('OMP_NUM_THREADS'), "
+             "'workers': os.environ.get('MMGREC_WORKERS')}\n")
     _notebook(nbdir / "00_demo.ipynb", body=stamp + "open(f'{REPORTS_DIR}/{DATASET}_00.json', 'w').write(json.dumps(rec))")
     _notebook(nbdir / "01_next.ipynb", body=stamp + "prev = json.load(open(f'{REPORTS_DIR}/{DATASET}_00.json'))\n"
                                                       "open(f'{REPORTS_DIR}/{DATASET}_01.json', 'w').write("
@@ -289,6 +292,7 @@ def test_datasets_run_side_by_side_and_each_in_order(nbdir, tmp_path):
     rec = {f.stem: json.loads(f.read_text()) for f in rep.glob("*.json")}
     assert rec["a_01"]["after"] and rec["b_01"]["after"]
     assert {r["threads"] for r in rec.values()} == {"1"}
+    assert {r["workers"] for r in rec.values()} == {str(max(1, (os.cpu_count() or 1) // 2))}
     a = (rec["a_00"]["start"], rec["a_01"]["end"])
     b = (rec["b_00"]["start"], rec["b_01"]["end"])
     assert max(a[0], b[0]) < min(a[1], b[1])                        # the two lanes overlapped

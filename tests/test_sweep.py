@@ -83,6 +83,49 @@ def test_ladder_tasks_land_on_the_ladders_run_keys(tmp_path):
     assert all(runs[n].fit.resumed_from > 0 for n in runs)                       # loaded, not retrained
 
 
+def test_notebook03_tasks_land_on_its_serial_run_keys(tmp_path):
+    """Notebook 03's runs trained first through a sweep (main run, study variants, codebook-size sweep):
+    its serial calls then load every one of them; a task that would train the same run as another appears once."""
+    import dataclasses
+
+    from mmgrec_lib.data import load_dataset
+    from mmgrec_lib.experiments import (codebook_size_sweep, generator_study_tasks, load_or_assign_recids,
+                                        run_generator, run_generator_variants, study_variants)
+    from mmgrec_lib.generator import GeneratorConfig
+    from mmgrec_lib.tokenizer import GraphRQVAEConfig
+    from mmgrec_lib.training import LoopConfig
+    kwargs = {"n_users": 40, "n_items": 60, "mean_items_per_user": 8.0}
+    rc, gc = GraphRQVAEConfig(**TINY_RECID), GeneratorConfig.from_dict(TINY_GEN)
+    loop = LoopConfig(epochs=1, patience=0, monitor="recall@10", progress=False)
+    variants = {k: v for k, v in study_variants(False, 2).items() if k in ("base", "N = 20")}
+    tasks = generator_study_tasks("synthetic", 0, rc, gc, loop, tmp_path, variants=variants, study_loop=loop,
+                                  sizes=[4, 8])
+    # the study's base and the sweep's L = 4 are the main run itself
+    assert set(tasks) == {"main", "study: N = 20", "L = 8"}
+    swept = sweep_generators({n: {**t, "dataset_kwargs": kwargs} for n, t in tasks.items()}, executor="serial",
+                             progress=False)
+    ds = load_dataset("synthetic", seed=0, **kwargs)
+    recids, _, _ = load_or_assign_recids(ds, rc, runs_dir=tmp_path)
+    runs = {"main": run_generator(ds, recids, gc, loop, runs_dir=tmp_path),
+            **run_generator_variants(ds, recids, gc, variants, loop, runs_dir=tmp_path)}
+    _, sweep_runs = codebook_size_sweep(ds, rc, gc, [4, 8], loop, runs_dir=tmp_path)
+    loaded = {str(r.checkpoint) for r in [*runs.values(), *sweep_runs.values()]}
+    assert loaded == set(swept["checkpoint"])
+    assert all(r.fit.resumed_from > 0 for r in [*runs.values(), *sweep_runs.values()])     # loaded, not retrained
+    assert dataclasses.replace(rc, codebook_size=8).to_dict() == tasks["L = 8"]["recid"]
+
+
+def test_local_workers_follow_the_runner_budget(monkeypatch):
+    from mmgrec_lib.experiments import local_workers
+    monkeypatch.delenv("MMGREC_WORKERS", raising=False)
+    assert local_workers(1) >= 1
+    monkeypatch.setenv("MMGREC_WORKERS", "3")
+    assert local_workers(1) == 3
+    monkeypatch.setenv("MMGREC_WORKERS", "zero")
+    with pytest.raises(ValueError, match="MMGREC_WORKERS='zero'"):
+        local_workers(1)
+
+
 def test_tune_baseline_chooses_on_validation_and_reuses_runs(tmp_path, capsys):
     from mmgrec_lib.experiments import grid_points, tune_baseline
     assert grid_points({"a": [1, 2], "b": ["x"]}) == [{"a": 1, "b": "x"}, {"a": 2, "b": "x"}]

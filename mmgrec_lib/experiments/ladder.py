@@ -79,13 +79,9 @@ def ladder_tasks(dataset: str, seed: int, recid_base, gen_base, loop: LoopConfig
     """The rungs as :func:`~mmgrec_lib.experiments.sweep.sweep_generators` tasks on the cumulative path (the
     run keys of :func:`run_ladder` with ``greedy=False``, and of a greedy ladder as long as every rung is kept),
     so a ladder's runs can be trained in parallel first and the notebook then reuses them."""
-    tasks = {}
-    for rung, (rc, gc, lp) in zip(rungs, rung_configs(recid_base, gen_base, loop, rungs)):
-        tasks[rung.name] = {"dataset": dataset, "seed": int(seed), "dataset_kwargs": dict(dataset_kwargs or {}),
-                            "recid": rc.to_dict(), "generator": gc.flat(),
-                            "loop": {k: v for k, v in dataclasses.asdict(lp).items() if k not in ("checkpoint", "progress")},
-                            "runs_dir": str(runs_dir)}
-    return tasks
+    from .sweep import generator_spec
+    return {rung.name: generator_spec(dataset, seed, rc, gc, lp, runs_dir, dataset_kwargs)
+            for rung, (rc, gc, lp) in zip(rungs, rung_configs(recid_base, gen_base, loop, rungs))}
 
 
 def _apply(config: tuple, rung: Rung, gen_fields: set[str]) -> tuple:

@@ -12,7 +12,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import pandas as pd
 import torch
@@ -220,18 +220,56 @@ def run_generator_variants(dataset: RecDataset, recid_run, base, variants: Mappi
     :class:`LoopConfig` fields (e.g. ``{"targets_per_input": 1, "epochs": 4}``); ``{}`` is ``base`` itself.
     Each run is checkpointed and reused exactly as :func:`run_generator` does.
     """
+    return {name: run_generator(dataset, recid_run, config, vloop, runs_dir=runs_dir, ks=ks)
+            for name, (config, vloop) in variant_configs(base, variants, loop or LoopConfig()).items()}
+
+
+def variant_configs(base, variants: Mapping[str, Mapping], loop: LoopConfig) -> dict[str, tuple[Any, LoopConfig]]:
+    """``name -> (generator config, loop)`` of each variant of :func:`run_generator_variants` (every field name
+    checked first)."""
     from ..utils import check_unknown
 
-    loop = loop or LoopConfig()
     gen_fields = set(base.fields())
     loop_fields = {f.name for f in dataclasses.fields(LoopConfig)} - {"checkpoint"}
-    runs = {}
     for name, changes in variants.items():
         check_unknown(changes, sorted(gen_fields | loop_fields), f"generator variant {name!r}")
-        config = base.replace(**{k: v for k, v in changes.items() if k in gen_fields})
-        vloop = dataclasses.replace(loop, **{k: v for k, v in changes.items() if k not in gen_fields})
-        runs[name] = run_generator(dataset, recid_run, config, vloop, runs_dir=runs_dir, ks=ks)
-    return runs
+    return {name: (base.replace(**{k: v for k, v in changes.items() if k in gen_fields}),
+                   dataclasses.replace(loop, **{k: v for k, v in changes.items() if k not in gen_fields}))
+            for name, changes in variants.items()}
+
+
+def generator_study_tasks(dataset: str, seed: int, recid_config, gen_config, loop: LoopConfig, runs_dir,
+                          variants: Mapping[str, Mapping] | None = None, study_loop: LoopConfig | None = None,
+                          sizes: Iterable[int] = (), sweep_config=None) -> dict[str, dict]:
+    """Every generator run of notebook 03 as a :func:`~mmgrec_lib.experiments.sweep.sweep_generators` task (same
+    run keys as its serial calls): the main run (``recid_config``, ``gen_config``, ``loop``), the ``variants`` of
+    :func:`run_generator_variants` under ``study_loop``, and :func:`codebook_size_sweep`'s run per codebook size in
+    ``sizes`` (``sweep_config`` under ``study_loop``). Tasks that would train the same run appear once."""
+    from .sweep import generator_spec
+
+    study_loop = study_loop or loop
+    tasks: dict[str, dict] = {"main": generator_spec(dataset, seed, recid_config, gen_config, loop, runs_dir)}
+    for name, (config, vloop) in variant_configs(gen_config, variants or {}, study_loop).items():
+        tasks[f"study: {name}"] = generator_spec(dataset, seed, recid_config, config, vloop, runs_dir)
+    for size in sizes:
+        tasks[f"L = {int(size)}"] = generator_spec(dataset, seed, dataclasses.replace(recid_config, codebook_size=int(size)),
+                                                   sweep_config or gen_config, study_loop, runs_dir)
+    distinct: dict[str, str] = {}
+    for name, spec in tasks.items():
+        distinct.setdefault(json.dumps(spec, sort_keys=True, default=str), name)
+    return {name: tasks[name] for name in distinct.values()}
+
+
+def study_variants(finetune_item_emb: bool, epochs: int) -> dict[str, dict[str, Any]]:
+    """Notebook 03's what-was-tried variants of a generator configuration (``{}``: the base itself), each one
+    setting changed: the paper's one target per input (a quarter of ``epochs``, validated every epoch: it costs
+    several times more per epoch), N = 20, the paper's SGD, and the other choice of item-embedding fine-tuning."""
+    return {"base": {},
+            "one target per input (paper)": {"targets_per_input": 1, "epochs": max(1, epochs // 4), "eval_every": 1},
+            "N = 20": {"max_len": 20},
+            "SGD, lr 1e-3 (paper)": {"optimizer": "sgd", "lr": 1e-3},
+            ("frozen item embeddings" if finetune_item_emb else "fine-tuned item embeddings"):
+                {"finetune_item_emb": not finetune_item_emb}}
 
 
 def codebook_size_sweep(dataset: RecDataset, recid_config, gen_config, sizes: Iterable[int],

@@ -3,7 +3,8 @@
 :func:`run_sweep` calls one module-level function per task, each in its own process with its own thread budget:
 
 * ``executor=None``: a local :class:`~concurrent.futures.ProcessPoolExecutor` sized to the machine
-  (``cpu_count // threads`` workers, ``spawn`` start method: no state inherited from the caller);
+  (``cpu_count // threads`` workers, or ``$MMGREC_WORKERS``: :func:`local_workers`; ``spawn`` start method: no
+  state inherited from the caller);
 * ``executor="serial"``: in this process, one task after the other (the reference the parallel runs equal);
 * any :class:`concurrent.futures.Executor`;
 * a ``dask.distributed.Client`` (a cluster address or a ``LocalCluster``): its ``get_executor()`` is used,
@@ -42,12 +43,28 @@ def _call(fn: Callable[[dict], dict], spec: dict, threads: int) -> dict:
     return {**out, "task_seconds": time.perf_counter() - t0, "worker_pid": os.getpid()}
 
 
+#: environment variable with the number of local workers a sweep may start (``mmgrec reports`` sets it to the CPUs
+#: per notebook running at once, so that datasets run side by side do not oversubscribe the machine)
+WORKERS_ENV = "MMGREC_WORKERS"
+
+
+def local_workers(threads: int = 1) -> int:
+    """Workers of a local process pool: ``$MMGREC_WORKERS`` when set and not empty (a positive integer), else the
+    CPUs divided by ``threads``."""
+    value = os.environ.get(WORKERS_ENV, "").strip()
+    if value:
+        if not value.strip().isdigit() or int(value) < 1:
+            raise ValueError(f"{WORKERS_ENV}={value!r}: expected a positive integer (local workers per sweep)")
+        return int(value)
+    return max(1, (os.cpu_count() or 1) // threads)
+
+
 def _executor(executor: Any, threads: int) -> tuple[cf.Executor | None, bool]:
     """``(executor, owned)``: the executor to submit to (``None``: serial) and whether we must shut it down."""
     if executor == "serial":
         return None, False
     if executor is None:
-        workers = max(1, (os.cpu_count() or 1) // threads)
+        workers = local_workers(threads)
         return cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")), True
     if hasattr(executor, "get_executor") and hasattr(executor, "scheduler_info"):      # dask.distributed.Client
         return executor.get_executor(pure=False), False
@@ -145,6 +162,18 @@ def generator_task(spec: dict) -> dict:
             "train_seconds": run.train_seconds}
 
 
+def generator_spec(dataset: str, seed: int, recid_config, gen_config, loop, runs_dir,
+                   dataset_kwargs: Mapping[str, Any] | None = None) -> dict:
+    """A :func:`generator_task` for the run that ``run_generator(load_dataset(dataset, seed=seed,
+    **dataset_kwargs), <Rec-IDs of recid_config>, gen_config, loop, runs_dir=runs_dir)`` trains (same run key),
+    so a notebook can train its runs in parallel first and then reuse them one by one."""
+    import dataclasses
+    return {"dataset": dataset, "seed": int(seed), "dataset_kwargs": dict(dataset_kwargs or {}),
+            "recid": recid_config.to_dict(), "generator": gen_config.flat(),
+            "loop": {k: v for k, v in dataclasses.asdict(loop).items() if k not in ("checkpoint", "progress")},
+            "runs_dir": str(runs_dir)}
+
+
 def _recid_key(spec: dict) -> str:
     """What identifies a task's Rec-ID run (tasks sharing it share one Rec-ID training)."""
     return repr([(k, spec.get(k)) for k in ("dataset", "seed", "dataset_kwargs", "recid", "runs_dir")])
@@ -169,4 +198,5 @@ def sweep_generators(tasks: Mapping[str, dict], executor: Any = None, threads: i
     return pd.concat([gen_rows, pd.DataFrame(facts)], axis=1)
 
 
-__all__ = ["generator_task", "recid_task", "run_sweep", "sweep_generators"]
+__all__ = ["WORKERS_ENV", "generator_spec", "generator_task", "local_workers", "recid_task", "run_sweep",
+           "sweep_generators"]
