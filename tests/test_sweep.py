@@ -115,6 +115,22 @@ def test_notebook03_tasks_land_on_its_serial_run_keys(tmp_path):
     assert dataclasses.replace(rc, codebook_size=8).to_dict() == tasks["L = 8"]["recid"]
 
 
+def test_baseline_specs_land_on_run_baselines_keys(tmp_path):
+    """Notebook 00's models trained first through a sweep: run_baselines then loads each of them."""
+    from mmgrec_lib.data import load_dataset
+    from mmgrec_lib.experiments import baseline_spec, baseline_task, run_baselines, run_sweep
+    from mmgrec_lib.training import LoopConfig
+    kwargs = {"n_users": 40, "n_items": 60, "mean_items_per_user": 8.0}
+    loop = LoopConfig(epochs=2, patience=0, eval_every=1, monitor="recall@10")
+    overrides = {"mf": {"dim": 8, "device": "cpu"}, "mostpop": {}}
+    swept = run_sweep(baseline_task, {m: baseline_spec("synthetic", 0, m, c, loop, tmp_path, kwargs)
+                                      for m, c in overrides.items()}, executor="serial", progress=False)
+    runs = run_baselines(load_dataset("synthetic", seed=0, **kwargs), list(overrides), loop=loop, seed=0,
+                         overrides=overrides, runs_dir=tmp_path)
+    assert [str(runs[m].checkpoint) for m in overrides] == list(swept["checkpoint"])
+    assert runs["mf"].fit.resumed_from > 0                                       # loaded, not retrained
+
+
 def test_local_workers_follow_the_runner_budget(monkeypatch):
     from mmgrec_lib.experiments import local_workers
     monkeypatch.delenv("MMGREC_WORKERS", raising=False)

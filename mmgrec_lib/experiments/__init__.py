@@ -4,7 +4,7 @@ from .ablations import (ABLATIONS, Variant, ablation_runs, ablation_table, ablat
 from .analysis import (BASELINE_NAMES, baseline_overrides, beam_width_table, example_recommendations, example_users,
                        gap_summary, list_table, test_users, top_k_lists)
 from .ladder import Rung, hybrid_rung, ladder_tasks, rung_configs, run_ladder, seed_runs, seed_table
-from .tuning import baseline_task, grid_points, tune_baseline
+from .tuning import baseline_spec, baseline_task, grid_points, tune_baseline
 from .sweep import generator_spec, generator_task, local_workers, recid_task, run_sweep, sweep_generators
 from .overall import (applicable_baselines, chosen_overrides, gain_table, marked_markdown, overall_runs,
                       overall_table, seed_run_table, split_note)
@@ -16,7 +16,8 @@ __all__ = ["ABLATIONS", "Variant", "ablation_runs", "ablation_table", "ablation_
            "hyper_tasks", "select_variants", "sweep_ablations", "sweep_hyper",
            "BASELINE_NAMES", "baseline_overrides", "beam_width_table", "example_recommendations", "example_users",
            "gap_summary", "list_table", "test_users", "top_k_lists", "Rung", "hybrid_rung", "ladder_tasks",
-           "rung_configs", "seed_table", "run_ladder", "baseline_task", "grid_points", "tune_baseline",
+           "rung_configs", "seed_table", "run_ladder", "baseline_spec", "baseline_task", "grid_points",
+           "tune_baseline",
            "generator_spec", "generator_task", "local_workers", "recid_task", "run_sweep", "sweep_generators", "ModelRun", "codebook_size_sweep",
            "load_or_assign_recids", "loop_key", "recid_run_path", "results_table", "run_baselines",
            "run_generator", "run_generator_variants", "run_key", "seed_runs", "applicable_baselines",

@@ -42,6 +42,17 @@ def baseline_task(spec: dict) -> dict:
             "checkpoint": str(run.checkpoint)}
 
 
+def baseline_spec(dataset: str, seed: int, model: str, config: Mapping[str, Any], loop, runs_dir,
+                  dataset_kwargs: Mapping[str, Any] | None = None) -> dict:
+    """A :func:`baseline_task` for the run that ``run_baselines(load_dataset(dataset, seed=seed), [model],
+    loop=loop, seed=seed, overrides={model: config}, runs_dir=runs_dir)`` trains (same run key); ``loop``: a
+    :class:`~mmgrec_lib.training.LoopConfig` or its fields."""
+    from .runs import loop_key
+    return {"dataset": dataset, "seed": int(seed), "dataset_kwargs": dict(dataset_kwargs or {}), "model": model,
+            "config": dict(config), "loop": loop_key(loop) if not isinstance(loop, Mapping) else dict(loop),
+            "runs_dir": str(runs_dir)}
+
+
 def tune_baseline(dataset: str, model: str, grid: Mapping[str, Sequence[Any]], loop: Mapping[str, Any],
                   runs_dir, base: Mapping[str, Any] | None = None, seed: int = 0,
                   dataset_kwargs: Mapping[str, Any] | None = None, executor: Any = None, threads: int = 1,
@@ -61,8 +72,8 @@ def tune_baseline(dataset: str, model: str, grid: Mapping[str, Sequence[Any]], l
         raise ValueError(f"{model}: unknown config field(s) {unknown}; known: {sorted(fields)}")
     points = grid_points(grid)
     tasks = {f"{model} " + ", ".join(f"{k}={v}" for k, v in p.items()):
-             {"dataset": dataset, "seed": int(seed), "dataset_kwargs": dict(dataset_kwargs or {}), "model": model,
-              "config": {**dict(base or {}), **p}, "loop": dict(loop), "runs_dir": str(runs_dir)} for p in points}
+             baseline_spec(dataset, seed, model, {**dict(base or {}), **p}, loop, runs_dir, dataset_kwargs)
+             for p in points}
     table = run_sweep(baseline_task, tasks, executor, threads, progress)
     table = pd.concat([pd.DataFrame(points), table.drop(columns=["task", "worker_pid"])], axis=1)
     table.insert(0, "model", model)
@@ -71,4 +82,4 @@ def tune_baseline(dataset: str, model: str, grid: Mapping[str, Sequence[Any]], l
     return table, {**dict(base or {}), **points[best]}
 
 
-__all__ = ["baseline_task", "grid_points", "tune_baseline"]
+__all__ = ["baseline_spec", "baseline_task", "grid_points", "tune_baseline"]
