@@ -564,7 +564,8 @@ def bench_train(args) -> int:
               flush=True)
 
     df = tp.bench_training(args.users, args.items, args.interactions, stages, epochs=args.epochs,
-                           threads=args.threads, device=args.device, seed=args.seed, report=report)
+                           threads=args.threads, device=args.device, seed=args.seed,
+                           recid_schedule=args.recid_schedule, report=report)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 2):
         print()
         print(df.drop(columns=["detail"]).to_string(index=False))
@@ -629,6 +630,8 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--epochs", type=int, default=2, help="training epochs per stage; the mean is shown (default 2)")
     tr.add_argument("--threads", type=int, default=1, help="torch threads (default 1: bit-reproducible training)")
     tr.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    tr.add_argument("--recid-schedule", choices=("alternate", "two_stage"), default="alternate",
+                    help="Graph RQ-VAE schedule timed (default alternate, the paper's; two_stage: its BPR stage)")
     tr.add_argument("--csv", type=Path, help="also write the table here")
     tr.add_argument("--seed", type=int, default=0)
     sub.add_parser("list", help="list notebooks and their parameters")

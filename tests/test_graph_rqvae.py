@@ -94,18 +94,26 @@ def test_gcn_layer_is_eq5_mean_aggregation(dataset):
     h_u, h_i = enc(adj)
     expected = torch.nn.functional.leaky_relu(ref(x, both), 0.01)
     assert torch.allclose(torch.cat([h_u, h_i]), expected, atol=1e-5)
+    # a narrowing layer (12 -> 6) applies W2 before the mean: PyG's values up to float rounding
+    wide = GraphEncoder(dataset.n_users, dataset.n_items, 0, dim=6, n_layers=1, seed=0).convs[0]
+    wide = type(wide)(12, 6, aggr="sum", root_weight=True)
+    ref = SAGEConv(12, 6, aggr="mean", root_weight=True)
+    ref.load_state_dict(wide.state_dict())
+    x12 = torch.randn(x.shape[0], 12, generator=torch.Generator().manual_seed(0))
+    assert wide._project_first(x12)
+    assert torch.allclose(wide(x12, adj), ref(x12, both), atol=1e-5)
 
 
-@pytest.mark.parametrize("encoder", ["sage", "lightgcn"])
-def test_node_embeddings_are_rows_of_the_full_forward(dataset, encoder):
+@pytest.mark.parametrize("encoder, n_layers", [("sage", 2), ("sage", 1), ("lightgcn", 2)])
+def test_node_embeddings_are_rows_of_the_full_forward(dataset, encoder, n_layers):
     """The last layer computed at some nodes only (a BPR batch, the items of an RQ-VAE step) gives the full
     forward's rows bit for bit, and gradients equal to float rounding (bit for bit where the last layer has no
     weights: the LightGCN-style encoder)."""
     from mmgrec_lib.data.sparse import RowProduct
     from mmgrec_lib.tokenizer.graph_rqvae import _Trainer
 
-    cfg = GraphRQVAEConfig(dim=8, codebook_size=8, epochs=1, encoder=encoder, device="cpu")
-    tr = _Trainer(dataset, cfg, torch.device("cpu"))
+    cfg = GraphRQVAEConfig(dim=8, codebook_size=8, epochs=1, encoder=encoder, n_layers=n_layers, device="cpu")
+    tr = _Trainer(dataset, cfg, torch.device("cpu"))       # n_layers 1: the last layer narrows (projects first)
     enc, n_u = tr.model.graph, dataset.n_users
     nodes = torch.tensor([0, 3, n_u + 2, n_u + dataset.n_items - 1, n_u - 1])
     g = torch.Generator().manual_seed(0)

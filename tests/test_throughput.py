@@ -24,6 +24,11 @@ def test_every_stage_is_timed():
     assert (df["train_interactions"] > 1000).all() and (df["threads"] == 1).all()
 
 
+def test_two_stage_schedule_is_timed_on_request():
+    df = tp.bench_training(300, 120, 2000, stages=["graph_rqvae"], epochs=1, recid_schedule="two_stage")
+    assert df["detail"].iloc[0].startswith("two_stage") and df["train_s"].iloc[0] > 0
+
+
 def test_bad_arguments_fail_before_work():
     with pytest.raises(ValueError, match="unknown stage"):
         tp.bench_training(300, 120, 2000, stages=["lightgcn", "nope"])

@@ -248,11 +248,35 @@ def mean_adjacency(edge_index: torch.Tensor, n_users: int, n_items: int) -> torc
 
 # ====================================================================== models
 class MeanSAGEConv(SAGEConv):
-    """PyG's :class:`~torch_geometric.nn.SAGEConv` over a constant sparse adjacency: the neighbour product runs
+    r"""PyG's :class:`~torch_geometric.nn.SAGEConv` over a constant sparse adjacency: the neighbour product runs
     through :func:`~mmgrec_lib.data.sparse.constant_spmm`, with the adjacency's transpose computed once per
-    adjacency (not at every backward pass). Same values as ``SAGEConv``."""
+    adjacency (not at every backward pass). Where the layer narrows (``in_channels > out_channels``, eq. 5's
+    first layer over the ``2D``-wide fused nodes) the neighbour weight is applied before the mean,
+    :math:`\mathbf{W}_2\,\mathrm{mean}(\mathbf{x}) = \mathrm{mean}(\mathbf{W}_2\mathbf{x})`, so the sparse
+    product runs at the output width. Same values as ``SAGEConv`` up to float rounding (tested)."""
 
     _transpose: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def _project_first(self, x) -> bool:
+        return (torch.is_tensor(x) and not self.project and not self.normalize
+                and isinstance(self.in_channels, int) and self.in_channels > self.out_channels)
+
+    def forward(self, x, edge_index, size=None) -> torch.Tensor:
+        if not self._project_first(x):
+            return super().forward(x, edge_index, size)
+        out = self.propagate(edge_index, x=F.linear(x, self.lin_l.weight), size=size)    # (N, out) mean(W2 x)
+        out = out + self.lin_l.bias if self.lin_l.bias is not None else out
+        return out + self.lin_r(x) if self.root_weight else out
+
+    def at_rows(self, x: torch.Tensor, product: RowProduct) -> torch.Tensor:
+        """The layer's output at ``product.rows`` only (``product``: a :class:`~mmgrec_lib.data.sparse.RowProduct`
+        of the adjacency), with the same order of operations as :meth:`forward`: ``(n, out)``."""
+        if self._project_first(x):
+            out = product(F.linear(x, self.lin_l.weight))
+            out = out + self.lin_l.bias if self.lin_l.bias is not None else out
+        else:
+            out = self.lin_l(product(x))
+        return out + self.lin_r(x[product.rows]) if self.root_weight else out
 
     def message_and_aggregate(self, adj_t: torch.Tensor, x) -> torch.Tensor:
         x = x[0] if isinstance(x, tuple) else x
@@ -335,8 +359,7 @@ class GraphEncoder(nn.Module):
         h = torch.cat([h_u, h_i], dim=0)                                       # (U + I, W0)
         for conv in self.convs[:-1]:
             h = F.leaky_relu(conv(h, adj), self.negative_slope)               # (U + I, D)
-        last = self.convs[-1]
-        out = last.lin_l(product(h)) + last.lin_r(h[product.rows])            # (n, D)   eq. 5 at nodes
+        out = self.convs[-1].at_rows(h, product)                               # (n, D)   eq. 5 at nodes
         return F.leaky_relu(out, self.negative_slope)
 
 
