@@ -638,6 +638,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("readme", help="recheck the paper's claims (reports/tables/claims) and refresh the README "
                                   "results section from reports/tables")
     args = parser.parse_args(argv)
+    if args.command in ("reports", "bench"):
+        from .allocator import tune_malloc
+        tune_malloc()                       # this process (bench) and the kernels / workers it starts (reports)
 
     if args.command == "list":
         for nb in list_notebooks():
