@@ -5,10 +5,11 @@ from .analysis import (BASELINE_NAMES, baseline_overrides, beam_width_table, exa
                        gap_summary, list_table, test_users, top_k_lists)
 from .ladder import Rung, hybrid_rung, ladder_tasks, rung_configs, run_ladder, seed_runs, seed_table
 from .tuning import baseline_spec, baseline_task, grid_points, tune_baseline
-from .sweep import generator_spec, generator_task, local_workers, recid_task, run_sweep, sweep_generators
+from .sweep import (generator_spec, generator_study_tasks, generator_task, local_workers, recid_task, run_sweep,
+                    sweep_generators)
 from .overall import (applicable_baselines, chosen_overrides, gain_table, marked_markdown, overall_runs,
                       overall_table, seed_run_table, split_note)
-from .runs import (ModelRun, codebook_size_sweep, generator_study_tasks, load_or_assign_recids, loop_key,
+from .runs import (ModelRun, codebook_size_sweep, load_or_assign_recids, loop_key,
                    recid_run_path, results_table, run_baselines, run_generator, run_generator_variants, run_key,
                    study_variants, variant_configs)
 

@@ -238,28 +238,6 @@ def variant_configs(base, variants: Mapping[str, Mapping], loop: LoopConfig) -> 
             for name, changes in variants.items()}
 
 
-def generator_study_tasks(dataset: str, seed: int, recid_config, gen_config, loop: LoopConfig, runs_dir,
-                          variants: Mapping[str, Mapping] | None = None, study_loop: LoopConfig | None = None,
-                          sizes: Iterable[int] = (), sweep_config=None) -> dict[str, dict]:
-    """Every generator run of notebook 03 as a :func:`~mmgrec_lib.experiments.sweep.sweep_generators` task (same
-    run keys as its serial calls): the main run (``recid_config``, ``gen_config``, ``loop``), the ``variants`` of
-    :func:`run_generator_variants` under ``study_loop``, and :func:`codebook_size_sweep`'s run per codebook size in
-    ``sizes`` (``sweep_config`` under ``study_loop``). Tasks that would train the same run appear once."""
-    from .sweep import generator_spec
-
-    study_loop = study_loop or loop
-    tasks: dict[str, dict] = {"main": generator_spec(dataset, seed, recid_config, gen_config, loop, runs_dir)}
-    for name, (config, vloop) in variant_configs(gen_config, variants or {}, study_loop).items():
-        tasks[f"study: {name}"] = generator_spec(dataset, seed, recid_config, config, vloop, runs_dir)
-    for size in sizes:
-        tasks[f"L = {int(size)}"] = generator_spec(dataset, seed, dataclasses.replace(recid_config, codebook_size=int(size)),
-                                                   sweep_config or gen_config, study_loop, runs_dir)
-    distinct: dict[str, str] = {}
-    for name, spec in tasks.items():
-        distinct.setdefault(json.dumps(spec, sort_keys=True, default=str), name)
-    return {name: tasks[name] for name in distinct.values()}
-
-
 def study_variants(finetune_item_emb: bool, epochs: int) -> dict[str, dict[str, Any]]:
     """Notebook 03's what-was-tried variants of a generator configuration (``{}``: the base itself), each one
     setting changed: the paper's one target per input (a quarter of ``epochs``, validated every epoch: it costs

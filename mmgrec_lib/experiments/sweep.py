@@ -20,11 +20,13 @@ the same Rec-IDs never train those Rec-IDs twice.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
+import json
 import multiprocessing
 import os
 import sys
 import time
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import pandas as pd
 
@@ -167,11 +169,33 @@ def generator_spec(dataset: str, seed: int, recid_config, gen_config, loop, runs
     """A :func:`generator_task` for the run that ``run_generator(load_dataset(dataset, seed=seed,
     **dataset_kwargs), <Rec-IDs of recid_config>, gen_config, loop, runs_dir=runs_dir)`` trains (same run key),
     so a notebook can train its runs in parallel first and then reuse them one by one."""
-    import dataclasses
     return {"dataset": dataset, "seed": int(seed), "dataset_kwargs": dict(dataset_kwargs or {}),
             "recid": recid_config.to_dict(), "generator": gen_config.flat(),
             "loop": {k: v for k, v in dataclasses.asdict(loop).items() if k not in ("checkpoint", "progress")},
             "runs_dir": str(runs_dir)}
+
+
+def generator_study_tasks(dataset: str, seed: int, recid_config, gen_config, loop, runs_dir,
+                          variants: Mapping[str, Mapping] | None = None, study_loop=None,
+                          sizes: Iterable[int] = (), sweep_config=None) -> dict[str, dict]:
+    """Every generator run of notebook 03 as a :func:`~mmgrec_lib.experiments.sweep.sweep_generators` task (same
+    run keys as its serial calls): the main run (``recid_config``, ``gen_config``, ``loop``), the ``variants`` of
+    :func:`~mmgrec_lib.experiments.runs.run_generator_variants` under ``study_loop``, and
+    :func:`~mmgrec_lib.experiments.runs.codebook_size_sweep`'s run per codebook size in ``sizes``
+    (``sweep_config`` under ``study_loop``). Tasks that would train the same run appear once."""
+    from .runs import variant_configs
+
+    study_loop = study_loop or loop
+    tasks: dict[str, dict] = {"main": generator_spec(dataset, seed, recid_config, gen_config, loop, runs_dir)}
+    for name, (config, vloop) in variant_configs(gen_config, variants or {}, study_loop).items():
+        tasks[f"study: {name}"] = generator_spec(dataset, seed, recid_config, config, vloop, runs_dir)
+    for size in sizes:
+        rc = dataclasses.replace(recid_config, codebook_size=int(size))
+        tasks[f"L = {int(size)}"] = generator_spec(dataset, seed, rc, sweep_config or gen_config, study_loop, runs_dir)
+    distinct: dict[str, str] = {}
+    for name, spec in tasks.items():
+        distinct.setdefault(json.dumps(spec, sort_keys=True, default=str), name)
+    return {name: tasks[name] for name in distinct.values()}
 
 
 def _recid_key(spec: dict) -> str:
@@ -198,5 +222,5 @@ def sweep_generators(tasks: Mapping[str, dict], executor: Any = None, threads: i
     return pd.concat([gen_rows, pd.DataFrame(facts)], axis=1)
 
 
-__all__ = ["WORKERS_ENV", "generator_spec", "generator_task", "local_workers", "recid_task", "run_sweep",
-           "sweep_generators"]
+__all__ = ["WORKERS_ENV", "generator_spec", "generator_study_tasks", "generator_task", "local_workers", "recid_task",
+           "run_sweep", "sweep_generators"]
