@@ -100,8 +100,10 @@ def test_gcn_layer_is_eq5_mean_aggregation(dataset):
     ref = SAGEConv(12, 6, aggr="mean", root_weight=True)
     ref.load_state_dict(wide.state_dict())
     x12 = torch.randn(x.shape[0], 12, generator=torch.Generator().manual_seed(0))
-    assert wide._project_first(x12)
     assert torch.allclose(wide(x12, adj), ref(x12, both), atol=1e-5)
+    widths = []
+    wide._eq5(x12, lambda z: widths.append(z.shape[1]) or z, x12)                  # the mean runs 6 wide
+    assert widths == [6]
 
 
 @pytest.mark.parametrize("encoder, n_layers", [("sage", 2), ("sage", 1), ("lightgcn", 2)])

@@ -257,26 +257,25 @@ class MeanSAGEConv(SAGEConv):
 
     _transpose: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def _project_first(self, x) -> bool:
-        return (torch.is_tensor(x) and not self.project and not self.normalize
-                and isinstance(self.in_channels, int) and self.in_channels > self.out_channels)
-
     def forward(self, x, edge_index, size=None) -> torch.Tensor:
-        if not self._project_first(x):
+        if not torch.is_tensor(x) or self.project or self.normalize:
             return super().forward(x, edge_index, size)
-        out = self.propagate(edge_index, x=F.linear(x, self.lin_l.weight), size=size)    # (N, out) mean(W2 x)
-        out = out + self.lin_l.bias if self.lin_l.bias is not None else out
-        return out + self.lin_r(x) if self.root_weight else out
+        return self._eq5(x, lambda z: self.propagate(edge_index, x=z, size=size), x)
 
     def at_rows(self, x: torch.Tensor, product: RowProduct) -> torch.Tensor:
         """The layer's output at ``product.rows`` only (``product``: a :class:`~mmgrec_lib.data.sparse.RowProduct`
         of the adjacency), with the same order of operations as :meth:`forward`: ``(n, out)``."""
-        if self._project_first(x):
-            out = product(F.linear(x, self.lin_l.weight))
+        return self._eq5(x, product, x[product.rows])
+
+    def _eq5(self, x: torch.Tensor, mean, root: torch.Tensor) -> torch.Tensor:
+        """``W2 mean(x) + b + W1 root``; ``mean`` maps node values to their neighbour means (at the output rows).
+        W2 goes before the mean where the layer narrows, after it (as PyG's ``SAGEConv``) otherwise."""
+        if isinstance(self.in_channels, int) and self.in_channels > self.out_channels:
+            out = mean(F.linear(x, self.lin_l.weight))                          # (n, out)  mean(W2 x)
             out = out + self.lin_l.bias if self.lin_l.bias is not None else out
         else:
-            out = self.lin_l(product(x))
-        return out + self.lin_r(x[product.rows]) if self.root_weight else out
+            out = self.lin_l(mean(x))                                           # (n, out)  W2 mean(x)
+        return out + self.lin_r(root) if self.root_weight else out
 
     def message_and_aggregate(self, adj_t: torch.Tensor, x) -> torch.Tensor:
         x = x[0] if isinstance(x, tuple) else x
