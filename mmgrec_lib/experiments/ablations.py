@@ -47,7 +47,8 @@ from ..data.dataset import RecDataset
 from ..evaluation import paired_test
 from ..training.loop import LoopConfig
 from .runs import ModelRun, dataset_key, load_or_assign_recids, run_generator, run_key
-from .sweep import _dataset, _recid_key, recid_task, run_sweep
+from .sweep import _dataset, _recid_key, generator_spec, recid_task, run_sweep
+from .tuning import baseline_spec
 
 METHODS = ("graph_rqvae", "hkmeans", "id_wo")
 COLLISIONS = (None, "popularity", "random")
@@ -171,16 +172,6 @@ def skip_reason(variant: Variant, dataset: RecDataset) -> str | None:
     if variant.method == "id_wo" and not dataset.modalities:
         return f"{variant.name}: {dataset.name} has no item features (ID w/o quantises the raw features)"
     return None
-
-
-def generator_spec(dataset: str, seed: int, recid_config, gen_config, loop: LoopConfig, runs_dir,
-                   dataset_kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """A :func:`~mmgrec_lib.experiments.sweep.generator_task` spec (the run keys of
-    :func:`~mmgrec_lib.experiments.runs.run_generator` with these configs)."""
-    return {"dataset": dataset, "seed": int(seed), "dataset_kwargs": dict(dataset_kwargs or {}),
-            "recid": recid_config.to_dict(), "generator": gen_config.flat(),
-            "loop": {k: v for k, v in dataclasses.asdict(loop).items() if k not in ("checkpoint", "progress")},
-            "runs_dir": str(runs_dir)}
 
 
 def ablation_tasks(dataset: str, seed: int, recid_base, gen_base, loop: LoopConfig, variants: Sequence[Variant],
@@ -409,13 +400,6 @@ def ablation_plot(table: pd.DataFrame, dataset: str = "",
 
 
 # ---------------------------------------------------------------------- layers and heads
-def baseline_spec(dataset: str, seed: int, model: str, config: Mapping[str, Any], loop: Mapping[str, Any], runs_dir,
-                  dataset_kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """A :func:`~mmgrec_lib.experiments.tuning.baseline_task` spec."""
-    return {"dataset": dataset, "seed": int(seed), "dataset_kwargs": dict(dataset_kwargs or {}), "model": model,
-            "config": dict(config), "loop": dict(loop), "runs_dir": str(runs_dir)}
-
-
 def hyper_tasks(sweep: str, values: Sequence[int], fixed: int, mmgrec: Mapping[str, Any],
                 baseline: Mapping[str, Any] | None = None) -> dict[str, dict]:
     """Tasks of one sweep: ``"layers"`` (``n_layers`` = each value, ``n_heads`` = ``fixed``) or ``"heads"``

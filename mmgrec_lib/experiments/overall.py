@@ -33,7 +33,7 @@ import pandas as pd
 from ..baselines import BASELINES
 from ..data.dataset import RecDataset
 from ..training.loop import LoopConfig
-from .runs import ModelRun, baseline_run_path
+from .runs import ModelRun, baseline_run_path, loop_key
 
 #: the metrics of Table 2 (the paper reports the @10 pair; @20 is added here)
 METRICS = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
@@ -149,18 +149,15 @@ def overall_tasks(dataset: str, seeds: Sequence[int], recid_config, gen_config, 
     :func:`overall_task`: per seed, MMGRec (a :func:`~mmgrec_lib.experiments.sweep.generator_task`, the Rec-ID
     run included) and each baseline (a :func:`~mmgrec_lib.experiments.tuning.baseline_task`), under the run
     keys of :func:`~mmgrec_lib.experiments.ladder.seed_runs` (the seed replaces the configs' seeds)."""
-    def fields(lp: LoopConfig) -> dict:
-        return {k: v for k, v in dataclasses.asdict(lp).items() if k not in ("checkpoint", "progress")}
-
     tasks = {}
     for s in seeds:
         common = {"dataset": dataset, "seed": int(s), "dataset_kwargs": {}, "runs_dir": str(runs_dir)}
         tasks[f"mmgrec seed {s}"] = {**common, "kind": "mmgrec", "model": "mmgrec",
                                      "recid": dataclasses.replace(recid_config, seed=int(s)).to_dict(),
-                                     "generator": gen_config.replace(seed=int(s)).flat(), "loop": fields(loop)}
+                                     "generator": gen_config.replace(seed=int(s)).flat(), "loop": loop_key(loop)}
         for m in models:
             tasks[f"{m} seed {s}"] = {**common, "kind": "baseline", "model": m,
-                                      "config": dict(overrides.get(m, {})), "loop": fields(baseline_loop)}
+                                      "config": dict(overrides.get(m, {})), "loop": loop_key(baseline_loop)}
     return tasks
 
 

@@ -55,7 +55,7 @@ def local_workers(threads: int = 1) -> int:
     CPUs divided by ``threads``."""
     value = os.environ.get(WORKERS_ENV, "").strip()
     if value:
-        if not value.strip().isdigit() or int(value) < 1:
+        if not value.isdigit() or int(value) < 1:
             raise ValueError(f"{WORKERS_ENV}={value!r}: expected a positive integer (local workers per sweep)")
         return int(value)
     return max(1, (os.cpu_count() or 1) // threads)
@@ -169,9 +169,9 @@ def generator_spec(dataset: str, seed: int, recid_config, gen_config, loop, runs
     """A :func:`generator_task` for the run that ``run_generator(load_dataset(dataset, seed=seed,
     **dataset_kwargs), <Rec-IDs of recid_config>, gen_config, loop, runs_dir=runs_dir)`` trains (same run key),
     so a notebook can train its runs in parallel first and then reuse them one by one."""
+    from .runs import loop_key
     return {"dataset": dataset, "seed": int(seed), "dataset_kwargs": dict(dataset_kwargs or {}),
-            "recid": recid_config.to_dict(), "generator": gen_config.flat(),
-            "loop": {k: v for k, v in dataclasses.asdict(loop).items() if k not in ("checkpoint", "progress")},
+            "recid": recid_config.to_dict(), "generator": gen_config.flat(), "loop": loop_key(loop),
             "runs_dir": str(runs_dir)}
 
 
