@@ -244,3 +244,7 @@ def test_pair_set_membership_matches_the_dense_mask():
     assert torch.equal(pairs.counts, torch.as_tensor(np.diff(mat.indptr)))
     empty = PairSet(sp.csr_matrix((4, 5)))
     assert not empty.contains(torch.arange(2), torch.zeros(2, 3, dtype=torch.long)).any()
+    # list padding (-1) is never a hit, even where row * n_cols - 1 is the previous row's last non-zero
+    edge = PairSet(sp.csr_matrix(np.array([[0, 0, 1], [1, 0, 0]])))
+    assert edge.contains(torch.tensor([0]), torch.tensor([[2]])).item()
+    assert not edge.contains(torch.tensor([1]), torch.tensor([[-1, -1]])).any()

@@ -26,6 +26,18 @@ def rows_mask(mat: sp.spmatrix, rows, device: torch.device | str = "cpu") -> tor
     return out
 
 
+def pair_positions(keys: torch.Tensor, n_cols: int, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """Where each pair ``(rows[b], cols[b, k])`` sits among ascending ``row * n_cols + col`` ``keys`` (its index;
+    in CSR order for a matrix's non-zeros), ``-1`` where it is not there or ``cols`` is negative:
+    ``rows (B,)``, ``cols (B, K)`` -> ``(B, K)`` long. Cost O(B K log E), nothing of size ``B x n_cols``."""
+    if keys.numel() == 0:
+        return torch.full(cols.shape, -1, dtype=torch.long, device=cols.device)
+    keys = keys.to(cols.device)
+    q = rows.to(cols.device).long()[:, None] * n_cols + cols.long()               # (B, K)
+    pos = torch.searchsorted(keys, q).clamp(max=keys.numel() - 1)
+    return torch.where((keys[pos] == q) & (cols >= 0), pos, -1)
+
+
 class PairSet:
     """The non-zeros of a ``(n_rows, n_cols)`` sparse matrix as a sorted set of ``row * n_cols + col`` keys, for
     membership tests of ``(B, K)`` candidate lists without a dense ``(B, n_cols)`` mask."""
@@ -37,13 +49,9 @@ class PairSet:
         self.counts = torch.bincount(rows, minlength=int(mat.shape[0]))             # (n_rows,) non-zeros per row
 
     def contains(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        """``rows (B,)``, ``cols (B, K)`` -> ``(B, K)`` bool: is ``(rows[b], cols[b, k])`` a non-zero?"""
-        if self.keys.numel() == 0:
-            return torch.zeros(cols.shape, dtype=torch.bool, device=cols.device)
-        keys = self.keys.to(cols.device)
-        q = rows.to(cols.device).long()[:, None] * self.n_cols + cols.long()       # (B, K)
-        pos = torch.searchsorted(keys, q).clamp(max=keys.numel() - 1)
-        return keys[pos] == q
+        """``rows (B,)``, ``cols (B, K)`` -> ``(B, K)`` bool: is ``(rows[b], cols[b, k])`` a non-zero? (A negative
+        ``col``, e.g. list padding, never is.)"""
+        return pair_positions(self.keys, self.n_cols, rows, cols) >= 0
 
 
 def _spmm(adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,8 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from ..data.sparse import pair_positions
+
 
 class UserHistory(nn.Module):
     """``indptr (U + 1,)`` and ``indices (nnz,)`` of a ``(n_users, n_items)`` matrix, sorted within each row.
@@ -53,12 +55,8 @@ class UserHistory(nn.Module):
     def positions(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Column of each item in its user's row of :meth:`padded`: ``users (B,)``, ``items (B, T)`` ->
         ``(B, T)`` long, ``-1`` where the user has no such item (or ``items`` is negative). Cost O(B T log nnz)."""
-        if not self.keys.numel():
-            return torch.full_like(items, -1)
-        q = users[:, None] * self.n_items + items                                      # (B, T)
-        pos = torch.searchsorted(self.keys, q).clamp(max=self.keys.numel() - 1)        # (B, T)
-        found = (self.keys[pos] == q) & (items >= 0)
-        return torch.where(found, pos - self.indptr[users][:, None], -1)
+        pos = pair_positions(self.keys, self.n_items, users, items)                    # (B, T) index in CSR
+        return torch.where(pos >= 0, pos - self.indptr[users][:, None], -1)
 
     def pairs(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch's items as (row in batch, item) pairs ``(E,)``, ``(E,)``: cost O(items of these users)."""
