@@ -628,7 +628,8 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--interactions", type=int, help="training interactions, about (default 218000)")
     tr.add_argument("--stages", help="comma-separated (default: all: evaluation,lightgcn,graph_rqvae,generator)")
     tr.add_argument("--epochs", type=int, default=2, help="training epochs per stage; the mean is shown (default 2)")
-    tr.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as the notebooks train; any count is bit-reproducible, "
+    tr.add_argument("--threads", type=int, default=1,
+                    help="torch threads (default 1, as the notebooks train; any count is bit-reproducible, "
                          "LightGCN also matches one thread)")
     tr.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     tr.add_argument("--recid-schedule", choices=("alternate", "two_stage"), default="alternate",
