@@ -29,12 +29,16 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def to_markdown(df: pd.DataFrame, floatfmt: str = ".4f") -> str:
-    """A GitHub Markdown table (no ``tabulate`` dependency)."""
+    """A GitHub Markdown table (no ``tabulate`` dependency). A ``|`` inside a cell is escaped and a line break
+    becomes a space, so a note such as ``p(i|u)`` stays in its column."""
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
     def fmt(v) -> str:
         if isinstance(v, float):
             return format(v, floatfmt) if abs(v) >= 1e-4 or v == 0 else f"{v:.2e}"
-        return str(v)
-    cols = [str(c) for c in df.columns]
+        return cell(str(v))
+    cols = [cell(str(c)) for c in df.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join(lines) + "\n"
