@@ -29,3 +29,24 @@ def make_tiny_dataset(n_users: int = 40, n_items: int = 60, per_user: int = 12, 
     ds.item_meta = None
     ds.info["clusters"] = clusters
     return ds
+
+
+def rung_config(params: dict, name: str, ladder: list[dict]) -> tuple:
+    """The (Rec-ID, generator, loop) configs of rung ``name`` of ``ladder`` on a notebook's base settings, built from
+    its profile's parameters as notebooks 03, 04 and 09 build them (a rung with ``base`` or below others carries
+    their changes too)."""
+    from mmgrec_lib.experiments import Rung, rung_configs
+    from mmgrec_lib.generator import GeneratorConfig, ModelConfig, TrainConfig
+    from mmgrec_lib.tokenizer import GraphRQVAEConfig
+    from mmgrec_lib.training import LoopConfig
+
+    device = params.get("DEVICE", "cpu")
+    recid = GraphRQVAEConfig(codebook_size=params["CODEBOOK_SIZE"], epochs=params["RECID_EPOCHS"],
+                             rq_epochs=params["RECID_RQ_EPOCHS"], seed=params["SEED"], device=device)
+    gen = GeneratorConfig(model=ModelConfig(finetune_item_emb=params["FINETUNE_ITEM_EMB"]),
+                          train=TrainConfig(targets_per_input=params["TARGETS_PER_INPUT"], seed=params["SEED"],
+                                            device=device))
+    loop = LoopConfig(epochs=params["EPOCHS"], patience=params["PATIENCE"], eval_every=params["EVAL_EVERY"],
+                      monitor="recall@10")
+    rungs = [Rung.from_dict(r) for r in ladder]
+    return dict(zip([r.name for r in rungs], rung_configs(recid, gen, loop, rungs)))[name]

@@ -214,7 +214,8 @@ def test_full_profiles_are_the_ladders_chosen_rung(stem):
     """The full model of notebooks 05 and 06 is the best-validating rung of the paper's method in notebook 09's ladder
     (ladder_<dataset>: the rungs whose note does not say "not the paper's"; Tables 3-5 take the paper's components
     apart), built with the same configs, so its run key is 09's finished run."""
-    from mmgrec_lib.experiments import Rung, rung_configs
+    from _fixtures import rung_config
+    from mmgrec_lib.experiments import Rung
     from mmgrec_lib.generator import ModelConfig, TrainConfig
     ladder = _profiles("09_accuracy_ladder", "full")
     for dataset, p in _profiles(stem, "full").items():
@@ -230,13 +231,7 @@ def test_full_profiles_are_the_ladders_chosen_rung(stem):
         q = ladder[dataset]
         rungs = [Rung.from_dict(r) for r in q["LADDER"]]
         assert rungs[chosen].name == gen_rows.loc[chosen, "rung"] and not rungs[chosen].base
-        rc9, gc9, loop9 = rung_configs(
-            GraphRQVAEConfig(codebook_size=q["CODEBOOK_SIZE"], epochs=q["RECID_EPOCHS"], rq_epochs=q["RECID_RQ_EPOCHS"],
-                             seed=q["SEED"], device=q["DEVICE"]),
-            GeneratorConfig(model=ModelConfig(finetune_item_emb=q["FINETUNE_ITEM_EMB"]),
-                            train=TrainConfig(targets_per_input=q["TARGETS_PER_INPUT"], seed=q["SEED"], device=q["DEVICE"])),
-            LoopConfig(epochs=q["EPOCHS"], patience=q["PATIENCE"], eval_every=q["EVAL_EVERY"], monitor="recall@10"),
-            rungs)[chosen]
+        rc9, gc9, loop9 = rung_config(q, rungs[chosen].name, q["LADDER"])
         rc = GraphRQVAEConfig(codebook_size=p["CODEBOOK_SIZE"], schedule=p["RECID_SCHEDULE"], epochs=p["RECID_EPOCHS"],
                               rq_epochs=p["RECID_RQ_EPOCHS"], eval_every=p["RECID_EVAL_EVERY"],
                               patience=p["RECID_PATIENCE"], seed=p["SEED"], device=p["DEVICE"])

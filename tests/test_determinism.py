@@ -97,4 +97,3 @@ def test_lightgcn_trains_alike_on_one_and_two_threads():
     one, two, again = (_lightgcn_weights(ds, t) for t in (1, 2, 2))
     assert torch.equal(two, again)
     assert torch.equal(one, two)
-

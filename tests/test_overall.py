@@ -213,6 +213,7 @@ def _profile_runs(stem: str, profile: str) -> dict[str, dict]:
 def test_full_profile_reuses_the_settings_of_notebooks_00_03_09_and_10():
     """Notebook 04's full profile copies the other notebooks' settings so that their runs are reused (by key); its
     MMGRec rung is notebook 09's run of that name and notebook 03's main run."""
+    from _fixtures import rung_config
     from mmgrec_lib.baselines import BASELINES
     ours, base, gen, ladder, zoo = (_profile_runs(s, "full") for s in ("04", "00", "03", "09", "10"))
     assert set(ours) == {"ml100k", "tiktok"}
@@ -226,29 +227,11 @@ def test_full_profile_reuses_the_settings_of_notebooks_00_03_09_and_10():
                 "EVAL_EVERY")
         assert {k: o[k] for k in keys} == {k: g[k] for k in keys} == {k: lad[k] for k in keys}, ds
         assert o["TARGETS_PER_INPUT"] == lad["TARGETS_PER_INPUT"], ds
-        assert _rung_config(o, o["MMGREC_RUNG"]["name"], [o["MMGREC_RUNG"]]) == \
-            _rung_config(lad, o["MMGREC_RUNG"]["name"], lad["LADDER"]), ds      # 09's run of that rung, by key
-        assert _rung_config(g, g["MMGREC_RUNG"]["name"], [g["MMGREC_RUNG"]]) == \
-            _rung_config(o, o["MMGREC_RUNG"]["name"], [o["MMGREC_RUNG"]]), ds    # notebook 03's main run is it too
+        assert rung_config(o, o["MMGREC_RUNG"]["name"], [o["MMGREC_RUNG"]]) == \
+            rung_config(lad, o["MMGREC_RUNG"]["name"], lad["LADDER"]), ds       # 09's run of that rung, by key
+        assert rung_config(g, g["MMGREC_RUNG"]["name"], [g["MMGREC_RUNG"]]) == \
+            rung_config(o, o["MMGREC_RUNG"]["name"], [o["MMGREC_RUNG"]]), ds     # notebook 03's main run is it too
     assert ours["ml100k"]["MMGREC_RUNG"]["name"] == "distill_lgc" and ours["tiktok"]["MMGREC_RUNG"]["name"] == "paper"
-
-
-def _rung_config(params: dict, name: str, ladder: list[dict]) -> tuple:
-    """The (Rec-ID, generator, loop) configs of rung ``name`` of ``ladder`` on a notebook's base settings, as
-    notebooks 03, 04 and 09 build them (a rung with ``base`` or below others carries their changes too)."""
-    from mmgrec_lib.experiments import Rung, rung_configs
-    from mmgrec_lib.generator import GeneratorConfig, ModelConfig, TrainConfig
-    from mmgrec_lib.tokenizer import GraphRQVAEConfig
-    from mmgrec_lib.training import LoopConfig
-
-    recid = GraphRQVAEConfig(codebook_size=params["CODEBOOK_SIZE"], epochs=params["RECID_EPOCHS"],
-                             rq_epochs=params["RECID_RQ_EPOCHS"], seed=params["SEED"], device="cpu")
-    gen = GeneratorConfig(model=ModelConfig(finetune_item_emb=params["FINETUNE_ITEM_EMB"]),
-                          train=TrainConfig(targets_per_input=params["TARGETS_PER_INPUT"], seed=params["SEED"],
-                                            device="cpu"))
-    loop = LoopConfig(epochs=params["EPOCHS"], patience=params["PATIENCE"], eval_every=params["EVAL_EVERY"])
-    rungs = [Rung.from_dict(r) for r in ladder]
-    return dict(zip([r.name for r in rungs], rung_configs(recid, gen, loop, rungs)))[name]
 
 
 def test_smoke_profile_is_small():
