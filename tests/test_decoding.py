@@ -8,7 +8,7 @@ import torch
 
 from _fixtures import make_tiny_dataset
 from mmgrec_lib.generator.decoding import beam_exact_overlap, beam_search, exact_scores
-from mmgrec_lib.generator import MMGRecGenerator
+from mmgrec_lib.generator import MMGRecGenerator, PopularityPrior
 from mmgrec_lib.tokenizer.recid import RecIDTable, disambiguate
 
 
@@ -198,7 +198,7 @@ def test_children_of_points_back_into_the_candidate_rows(setup):
         assert trie.full(level) == bool((trie.child_table(level) >= 0).all())
 
 
-def _largest_tensor_in_beam_search(n_items: int, n_users: int = 40, B: int = 32) -> int:
+def _largest_tensor_in_beam_search(n_items: int, n_users: int = 40, B: int = 32, prior_weight: float | None = None) -> int:
     """The most elements of any tensor an op produces during one beam_search call (TorchDispatchMode)."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -211,6 +211,7 @@ def _largest_tensor_in_beam_search(n_items: int, n_users: int = 40, B: int = 32)
     model = MMGRecGenerator(table, torch.randn(n_users, 8), torch.randn(n_items, 8), hist, d_model=16, n_layers=1,
                             n_heads=2, dim_feedforward=32, max_len=8).eval()
     exclude = sp.random(n_users, n_items, density=20 / n_items, format="csr", random_state=0)
+    prior = None if prior_weight is None else PopularityPrior(model.trie, np.asarray(hist.sum(0)).ravel(), prior_weight)
     largest = [0]
 
     class Largest(TorchDispatchMode):
@@ -222,13 +223,15 @@ def _largest_tensor_in_beam_search(n_items: int, n_users: int = 40, B: int = 32)
             return out
 
     with Largest():
-        items, _ = beam_search(model, torch.arange(B), k=10, beam_width=20, exclude=exclude)
+        items, _ = beam_search(model, torch.arange(B), k=10, beam_width=20, exclude=exclude, prior=prior)
     assert (items >= 0).all()
     return largest[0]
 
 
-def test_beam_search_allocates_nothing_of_size_batch_times_catalogue():
-    small, large = _largest_tensor_in_beam_search(3_000), _largest_tensor_in_beam_search(150_000)
+@pytest.mark.parametrize("prior_weight", [None, 0.5])
+def test_beam_search_allocates_nothing_of_size_batch_times_catalogue(prior_weight):
+    small = _largest_tensor_in_beam_search(3_000, prior_weight=prior_weight)
+    large = _largest_tensor_in_beam_search(150_000, prior_weight=prior_weight)
     assert large <= 1.5 * small, (small, large)          # flat in the catalogue (attention maps dominate)
     assert large < 32 * 150_000 // 4                     # far from one (B, I) mask
 

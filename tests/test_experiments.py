@@ -139,6 +139,18 @@ def test_run_ladder_tabulates_every_rung_and_reuses_runs(tmp_path):
                                          runs_dir=tmp_path)
     row, weights = hybrid_rung(ds, runs["mem"], recids, weights=(0.0, 1.0), beam=20)
     assert row["rung"] == "hybrid_rerank" and 0 <= row["coverage@10"] <= 1 and weights["chosen"].sum() == 1
+    # popularity-corrected decoding: every rung x weight on validation, the best pair tested once
+    from mmgrec_lib.experiments import prior_rung
+    row, sweep = prior_rung(ds, runs, weights=(0.0, 0.5), beam=20)
+    assert list(sweep["rung"]) == ["paper", "paper", "lgc", "lgc", "mem", "mem"] and sweep["chosen"].sum() == 1
+    pick = sweep[sweep["chosen"]].iloc[0]
+    assert pick["val_recall@10"] == sweep["val_recall@10"].max() == row["val_recall@10"]
+    assert row["rung"] == "prior_decoding" and row["built_on"] == pick["rung"] and f"beta = {pick['weight']:g}" in row["note"]
+    assert 0 <= row["coverage@10"] <= 1 and sweep["val_coverage@10"].between(0, 1).all()
+    # weight 0 is each rung's own decoding: its validation Recall@10 is the run's best validation score
+    for name, run in runs.items():
+        own = sweep[(sweep["rung"] == name) & (sweep["weight"] == 0.0)]["val_recall@10"].iloc[0]
+        assert own == pytest.approx(run.fit.best_score, abs=1e-12), name
     # the rungs as sweep tasks (test_sweep.py checks that a sweep over them lands on the ladder's run keys)
     from mmgrec_lib.experiments import ladder_tasks
     tasks = ladder_tasks("synthetic", 0, rc, gc, loop, rungs, tmp_path, dataset_kwargs={"n_users": 30})

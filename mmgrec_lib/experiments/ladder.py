@@ -166,6 +166,40 @@ def hybrid_rung(dataset: RecDataset, run: ModelRun, recids, weights: Sequence[fl
     return row, table
 
 
+def prior_rung(dataset: RecDataset, runs: Mapping[str, ModelRun],
+               weights: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0), beam: int = 20,
+               ks: tuple[int, ...] = (10, 20)) -> tuple[dict, pd.DataFrame]:
+    """The optional, not-the-paper's row: a trained rung decoded with the popularity prior
+    (:mod:`~mmgrec_lib.experiments.debias`). Every rung of ``runs`` is decoded at every weight on validation
+    (no training: one beam search per rung, weight and user); the (rung, weight) pair with the best validation
+    Recall@10 (first rung, smallest weight among ties) is read once on test. Returns the ladder row (paired p
+    against that rung's own decoding) and the validation table (one row per rung and weight, ``chosen``
+    marked)."""
+    from .debias import prior_evaluate, prior_sweep
+    if not runs:
+        raise ValueError("prior_rung: no rung runs")
+    tables = []
+    for name, run in runs.items():
+        t, _, _ = prior_sweep(run.model, dataset, weights, beam, ks, test=False)
+        t.insert(0, "rung", name)
+        tables.append(t)
+    table = pd.concat(tables, ignore_index=True)
+    best = table["val_recall@10"].max()
+    pick = table.index[table["val_recall@10"] == best][0]        # rungs in ladder order, weights ascending
+    name, w = str(table.loc[pick, "rung"]), float(table.loc[pick, "weight"])
+    table["chosen"] = table.index == pick
+    run = runs[name]
+    test = prior_evaluate(run.model, dataset, "test", w, ks, beam)
+    row = {"rung": "prior_decoding",
+           "note": f"not the paper's: rung {name} decoded with -beta log pop(i) (beta = {w:g}; rung and beta "
+                   f"chosen on validation; beam {beam})",
+           "built_on": name, "kept": False, "val_recall@10": float(best),
+           **{f"test_{k}": v for k, v in test.mean().items()},
+           "coverage@10": test.extra["coverage@10"], "generator_seconds": run.train_seconds}
+    row.update({f"p_{m}_vs_base": paired_test(run.test, test, m)["p_wilcoxon"] for m in ("ndcg@10", "recall@10")})
+    return row, table
+
+
 def _kept_lists(result, dataset: RecDataset):
     """The top-10 lists behind an :class:`~mmgrec_lib.evaluation.EvalResult` when it kept them (``extra["lists"]``)."""
     lists = result.extra.get("lists")
@@ -241,4 +275,4 @@ def _paired(run: ModelRun, prev: ModelRun | None) -> dict[str, float]:
     return {f"p_{m}_vs_base": paired_test(prev.test, run.test, m)["p_wilcoxon"] for m in ("ndcg@10", "recall@10")}
 
 
-__all__ = ["Rung", "hybrid_rung", "ladder_tasks", "seed_runs", "seed_table", "rung_configs", "run_ladder"]
+__all__ = ["Rung", "hybrid_rung", "prior_rung", "ladder_tasks", "seed_runs", "seed_table", "rung_configs", "run_ladder"]

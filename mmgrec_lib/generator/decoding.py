@@ -118,7 +118,7 @@ class AliveChildren:
 @torch.no_grad()
 def beam_search(model: GeneratorLike, users: torch.Tensor, k: int, beam_width: int | None = None,
                 exclude=None, exclude_train: bool = True, prune: bool = True,
-                return_codes: bool = False, cache: bool = True):
+                return_codes: bool = False, cache: bool = True, prior=None):
     """Batched constrained beam search.
 
     Args:
@@ -134,10 +134,12 @@ def beam_search(model: GeneratorLike, users: torch.Tensor, k: int, beam_width: i
             keys/values and the earlier positions' self-attention keys/values
             (:meth:`MMGRecGenerator.decode_step`); ``False`` re-decodes the whole prefix at every level
             (:meth:`MMGRecGenerator.decode`). Same scores up to float rounding.
+        prior: not the paper's: a :class:`~mmgrec_lib.generator.prior.PopularityPrior` whose term is added to
+            every candidate at every level (popularity-corrected decoding); ``None``: the model's scores.
 
     Returns:
-        ``items (B, k)`` long (``-1`` pads) and ``scores (B, k)`` summed log-probabilities (``-inf`` pads),
-        best first; plus ``codes`` when asked.
+        ``items (B, k)`` long (``-1`` pads) and ``scores (B, k)`` summed log-probabilities (``-inf`` pads;
+        with ``prior``, plus the prior's terms), best first; plus ``codes`` when asked.
     """
     beam_width = k if beam_width is None else int(beam_width)
     if k < 1:
@@ -152,6 +154,8 @@ def beam_search(model: GeneratorLike, users: torch.Tensor, k: int, beam_width: i
         alive = AliveChildren(model.trie, rows, items, prune)
         memory, mpad = model.encode(users)                                   # (Bu, n, D), (Bu, n): once
         state = model.start_decoding(memory, mpad) if cache else None        # cross-attention K/V: once
+        if prior is not None:
+            prior = prior.to(dev)
         node = torch.zeros(Bu, 1, dtype=torch.long, device=dev)              # trie node per beam
         score = torch.zeros(Bu, 1, device=dev)                               # summed log-prob per beam
         toks = torch.zeros(Bu, 1, 0, dtype=torch.long, device=dev)           # (Bu, W, l) tokens so far
@@ -166,11 +170,15 @@ def beam_search(model: GeneratorLike, users: torch.Tensor, k: int, beam_width: i
             padded = model.trie.padded(lvl)
             if padded is None:                                               # candidates: every token
                 cand = score[..., None] + logp                               # (Bu, W, C = card)
+                if prior is not None:                                        # (Bu, W, card) the children
+                    cand += prior.step(lvl, parent, model.trie.child_table(lvl)[parent])
                 if not model.trie.full(lvl):
                     cand.masked_fill_(model.trie.child_table(lvl)[parent] < 0, float("-inf"))
             else:                                                            # candidates: the node's children
                 token = padded[0][parent].long()                             # (Bu, W, C) tokens, -1 pads
                 cand = (score[..., None] + logp.gather(2, token.clamp(min=0))).masked_fill_(token < 0, float("-inf"))
+                if prior is not None:
+                    cand += prior.step(lvl, parent, padded[1][parent].long())
             b, w, dead = alive(lvl, parent)                                  # excluded / exhausted children
             cand[b, w, dead] = float("-inf")
             C = cand.shape[2]
@@ -215,7 +223,7 @@ def _prefix_nodes(trie) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 @torch.no_grad()
 def exact_scores(model: GeneratorLike, users: torch.Tensor, exclude=None, exclude_train: bool = True,
-                 items_per_step: int | None = None, chunk_size: int = 256) -> torch.Tensor:
+                 items_per_step: int | None = None, chunk_size: int = 256, prior=None) -> torch.Tensor:
     """Log-likelihood of every item's Rec-ID for each user, teacher-forced: ``(B, n_items)``.
 
     Excluded items (training items; ``exclude``) get ``-inf``. The scores follow the module's one
@@ -236,6 +244,8 @@ def exact_scores(model: GeneratorLike, users: torch.Tensor, exclude=None, exclud
         items_per_step: deprecated alias of ``chunk_size`` (the former implementation decoded this many
             Rec-IDs per step); when given it overrides ``chunk_size``.
         chunk_size: prefixes decoded per decoder call (memory ``B * chunk_size * max(card)`` floats per level).
+        prior: as in :func:`beam_search`: each item's score gets the prior's whole term
+            (:meth:`~mmgrec_lib.generator.prior.PopularityPrior.item_term`).
     """
     chunk = int(items_per_step if items_per_step is not None else chunk_size)
     if chunk < 1:
@@ -271,6 +281,8 @@ def exact_scores(model: GeneratorLike, users: torch.Tensor, exclude=None, exclud
                     else:                                                    # each item's last token
                         last = logp[:, local, codes[its, M - 1]]             # (Bu, C)
                 out[:, its] += along[:, local] + last
+        if prior is not None:
+            out += prior.to(dev).item_term()[None]
         out[rows, items] = float("-inf")
         return out
 

@@ -651,14 +651,15 @@ class MMGRecGenerator(nn.Module):
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
     def recommend(self, users: torch.Tensor, k: int = 10, beam: int | None = None,
-                  exclude: sp.spmatrix | torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                  exclude: sp.spmatrix | torch.Tensor | None = None, prior=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Top-``k`` items by constrained beam search (width ``beam``, default ``k``).
 
         Returns items ``(B, k)`` (``-1`` where fewer than ``k`` valid items remain) and their summed
         log-probabilities ``(B, k)`` (``-inf`` for padding). Training items are never returned; ``exclude``
-        adds more (a ``(n_users, I)`` sparse matrix or a ``(B, I)`` bool tensor).
+        adds more (a ``(n_users, I)`` sparse matrix or a ``(B, I)`` bool tensor). ``prior`` (not the paper's):
+        a :class:`~mmgrec_lib.generator.prior.PopularityPrior` applied while decoding.
         """
-        return beam_search(self, users, k, beam if beam is not None else k, exclude=exclude)
+        return beam_search(self, users, k, beam if beam is not None else k, exclude=exclude, prior=prior)
 
 
 def grouped_logsumexp(x: torch.Tensor, group: torch.Tensor, n_groups: int) -> torch.Tensor:

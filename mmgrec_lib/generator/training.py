@@ -367,13 +367,14 @@ def train_generator(dataset: RecDataset, table: RecIDTable, user_repr: torch.Ten
 
 def evaluate_generator(model: MMGRecGenerator, dataset: RecDataset, split: str = "test",
                        ks: Sequence[int] = (10, 20), beam_width: int | None = None, batch_size: int = 256,
-                       name: str = "MMGRec") -> EvalResult:
+                       name: str = "MMGRec", prior=None) -> EvalResult:
     """Full-ranking metrics of beam-search recommendations (training items, and validation items when
     ``split="test"``, are excluded during decoding, so every list has ``max(ks)`` admissible items).
 
     ``beam_width`` defaults to ``max(ks)`` (the paper's beam = K). ``extra`` of the result holds
     ``inference_s_per_user`` (decoding only, averaged over evaluated users), ``inference_s``, ``users`` and
-    ``beam_width``.
+    ``beam_width``. ``prior`` (not the paper's): a :class:`~mmgrec_lib.generator.prior.PopularityPrior`
+    applied while decoding.
     """
     ks = tuple(sorted(int(k) for k in ks))
     kmax = ks[-1]
@@ -388,7 +389,7 @@ def evaluate_generator(model: MMGRecGenerator, dataset: RecDataset, split: str =
 
     def rank(users: torch.Tensor) -> torch.Tensor:
         t0 = time.perf_counter()
-        lists, _ = model.recommend(users, kmax, beam_width, exclude=exclude)
+        lists, _ = model.recommend(users, kmax, beam_width, exclude=exclude, prior=prior)
         _sync(model.device)
         clock["s"] += time.perf_counter() - t0
         clock["users"] += int(users.numel())

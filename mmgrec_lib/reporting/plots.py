@@ -274,6 +274,9 @@ __all__ = ["BEST_EPOCH_GID", "best_row", "degree_distributions", "modality_cover
            "metric_bars", "recid_training_curves"]
 
 
+EXTRA_ROWS = ("hybrid_rerank", "prior_decoding")   # the ladder's optional rows on a trained rung (never dropped)
+
+
 def ladder_plot(table: pd.DataFrame, dataset: str = "", reference: str = "lightgcn",
                 metrics: Sequence[str] = ("test_recall@10", "test_ndcg@10", "test_recall@20")) -> plt.Figure:
     """The accuracy ladder (:func:`~mmgrec_lib.experiments.run_ladder`): left, the test metrics of each rung in
@@ -281,7 +284,7 @@ def ladder_plot(table: pd.DataFrame, dataset: str = "", reference: str = "lightg
     reference's."""
     rungs = table[table["rung"] != reference].reset_index(drop=True)
     ref = table[table["rung"] == reference]
-    labels = [f"{r} (dropped)" if "kept" in rungs and r != "hybrid_rerank" and not k else r
+    labels = [f"{r} (dropped)" if "kept" in rungs and r not in EXTRA_ROWS and not k else r
               for r, k in zip(rungs["rung"], rungs.get("kept", [True] * len(rungs)))]
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), layout="constrained", gridspec_kw={"width_ratios": [2, 1]})
     x = np.arange(len(rungs))
