@@ -27,6 +27,18 @@ from .analysis import top_k_lists
 from .runs import ModelRun, load_or_assign_recids, run_generator
 
 
+EXTRA_ROWS = ("hybrid_rerank", "prior_decoding")   # optional rows on a trained rung: never a rung to choose
+
+
+def chosen_rung(table: pd.DataFrame, reference: str = "lightgcn") -> str:
+    """The rung a ladder table chooses: the trained rung with the best validation Recall@10 (the first among ties),
+    leaving out the ``reference`` baseline row and the optional rows of :data:`EXTRA_ROWS`."""
+    rungs = table[~table["rung"].isin([reference, *EXTRA_ROWS])].reset_index(drop=True)
+    if rungs.empty or rungs["val_recall@10"].isna().all():
+        raise ValueError("chosen_rung: the ladder table has no trained rung with a validation Recall@10")
+    return str(rungs.loc[rungs["val_recall@10"].idxmax(), "rung"])
+
+
 @dataclass
 class Rung:
     """One row of the ladder: a name, the Graph RQ-VAE fields and the generator / loop fields it changes, a
@@ -275,4 +287,4 @@ def _paired(run: ModelRun, prev: ModelRun | None) -> dict[str, float]:
     return {f"p_{m}_vs_base": paired_test(prev.test, run.test, m)["p_wilcoxon"] for m in ("ndcg@10", "recall@10")}
 
 
-__all__ = ["Rung", "hybrid_rung", "prior_rung", "ladder_tasks", "seed_runs", "seed_table", "rung_configs", "run_ladder"]
+__all__ = ["EXTRA_ROWS", "Rung", "chosen_rung", "hybrid_rung", "prior_rung", "ladder_tasks", "seed_runs", "seed_table", "rung_configs", "run_ladder"]
