@@ -216,6 +216,7 @@ def test_full_profiles_are_the_ladders_chosen_rung(stem):
     apart), built with the same configs, so its run key is 09's finished run."""
     from _fixtures import rung_config
     from mmgrec_lib.experiments import Rung
+    from mmgrec_lib.experiments.ladder import EXTRA_ROWS
     from mmgrec_lib.generator import ModelConfig, TrainConfig
     ladder = _profiles("09_accuracy_ladder", "full")
     for dataset, p in _profiles(stem, "full").items():
@@ -223,7 +224,7 @@ def test_full_profiles_are_the_ladders_chosen_rung(stem):
         if dataset not in ladder or not csv.is_file():
             continue
         table = pd.read_csv(csv)
-        gen_rows = table[~table["rung"].isin(["lightgcn", "hybrid_rerank", "prior_decoding"])].reset_index(drop=True)
+        gen_rows = table[~table["rung"].isin(["lightgcn", *EXTRA_ROWS])].reset_index(drop=True)
         papers = gen_rows[~gen_rows["note"].str.startswith("not the paper's")]
         assert len(papers) >= 1 and papers.index[0] == 0, dataset              # the paper-faithful rung first
         chosen = int(papers["val_recall@10"].idxmax())
