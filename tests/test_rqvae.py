@@ -129,3 +129,17 @@ def test_bad_inputs():
     model = RQVAE(4, latent_dim=2, hidden_dim=4, codebook_size=3)
     with pytest.raises(ValueError, match=r"\(B, 4\)"):
         model(torch.zeros(3, 5))
+
+
+@pytest.mark.parametrize("shape", [(513, 7, 5), (1682, 128, 32)])
+def test_squared_distances_are_the_three_pass_expression_bit_for_bit(shape):
+    """The fused form must give the values of |x|^2 - 2 x c^T + |c|^2 exactly (committed Rec-IDs depend on every
+    argmin), and be the squared Euclidean distances."""
+    B, L, d = shape
+    g = torch.Generator().manual_seed(B)
+    for scale in (0.1, 1.0, 10.0):
+        x, c = torch.randn(B, d, generator=g) * scale, torch.randn(L, d, generator=g) * scale
+        reference = (x.pow(2).sum(-1, keepdim=True) - 2.0 * x @ c.t() + c.pow(2).sum(-1)[None, :]).clamp_min_(0.0)
+        got = squared_distances(x, c)
+        assert got.shape == (B, L) and torch.equal(got, reference)
+        torch.testing.assert_close(got, torch.cdist(x.double(), c.double()).pow(2).float(), rtol=1e-4, atol=1e-3 * scale ** 2)

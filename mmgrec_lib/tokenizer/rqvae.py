@@ -44,10 +44,11 @@ def mlp(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
 
 
 def squared_distances(x: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
-    """``(B, L)`` squared Euclidean distances between rows of ``x`` ``(B, d)`` and ``codebook`` ``(L, d)``."""
-    return (x.pow(2).sum(-1, keepdim=True)                       # (B, 1)
-            - 2.0 * x @ codebook.t()                              # (B, L)
-            + codebook.pow(2).sum(-1)[None, :]).clamp_min_(0.0)   # (1, L)
+    """``(B, L)`` squared Euclidean distances between rows of ``x`` ``(B, d)`` and ``codebook`` ``(L, d)``:
+    ``|x|^2 - 2 x c^T + |c|^2``, clamped at 0. One fused ``addmm`` and two in-place passes over ``(B, L)`` (the
+    factor -2 is exact in floating point, so the values are bit for bit those of the three-pass expression)."""
+    d = torch.addmm(x.pow(2).sum(-1, keepdim=True), x, codebook.t(), alpha=-2.0)   # (B, L): |x|^2 - 2 x c^T
+    return d.add_(codebook.pow(2).sum(-1)[None, :]).clamp_min_(0.0)              # + |c|^2 (1, L)
 
 
 def kmeans_centroids(x: torch.Tensor, k: int, seed: int, generator: torch.Generator) -> torch.Tensor:
