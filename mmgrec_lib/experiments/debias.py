@@ -9,36 +9,23 @@ from __future__ import annotations
 from typing import Sequence
 
 import pandas as pd
-import torch
 
 from ..data.dataset import RecDataset
-from ..evaluation import EvalResult, evaluate, excluded_matrix, list_diagnostics
+from ..evaluation import EvalResult, list_diagnostics
 from ..generator.prior import PopularityPrior
-from ..utils import eval_mode
+from ..generator.training import evaluate_generator
 
 
 def prior_evaluate(model, dataset: RecDataset, split: str, weight: float, ks: Sequence[int] = (10, 20),
                    beam: int = 20, alpha: float = 1.0, batch_size: int = 256) -> EvalResult:
     """Full-ranking metrics of ``model`` decoded with the popularity prior of weight ``weight`` (training
-    popularity of ``dataset``). ``extra["lists"]`` keeps the ``(U_split, max(ks))`` lists and
-    ``extra["coverage@10"]`` the share of items in the top-10 lists."""
-    ks = tuple(sorted(int(k) for k in ks))
-    if beam < ks[-1]:
-        raise ValueError(f"beam ({beam}) must be >= the largest cut-off ({ks[-1]})")
+    popularity of ``dataset``; :func:`~mmgrec_lib.generator.training.evaluate_generator`). ``extra["lists"]``
+    keeps the ``(U_split, max(ks))`` lists and ``extra["coverage@10"]`` the share of items in the top-10 lists."""
     prior = PopularityPrior(model.trie, dataset.item_popularity(), weight, alpha)
-    exclude = excluded_matrix(dataset, split)
-    chunks: list[torch.Tensor] = []
-
-    def rank(users: torch.Tensor) -> torch.Tensor:
-        lists = model.recommend(users.to(model.device), ks[-1], beam, exclude=exclude, prior=prior)[0].cpu()
-        chunks.append(lists)
-        return lists
-
-    with eval_mode(model):
-        res = evaluate(rank, dataset, split, ks, batch_size=batch_size, name=f"MMGRec, prior beta={weight:g}")
-    lists = torch.cat(chunks) if chunks else torch.zeros(0, ks[-1], dtype=torch.long)
-    res.extra.update(lists=lists, prior_weight=float(weight), beam_width=beam,
-                     **{"coverage@10": list_diagnostics(lists[:, :10], dataset)["coverage"]})
+    res = evaluate_generator(model, dataset, split, ks, beam, batch_size, name=f"MMGRec, prior beta={weight:g}",
+                             prior=prior, keep_lists=True)
+    res.extra.update(prior_weight=float(weight),
+                     **{"coverage@10": list_diagnostics(res.extra["lists"][:, :10], dataset)["coverage"]})
     return res
 
 

@@ -170,10 +170,12 @@ def beam_search(model: GeneratorLike, users: torch.Tensor, k: int, beam_width: i
             padded = model.trie.padded(lvl)
             if padded is None:                                               # candidates: every token
                 cand = score[..., None] + logp                               # (Bu, W, C = card)
-                if prior is not None:                                        # (Bu, W, card) the children
-                    cand += prior.step(lvl, parent, model.trie.child_table(lvl)[parent])
-                if not model.trie.full(lvl):
-                    cand.masked_fill_(model.trie.child_table(lvl)[parent] < 0, float("-inf"))
+                full = model.trie.full(lvl)
+                child = None if full and prior is None else model.trie.child_table(lvl)[parent]  # (Bu, W, card)
+                if prior is not None:
+                    cand += prior.step(lvl, parent, child)
+                if not full:
+                    cand.masked_fill_(child < 0, float("-inf"))
             else:                                                            # candidates: the node's children
                 token = padded[0][parent].long()                             # (Bu, W, C) tokens, -1 pads
                 cand = (score[..., None] + logp.gather(2, token.clamp(min=0))).masked_fill_(token < 0, float("-inf"))

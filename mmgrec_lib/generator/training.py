@@ -367,14 +367,14 @@ def train_generator(dataset: RecDataset, table: RecIDTable, user_repr: torch.Ten
 
 def evaluate_generator(model: MMGRecGenerator, dataset: RecDataset, split: str = "test",
                        ks: Sequence[int] = (10, 20), beam_width: int | None = None, batch_size: int = 256,
-                       name: str = "MMGRec", prior=None) -> EvalResult:
+                       name: str = "MMGRec", prior=None, keep_lists: bool = False) -> EvalResult:
     """Full-ranking metrics of beam-search recommendations (training items, and validation items when
     ``split="test"``, are excluded during decoding, so every list has ``max(ks)`` admissible items).
 
     ``beam_width`` defaults to ``max(ks)`` (the paper's beam = K). ``extra`` of the result holds
     ``inference_s_per_user`` (decoding only, averaged over evaluated users), ``inference_s``, ``users`` and
-    ``beam_width``. ``prior`` (not the paper's): a :class:`~mmgrec_lib.generator.prior.PopularityPrior`
-    applied while decoding.
+    ``beam_width``; with ``keep_lists`` also ``lists``, the ``(U_split, max(ks))`` ranked lists in user order.
+    ``prior`` (not the paper's): a :class:`~mmgrec_lib.generator.prior.PopularityPrior` applied while decoding.
     """
     ks = tuple(sorted(int(k) for k in ks))
     kmax = ks[-1]
@@ -386,6 +386,7 @@ def evaluate_generator(model: MMGRecGenerator, dataset: RecDataset, split: str =
                          f"{dataset.n_users} x {dataset.n_items}")
     exclude = excluded_matrix(dataset, split)
     clock = {"s": 0.0, "users": 0}
+    kept: list[torch.Tensor] = []
 
     def rank(users: torch.Tensor) -> torch.Tensor:
         t0 = time.perf_counter()
@@ -393,12 +394,16 @@ def evaluate_generator(model: MMGRecGenerator, dataset: RecDataset, split: str =
         _sync(model.device)
         clock["s"] += time.perf_counter() - t0
         clock["users"] += int(users.numel())
+        if keep_lists:
+            kept.append(lists.cpu())
         return lists.cpu()
 
     with eval_mode(model):
         res = evaluate(rank, dataset, split, ks, batch_size=batch_size, name=name)
     res.extra.update(inference_s=clock["s"], users=clock["users"], beam_width=beam_width,
                      inference_s_per_user=clock["s"] / max(clock["users"], 1))
+    if keep_lists:
+        res.extra["lists"] = torch.cat(kept) if kept else torch.zeros(0, kmax, dtype=torch.long)
     return res
 
 
