@@ -274,14 +274,12 @@ __all__ = ["BEST_EPOCH_GID", "best_row", "degree_distributions", "modality_cover
            "metric_bars", "recid_training_curves"]
 
 
-EXTRA_ROWS = ("hybrid_rerank", "prior_decoding")   # the ladder's optional rows on a trained rung (never dropped)
-
-
 def ladder_plot(table: pd.DataFrame, dataset: str = "", reference: str = "lightgcn",
                 metrics: Sequence[str] = ("test_recall@10", "test_ndcg@10", "test_recall@20")) -> plt.Figure:
     """The accuracy ladder (:func:`~mmgrec_lib.experiments.run_ladder`): left, the test metrics of each rung in
     order with the ``reference`` row (a baseline) as dashed lines; right, list coverage@10 per rung and the
     reference's."""
+    from ..experiments.ladder import EXTRA_ROWS   # here, not at import: experiments would double plots' import time
     rungs = table[table["rung"] != reference].reset_index(drop=True)
     ref = table[table["rung"] == reference]
     labels = [f"{r} (dropped)" if "kept" in rungs and r not in EXTRA_ROWS and not k else r
