@@ -208,3 +208,41 @@ def test_notebook_09_profiles_build_their_rungs():
         rungs = [Rung.from_dict(r) for r in entry["LADDER"]]
         gen = GeneratorConfig.from_dict({"targets_per_input": 8})                  # the notebook's base
         assert len(rung_configs(GraphRQVAEConfig(), gen, LoopConfig(), rungs)) == len(rungs)
+
+
+def test_longer_patience_continues_the_shorter_run_exactly(tmp_path):
+    """A run asked with patience 6 starts from the finished patience-1 run (which stopped early) and ends
+    exactly where a fresh patience-6 run ends: same history, best epoch, weights and test metrics."""
+    import torch
+
+    ds = make_tiny_dataset()
+    over = {"mf": {"device": "cpu", "lr": 0.05}}
+    short = LoopConfig(epochs=40, patience=1, eval_every=1, progress=False)
+    long = dataclasses.replace(short, patience=6)
+    first = run_baselines(ds, ["mf"], loop=short, runs_dir=tmp_path / "shared", overrides=over)["mf"]
+    assert first.fit.stopped_early and len(first.fit.history) < 40          # the short run did stop early
+    extended = run_baselines(ds, ["mf"], loop=long, runs_dir=tmp_path / "shared", overrides=over)["mf"]
+    fresh = run_baselines(ds, ["mf"], loop=long, runs_dir=tmp_path / "fresh", overrides=over)["mf"]
+    assert extended.fit.resumed_from == len(first.fit.history) > 0             # it did start from the short run
+    assert fresh.fit.resumed_from == 0
+    assert len(extended.fit.history) > len(first.fit.history)
+    assert extended.fit.history == fresh.fit.history
+    assert (extended.fit.best_epoch, extended.fit.best_score) == (fresh.fit.best_epoch, fresh.fit.best_score)
+    for (k, a), b in zip(extended.model.state_dict().items(), fresh.model.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert extended.test.mean() == fresh.test.mean()
+    assert len(extended.fit.epoch_seconds) == len(extended.fit.history)     # time of the whole run, both parts
+
+
+def test_extend_patience_refuses_to_overwrite_and_names_a_missing_source(tmp_path):
+    from mmgrec_lib.training import extend_patience
+    from mmgrec_lib.utils import CheckpointError
+
+    with pytest.raises(FileNotFoundError, match="nothing.pt"):
+        extend_patience(tmp_path / "nothing.pt", tmp_path / "target.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="junk.pt"):
+        extend_patience(tmp_path / "junk.pt", tmp_path / "target.pt")
+    (tmp_path / "target.pt").write_bytes(b"x")
+    with pytest.raises(FileExistsError, match="target.pt"):
+        extend_patience(tmp_path / "nothing.pt", tmp_path / "target.pt")

@@ -20,7 +20,7 @@ import torch
 from ..baselines import BASELINES, Recommender
 from ..data.dataset import RecDataset
 from ..evaluation import EvalResult, evaluate, paired_test
-from ..training.loop import FitResult, LoopConfig
+from ..training.loop import FitResult, LoopConfig, extend_patience
 
 
 @dataclass
@@ -98,6 +98,10 @@ def run_baselines(
     for name in models:
         model: Recommender = BASELINES[name].from_dataset(dataset, **dict(overrides.get(name, {})))
         ckpt = None if runs_dir is None else baseline_run_path(runs_dir, dataset, name, model.config, loop, seed)
+        if ckpt is not None and loop.resume and not ckpt.exists():
+            shorter = shorter_patience_run(runs_dir, dataset, name, model.config, loop, seed)
+            if shorter is not None:
+                extend_patience(shorter, ckpt)             # exact: continue the same run with more patience
         cfg = dataclasses.replace(loop, checkpoint=ckpt)
         start = time.perf_counter()
         result = model.fit(dataset, cfg, torch.Generator().manual_seed(seed))
@@ -128,6 +132,21 @@ def results_table(runs: Mapping[str, ModelRun], reference: str | None = None,
                              else paired_test(runs[ref].test, run.test, m)["p_wilcoxon"])
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def shorter_patience_run(runs_dir: str | Path, dataset: RecDataset, name: str, config, loop: LoopConfig,
+                         seed: int) -> Path | None:
+    """The checkpoint of the same baseline run as ``baseline_run_path(runs_dir, dataset, name, config, loop,
+    seed)`` but with the largest shorter patience (``1 .. loop.patience - 1``) that exists, or ``None``.
+    :func:`~mmgrec_lib.training.loop.extend_patience` turns it into the start of the longer run, so a grid
+    tuned with a short patience hands its chosen point to the full budget without retraining it."""
+    if loop.patience <= 1:
+        return None
+    for p in range(loop.patience - 1, 0, -1):
+        path = baseline_run_path(runs_dir, dataset, name, config, dataclasses.replace(loop, patience=p), seed)
+        if path.is_file():
+            return path
+    return None
 
 
 def baseline_run_path(runs_dir: str | Path, dataset: RecDataset, name: str, config, loop: LoopConfig,

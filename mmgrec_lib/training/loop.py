@@ -201,6 +201,34 @@ def _load_resumable(path: Path) -> dict:
     return state
 
 
+def extend_patience(source: str | Path, target: str | Path) -> Path:
+    """Start the run at ``target`` from the checkpoint at ``source`` of the same run with a shorter patience.
+
+    Patience only decides when a run stops: with everything else equal (model, data, seed, ``epochs``,
+    ``eval_every``, ``monitor``, threads), the run with patience ``p`` passes through exactly the states of the
+    run with patience ``P > p`` until it stops. Its checkpoint (current weights, optimiser, generator, history,
+    best weights and the count of validations without improvement) is therefore a valid resume point of the
+    longer run: this copies it to ``target`` with the stop undone, and :func:`fit` with ``resume`` continues from
+    there, giving the result of an uninterrupted run with patience ``P`` (tested). A source that ran out of
+    ``epochs`` without stopping is copied as it is (the longer run ends there too). The caller is responsible
+    for the "everything else equal"; the run keys of :mod:`mmgrec_lib.experiments.runs` are.
+
+    Raises:
+        FileNotFoundError: ``source`` is missing.
+        CheckpointError: ``source`` is unreadable or not a checkpoint of this loop.
+        FileExistsError: ``target`` exists (it would be overwritten).
+    """
+    source, target = Path(source), Path(target)
+    if target.exists():
+        raise FileExistsError(f"extend_patience: target checkpoint {target} exists; it is not overwritten")
+    state = _load_resumable(source)
+    if state.get("stopped_early"):
+        state["stopped_early"] = False
+        state["finished"] = False
+    state["extended_from"] = str(source.name)
+    return atomic_save(state, target)
+
+
 def require_validation(dataset, where: str) -> None:
     """Raise ``ValueError`` when ``dataset.val`` holds no interactions: early stopping on validation metrics
     (and keeping the best epoch's weights) needs some. Call before training, so nothing is spent first."""
