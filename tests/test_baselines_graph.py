@@ -137,6 +137,34 @@ def test_graphsage_layer_is_root_plus_neighbour_mean(ds):
         assert torch.allclose(model.propagate(model.graph()).double(), ref, atol=1e-5)
 
 
+@pytest.mark.parametrize("training", [False, True])
+def test_gat_layer_equals_pyg_gatconv_with_gradients(ds, training):
+    """gat_layer (one sparse product) gives GATConv's output and gradients, attention dropout included."""
+    from torch_geometric.nn.conv import GATConv
+
+    from mmgrec_lib.baselines.gat import GATGraph, gat_layer
+    torch.manual_seed(0)
+    model = _build(GAT, ds, n_layers=1)
+    ei = bipartite_edge_index(model.edge_index, ds.n_users)
+    n = ds.n_users + ds.n_items
+    conv = GATConv(16, 16, heads=3, concat=False, add_self_loops=True, dropout=0.3).double()
+    with torch.no_grad():
+        conv.bias.normal_()
+    conv.train(training)
+    x = torch.randn(n, 16, dtype=torch.float64, requires_grad=True)
+    torch.manual_seed(1)
+    ref = conv(x, ei)
+    torch.manual_seed(1)
+    out = gat_layer(conv, x, GATGraph(ei, n, 3))
+    assert out.shape == (n, 16)
+    assert torch.allclose(out, ref, atol=1e-12)
+    weights = (x, conv.lin.weight, conv.att_src, conv.att_dst, conv.bias)
+    g_ref = torch.autograd.grad((ref * ref.detach().sin()).sum(), weights)
+    g_out = torch.autograd.grad((out * out.detach().sin()).sum(), weights)
+    for a, b in zip(g_out, g_ref):
+        assert torch.allclose(a, b, atol=1e-10)
+
+
 def test_defaults_are_valid():
     for cfg in (GraphSAGEConfig(), GATConfig(), NGCFConfig()):
         assert cfg.device == "auto" and cfg.n_layers >= 1

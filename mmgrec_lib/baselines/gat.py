@@ -24,8 +24,12 @@ is applied to each layer's input (``dropout``) and to the normalised attention c
                   + \frac{\lambda}{B}\sum_{(u,i,j)} \left(\|\mathbf{h}^{(0)}_u\|^2 + \|\mathbf{h}^{(0)}_{U+i}\|^2
                   + \|\mathbf{h}^{(0)}_{U+j}\|^2\right).
 
-Attention needs the edges themselves (not a constant adjacency): every step works on the ``(2, 2E)`` edge
-index, fine at ml100k / TikTok scale.
+The layers are PyG :class:`~torch_geometric.nn.conv.GATConv` modules (they hold the weights and define the
+layer; ``GATConv(h, edge_index)`` gives the same output, tested), but :func:`gat_layer` evaluates them without
+per-edge messages: the attention logits need only per-node scalars gathered on the edges, and the weighted sum
+over neighbours is one sparse product over a fixed pattern holding every head as a block of columns
+(:class:`~mmgrec_lib.data.sparse.EdgePattern`), whose backward pass is a sampled dense product. Edge-wise message
+passing gathers an ``(E, K, D)`` tensor forward and backward, the dominant cost of a training step on CPU.
 """
 from __future__ import annotations
 
@@ -35,7 +39,9 @@ import torch
 import torch.nn.functional as F
 from torch_geometric.nn.conv import GATConv
 
-from ..data.sparse import bipartite_edge_index
+from torch_geometric.utils import softmax as segment_softmax
+
+from ..data.sparse import EdgePattern, bipartite_edge_index
 from ..utils import check_fields, seeded_rng
 from .base import check_below_one, check_non_negative, check_positive, init_normal_
 from .graphsage import GraphBPRRecommender, reset_conv_
@@ -80,6 +86,42 @@ class GATConfig:
         check_below_one("GATConfig", dropout=self.dropout, attn_dropout=self.attn_dropout)
 
 
+class GATGraph:
+    """What :func:`gat_layer` needs of a graph over ``n`` nodes with ``heads`` heads: the ``(2, E')`` (source,
+    target) edges with one self-loop per node appended (GATConv's order: the given edges, then the loops
+    ``0..n-1``), and the pattern ``(n, heads * n)`` whose entry ``(target, h * n + source)`` carries head ``h``'s
+    attention weight of that edge (``perm``: edge-major ``(E' * heads,)`` values -> the pattern's CSR order)."""
+
+    def __init__(self, edge_index: torch.Tensor, n: int, heads: int) -> None:
+        loops = torch.arange(n, device=edge_index.device)
+        keep = edge_index[0] != edge_index[1]                                    # GATConv drops existing loops
+        self.edge_index = torch.cat([edge_index[:, keep], torch.stack([loops, loops])], 1)   # (2, E')
+        src, dst = self.edge_index
+        offsets = torch.arange(heads, device=src.device) * n                     # (K,)
+        cols = (src[:, None] + offsets).flatten()                                # (E' K,) edge-major
+        rows = dst[:, None].expand(-1, heads).flatten()                          # (E' K,)
+        self.pattern = EdgePattern(rows, cols, (n, heads * n))
+        self.perm = self.pattern.order                                            # edge-major -> CSR
+        self.n, self.heads = n, heads
+
+
+def gat_layer(conv: GATConv, x: torch.Tensor, graph: GATGraph) -> torch.Tensor:
+    """``conv(x, graph.edge_index)`` for a ``GATConv(..., concat=False, add_self_loops=True)`` (heads averaged),
+    computed with one sparse product instead of per-edge messages (same values up to float rounding; attention
+    dropout draws the same mask as GATConv in training mode)."""
+    n, k, d = x.shape[0], conv.heads, conv.out_channels
+    h = conv.lin(x).view(n, k, d)                                                # (N, K, D)
+    a_src = (h * conv.att_src).sum(-1)                                           # (N, K)
+    a_dst = (h * conv.att_dst).sum(-1)                                           # (N, K)
+    src, dst = graph.edge_index
+    logits = F.leaky_relu(a_src[src] + a_dst[dst], conv.negative_slope)          # (E', K)
+    alpha = segment_softmax(logits, dst, num_nodes=n)                            # (E', K) over each target
+    alpha = F.dropout(alpha, conv.dropout, conv.training)
+    values = (alpha / k).flatten()[graph.perm]                                   # (E' K,) CSR order
+    out = graph.pattern.spmm(values, h.transpose(0, 1).reshape(k * n, d))        # (N, D) heads averaged
+    return out + conv.bias if conv.bias is not None else out
+
+
 class GAT(GraphBPRRecommender):
     """GAT recommender.
 
@@ -104,9 +146,10 @@ class GAT(GraphBPRRecommender):
                 for _ in range(c.n_layers))
         self._finish_init(edge_index)
 
-    def _build_graph(self, edge_index: torch.Tensor) -> torch.Tensor:
-        """The bipartite graph as ``(2, 2E)`` (source, target) node pairs (GATConv adds the self-loops)."""
-        return bipartite_edge_index(edge_index, self.n_users)
+    def _build_graph(self, edge_index: torch.Tensor) -> GATGraph:
+        """The bipartite graph's ``(2, 2E)`` (source, target) node pairs plus self-loops, as a :class:`GATGraph`."""
+        return GATGraph(bipartite_edge_index(edge_index, self.n_users), self.n_users + self.n_items,
+                        self.config.heads)
 
     def _dropout_rates(self) -> tuple[float, ...]:
         return (self.config.dropout, self.config.attn_dropout)
@@ -116,12 +159,12 @@ class GAT(GraphBPRRecommender):
         for conv in self.convs:
             reset_conv_(conv, generator)       # W^k (H*D, D), a_src and a_dst (1, H, D): Glorot; bias: 0
 
-    def propagate(self, edge_index: torch.Tensor) -> torch.Tensor:
+    def propagate(self, graph: GATGraph) -> torch.Tensor:
         c = self.config
         h = self.emb                                                             # (U+I, D)
         for n, conv in enumerate(self.convs):
             h = F.dropout(h, c.dropout, self.training) if c.dropout > 0 else h
-            h = conv(h, edge_index)                                              # (U+I, D) heads averaged
+            h = gat_layer(conv, h, graph)                                        # (U+I, D) heads averaged
             if n < len(self.convs) - 1:
                 h = F.elu(h)
         return h

@@ -67,11 +67,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..data.sparse import bipartite_edge_index
+from ..data.sparse import EdgePattern, bipartite_edge_index
 from ..utils import check_fields, seeded_rng
 from .base import (check_fraction, check_non_negative, check_positive, init_normal_, init_xavier_linear_,
                    next_step_seed, optional_tuple, register_step_seed, reset_step_seed)
-from .lattice import edge_spmm
 from .mmgcn import MultimodalGraphRecommender, normalized_edge_values
 
 WEIGHT_MODES = ("max", "softmax")
@@ -87,21 +86,20 @@ def segment_softmax(logits: torch.Tensor, index: torch.Tensor, n: int) -> torch.
     return ex / den[index]
 
 
-def route_preferences(pref: torch.Tensor, feats: torch.Tensor, users: torch.Tensor, items: torch.Tensor,
-                      n_iter: int) -> torch.Tensor:
+def route_preferences(pref: torch.Tensor, feats: torch.Tensor, pattern: EdgePattern, n_iter: int) -> torch.Tensor:
     r"""GRCN's routing: ``n_iter`` times :math:`\mathbf{p}_u \leftarrow \operatorname{norm}(\mathbf{p}_u +
     \sum_{i \in \mathcal{N}(u)} \operatorname{softmax}_i(\mathbf{p}_u^\top \mathbf{f}_i)\, \mathbf{f}_i)`.
 
     Args:
         pref: ``(U, C)`` unit user preferences.
         feats: ``(I, C)`` unit (or zero) item content vectors.
-        users, items: ``(E,)`` the training edges.
+        pattern: the ``(U, I)`` training edges (:class:`~mmgrec_lib.data.sparse.EdgePattern`): the logits are a
+            sampled product on it and the weighted sum a sparse product, so no ``(E, C)`` rows are gathered.
     """
-    f_e = feats[items]                                                                      # (E, C)
     p = pref
     for _ in range(n_iter):
-        alpha = segment_softmax((p[users] * f_e).sum(-1), users, p.shape[0])               # (E,)
-        p = F.normalize(p + torch.zeros_like(p).index_add(0, users, alpha[:, None] * f_e), dim=1)  # (U, C)
+        alpha = segment_softmax(pattern.sddmm(p, feats), pattern.rows, p.shape[0])          # (E,) CSR order
+        p = F.normalize(p + pattern.spmm(alpha, feats), dim=1)                             # (U, C)
     return p
 
 
@@ -204,6 +202,28 @@ class GRCN(MultimodalGraphRecommender):
             self._adj_cache[key] = (ei[:, perm].contiguous(), perm)
         return self._adj_cache[key]
 
+    def bipartite_pattern(self) -> EdgePattern:
+        """The sorted bipartite edges of :meth:`sorted_bipartite` as an ``(N, N)`` pattern (CSR order = their
+        order; cached)."""
+        key = ("bipartite_pattern", self.edge_index.device)
+        if key not in self._adj_cache:
+            ei, _ = self.sorted_bipartite()
+            n = self.n_users + self.n_items
+            self._adj_cache[key] = EdgePattern(ei[0], ei[1], (n, n))
+        return self._adj_cache[key]
+
+    def user_item_pattern(self) -> tuple[EdgePattern, torch.Tensor]:
+        """The training edges as a ``(U, I)`` :class:`~mmgrec_lib.data.sparse.EdgePattern` and the permutation
+        ``(E,)`` from its CSR order back to ``edge_index`` order (cached)."""
+        key = ("user_item_pattern", self.edge_index.device)
+        if key not in self._adj_cache:
+            users, items = self.edge_index
+            pattern = EdgePattern(users, items, (self.n_users, self.n_items))
+            to_edges = torch.empty_like(pattern.order)
+            to_edges[pattern.order] = torch.arange(pattern.nnz, device=pattern.order.device)
+            self._adj_cache[key] = (pattern, to_edges)
+        return self._adj_cache[key]
+
     def set_graph(self, edge_index: torch.Tensor) -> None:
         edge_index = torch.as_tensor(edge_index, dtype=torch.long)
         if edge_index.ndim == 2 and edge_index.shape[0] == 2 and edge_index.numel():   # drop repeated pairs
@@ -220,14 +240,14 @@ class GRCN(MultimodalGraphRecommender):
         """The graph refining layer: routed preferences ``M x (U, C)``, item content ``M x (I, C)``, the
         per-modality affinities ``(E, M)`` and the pruned edge weights ``(E,)`` (order of ``edge_index``)."""
         self._require_graph()
-        users, items = self.edge_index                                                          # (E,) each
+        pattern, to_edges = self.user_item_pattern()
         prefs, feats, affinity = [], [], []
         for m in range(self.n_modalities):
             f = self.content(m)                                                                 # (I, C)
-            p = route_preferences(F.normalize(self.preference[m], dim=1), f, users, items, self.config.n_routing)
+            p = route_preferences(F.normalize(self.preference[m], dim=1), f, pattern, self.config.n_routing)
             prefs.append(p)
             feats.append(f)
-            affinity.append((p[users] * f[items]).sum(-1))                                     # (E,) cosine
+            affinity.append(pattern.sddmm(p, f)[to_edges])                                     # (E,) cosine
         s = torch.stack(affinity, 1)                                                            # (E, M)
         if self.config.weight_mode == "max":
             w = s.max(1).values                                                                 # (E,)
@@ -243,12 +263,13 @@ class GRCN(MultimodalGraphRecommender):
                 w = w * (torch.rand(w.shape, device=w.device) >= p)                            # (E,)
         ei, perm = self.sorted_bipartite()                                                      # (2, 2E), (2E,)
         n = self.n_users + self.n_items
-        values = normalized_edge_values(ei, torch.cat([w, w])[perm], n, "sym")                 # (2E,)
+        values = normalized_edge_values(ei, torch.cat([w, w])[perm], n, "sym")                 # (2E,) CSR order
+        graph = self.bipartite_pattern()
 
         def smooth(x: torch.Tensor) -> torch.Tensor:                                           # (N, *) -> (N, *)
             out = x
             for _ in range(self.config.n_layers):
-                x = edge_spmm(ei, values, x)
+                x = graph.spmm(values, x)
                 out = out + x
             return out / (self.config.n_layers + 1)
 

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..data.sparse import constant_spmm
+from ..data.sparse import constant_spmm, sddmm
 from ..utils import check_fields
 from .base import check_non_negative, check_positive, init_normal_, init_xavier_linear_, optional_tuple
 from .mmgcn import MultimodalGraphRecommender, lightgcn_propagate, normalized_edge_values, to_csr
@@ -127,20 +127,20 @@ def knn_graph(x: torch.Tensor, k: int, mask: torch.Tensor | None = None, weighte
 
 class _SymmetricEdgeSpmm(torch.autograd.Function):
     """``A @ X`` for a symmetric sparse ``A`` given by sorted edges and values, differentiable in the values
-    and in ``X`` (the backward uses ``A`` itself as its transpose and gathers for the value gradients)."""
+    and in ``X`` (the backward uses ``A`` itself as its transpose, and a sampled product for the value gradients)."""
 
     @staticmethod
     def forward(ctx, edge_index: torch.Tensor, values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         adj = to_csr(edge_index, values.detach(), x.shape[0])
         ctx.adj = adj
-        ctx.save_for_backward(edge_index, x)
+        ctx.save_for_backward(x)
         return constant_spmm(adj, x)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        edge_index, x = ctx.saved_tensors
+        x, = ctx.saved_tensors
         grad = grad.contiguous()
-        g_values = (grad[edge_index[0]] * x[edge_index[1]]).sum(-1) if ctx.needs_input_grad[1] else None
+        g_values = sddmm(ctx.adj, grad, x) if ctx.needs_input_grad[1] else None       # (E,) in CSR = edge order
         g_x = constant_spmm(ctx.adj, grad) if ctx.needs_input_grad[2] else None
         return None, g_values, g_x
 

@@ -54,6 +54,20 @@ class PairSet:
         return pair_positions(self.keys, self.n_cols, rows, cols) >= 0
 
 
+def sddmm(adj: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Sampled dense-dense product: the values of ``a @ b.T`` at the non-zeros of the sparse CSR ``adj``
+    ``(N, M)``, in CSR order: ``(nnz,)``, for ``a (N, D)`` and ``b (M, D)``; not differentiable (custom backward
+    passes use it). ``torch.sparse.sampled_addmm`` computes each dot product in place, where
+    ``(a[rows] * b[cols]).sum(-1)`` first gathers two ``(nnz, D)`` matrices (much slower on CPU). ``adj``'s own
+    values are ignored."""
+    with warnings.catch_warnings():       # "sparse CSR support is in beta"
+        warnings.simplefilter("ignore", UserWarning)
+        pattern = torch.sparse_csr_tensor(adj.crow_indices(), adj.col_indices(),
+                                          torch.zeros(adj.col_indices().shape, dtype=a.dtype, device=a.device),
+                                          adj.shape)
+        return torch.sparse.sampled_addmm(pattern, a.contiguous(), b.t(), beta=0.0).values()
+
+
 def _spmm(adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """``adj @ x`` for a sparse ``adj`` into a fresh buffer: ``adj @ x`` zero-fills its result and then copies it
     once more inside ``addmm``; ``addmm(..., beta=0, out=)`` writes it once (same values, bit for bit)."""
@@ -161,3 +175,110 @@ def symmetric_adjacency(edge_index: torch.Tensor, n_users: int, n_items: int) ->
     with warnings.catch_warnings():     # "sparse CSR support is in beta": spmm with CSR is the fast path
         warnings.simplefilter("ignore", UserWarning)
         return torch.sparse_coo_tensor(ei, w, (n, n), check_invariants=False).coalesce().to_sparse_csr()
+
+
+# ---------------------------------------------------------------------------------------------- learned edge values
+def _csr(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    with warnings.catch_warnings():       # "sparse CSR support is in beta"
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(crow, col, values, shape)
+
+
+class EdgePattern:
+    r"""A fixed sparsity pattern ``(n_rows, n_cols)`` whose values are learned (attention weights, refined edge
+    weights), with the two products a graph layer needs, both differentiable in everything they read:
+
+    - :meth:`spmm`: :math:`A X` for values :math:`a_e` on the pattern, with
+      :math:`\partial / \partial a_e = \langle G_{r_e}, X_{c_e} \rangle` (a sampled product, :func:`sddmm`) and
+      :math:`\partial / \partial X = A^\top G`;
+    - :meth:`sddmm`: :math:`s_e = \langle P_{r_e}, Q_{c_e} \rangle` on the pattern, with
+      :math:`\partial / \partial P = S G`, :math:`\partial / \partial Q = S^\top G` (``S`` holding the gradient
+      of each ``s_e``).
+
+    Neither ever gathers an ``(E, D)`` matrix of rows, which is what edge-wise message passing
+    (``x[src] * alpha`` then a scatter) spends its time on. The structure is sorted once: ``order`` takes the
+    pairs as given to CSR order (values passed to :meth:`spmm` and returned by :meth:`sddmm` are in CSR order;
+    ``values[pattern.order]`` converts), and the transpose's CSR is precomputed for the backward passes.
+
+    Args:
+        rows, cols: ``(E,)`` long, the pattern's non-zeros (no repeated pair).
+        shape: ``(n_rows, n_cols)``.
+    """
+
+    def __init__(self, rows: torch.Tensor, cols: torch.Tensor, shape: tuple[int, int]) -> None:
+        rows, cols = rows.long(), cols.long()
+        n_rows, n_cols = int(shape[0]), int(shape[1])
+        if rows.shape != cols.shape or rows.ndim != 1:
+            raise ValueError(f"EdgePattern: rows {tuple(rows.shape)} and cols {tuple(cols.shape)} must be equal (E,)")
+        if rows.numel() and (int(rows.min()) < 0 or int(rows.max()) >= n_rows or int(cols.min()) < 0
+                             or int(cols.max()) >= n_cols):
+            raise ValueError(f"EdgePattern: pairs out of range for shape {(n_rows, n_cols)}")
+        self.shape = (n_rows, n_cols)
+        key = rows * n_cols + cols
+        self.order = torch.argsort(key)                                                # (E,) given -> CSR
+        if rows.numel() > 1 and bool((key[self.order][1:] == key[self.order][:-1]).any()):
+            raise ValueError("EdgePattern: repeated (row, col) pairs")
+        self.rows, self.cols = rows[self.order], cols[self.order]                     # (E,) CSR order
+        self.crow = self._crow(self.rows, n_rows)
+        self.order_t = torch.argsort(self.cols * n_rows + self.rows)                   # (E,) CSR -> transpose's CSR
+        self.crow_t = self._crow(self.cols[self.order_t], n_cols)
+        self.col_t = self.rows[self.order_t]
+
+    @staticmethod
+    def _crow(sorted_rows: torch.Tensor, n: int) -> torch.Tensor:
+        crow = torch.zeros(n + 1, dtype=torch.long, device=sorted_rows.device)
+        crow[1:] = torch.cumsum(torch.bincount(sorted_rows, minlength=n), 0)
+        return crow
+
+    @property
+    def nnz(self) -> int:
+        return int(self.rows.numel())
+
+    def matrix(self, values: torch.Tensor) -> torch.Tensor:
+        """The CSR matrix with ``values`` (``(E,)``, CSR order; not differentiable)."""
+        return _csr(self.crow, self.cols, values, self.shape)
+
+    def matrix_t(self, values: torch.Tensor) -> torch.Tensor:
+        """The transpose's CSR matrix, ``values`` given in this pattern's CSR order (not differentiable)."""
+        return _csr(self.crow_t, self.col_t, values[self.order_t], (self.shape[1], self.shape[0]))
+
+    def spmm(self, values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``A @ x``: ``values (E,)`` in CSR order, ``x (n_cols, D)`` -> ``(n_rows, D)``."""
+        return _PatternSpmm.apply(self, values, x)
+
+    def sddmm(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """``(a @ b.T)`` at the pattern: ``a (n_rows, D)``, ``b (n_cols, D)`` -> ``(E,)`` in CSR order."""
+        return _PatternSddmm.apply(self, a, b)
+
+
+class _PatternSpmm(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, pattern: EdgePattern, values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        ctx.pattern = pattern
+        ctx.save_for_backward(values, x)
+        return _spmm(pattern.matrix(values.detach()), x.detach().contiguous())
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        pattern, (values, x) = ctx.pattern, ctx.saved_tensors
+        grad = grad.contiguous()
+        g_values = sddmm(pattern.matrix(values.detach()), grad, x.detach()) if ctx.needs_input_grad[1] else None
+        g_x = _spmm(pattern.matrix_t(values.detach()), grad) if ctx.needs_input_grad[2] else None
+        return None, g_values, g_x
+
+
+class _PatternSddmm(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, pattern: EdgePattern, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        ctx.pattern = pattern
+        ctx.save_for_backward(a, b)
+        values = torch.zeros(pattern.nnz, dtype=a.dtype, device=a.device)
+        return sddmm(pattern.matrix(values), a.detach(), b.detach())
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        pattern, (a, b) = ctx.pattern, ctx.saved_tensors
+        grad = grad.contiguous()
+        g_a = _spmm(pattern.matrix(grad), b.detach().contiguous()) if ctx.needs_input_grad[1] else None
+        g_b = _spmm(pattern.matrix_t(grad), a.detach().contiguous()) if ctx.needs_input_grad[2] else None
+        return None, g_a, g_b
