@@ -218,3 +218,19 @@ def test_lightgt_input_subsets(ds):
         counts[it[0][~pd[0]]] += 1
     own = torch.from_numpy(ds.train[0].indices.astype(np.int64))
     assert (counts[own] > 0).all() and counts.sum() == 200 * min(4, len(own))
+
+
+def test_lightgt_gathered_item_content_equals_per_slot_projection(ds):
+    """bpr_loss projects every item's features once and gathers (item_content); the same user vectors and
+    gradients as projecting each input slot."""
+    model = _build(LightGT, ds, dropout=0.0)
+    users = torch.arange(ds.n_users)
+    layers = model.lightgcn_layers()
+    g_all = [model.modality_embeddings(m) for m in range(model.n_modalities)]
+    a = model.user_content(users, layers, torch.Generator().manual_seed(3), item_content=g_all)
+    b = model.user_content(users, layers, torch.Generator().manual_seed(3))
+    assert torch.allclose(a, b, atol=1e-6)
+    weights = [p for p in model.proj.parameters()]
+    g_a = torch.autograd.grad(a.square().sum(), weights)
+    g_b = torch.autograd.grad(b.square().sum(), weights)
+    assert all(torch.allclose(x, y, atol=1e-5) for x, y in zip(g_a, g_b))

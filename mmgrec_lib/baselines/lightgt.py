@@ -267,8 +267,8 @@ class LightGT(MultimodalGraphRecommender):
     def user_content(self, users: torch.Tensor, layers: list[torch.Tensor],
                      generator: torch.Generator | None = None,
                      item_content: list[torch.Tensor] | None = None) -> torch.Tensor:
-        r""":math:`\frac{1}{M}\sum_m \mathbf{t}^m_u` for ``users (B,)``: ``(B, D)``; ``item_content`` (``M x (I, D)``)
-        saves recomputing :math:`\mathbf{g}^m` at inference."""
+        r""":math:`\frac{1}{M}\sum_m \mathbf{t}^m_u` for ``users (B,)``: ``(B, D)``; ``item_content`` (``M x (I, D)``,
+        :math:`\mathbf{g}^m` of every item, differentiable or not) is gathered instead of projecting each slot."""
         items, pad = self.input_items(users, generator)                                        # (B, N) each
         pe = self.position_encodings(layers)
         t = 0
@@ -317,14 +317,17 @@ class LightGT(MultimodalGraphRecommender):
         e_bar = torch.stack(layers[:self.config.n_gcn_layers + 1]).mean(0)                     # (U+I, D)
         uniq, inv = torch.unique(users, return_inverse=True)                                   # (B',), (B,)
         gen = torch.Generator().manual_seed(seed)
+        # g^m of every item once per step (one (I, F_m) x (F_m, D) product per modality), then gathered: the
+        # batch's input subsets hold more item slots than the catalogue has items (B' * max_len + 2B > I)
+        g_all = [self.modality_embeddings(m) for m in range(self.n_modalities)]                # M x (I, D)
         if self.training and self.config.dropout > 0:
             with seeded_rng((seed + 1) % 2 ** 63, self.device):
-                t = self.user_content(uniq, layers, gen)                                       # (B', D)
+                t = self.user_content(uniq, layers, gen, item_content=g_all)                   # (B', D)
         else:
-            t = self.user_content(uniq, layers, gen)
+            t = self.user_content(uniq, layers, gen, item_content=g_all)
         r_u = e_bar[users] + t[inv]                                                            # (B, D)
         items = torch.cat([pos, neg])                                                          # (2B,)
-        g = torch.stack([self.modality_embeddings(m, items) for m in range(self.n_modalities)]).mean(0)  # (2B, D)
+        g = torch.stack([gm[items] for gm in g_all]).mean(0)                                   # (2B, D)
         r_i, r_j = (e_bar[items + self.n_users] + g).split(len(users))                         # (B, D) each
         y = (r_u * (r_i - r_j)).sum(-1)                                                        # (B,) y_ui - y_uj
         e = self.id_emb
