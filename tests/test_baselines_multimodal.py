@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from _baseline_checks import CommonChecks, Harness, ModalityChecks
+from _baseline_checks import CommonChecks, Harness, ModalityChecks, loop as _loop
 from _fixtures import make_tiny_dataset
 from mmgrec_lib.baselines.freedom import FREEDOM, FREEDOMConfig
 from mmgrec_lib.baselines.lattice import LATTICE, LATTICEConfig, edge_spmm, knn_edges, knn_graph
@@ -152,3 +152,22 @@ def test_freedom_pruning_is_degree_sensitive_and_renormalised(ds):
     full = _build(FREEDOM, ds, edge_dropout=0.0)                                    # no pruning: the full graph
     assert torch.equal(full.pruned_adjacency(gen).to_dense(), full.adjacency("sym").to_dense())
 
+
+
+@pytest.mark.parametrize("every_step", [False, True])
+def test_lattice_learned_graphs_rebuilt_once_per_epoch_as_in_the_reference(ds, monkeypatch, every_step):
+    """Training builds the learned graphs at each epoch's first step (the reference code's schedule) and reuses
+    them as constants; rebuild_every_step=True builds them at every step; the projections learn either way."""
+    model = _build(LATTICE, ds, batch_size=64, rebuild_every_step=every_step)
+    calls = []
+    original = LATTICE.learned_graph
+    monkeypatch.setattr(LATTICE, "learned_graph", lambda self, m: calls.append(m) or original(self, m))
+    before = [p.detach().clone() for p in model.proj.parameters()]
+    epochs = 2
+    model.fit(ds, _loop(epochs), torch.Generator().manual_seed(0))
+    steps = -(-ds.train.nnz // 64)                                        # steps per epoch
+    builds_in_training = epochs * (steps if every_step else 1) * model.n_modalities
+    assert len(calls) >= builds_in_training                               # + the validations' builds
+    validations = len(calls) - builds_in_training
+    assert validations % model.n_modalities == 0 and validations <= epochs * model.n_modalities
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.proj.parameters()))

@@ -12,8 +12,10 @@ matrix of item vectors :math:`\mathbf{X}` keeps, for every item, its :math:`k` m
 
 The *original* graph :math:`\hat{S}^m_\text{orig}` is built once from the raw features and frozen; the
 *learned* graph :math:`\hat{S}^m` is built from projected features :math:`\mathbf{W}_m \mathbf{f}^m_i + \mathbf{b}_m`
-at every training step (gradients flow through the kept similarities into :math:`\mathbf{W}_m`; the neighbour
-sets themselves are a hard top-k). They are mixed by :math:`\lambda` (``lambda_coeff``) and combined over
+at the first training step of every epoch, as in the reference code (gradients flow through the kept similarities
+into :math:`\mathbf{W}_m` at that step; the neighbour sets themselves are a hard top-k), and reused, as a
+constant, by the epoch's other steps (``rebuild_every_step=True``: rebuilt, with gradients, at every step).
+Inference builds it from the current projection. They are mixed by :math:`\lambda` (``lambda_coeff``) and combined over
 modalities with learned weights :math:`\boldsymbol{\alpha} = \operatorname{softmax}(\boldsymbol{\omega})`:
 
 .. math::
@@ -39,7 +41,7 @@ the item-item part is added, row-normalised, to the items:
 Differences from the reference code: the kNN graphs are symmetrised before the symmetric normalisation (the
 reference normalises the one-directional top-k matrix by its row sums), similarities are clipped at 0, each
 modality's mix is normalised separately as in the paper (the reference normalises the weighted sum of learned
-graphs), the learned graph is rebuilt at every step instead of once per epoch, and the raw features are fixed
+graphs), and the raw features are fixed
 (the reference fine-tunes them). Items lacking a modality have no edges in that modality's graphs.
 """
 from __future__ import annotations
@@ -166,6 +168,8 @@ class LATTICEConfig:
         reg: :math:`\\lambda_\\text{reg}`, L2 on the batch's layer-0 embeddings (per triple).
         batch_size: triples per step.
         init_std: std of the normal initialisation of the embeddings (projections: Xavier).
+        rebuild_every_step: rebuild the learned graphs (with gradients) at every training step instead of at the
+            first step of each epoch (the reference code's schedule; the other steps use them as constants).
         modalities: modalities to use (``None``: all of the dataset's), read by ``from_dataset``.
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
     """
@@ -180,6 +184,7 @@ class LATTICEConfig:
     reg: float = 1e-3
     batch_size: int = 2048
     init_std: float = 0.1
+    rebuild_every_step: bool = False
     modalities: tuple[str, ...] | None = None
     device: str = "auto"
 
@@ -216,6 +221,7 @@ class LATTICE(MultimodalGraphRecommender):
         self.item_emb = torch.nn.Parameter(torch.empty(self.n_items, c.dim))                   # (I, D)
         self.proj = torch.nn.ModuleList([torch.nn.Linear(d, c.feat_dim) for d in self.modality_dims])  # d_m -> D'
         self.modal_logits = torch.nn.Parameter(torch.zeros(self.n_modalities))                 # (M,) omega
+        self._epoch_graphs: list[torch.Tensor] | None = None    # M x learned CSR (constant) for the epoch's steps
         self.reset_parameters(torch.Generator().manual_seed(0))   # fit() re-draws from its generator
         self._place()
         for m in range(self.n_modalities):            # frozen original graphs, built on the model's device
@@ -230,6 +236,14 @@ class LATTICE(MultimodalGraphRecommender):
             init_xavier_linear_(layer, generator)
         with torch.no_grad():
             self.modal_logits.zero_()
+        self._epoch_graphs = None
+
+    def start_epoch(self, generator: torch.Generator) -> None:
+        """The learned graphs are rebuilt at the epoch's first step (see the module docstring)."""
+        self._epoch_graphs = None
+
+    def finish_fit(self) -> None:
+        self._epoch_graphs = None
 
     def original_graph(self, m: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The frozen normalised graph of modality ``m``: ``edge_index (2, E_m)``, ``values (E_m,)``."""
@@ -256,13 +270,22 @@ class LATTICE(MultimodalGraphRecommender):
     def _propagate(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         self._require_graph()
         lam, alpha = self.config.lambda_coeff, self.modality_weights()                         # (M,)
-        learned = [self.learned_graph(m) for m in range(self.n_modalities)] if lam < 1 else []
+        learned, fixed = [], None                                      # with gradients / constant CSR matrices
+        if lam < 1:
+            if train and not self.config.rebuild_every_step and self._epoch_graphs is not None:
+                fixed = self._epoch_graphs                             # built at this epoch's first step
+            else:
+                learned = [self.learned_graph(m) for m in range(self.n_modalities)]
+                if train and not self.config.rebuild_every_step:
+                    self._epoch_graphs = [to_csr(ei, v.detach(), self.n_items) for ei, v in learned]
         h = self.item_emb                                                                      # (I, D)
         for _ in range(self.config.n_item_layers):
             out = torch.zeros_like(h)
             for m in range(self.n_modalities):
                 mixed = lam * constant_spmm(self._original_csr(m), h)                          # (I, D)
-                if lam < 1:
+                if fixed is not None:
+                    mixed = mixed + (1 - lam) * constant_spmm(fixed[m], h)                     # symmetric
+                elif lam < 1:
                     mixed = mixed + (1 - lam) * edge_spmm(*learned[m], h)
                 out = out + alpha[m] * mixed
             h = out
