@@ -168,3 +168,12 @@ def test_gat_layer_equals_pyg_gatconv_with_gradients(ds, training):
 def test_defaults_are_valid():
     for cfg in (GraphSAGEConfig(), GATConfig(), NGCFConfig()):
         assert cfg.device == "auto" and cfg.n_layers >= 1
+
+
+def test_gat_counts_a_repeated_pair_once(ds):
+    model = _build(GAT, ds).eval()
+    ei = model.edge_index.clone()
+    users = torch.arange(4)
+    plain = model.score(users)
+    model.set_graph(torch.cat([ei, ei[:, :5]], 1))
+    assert torch.equal(model.score(users), plain)

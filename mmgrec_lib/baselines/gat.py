@@ -38,7 +38,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch_geometric.nn.conv import GATConv
-
 from torch_geometric.utils import softmax as segment_softmax
 
 from ..data.sparse import EdgePattern, bipartite_edge_index
@@ -147,9 +146,10 @@ class GAT(GraphBPRRecommender):
         self._finish_init(edge_index)
 
     def _build_graph(self, edge_index: torch.Tensor) -> GATGraph:
-        """The bipartite graph's ``(2, 2E)`` (source, target) node pairs plus self-loops, as a :class:`GATGraph`."""
-        return GATGraph(bipartite_edge_index(edge_index, self.n_users), self.n_users + self.n_items,
-                        self.config.heads)
+        """The bipartite graph's ``(2, 2E)`` (source, target) node pairs plus self-loops, as a :class:`GATGraph`
+        (a repeated (user, item) pair is one edge)."""
+        pairs = torch.unique(edge_index, dim=1) if edge_index.shape[1] else edge_index
+        return GATGraph(bipartite_edge_index(pairs, self.n_users), self.n_users + self.n_items, self.config.heads)
 
     def _dropout_rates(self) -> tuple[float, ...]:
         return (self.config.dropout, self.config.attn_dropout)
