@@ -51,7 +51,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..data.sparse import constant_spmm, sddmm
+from ..data.sparse import EdgePattern, constant_spmm
 from ..utils import check_fields
 from .base import check_non_negative, check_positive, init_normal_, init_xavier_linear_, optional_tuple
 from .mmgcn import MultimodalGraphRecommender, lightgcn_propagate, normalized_edge_values, to_csr
@@ -127,29 +127,11 @@ def knn_graph(x: torch.Tensor, k: int, mask: torch.Tensor | None = None, weighte
     return ei, normalized_edge_values(ei, values, n, "sym")
 
 
-class _SymmetricEdgeSpmm(torch.autograd.Function):
-    """``A @ X`` for a symmetric sparse ``A`` given by sorted edges and values, differentiable in the values
-    and in ``X`` (the backward uses ``A`` itself as its transpose, and a sampled product for the value gradients)."""
-
-    @staticmethod
-    def forward(ctx, edge_index: torch.Tensor, values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        adj = to_csr(edge_index, values.detach(), x.shape[0])
-        ctx.adj = adj
-        ctx.save_for_backward(x)
-        return constant_spmm(adj, x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        x, = ctx.saved_tensors
-        grad = grad.contiguous()
-        g_values = sddmm(ctx.adj, grad, x) if ctx.needs_input_grad[1] else None       # (E,) in CSR = edge order
-        g_x = constant_spmm(ctx.adj, grad) if ctx.needs_input_grad[2] else None
-        return None, g_values, g_x
-
-
 def edge_spmm(edge_index: torch.Tensor, values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """``A @ x`` for the symmetric ``(N, N)`` matrix with sorted, duplicate-free ``edge_index`` and ``values``."""
-    return _SymmetricEdgeSpmm.apply(edge_index, values, x)
+    """``A @ x`` for the ``(N, N)`` matrix with sorted, duplicate-free ``edge_index`` and ``values``, differentiable
+    in both (:class:`~mmgrec_lib.data.sparse.EdgePattern`; the values are in its CSR order, the edges' order)."""
+    n = x.shape[0]
+    return EdgePattern(edge_index[0], edge_index[1], (n, n)).spmm(values, x)
 
 
 # ---------------------------------------------------------------------------------------------- LATTICE
