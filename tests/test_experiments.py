@@ -1,6 +1,7 @@
 """Experiment helpers: reused runs report the training time they really took."""
 import dataclasses
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -151,6 +152,41 @@ def test_run_ladder_tabulates_every_rung_and_reuses_runs(tmp_path):
     for name, run in runs.items():
         own = sweep[(sweep["rung"] == name) & (sweep["weight"] == 0.0)]["val_recall@10"].iloc[0]
         assert own == pytest.approx(run.fit.best_score, abs=1e-12), name
+    # the validation sweep is cached beside each checkpoint: a rerun decodes no validation list again
+    from mmgrec_lib.experiments import debias
+    calls = []
+    real = debias.prior_evaluate
+    def counting(model, dataset, split, *a, **k):
+        calls.append(split)
+        return real(model, dataset, split, *a, **k)
+    debias.prior_evaluate = counting
+    try:
+        row2, sweep2 = prior_rung(ds, runs, weights=(0.0, 0.5), beam=20)
+    finally:
+        debias.prior_evaluate = real
+    assert calls == ["test"]                                       # only the chosen pair's test read
+    pd.testing.assert_frame_equal(sweep, sweep2)
+    assert all(Path(r.checkpoint).with_name(Path(r.checkpoint).stem + ".prior.json").is_file() for r in runs.values())
+    # a coverage floor, declared before test: only pairs whose validation coverage reaches it can be chosen
+    floor = float(sweep["val_coverage@10"].median())
+    row3, sweep3 = prior_rung(ds, runs, weights=(0.0, 0.5), beam=20, min_coverage=floor)
+    assert (sweep3["meets_coverage"] == (sweep3["val_coverage@10"] >= floor)).all()
+    pick3 = sweep3[sweep3["chosen"]].iloc[0]
+    assert pick3["meets_coverage"] and pick3["val_recall@10"] == sweep3[sweep3["meets_coverage"]]["val_recall@10"].max()
+    assert "coverage@10 >=" in row3["note"] and row3["built_on"] == pick3["rung"]
+    row4, sweep4 = prior_rung(ds, runs, weights=(0.0, 0.5), beam=20, min_coverage=1.0)   # nobody covers everything
+    assert not sweep4["meets_coverage"].any() and "no pair reached" in row4["note"]
+    assert sweep4[sweep4["chosen"]].index[0] == sweep[sweep["chosen"]].index[0]
+    with pytest.raises(ValueError, match="min_coverage"):
+        prior_rung(ds, runs, weights=(0.0,), min_coverage=1.5)
+    # the reference's validation coverage: its lists hold no training item, one row per validation user
+    from mmgrec_lib.experiments import split_lists, validation_coverage
+    lists = split_lists(ref.model, ds, "val", k=10)
+    val_users = np.unique(ds.val.nonzero()[0])
+    assert lists.shape == (len(val_users), 10)
+    train = ds.train.tocsr()
+    assert not any(train[u, i] for u, row_ in zip(val_users, lists.tolist()) for i in row_ if i >= 0)
+    assert validation_coverage(ref.model, ds) == pytest.approx(len(np.unique(lists[lists >= 0])) / ds.n_items)
     # the rungs as sweep tasks (test_sweep.py checks that a sweep over them lands on the ladder's run keys)
     from mmgrec_lib.experiments import ladder_tasks
     tasks = ladder_tasks("synthetic", 0, rc, gc, loop, rungs, tmp_path, dataset_kwargs={"n_users": 30})

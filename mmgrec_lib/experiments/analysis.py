@@ -29,24 +29,34 @@ def baseline_overrides(names: Sequence[str], dim: int = 64, device: str = "cpu")
 
 def test_users(dataset: RecDataset) -> torch.Tensor:
     """``(U_test,)`` users with at least one test item, ascending."""
-    return torch.from_numpy(np.unique(dataset.test.nonzero()[0]))
+    return split_users(dataset, "test")
+
+
+def split_users(dataset: RecDataset, split: str) -> torch.Tensor:
+    """``(U_split,)`` users with at least one item in ``split`` (``"val"`` or ``"test"``), ascending."""
+    return torch.from_numpy(np.unique(dataset.split(split).nonzero()[0]))
+
+
+def split_lists(model, dataset: RecDataset, split: str = "test", k: int = 10, beam_width: int = 20,
+                batch_size: int = 1024) -> torch.Tensor:
+    """``model``'s top-``k`` lists ``(U_split, k)`` for the users of ``split``, with the items that split excludes
+    (training items; validation items too when testing) left out. Generators (``recommend`` returning
+    ``(items, scores)``) decode with ``beam_width`` beams."""
+    users, seen = split_users(dataset, split), excluded_matrix(dataset, split)
+    chunks = []
+    for batch in users.split(batch_size):
+        if isinstance(model, MMGRecGenerator):                              # constrained beam search
+            chunks.append(model.recommend(batch, k, beam_width, exclude=seen)[0])
+        else:
+            chunks.append(model.recommend(batch, k, exclude=seen))
+    return torch.cat(chunks) if chunks else torch.empty(0, k, dtype=torch.long)
 
 
 def top_k_lists(runs: Mapping[str, ModelRun], dataset: RecDataset, k: int = 10, beam_width: int = 20,
                 batch_size: int = 1024) -> dict[str, torch.Tensor]:
     """Each model's test top-``k`` lists ``(U_test, k)`` (training and validation items excluded). Generators
     (``recommend`` returning ``(items, scores)``) decode with ``beam_width`` beams."""
-    users, seen = test_users(dataset), excluded_matrix(dataset, "test")
-    out = {}
-    for name, run in runs.items():
-        chunks = []
-        for batch in users.split(batch_size):
-            if isinstance(run.model, MMGRecGenerator):                      # constrained beam search
-                chunks.append(run.model.recommend(batch, k, beam_width, exclude=seen)[0])
-            else:
-                chunks.append(run.model.recommend(batch, k, exclude=seen))
-        out[name] = torch.cat(chunks)
-    return out
+    return {name: split_lists(run.model, dataset, "test", k, beam_width, batch_size) for name, run in runs.items()}
 
 
 def list_table(lists: Mapping[str, torch.Tensor], dataset: RecDataset, popular: int = 50) -> pd.DataFrame:
@@ -130,4 +140,4 @@ def gap_summary(table: pd.DataFrame, lists: pd.DataFrame, levels: pd.DataFrame, 
 
 
 __all__ = ["BASELINE_NAMES", "baseline_overrides", "beam_width_table", "example_recommendations", "example_users",
-           "gap_summary", "list_table", "test_users", "top_k_lists"]
+           "gap_summary", "list_table", "split_lists", "split_users", "test_users", "top_k_lists"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import pandas as pd
@@ -180,36 +181,59 @@ def hybrid_rung(dataset: RecDataset, run: ModelRun, recids, weights: Sequence[fl
 
 def prior_rung(dataset: RecDataset, runs: Mapping[str, ModelRun],
                weights: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0), beam: int = 20,
-               ks: tuple[int, ...] = (10, 20)) -> tuple[dict, pd.DataFrame]:
+               ks: tuple[int, ...] = (10, 20), min_coverage: float = 0.0) -> tuple[dict, pd.DataFrame]:
     """The optional, not-the-paper's row: a trained rung decoded with the popularity prior
     (:mod:`~mmgrec_lib.experiments.debias`). Every rung of ``runs`` is decoded at every weight on validation
-    (no training: one beam search per rung, weight and user); the (rung, weight) pair with the best validation
-    Recall@10 (first rung, smallest weight among ties) is read once on test. Returns the ladder row (paired p
-    against that rung's own decoding) and the validation table (one row per rung and weight, ``chosen``
-    marked)."""
+    (no training: one beam search per rung, weight and user; cached beside each run's checkpoint, so a rerun
+    decodes only what is new). The choice rule, declared before test is read: among the (rung, weight) pairs
+    whose validation top-10 list coverage is at least ``min_coverage`` (a share of the catalogue; 0: every
+    pair), the best validation Recall@10 (first rung, smallest weight among ties); when no pair reaches
+    ``min_coverage``, the best of all pairs, and the note says so. That pair is read once on test.
+
+    Returns the ladder row (paired p against that rung's own decoding) and the validation table (one row per
+    rung and weight; ``meets_coverage`` and ``chosen`` marked)."""
     from .debias import prior_evaluate, prior_sweep
     if not runs:
         raise ValueError("prior_rung: no rung runs")
+    if not 0.0 <= float(min_coverage) <= 1.0:
+        raise ValueError(f"prior_rung: min_coverage must be a share of the catalogue in [0, 1], got {min_coverage}")
     tables = []
     for name, run in runs.items():
-        t, _, _ = prior_sweep(run.model, dataset, weights, beam, ks, test=False)
+        ckpt = run.checkpoint if run.checkpoint is not None and Path(run.checkpoint).is_file() else None
+        cache = None if ckpt is None else Path(ckpt).with_name(Path(ckpt).stem + ".prior.json")
+        t, _, _ = prior_sweep(run.model, dataset, weights, beam, ks, test=False, cache=cache, checkpoint=ckpt)
         t.insert(0, "rung", name)
         tables.append(t)
-    table = pd.concat(tables, ignore_index=True)
-    best = table["val_recall@10"].max()
-    pick = table.index[table["val_recall@10"] == best][0]        # rungs in ladder order, weights ascending
+    table = pd.concat(tables, ignore_index=True).drop(columns="chosen")
+    table["meets_coverage"] = table["val_coverage@10"] >= float(min_coverage)
+    pool = table[table["meets_coverage"]] if table["meets_coverage"].any() else table
+    best = pool["val_recall@10"].max()
+    pick = pool.index[pool["val_recall@10"] == best][0]          # rungs in ladder order, weights ascending
     name, w = str(table.loc[pick, "rung"]), float(table.loc[pick, "weight"])
     table["chosen"] = table.index == pick
     run = runs[name]
     test = prior_evaluate(run.model, dataset, "test", w, ks, beam)
+    if min_coverage <= 0:
+        rule = "rung and beta chosen on validation"
+    elif table["meets_coverage"].any():
+        rule = f"rung and beta chosen on validation among pairs with coverage@10 >= {min_coverage:.4f}"
+    else:
+        rule = f"no pair reached validation coverage@10 {min_coverage:.4f}: the best of all pairs on validation"
     row = {"rung": "prior_decoding",
-           "note": f"not the paper's: rung {name} decoded with -beta log pop(i) (beta = {w:g}; rung and beta "
-                   f"chosen on validation; beam {beam})",
+           "note": f"not the paper's: rung {name} decoded with -beta log pop(i) (beta = {w:g}; {rule}; beam {beam})",
            "built_on": name, "kept": False, "val_recall@10": float(best),
            **{f"test_{k}": v for k, v in test.mean().items()},
            "coverage@10": test.extra["coverage@10"], "generator_seconds": run.train_seconds}
     row.update({f"p_{m}_vs_base": paired_test(run.test, test, m)["p_wilcoxon"] for m in ("ndcg@10", "recall@10")})
     return row, table
+
+
+def validation_coverage(model, dataset: RecDataset, k: int = 10, beam: int = 20, batch_size: int = 1024) -> float:
+    """The share of the catalogue in ``model``'s top-``k`` validation lists (users with a validation item; their
+    training items excluded), e.g. the reference baseline's, to set :func:`prior_rung`'s ``min_coverage``."""
+    from ..evaluation import list_diagnostics
+    from .analysis import split_lists
+    return list_diagnostics(split_lists(model, dataset, "val", k, beam, batch_size), dataset)["coverage"]
 
 
 def _kept_lists(result, dataset: RecDataset):
@@ -287,4 +311,4 @@ def _paired(run: ModelRun, prev: ModelRun | None) -> dict[str, float]:
     return {f"p_{m}_vs_base": paired_test(prev.test, run.test, m)["p_wilcoxon"] for m in ("ndcg@10", "recall@10")}
 
 
-__all__ = ["EXTRA_ROWS", "Rung", "chosen_rung", "hybrid_rung", "prior_rung", "ladder_tasks", "seed_runs", "seed_table", "rung_configs", "run_ladder"]
+__all__ = ["EXTRA_ROWS", "Rung", "chosen_rung", "hybrid_rung", "prior_rung", "validation_coverage", "ladder_tasks", "seed_runs", "seed_table", "rung_configs", "run_ladder"]
