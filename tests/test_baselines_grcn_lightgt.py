@@ -234,3 +234,51 @@ def test_lightgt_gathered_item_content_equals_per_slot_projection(ds):
     g_a = torch.autograd.grad(a.square().sum(), weights)
     g_b = torch.autograd.grad(b.square().sum(), weights)
     assert all(torch.allclose(x, y, atol=1e-5) for x, y in zip(g_a, g_b))
+
+
+def test_lightgt_split_score_is_the_reference_codes_weighted_sum(ds):
+    """score="split": w * e_u.e_i + (1 - w) * sum_m t^m_u . g^m_i, no cross terms, as one dot product."""
+    model, _ = _trained(LightGT, ds, epochs=2, score="split", score_weight=0.3, max_len=60)   # every item: no subset
+    users = torch.arange(ds.n_users)
+    layers, e_bar, _, g = model._inference_state()
+    with torch.no_grad():
+        model.eval()
+        t = model.user_content_parts(users, layers, item_content=g)                      # M x (U, D)
+    ids = e_bar[:ds.n_users] @ e_bar[ds.n_users:].T                                      # (U, I)
+    content = sum(tm @ gm.T for tm, gm in zip(t, g))                                     # (U, I)
+    assert torch.allclose(model.score(users), 0.3 * ids + 0.7 * content, atol=1e-5)
+    u_rep, i_rep = model.embeddings()
+    assert u_rep.shape == (ds.n_users, 16 * (model.n_modalities + 1)) and i_rep.shape[1] == u_rep.shape[1]
+    # the "sum" form keeps one D-wide vector: the ID and content representations added
+    plain = _build(LightGT, ds)
+    assert plain.embeddings()[0].shape == (ds.n_users, 16)
+    # the training loss scores with the same vectors (every item is in the input, so the subsets agree)
+    rng = torch.Generator().manual_seed(0)
+    u, p, n = (torch.randint(0, k, (32,), generator=rng) for k in (ds.n_users, ds.n_items, ds.n_items))
+    model.eval()
+    loss = model.bpr_loss(u, p, n)
+    s = model.score(torch.arange(ds.n_users))
+    y = s[u, p] - s[u, n]
+    e = model.id_emb
+    reg = (e[u].square().sum() + e[p + ds.n_users].square().sum() + e[n + ds.n_users].square().sum()) / 32
+    assert torch.allclose(loss, -F.logsigmoid(y).mean() + model.config.reg * reg, atol=1e-5)
+    for bad, match in [(dict(score="dot"), "score must be one of"), (dict(score_weight=1.5), r"score_weight must be in \[0, 1\]")]:
+        with pytest.raises(ValueError, match=match):
+            LightGTConfig(**bad)
+
+
+def test_options_added_later_keep_earlier_run_keys(ds, tmp_path):
+    """A config field added after runs existed leaves their keys alone at its original value, and changes it
+    at any other value."""
+    import dataclasses
+    from mmgrec_lib.experiments.runs import baseline_run_path, config_key, dataset_key, run_key
+    from mmgrec_lib.training import LoopConfig
+    loop = LoopConfig(epochs=3)
+    cfg = LightGTConfig()
+    old = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("score", "score_weight")}
+    from mmgrec_lib.experiments.runs import loop_key
+    expected = tmp_path / f"{ds.name}_lightgt_{run_key(dataset_key(ds), 'lightgt', old, loop_key(loop), 0)}.pt"
+    assert baseline_run_path(tmp_path, ds, "lightgt", cfg, loop, 0) == expected
+    assert config_key(dataclasses.replace(cfg, score_weight=0.05)) == old
+    split = baseline_run_path(tmp_path, ds, "lightgt", dataclasses.replace(cfg, score="split"), loop, 0)
+    assert split != expected

@@ -30,13 +30,26 @@ query and key inputs:
     \mathbf{t}^m_u &= \mathbf{W}^m_o\, \frac{1}{|S^m_u|}\sum_{n \in S^m_u} \mathbf{h}^{m,(L_T)}_n + \mathbf{b}^m_o
         \quad (\mathbf{0} \text{ when } S^m_u = \emptyset).
 
-**Score and loss.**
+**Score and loss.** Two forms (``score``). ``"sum"`` (the default): one dot product of the summed
+representations,
 
 .. math::
 
     \mathbf{r}_u = \bar{\mathbf{e}}_u + \frac{1}{M}\sum_m \mathbf{t}^m_u, \qquad
     \mathbf{r}_i = \bar{\mathbf{e}}_{U+i} + \frac{1}{M}\sum_m \mathbf{g}^m_i, \qquad
-    \hat{y}_{ui} = \mathbf{r}_u^\top \mathbf{r}_i,
+    \hat{y}_{ui} = \mathbf{r}_u^\top \mathbf{r}_i;
+
+``"split"`` (the reference code's): an ID score and per-modality content scores, weighted by :math:`w`
+(``score_weight``), with no cross terms between the ID and content spaces,
+
+.. math::
+
+    \hat{y}_{ui} = w\,\bar{\mathbf{e}}_u^\top\bar{\mathbf{e}}_{U+i} + (1 - w)\sum_m \mathbf{t}^{m\top}_u \mathbf{g}^m_i
+    = \mathbf{r}_u^\top \mathbf{r}_i, \quad
+    \mathbf{r}_u = [\sqrt{w}\,\bar{\mathbf{e}}_u \,\|\, \sqrt{1-w}\,\mathbf{t}^1_u \,\|\, \dots], \
+    \mathbf{r}_i = [\sqrt{w}\,\bar{\mathbf{e}}_{U+i} \,\|\, \sqrt{1-w}\,\mathbf{g}^1_i \,\|\, \dots]
+
+(so scoring stays one dot product, of width :math:`D(M+1)`). The loss, for either form:
 
     \mathcal{L} = -\frac{1}{B}\sum_{(u,i,j)} \ln\sigma(\hat{y}_{ui} - \hat{y}_{uj})
         + \frac{\lambda}{B}\sum_{(u,i,j)} \left(\|\mathbf{e}^{(0)}_u\|^2 + \|\mathbf{e}^{(0)}_{U+i}\|^2
@@ -50,14 +63,15 @@ a CPU generator seeded with it, the dropout from torch's global RNG inside
 Simplifications against the paper / reference code: the reference prepends a learned user token whose output
 is the user's content vector, maps each position encoding through ``sigmoid(MLP(.))`` and uses the mean of
 LightGCN layers ``0..l``; here the user vector is the mean over the item positions and the raw layer-``l``
-output is added. The reference scores with a weighted sum of an ID score and per-modality scores
-(:math:`w\,\bar{\mathbf{e}}_u^\top\bar{\mathbf{e}}_i + (1-w)\sum_m \mathbf{t}^{m\top}_u \mathbf{g}^m_i`); here one
-dot product of the summed representations. Like the reference, the encoder layers have no feed-forward block;
-unlike it, they keep the residual connection.
+output is added. The reference scores in the ``"split"`` form (its default :math:`w = 0.05`); the ``"sum"`` form
+is this module's original simplification, kept as the default so that earlier runs stay valid. Like the
+reference, the encoder layers have no feed-forward block; unlike it, they keep the residual connection.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -67,6 +81,9 @@ from ..utils import check_fields, eval_mode, seeded_rng
 from .base import (check_fraction, check_non_negative, check_positive, init_normal_, init_xavier_linear_,
                    init_xavier_uniform_, next_step_seed, optional_tuple, register_step_seed, reset_step_seed)
 from .mmgcn import MultimodalGraphRecommender
+
+
+SCORES = ("sum", "split")
 
 
 @dataclass
@@ -81,6 +98,10 @@ class LightGTConfig:
         dropout: dropout on the attention weights and the attention output (training only), in ``[0, 1)``.
         max_len: :math:`s`, most items of a user fed to the Transformer.
         n_gcn_layers: :math:`K`, LightGCN layers averaged into :math:`\\bar{\\mathbf{e}}`.
+        score: ``"sum"`` (one dot product of the summed ID and content representations) or ``"split"`` (the
+            reference code's: ``score_weight`` times the ID score plus the rest times the per-modality content
+            scores, no cross terms).
+        score_weight: :math:`w` of the ``"split"`` score, in ``[0, 1]`` (ignored by ``"sum"``).
         lr: Adam learning rate.
         reg: :math:`\\lambda`, L2 on the batch's layer-0 ID embeddings (per triple).
         batch_size: triples per training step; also users per chunk in :meth:`LightGT.score`.
@@ -95,6 +116,8 @@ class LightGTConfig:
     dropout: float = 0.1
     max_len: int = 20
     n_gcn_layers: int = 2
+    score: str = "sum"
+    score_weight: float = 0.05
     lr: float = 1e-3
     reg: float = 1e-4
     batch_size: int = 2048
@@ -102,8 +125,15 @@ class LightGTConfig:
     modalities: tuple[str, ...] | None = None
     device: str = "auto"
 
+    # fields added after runs existed, with the value those runs had: left out of run keys at that value
+    LATER_DEFAULTS: ClassVar[dict] = {"score": "sum", "score_weight": 0.05}
+
     def __post_init__(self) -> None:
         check_fields(self)
+        if self.score not in SCORES:
+            raise ValueError(f"LightGTConfig: score must be one of {SCORES}, got {self.score!r}")
+        if not 0.0 <= self.score_weight <= 1.0:
+            raise ValueError(f"LightGTConfig: score_weight must be in [0, 1], got {self.score_weight}")
         check_positive("LightGTConfig", dim=self.dim, n_layers=self.n_layers, n_heads=self.n_heads,
                        max_len=self.max_len, lr=self.lr, batch_size=self.batch_size, init_std=self.init_std)
         check_non_negative("LightGTConfig", n_gcn_layers=self.n_gcn_layers, reg=self.reg)
@@ -269,14 +299,29 @@ class LightGT(MultimodalGraphRecommender):
                      item_content: list[torch.Tensor] | None = None) -> torch.Tensor:
         r""":math:`\frac{1}{M}\sum_m \mathbf{t}^m_u` for ``users (B,)``: ``(B, D)``; ``item_content`` (``M x (I, D)``,
         :math:`\mathbf{g}^m` of every item, differentiable or not) is gathered instead of projecting each slot."""
+        return torch.stack(self.user_content_parts(users, layers, generator, item_content)).mean(0)
+
+    def user_content_parts(self, users: torch.Tensor, layers: list[torch.Tensor],
+                           generator: torch.Generator | None = None,
+                           item_content: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+        r""":math:`\mathbf{t}^m_u` of every modality for ``users (B,)``: ``M x (B, D)`` (see :meth:`user_content`)."""
         items, pad = self.input_items(users, generator)                                        # (B, N) each
         pe = self.position_encodings(layers)
-        t = 0
+        parts = []
         for m in range(self.n_modalities):
             x = (item_content[m][items] if item_content is not None
                  else self.modality_embeddings(m, items))                                      # (B, N, D)
-            t = t + self.encode(m, items, pad, x, pe)                                          # (B, D)
-        return t / self.n_modalities
+            parts.append(self.encode(m, items, pad, x, pe))                                    # (B, D)
+        return parts
+
+    def represent(self, ids: torch.Tensor, content: list[torch.Tensor]) -> torch.Tensor:
+        """The scoring vectors of nodes from their LightGCN representation ``ids (B, D)`` and content parts
+        ``M x (B, D)`` (:math:`\mathbf{t}^m` of users or :math:`\mathbf{g}^m` of items): ``(B, D)`` for the
+        ``"sum"`` score, ``(B, D (M + 1))`` for ``"split"``, so that a dot product gives the score."""
+        if self.config.score == "sum":
+            return ids + torch.stack(content).mean(0)
+        w = self.config.score_weight
+        return torch.cat([math.sqrt(w) * ids] + [math.sqrt(1.0 - w) * c for c in content], dim=-1)
 
     def _inference_state(self) -> tuple:
         """Cached at inference until the weights change: LightGCN layers, mean :math:`\\bar{\\mathbf{e}}`, item
@@ -287,12 +332,13 @@ class LightGT(MultimodalGraphRecommender):
                 layers = self.lightgcn_layers()
                 e_bar = torch.stack(layers[:self.config.n_gcn_layers + 1]).mean(0)             # (U+I, D)
                 g = [self.modality_embeddings(m) for m in range(self.n_modalities)]            # M x (I, D)
-                item_rep = e_bar[self.n_users:] + torch.stack(g).mean(0)                       # (I, D)
+                item_rep = self.represent(e_bar[self.n_users:], g)                             # (I, D')
             self._emb_cache = (key, (layers, e_bar, item_rep, g))
         return self._emb_cache[1]
 
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inference representations of all users ``(U, D)`` and items ``(I, D)`` (users in chunks)."""
+        """Inference representations of all users ``(U, D')`` and items ``(I, D')`` (users in chunks; ``D' = D`` for
+        the ``"sum"`` score, ``D (M + 1)`` for ``"split"``)."""
         users = torch.arange(self.n_users, device=self.device)
         _, e_bar, item_rep, _ = self._inference_state()
         return torch.cat([self._user_rep(chunk) for chunk in users.split(self.config.batch_size)]), item_rep
@@ -301,7 +347,7 @@ class LightGT(MultimodalGraphRecommender):
     def _user_rep(self, users: torch.Tensor) -> torch.Tensor:
         layers, e_bar, _, g = self._inference_state()
         with eval_mode(self):
-            return e_bar[users] + self.user_content(users, layers, item_content=g)             # (B, D)
+            return self.represent(e_bar[users], self.user_content_parts(users, layers, item_content=g))  # (B, D')
 
     @torch.no_grad()
     def score(self, users: torch.Tensor) -> torch.Tensor:
@@ -322,13 +368,13 @@ class LightGT(MultimodalGraphRecommender):
         g_all = [self.modality_embeddings(m) for m in range(self.n_modalities)]                # M x (I, D)
         if self.training and self.config.dropout > 0:
             with seeded_rng((seed + 1) % 2 ** 63, self.device):
-                t = self.user_content(uniq, layers, gen, item_content=g_all)                   # (B', D)
+                t = self.user_content_parts(uniq, layers, gen, item_content=g_all)             # M x (B', D)
         else:
-            t = self.user_content(uniq, layers, gen, item_content=g_all)
-        r_u = e_bar[users] + t[inv]                                                            # (B, D)
+            t = self.user_content_parts(uniq, layers, gen, item_content=g_all)
+        r_u = self.represent(e_bar[users], [tm[inv] for tm in t])                              # (B, D')
         items = torch.cat([pos, neg])                                                          # (2B,)
-        g = torch.stack([gm[items] for gm in g_all]).mean(0)                                   # (2B, D)
-        r_i, r_j = (e_bar[items + self.n_users] + g).split(len(users))                         # (B, D) each
+        r_i, r_j = self.represent(e_bar[items + self.n_users],
+                                  [gm[items] for gm in g_all]).split(len(users))              # (B, D') each
         y = (r_u * (r_i - r_j)).sum(-1)                                                        # (B,) y_ui - y_uj
         e = self.id_emb
         reg = (e[users].square().sum() + e[pos + self.n_users].square().sum()

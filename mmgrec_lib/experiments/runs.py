@@ -153,8 +153,16 @@ def baseline_run_path(runs_dir: str | Path, dataset: RecDataset, name: str, conf
                       seed: int) -> Path:
     """Where :func:`run_baselines` keeps the run of baseline ``name`` (its built ``config`` dataclass) on
     ``dataset`` under ``loop`` and ``seed``."""
-    key = run_key(dataset_key(dataset), name, dataclasses.asdict(config), loop_key(loop), seed)
+    key = run_key(dataset_key(dataset), name, config_key(config), loop_key(loop), seed)
     return Path(runs_dir) / f"{dataset.name}_{name}_{key}.pt"
+
+
+def config_key(config) -> dict:
+    """A baseline config's fields for its run key: ``dataclasses.asdict`` without the fields added after runs
+    existed (the config class's ``LATER_DEFAULTS``) while they hold the value those runs had, so adding an
+    option keeps earlier runs' keys."""
+    later = getattr(type(config), "LATER_DEFAULTS", {})
+    return {k: v for k, v in dataclasses.asdict(config).items() if not (k in later and v == later[k])}
 
 
 def recid_run_path(runs_dir: str | Path, dataset: RecDataset, config) -> Path:
