@@ -281,7 +281,7 @@ def _written_since(reports: Path, start: float, tag: str) -> list[str]:
     """Report files modified since ``start`` that belong to the run's dataset (names end in ``_<tag>``, as
     the notebooks name them, so that runs on other datasets writing at the same time are not counted)."""
     out = []
-    for sub in ("tables", "figures", "executed"):
+    for sub in ("tables", "figures", "executed", "ledgers"):
         for f in sorted((Path(reports) / sub).glob("*")):
             if f.is_file() and f.stat().st_mtime >= start - 1 and f.stem.endswith((f"_{tag}", f"__{tag}")):
                 out.append(f"{sub}/{f.name}")

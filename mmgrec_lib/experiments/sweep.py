@@ -77,12 +77,14 @@ def _executor(executor: Any, threads: int) -> tuple[cf.Executor | None, bool]:
 
 
 def run_sweep(fn: Callable[[dict], dict], tasks: Mapping[str, dict], executor: Any = None, threads: int = 1,
-              progress: bool = True) -> pd.DataFrame:
+              progress: bool = True, on_result: Callable[[str, dict], None] | None = None) -> pd.DataFrame:
     """Run ``fn(spec)`` for every ``name -> spec`` of ``tasks``; one row per task, in the order of ``tasks``.
 
     ``fn`` must be a module-level function (it is pickled to the workers) returning a flat dict of picklable
     values. ``threads``: torch threads per task. ``progress``: one line per finished task and a summary.
     A task that raises stops the sweep with its name in the message (finished tasks keep their saved runs).
+    ``on_result(name, row)``: called in this process as each task finishes (e.g. to record it in a
+    :class:`~mmgrec_lib.experiments.ledger.RunLedger` before the sweep ends).
     """
     if not tasks:
         raise ValueError("run_sweep: no tasks")
@@ -96,6 +98,8 @@ def run_sweep(fn: Callable[[dict], dict], tasks: Mapping[str, dict], executor: A
 
     def report(name: str, row: dict) -> None:
         results[name] = row
+        if on_result is not None:
+            on_result(name, row)
         if progress:
             print(f"[{len(results)}/{len(tasks)}] {name}: done in {row['task_seconds']:.0f}s", file=sys.stderr,
                   flush=True)

@@ -6,15 +6,25 @@ process pool, serially, or a Dask client). Each point trains with early stopping
 (:func:`~mmgrec_lib.experiments.runs.run_baselines`, so a point equal to a notebook's run is reused); the point
 with the best validation Recall@10 is chosen (ties: the first in grid order). Test metrics are in the table for
 the record only; they play no part in the choice.
+
+With a ``ledger`` (a :class:`~mmgrec_lib.experiments.ledger.RunLedger` file, committed), every finished point's
+facts are recorded as it finishes, and a point whose checkpoint is missing (a fresh machine) but whose run key
+is in the ledger is not retrained: its row comes from the ledger (``source`` says which). A grid too long for
+one session thus continues where the last one stopped.
 """
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
+from .ledger import RunLedger
 from .sweep import _dataset, run_sweep
+
+#: the facts of a grid point that a ledger records (what a rerun of the point reproduces)
+LEDGER_FIELDS = ("val_recall@10", "best_epoch", "epochs_run", "train_seconds")
 
 
 def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
@@ -29,39 +39,53 @@ def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
 def baseline_task(spec: dict) -> dict:
     """Train (or reuse) one baseline at one grid point. ``spec``: ``dataset``, ``seed``, ``dataset_kwargs``,
     ``model`` (a :data:`~mmgrec_lib.baselines.BASELINES` name), ``config`` (its fields), ``loop``
-    (:class:`~mmgrec_lib.training.LoopConfig` fields), ``runs_dir``."""
+    (:class:`~mmgrec_lib.training.LoopConfig` fields), ``runs_dir``, optionally ``ledger`` (a
+    :class:`~mmgrec_lib.experiments.ledger.RunLedger` path: used when the point's checkpoint is missing).
+    Returns its facts, ``run_key`` (the checkpoint's name) and ``source`` (``run`` or ``ledger``)."""
+    from ..baselines import BASELINES
     from ..training import LoopConfig
-    from .runs import run_baselines
+    from .runs import baseline_run_path, run_baselines
     ds = _dataset(spec)
     loop = LoopConfig(**{"progress": False, **dict(spec.get("loop", {}))})
-    name = spec["model"]
-    run = run_baselines(ds, [name], loop=loop, seed=int(spec.get("seed", 0)),
-                        overrides={name: dict(spec.get("config", {}))}, runs_dir=spec["runs_dir"])[name]
+    name, seed, config = spec["model"], int(spec.get("seed", 0)), dict(spec.get("config", {}))
+    if spec.get("ledger"):
+        built = BASELINES[name].from_dataset(ds, **config).config
+        path = baseline_run_path(spec["runs_dir"], ds, name, built, loop, seed)
+        facts = None if path.exists() else RunLedger(spec["ledger"]).get(path.stem)
+        if facts is not None:
+            facts = {k: v for k, v in facts.items() if k in LEDGER_FIELDS or k.startswith("test_")}
+            return {**facts, "checkpoint": str(path), "run_key": path.stem, "source": "ledger"}
+    run = run_baselines(ds, [name], loop=loop, seed=seed, overrides={name: config}, runs_dir=spec["runs_dir"])[name]
     return {"val_recall@10": run.fit.best_score, "best_epoch": run.fit.best_epoch, "epochs_run": len(run.fit.history),
             **{f"test_{k}": v for k, v in run.test.mean().items()}, "train_seconds": run.train_seconds,
-            "checkpoint": str(run.checkpoint)}
+            "checkpoint": str(run.checkpoint), "run_key": Path(run.checkpoint).stem, "source": "run"}
 
 
 def baseline_spec(dataset: str, seed: int, model: str, config: Mapping[str, Any], loop, runs_dir,
-                  dataset_kwargs: Mapping[str, Any] | None = None) -> dict:
+                  dataset_kwargs: Mapping[str, Any] | None = None, ledger=None) -> dict:
     """A :func:`baseline_task` for the run that ``run_baselines(load_dataset(dataset, seed=seed), [model],
     loop=loop, seed=seed, overrides={model: config}, runs_dir=runs_dir)`` trains (same run key); ``loop``: a
-    :class:`~mmgrec_lib.training.LoopConfig` or its fields."""
+    :class:`~mmgrec_lib.training.LoopConfig` or its fields; ``ledger``: a run-ledger path or ``None``."""
     from .runs import loop_key
-    return {"dataset": dataset, "seed": int(seed), "dataset_kwargs": dict(dataset_kwargs or {}), "model": model,
+    spec = {"dataset": dataset, "seed": int(seed), "dataset_kwargs": dict(dataset_kwargs or {}), "model": model,
             "config": dict(config), "loop": loop_key(loop) if not isinstance(loop, Mapping) else dict(loop),
             "runs_dir": str(runs_dir)}
+    if ledger is not None:
+        spec["ledger"] = str(ledger)
+    return spec
 
 
 def tune_baseline(dataset: str, model: str, grid: Mapping[str, Sequence[Any]], loop: Mapping[str, Any],
                   runs_dir, base: Mapping[str, Any] | None = None, seed: int = 0,
                   dataset_kwargs: Mapping[str, Any] | None = None, executor: Any = None, threads: int = 1,
-                  progress: bool = True) -> tuple[pd.DataFrame, dict[str, Any]]:
+                  progress: bool = True, ledger=None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Run the grid for ``model`` on ``dataset`` and choose on validation Recall@10.
 
     ``base``: config fields shared by every point (e.g. ``{"dim": 64, "device": "cpu"}``).
-    Returns the table (one row per point: its fields, validation and test metrics, ``chosen``) and the chosen
-    config fields (``base`` plus the chosen point).
+    ``ledger``: path of a :class:`~mmgrec_lib.experiments.ledger.RunLedger` (JSON lines) where each trained point
+    is recorded as it finishes and from which points without a checkpoint are read instead of retrained.
+    Returns the table (one row per point: its fields, validation and test metrics, ``source``, ``chosen``) and the
+    chosen config fields (``base`` plus the chosen point).
     """
     from ..baselines import BASELINES
     if model not in BASELINES:
@@ -72,14 +96,22 @@ def tune_baseline(dataset: str, model: str, grid: Mapping[str, Sequence[Any]], l
         raise ValueError(f"{model}: unknown config field(s) {unknown}; known: {sorted(fields)}")
     points = grid_points(grid)
     tasks = {f"{model} " + ", ".join(f"{k}={v}" for k, v in p.items()):
-             baseline_spec(dataset, seed, model, {**dict(base or {}), **p}, loop, runs_dir, dataset_kwargs)
+             baseline_spec(dataset, seed, model, {**dict(base or {}), **p}, loop, runs_dir, dataset_kwargs, ledger)
              for p in points}
-    table = run_sweep(baseline_task, tasks, executor, threads, progress)
-    table = pd.concat([pd.DataFrame(points), table.drop(columns=["task", "worker_pid"])], axis=1)
+    book = RunLedger(ledger) if ledger is not None else None            # reads (and checks) the file up front
+
+    def record(name: str, row: dict) -> None:
+        if book is not None and row.get("source") == "run":
+            book.record(row["run_key"], {"model": model, "point": name, **{k: row[k] for k in LEDGER_FIELDS},
+                                         **{k: v for k, v in row.items() if k.startswith("test_")}})
+
+    table = run_sweep(baseline_task, tasks, executor, threads, progress, on_result=record)
+    table = pd.concat([pd.DataFrame(points), table.drop(columns=["task", "worker_pid", "run_key"], errors="ignore")],
+                      axis=1)
     table.insert(0, "model", model)
     best = int(table["val_recall@10"].idxmax())                              # first among ties
     table["chosen"] = table.index == best
     return table, {**dict(base or {}), **points[best]}
 
 
-__all__ = ["baseline_spec", "baseline_task", "grid_points", "tune_baseline"]
+__all__ = ["LEDGER_FIELDS", "baseline_spec", "baseline_task", "grid_points", "tune_baseline"]

@@ -1,0 +1,103 @@
+"""A committed record of finished runs, so that a study outlives the machine that ran it.
+
+Checkpoints under ``runs_dir`` are git-ignored and, on a fresh machine, gone. A long sweep (notebook 10's
+grids: about two hundred trainings) cannot finish in one session, so each finished run's facts (validation
+score, best epoch, test means, time) are also written to a small JSON-lines file under ``reports/ledgers/``
+that is committed as the sweep goes. A later session finds a run there by the same run key its checkpoint
+has (the checkpoint's file name: dataset, config, loop and seed hashed) and uses the recorded facts instead
+of training it again. Only facts that a rerun would reproduce are recorded (training is bit-deterministic on
+one CPU thread with the same seed); each line also says when and with which commit it was recorded.
+
+A run whose checkpoint exists is read from the checkpoint, not the ledger; the ledger only stands in for a
+missing checkpoint. To retrain a run (e.g. after a change to the model's code), delete its line.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import subprocess
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..data.paths import atomic_write
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-safe scalar: numpy / torch scalars to Python, NaN to ``None``."""
+    if hasattr(value, "item") and callable(value.item):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def git_commit(folder: str | Path | None = None) -> str | None:
+    """The commit checked out at ``folder`` (default: this package's repository), or ``None`` outside git."""
+    where = Path(folder) if folder is not None else Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=where, capture_output=True, text=True,
+                             timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+class RunLedger:
+    """Finished runs' facts by run key, in one JSON-lines file (one run per line, sorted by key).
+
+    ``RunLedger(path)`` reads the file when it exists (a missing file is an empty ledger; a line that is not a
+    JSON object with a ``key`` is an error naming the file and line). :meth:`record` rewrites the file
+    atomically, so an interrupted writer never leaves a torn ledger.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise IsADirectoryError(f"run ledger {self.path}: is a folder, expected a .jsonl file")
+        self._rows: dict[str, dict[str, Any]] = self._read()
+
+    def _read(self) -> dict[str, dict[str, Any]]:
+        rows: dict[str, dict[str, Any]] = {}
+        if not self.path.exists():
+            return rows
+        for n, line in enumerate(self.path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"run ledger {self.path}, line {n}: not JSON ({exc.msg})") from None
+            if not isinstance(row, dict) or not isinstance(row.get("key"), str):
+                raise ValueError(f"run ledger {self.path}, line {n}: expected an object with a string 'key'")
+            rows[row["key"]] = row
+        return rows
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The recorded facts of run ``key`` (without the bookkeeping fields), or ``None``."""
+        row = self._rows.get(key)
+        if row is None:
+            return None
+        return {k: v for k, v in row.items() if k not in ("key", "recorded", "commit")}
+
+    def record(self, key: str, facts: Mapping[str, Any], commit: str | None = None) -> None:
+        """Record (or replace) run ``key``'s ``facts`` (flat scalars) and write the file (re-read first, so
+        that lines another process recorded meanwhile are kept)."""
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"run ledger {self.path}: key must be a non-empty string, got {key!r}")
+        row = {"key": key, **{str(k): _plain(v) for k, v in facts.items()},
+               "recorded": datetime.date.today().isoformat(), "commit": commit if commit is not None else git_commit()}
+        self._rows = {**self._read(), key: row}
+        text = "".join(json.dumps(self._rows[k], sort_keys=True) + "\n" for k in sorted(self._rows))
+        atomic_write(self.path, lambda fh: fh.write(text.encode()))
+
+
+__all__ = ["RunLedger", "git_commit"]

@@ -1,0 +1,65 @@
+"""The run ledger: finished grid points recorded by run key, read back on a machine without their checkpoints."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from mmgrec_lib.experiments import tune_baseline
+from mmgrec_lib.experiments.ledger import RunLedger
+
+KWARGS = {"n_users": 40, "n_items": 60, "mean_items_per_user": 8.0}
+LOOP = {"epochs": 4, "patience": 0, "eval_every": 2}
+BASE = {"dim": 8, "batch_size": 64, "device": "cpu"}
+
+
+def test_ledger_records_sorted_lines_and_reads_them_back(tmp_path):
+    path = tmp_path / "ledgers" / "grid.jsonl"
+    book = RunLedger(path)
+    assert len(book) == 0 and book.get("a") is None
+    book.record("b_key", {"val": 0.5, "nan": float("nan"), "n": 3}, commit="abc")
+    RunLedger(path).record("a_key", {"val": 0.25}, commit="abc")         # another writer meanwhile
+    book.record("c_key", {"val": 0.75}, commit="abc")                    # keeps the other writer's line
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["key"] for r in lines] == ["a_key", "b_key", "c_key"]
+    again = RunLedger(path)
+    assert "b_key" in again and again.get("b_key") == {"val": 0.5, "nan": None, "n": 3}
+    assert lines[1]["commit"] == "abc" and lines[1]["recorded"]
+
+
+def test_ledger_errors_name_the_file_and_line(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"key": "a"}\nnot json\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl, line 2: not JSON"):
+        RunLedger(bad)
+    bad.write_text('{"nokey": 1}\n')
+    with pytest.raises(ValueError, match=r"line 1: expected an object with a string 'key'"):
+        RunLedger(bad)
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        RunLedger(tmp_path)
+    with pytest.raises(ValueError, match="non-empty string"):
+        RunLedger(tmp_path / "ok.jsonl").record("", {})
+
+
+def test_tune_baseline_reads_points_without_checkpoints_from_the_ledger(tmp_path):
+    runs, ledger = tmp_path / "runs", tmp_path / "ledgers" / "baseline_grid_synthetic.jsonl"
+    grid = {"lr": [0.001, 0.05]}
+    first, chosen = tune_baseline("synthetic", "mf", grid, LOOP, runs, base=BASE, dataset_kwargs=KWARGS,
+                                  executor="serial", progress=False, ledger=ledger)
+    assert list(first["source"]) == ["run", "run"] and len(RunLedger(ledger)) == 2
+    shutil.rmtree(runs)                                                      # a fresh machine: no checkpoints
+    again, chosen_again = tune_baseline("synthetic", "mf", grid, LOOP, runs, base=BASE, dataset_kwargs=KWARGS,
+                                        executor="serial", progress=False, ledger=ledger)
+    assert list(again["source"]) == ["ledger", "ledger"] and chosen_again == chosen
+    assert not runs.exists() or not any(runs.glob("*.pt"))                   # nothing was trained
+    cols = ["val_recall@10", "best_epoch", "epochs_run", "test_recall@10", "test_ndcg@20", "chosen"]
+    assert again[cols].equals(first[cols])
+    # a point not in the ledger (a new grid value) trains; a checkpoint present wins over the ledger
+    wider, _ = tune_baseline("synthetic", "mf", {"lr": [0.001, 0.05, 0.01]}, LOOP, runs, base=BASE,
+                             dataset_kwargs=KWARGS, executor="serial", progress=False, ledger=ledger)
+    assert list(wider["source"]) == ["ledger", "ledger", "run"] and len(RunLedger(ledger)) == 3
+    # the ledger's facts equal a retrained run's (bit-deterministic on one thread)
+    fresh, _ = tune_baseline("synthetic", "mf", grid, LOOP, tmp_path / "other", base=BASE, dataset_kwargs=KWARGS,
+                             executor="serial", progress=False)
+    assert list(fresh["val_recall@10"]) == list(again["val_recall@10"])
