@@ -95,7 +95,7 @@ def tune_baseline(dataset: str, model: str, grid: Mapping[str, Sequence[Any]], l
     if unknown:
         raise ValueError(f"{model}: unknown config field(s) {unknown}; known: {sorted(fields)}")
     points = grid_points(grid)
-    tasks = {f"{model} " + ", ".join(f"{k}={v}" for k, v in p.items()):
+    tasks = {(f"{model} " + ", ".join(f"{k}={v}" for k, v in p.items())).strip():
              baseline_spec(dataset, seed, model, {**dict(base or {}), **p}, loop, runs_dir, dataset_kwargs, ledger)
              for p in points}
     book = RunLedger(ledger) if ledger is not None else None            # reads (and checks) the file up front
