@@ -166,6 +166,27 @@ def test_chosen_overrides_follow_notebook_10s_tuning_runs(tmp_path):
         chosen_overrides(ds, ["nope"], {}, base, loop, tmp_path)
 
 
+def test_chosen_overrides_read_notebook_10s_ledger_where_checkpoints_are_missing(tmp_path):
+    import shutil
+    from mmgrec_lib.data import load_dataset
+    from mmgrec_lib.experiments import tune_baseline
+    loop_fields = {"epochs": 2, "patience": 0, "eval_every": 1, "monitor": "recall@10"}
+    base = {"mf": {"dim": 8, "batch_size": 64}}
+    grid = {"lr": [0.001, 0.05]}
+    runs, ledger = tmp_path / "runs", tmp_path / "baseline_grid_synthetic.jsonl"
+    _, chosen = tune_baseline("synthetic", "mf", grid, loop_fields, runs, base={"device": "cpu", **base["mf"]},
+                              dataset_kwargs=KWARGS, executor="serial", progress=False, ledger=ledger)
+    shutil.rmtree(runs)                                                      # a fresh machine
+    ds = load_dataset("synthetic", seed=0, **KWARGS)
+    loop = LoopConfig(**loop_fields, progress=False)
+    without, src = chosen_overrides(ds, ["mf"], {"mf": grid}, base, loop, runs)
+    assert "lr" not in without["mf"] and "0 of 2" in src["mf"]
+    overrides, src = chosen_overrides(ds, ["mf"], {"mf": grid}, base, loop, runs, ledger=ledger)
+    assert overrides["mf"] == chosen and src["mf"].startswith("tuned on validation (notebook 10, 2 points)")
+    with pytest.raises(ValueError, match="needs runs_dir"):
+        chosen_overrides(ds, ["mf"], {"mf": grid}, base, loop, None, ledger=ledger)
+
+
 def test_applicable_baselines_leave_out_multimodal_models_without_features():
     from mmgrec_lib.data import load_dataset
     ds = load_dataset("synthetic", seed=0, dims={}, **KWARGS)

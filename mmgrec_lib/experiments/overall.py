@@ -86,18 +86,33 @@ def finished_score(path: str | Path, loop: LoopConfig) -> float | None:
 
 def chosen_overrides(dataset: RecDataset, models: Sequence[str], grids: Mapping[str, Mapping[str, Sequence]],
                      base: Mapping[str, Mapping[str, Any]], loop: LoopConfig, runs_dir: str | Path | None,
-                     seed: int = 0, device: str = "cpu") -> tuple[dict[str, dict], dict[str, str]]:
+                     seed: int = 0, device: str = "cpu", ledger: str | Path | None = None
+                     ) -> tuple[dict[str, dict], dict[str, str]]:
     """Each model's config fields: notebook 10's choice on validation where its grid runs exist, else defaults.
 
     ``dataset``: loaded with the tuning seed ``seed`` (notebook 10's ``SEED``); ``grids``, ``base``, ``loop``,
     ``device``: notebook 10's ``GRIDS``, ``BASE``, loop and ``DEVICE`` (grids of models not in ``models`` are
     ignored). A model whose grid has a finished run (:func:`finished_score`) at every point gets the point with
     the best validation Recall@10 (the first among ties, as :func:`~mmgrec_lib.experiments.tune_baseline`);
-    otherwise, and for a model without a grid, the library defaults plus :func:`config_base`.
+    otherwise, and for a model without a grid, the library defaults plus :func:`config_base`. ``ledger``: notebook
+    10's run ledger (:class:`~mmgrec_lib.experiments.ledger.RunLedger`); a point without a finished checkpoint
+    counts as finished when the ledger records it (its recorded validation Recall@10), as notebook 10 reads it.
 
     Returns ``(overrides, sources)``: model -> config fields, and model -> a short note on where they come from.
     """
+    from .ledger import RunLedger
     from .tuning import grid_points
+    book = RunLedger(ledger) if ledger is not None else None
+    if book is not None and runs_dir is None:
+        raise ValueError("chosen_overrides: a ledger needs runs_dir (the run keys are checkpoint names)")
+
+    def score(path: Path) -> float | None:
+        found = finished_score(path, loop)
+        if found is None and book is not None:
+            facts = book.get(path.stem)
+            found = None if facts is None or facts.get("val_recall@10") is None else float(facts["val_recall@10"])
+        return found
+
     overrides, sources = {}, {}
     for m in models:
         if m not in BASELINES:
@@ -108,8 +123,8 @@ def chosen_overrides(dataset: RecDataset, models: Sequence[str], grids: Mapping[
             overrides[m], sources[m] = shared, "library defaults (no grid)"
             continue
         points = grid_points(grid)
-        scores = ([finished_score(baseline_checkpoint(dataset, m, {**shared, **p}, loop, seed, runs_dir), loop)
-                   for p in points] if runs_dir is not None else [None] * len(points))
+        scores = ([score(baseline_checkpoint(dataset, m, {**shared, **p}, loop, seed, runs_dir)) for p in points]
+                  if runs_dir is not None else [None] * len(points))
         done = sum(s is not None for s in scores)
         if done < len(points):
             overrides[m] = shared
