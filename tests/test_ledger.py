@@ -63,3 +63,48 @@ def test_tune_baseline_reads_points_without_checkpoints_from_the_ledger(tmp_path
     fresh, _ = tune_baseline("synthetic", "mf", grid, LOOP, tmp_path / "other", base=BASE, dataset_kwargs=KWARGS,
                              executor="serial", progress=False)
     assert list(fresh["val_recall@10"]) == list(again["val_recall@10"])
+
+
+def test_stage_points_cross_lr_and_reg_first_then_one_field_at_a_time():
+    from mmgrec_lib.experiments.tuning import choose_point, search_points, stage_points
+    grid = {"lr": [1, 2], "reg": [3, 4], "n_layers": [2, 3], "dropout": [0.0, 0.3, 0.5]}
+    first = stage_points(grid)
+    assert first == [{"lr": 1, "reg": 3, "n_layers": 2, "dropout": 0.0}, {"lr": 1, "reg": 4, "n_layers": 2, "dropout": 0.0},
+                     {"lr": 2, "reg": 3, "n_layers": 2, "dropout": 0.0}, {"lr": 2, "reg": 4, "n_layers": 2, "dropout": 0.0}]
+    second = stage_points(grid, first[2])
+    assert second == [{"lr": 2, "reg": 3, "n_layers": 3, "dropout": 0.0}, {"lr": 2, "reg": 3, "n_layers": 2, "dropout": 0.3},
+                      {"lr": 2, "reg": 3, "n_layers": 2, "dropout": 0.5}]
+    assert search_points(grid, "staged") == 7 and search_points(grid, "grid") == 24
+    assert stage_points({"lr": [1, 2]}, {"lr": 1}) == []                     # primary fields only: one stage
+    assert stage_points({"knn_k": [5, 10]}) == [{"knn_k": 5}] and stage_points({"knn_k": [5, 10]}, {"knn_k": 5}) == [{"knn_k": 10}]
+    assert choose_point([0.1, 0.3, 0.3]) == 1
+    with pytest.raises(ValueError, match="lacks the grid field"):
+        stage_points(grid, {"lr": 1})
+    with pytest.raises(ValueError, match="search must be one of"):
+        search_points(grid, "random")
+
+
+def test_staged_tuning_trains_the_stages_and_notebook_04_finds_the_same_choice(tmp_path):
+    from mmgrec_lib.data import load_dataset
+    from mmgrec_lib.experiments import chosen_overrides
+    from mmgrec_lib.training import LoopConfig
+    runs, ledger = tmp_path / "runs", tmp_path / "grid.jsonl"
+    grid = {"lr": [0.001, 0.05], "reg": [0.0, 0.01], "dim": [8, 4]}
+    base = {"batch_size": 64, "device": "cpu"}
+    table, chosen = tune_baseline("synthetic", "mf", grid, LOOP, runs, base=base, dataset_kwargs=KWARGS,
+                                  executor="serial", progress=False, ledger=ledger, search="staged")
+    assert list(table["stage"]) == [1, 1, 1, 1, 2] and len(RunLedger(ledger)) == 5
+    assert set(table.loc[table["stage"] == 1, "dim"]) == {8} and table.loc[4, "dim"] == 4
+    best1 = table[table["stage"] == 1]["val_recall@10"].idxmax()
+    assert (table.loc[4, "lr"], table.loc[4, "reg"]) == (table.loc[best1, "lr"], table.loc[best1, "reg"])
+    assert table["chosen"].sum() == 1 and table.loc[table["chosen"], "val_recall@10"].iloc[0] == table["val_recall@10"].max()
+    ds = load_dataset("synthetic", seed=0, **KWARGS)
+    loop = LoopConfig(**LOOP, monitor="recall@10", progress=False)
+    shutil.rmtree(runs)
+    over, src = chosen_overrides(ds, ["mf"], {"mf": grid}, {"mf": {"batch_size": 64}}, loop, runs, ledger=ledger,
+                                 search="staged")
+    assert over["mf"] == chosen and "5 points, staged" in src["mf"]
+    full, src = chosen_overrides(ds, ["mf"], {"mf": grid}, {"mf": {"batch_size": 64}}, loop, runs, ledger=ledger)
+    assert "lr" not in full["mf"] and "5 of 8 runs finished" in src["mf"]          # the full grid is not done
+    with pytest.raises(ValueError, match="search must be one of"):
+        tune_baseline("synthetic", "mf", grid, LOOP, runs, search="random", executor="serial")

@@ -86,8 +86,8 @@ def finished_score(path: str | Path, loop: LoopConfig) -> float | None:
 
 def chosen_overrides(dataset: RecDataset, models: Sequence[str], grids: Mapping[str, Mapping[str, Sequence]],
                      base: Mapping[str, Mapping[str, Any]], loop: LoopConfig, runs_dir: str | Path | None,
-                     seed: int = 0, device: str = "cpu", ledger: str | Path | None = None
-                     ) -> tuple[dict[str, dict], dict[str, str]]:
+                     seed: int = 0, device: str = "cpu", ledger: str | Path | None = None,
+                     search: str = "grid") -> tuple[dict[str, dict], dict[str, str]]:
     """Each model's config fields: notebook 10's choice on validation where its grid runs exist, else defaults.
 
     ``dataset``: loaded with the tuning seed ``seed`` (notebook 10's ``SEED``); ``grids``, ``base``, ``loop``,
@@ -97,11 +97,15 @@ def chosen_overrides(dataset: RecDataset, models: Sequence[str], grids: Mapping[
     otherwise, and for a model without a grid, the library defaults plus :func:`config_base`. ``ledger``: notebook
     10's run ledger (:class:`~mmgrec_lib.experiments.ledger.RunLedger`); a point without a finished checkpoint
     counts as finished when the ledger records it (its recorded validation Recall@10), as notebook 10 reads it.
+    ``search``: notebook 10's ``SEARCH`` (``grid`` or ``staged``, :func:`~mmgrec_lib.experiments.tuning.tune_baseline`):
+    which points its grid trains, and so which must be finished.
 
     Returns ``(overrides, sources)``: model -> config fields, and model -> a short note on where they come from.
     """
     from .ledger import RunLedger
-    from .tuning import grid_points
+    from .tuning import SEARCHES, choose_point, grid_points, stage_points
+    if search not in SEARCHES:
+        raise ValueError(f"search must be one of {SEARCHES}, got {search!r}")
     book = RunLedger(ledger) if ledger is not None else None
     if book is not None and runs_dir is None:
         raise ValueError("chosen_overrides: a ledger needs runs_dir (the run keys are checkpoint names)")
@@ -122,17 +126,30 @@ def chosen_overrides(dataset: RecDataset, models: Sequence[str], grids: Mapping[
         if not grid:
             overrides[m], sources[m] = shared, "library defaults (no grid)"
             continue
-        points = grid_points(grid)
-        scores = ([score(baseline_checkpoint(dataset, m, {**shared, **p}, loop, seed, runs_dir)) for p in points]
-                  if runs_dir is not None else [None] * len(points))
+
+        def scores_of(points: list[dict]) -> list[float | None]:
+            if runs_dir is None:
+                return [None] * len(points)
+            return [score(baseline_checkpoint(dataset, m, {**shared, **p}, loop, seed, runs_dir)) for p in points]
+
+        if search == "grid":
+            points = grid_points(grid)
+            scores = scores_of(points)
+        else:
+            points = stage_points(grid)
+            scores = scores_of(points)
+            if all(s is not None for s in scores):
+                second = stage_points(grid, points[choose_point(scores)])
+                points, scores = points + second, scores + scores_of(second)
         done = sum(s is not None for s in scores)
         if done < len(points):
+            what = "runs" if search == "grid" or len(points) > len(stage_points(grid)) else "stage-1 runs"
             overrides[m] = shared
-            sources[m] = f"library defaults (notebook 10's grid: {done} of {len(points)} runs finished)"
+            sources[m] = f"library defaults (notebook 10's grid: {done} of {len(points)} {what} finished)"
             continue
-        best = max(range(len(points)), key=lambda i: (scores[i], -i))             # first among ties
+        best = choose_point(scores)                                                # first among ties
         overrides[m] = {**shared, **points[best]}
-        sources[m] = (f"tuned on validation (notebook 10, {len(points)} points): "
+        sources[m] = (f"tuned on validation (notebook 10, {len(points)} points{', staged' if search == 'staged' else ''}): "
                       + ", ".join(f"{k}={v}" for k, v in points[best].items()))
     return overrides, sources
 

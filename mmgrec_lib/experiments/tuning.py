@@ -5,7 +5,9 @@
 process pool, serially, or a Dask client). Each point trains with early stopping on validation Recall@10
 (:func:`~mmgrec_lib.experiments.runs.run_baselines`, so a point equal to a notebook's run is reused); the point
 with the best validation Recall@10 is chosen (ties: the first in grid order). Test metrics are in the table for
-the record only; they play no part in the choice.
+the record only; they play no part in the choice. ``search="staged"`` trains a subset instead of every
+combination: learning rate x L2 first, then the other fields one at a time at the best of those
+(:func:`stage_points`).
 
 With a ``ledger`` (a :class:`~mmgrec_lib.experiments.ledger.RunLedger` file, committed), every finished point's
 facts are recorded as it finishes, and a point whose checkpoint is missing (a fresh machine) but whose run key
@@ -34,6 +36,49 @@ def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
             raise ValueError(f"grid field {name!r} must be a non-empty list of values, got {values!r}")
     names = list(grid)
     return [dict(zip(names, combo)) for combo in itertools.product(*(grid[n] for n in names))]
+
+
+#: how :func:`tune_baseline` walks a grid: every combination, or learning rate x L2 first and then the other fields
+SEARCHES = ("grid", "staged")
+#: the fields a staged search crosses in its first stage (when the grid has them)
+PRIMARY_FIELDS = ("lr", "reg")
+
+
+def stage_points(grid: Mapping[str, Sequence[Any]], best: Mapping[str, Any] | None = None,
+                 primary: Sequence[str] = PRIMARY_FIELDS) -> list[dict[str, Any]]:
+    """The points of one stage of a staged search over ``grid``.
+
+    ``best=None``: stage 1, every combination of the ``primary`` fields' values (learning rate x L2) with each
+    other field at its *first* listed value. Otherwise stage 2: ``best`` (stage 1's choice) with one other field
+    changed to each of its other values, field by field (a coordinate step; interactions between the other
+    fields are not searched). A grid with only primary fields has no stage 2. Both in grid order.
+    """
+    grid_points(grid)                                                     # every field a non-empty list
+    first = {k: v[0] for k, v in grid.items() if k not in primary}
+    if best is None:
+        crossed = grid_points({k: v for k, v in grid.items() if k in primary}) if any(k in primary for k in grid) else [{}]
+        return [{k: p[k] if k in p else first[k] for k in grid} for p in crossed]
+    missing = sorted(set(grid) - set(best))
+    if missing:
+        raise ValueError(f"stage_points: best lacks the grid field(s) {missing}")
+    return [{**{k: best[k] for k in grid}, name: value}
+            for name, values in grid.items() if name not in primary for value in values[1:]]
+
+
+def search_points(grid: Mapping[str, Sequence[Any]], search: str) -> int:
+    """How many points ``search`` trains over ``grid`` (the product of the lists, or the staged count)."""
+    if search not in SEARCHES:
+        raise ValueError(f"search must be one of {SEARCHES}, got {search!r}")
+    if search == "grid":
+        return len(grid_points(grid))
+    return len(stage_points(grid)) + sum(len(v) - 1 for k, v in grid.items() if k not in PRIMARY_FIELDS)
+
+
+def choose_point(scores: Sequence[float]) -> int:
+    """The index of the best score, the first among ties."""
+    if not len(scores):
+        raise ValueError("choose_point: no scores")
+    return max(range(len(scores)), key=lambda i: (scores[i], -i))
 
 
 def baseline_task(spec: dict) -> dict:
@@ -78,8 +123,12 @@ def baseline_spec(dataset: str, seed: int, model: str, config: Mapping[str, Any]
 def tune_baseline(dataset: str, model: str, grid: Mapping[str, Sequence[Any]], loop: Mapping[str, Any],
                   runs_dir, base: Mapping[str, Any] | None = None, seed: int = 0,
                   dataset_kwargs: Mapping[str, Any] | None = None, executor: Any = None, threads: int = 1,
-                  progress: bool = True, ledger=None) -> tuple[pd.DataFrame, dict[str, Any]]:
+                  progress: bool = True, ledger=None, search: str = "grid") -> tuple[pd.DataFrame, dict[str, Any]]:
     """Run the grid for ``model`` on ``dataset`` and choose on validation Recall@10.
+
+    ``search``: ``"grid"``, every combination of the lists; ``"staged"``, learning rate x L2 first (the other
+    fields at their first listed value), then each other field's other values at the best of those, the best
+    of all points chosen (:func:`stage_points`; fewer runs, interactions between the other fields unsearched).
 
     ``base``: config fields shared by every point (e.g. ``{"dim": 64, "device": "cpu"}``).
     ``ledger``: path of a :class:`~mmgrec_lib.experiments.ledger.RunLedger` (JSON lines) where each trained point
@@ -94,24 +143,44 @@ def tune_baseline(dataset: str, model: str, grid: Mapping[str, Sequence[Any]], l
     unknown = sorted((set(grid) | set(base or {})) - fields)
     if unknown:
         raise ValueError(f"{model}: unknown config field(s) {unknown}; known: {sorted(fields)}")
-    points = grid_points(grid)
-    tasks = {(f"{model} " + ", ".join(f"{k}={v}" for k, v in p.items())).strip():
-             baseline_spec(dataset, seed, model, {**dict(base or {}), **p}, loop, runs_dir, dataset_kwargs, ledger)
-             for p in points}
+    if search not in SEARCHES:
+        raise ValueError(f"search must be one of {SEARCHES}, got {search!r}")
     book = RunLedger(ledger) if ledger is not None else None            # reads (and checks) the file up front
 
-    def record(name: str, row: dict) -> None:
+    def name(p: dict) -> str:
+        return (f"{model} " + ", ".join(f"{k}={v}" for k, v in p.items())).strip()
+
+    def record(task: str, row: dict) -> None:
         if book is not None and row.get("source") == "run":
-            book.record(row["run_key"], {"model": model, "point": name, **{k: row[k] for k in LEDGER_FIELDS},
+            book.record(row["run_key"], {"model": model, "point": task, **{k: row[k] for k in LEDGER_FIELDS},
                                          **{k: v for k, v in row.items() if k.startswith("test_")}})
 
-    table = run_sweep(baseline_task, tasks, executor, threads, progress, on_result=record)
-    table = pd.concat([pd.DataFrame(points), table.drop(columns=["task", "worker_pid", "run_key"], errors="ignore")],
-                      axis=1)
+    def sweep(points: list[dict], stage: int) -> pd.DataFrame:
+        tasks = {name(p): baseline_spec(dataset, seed, model, {**dict(base or {}), **p}, loop, runs_dir,
+                                        dataset_kwargs, ledger) for p in points}
+        table = run_sweep(baseline_task, tasks, executor, threads, progress, on_result=record)
+        table = pd.concat([pd.DataFrame(points), table.drop(columns=["task", "worker_pid", "run_key"],
+                                                             errors="ignore")], axis=1)
+        if search == "staged":
+            table.insert(len(points[0]), "stage", stage)
+        return table
+
+    if search == "grid":
+        points = grid_points(grid)
+        table = sweep(points, 0)
+    else:
+        points = stage_points(grid)
+        table = sweep(points, 1)
+        best1 = points[choose_point(list(table["val_recall@10"]))]
+        second = stage_points(grid, best1)
+        if second:
+            points = points + second
+            table = pd.concat([table, sweep(second, 2)], ignore_index=True)
     table.insert(0, "model", model)
-    best = int(table["val_recall@10"].idxmax())                              # first among ties
+    best = choose_point(list(table["val_recall@10"]))
     table["chosen"] = table.index == best
     return table, {**dict(base or {}), **points[best]}
 
 
-__all__ = ["LEDGER_FIELDS", "baseline_spec", "baseline_task", "grid_points", "tune_baseline"]
+__all__ = ["LEDGER_FIELDS", "PRIMARY_FIELDS", "SEARCHES", "baseline_spec", "baseline_task", "choose_point", "grid_points",
+           "search_points", "stage_points", "tune_baseline"]
