@@ -77,7 +77,7 @@ def test_stage_points_cross_lr_and_reg_first_then_one_field_at_a_time():
     assert search_points(grid, "staged") == 7 and search_points(grid, "grid") == 24
     assert stage_points({"lr": [1, 2]}, {"lr": 1}) == []                     # primary fields only: one stage
     assert stage_points({"knn_k": [5, 10]}) == [{"knn_k": 5}] and stage_points({"knn_k": [5, 10]}, {"knn_k": 5}) == [{"knn_k": 10}]
-    assert choose_point([0.1, 0.3, 0.3]) == 1
+    assert choose_point([0.1, 0.3, 0.3]) == 1 and choose_point([None, float("nan"), 0.0]) == 2
     with pytest.raises(ValueError, match="lacks the grid field"):
         stage_points(grid, {"lr": 1})
     with pytest.raises(ValueError, match="search must be one of"):

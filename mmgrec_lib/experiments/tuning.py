@@ -74,11 +74,16 @@ def search_points(grid: Mapping[str, Sequence[Any]], search: str) -> int:
     return len(stage_points(grid)) + sum(len(v) - 1 for k, v in grid.items() if k not in PRIMARY_FIELDS)
 
 
-def choose_point(scores: Sequence[float]) -> int:
-    """The index of the best score, the first among ties."""
+def choose_point(scores: Sequence[float | None]) -> int:
+    """The index of the best score, the first among ties (a missing or NaN score ranks last)."""
     if not len(scores):
         raise ValueError("choose_point: no scores")
-    return max(range(len(scores)), key=lambda i: (scores[i], -i))
+
+    def rank(i: int) -> tuple[float, int]:
+        s = scores[i]
+        return (float("-inf") if s is None or s != s else float(s), -i)
+
+    return max(range(len(scores)), key=rank)
 
 
 def baseline_task(spec: dict) -> dict:
@@ -177,7 +182,7 @@ def tune_baseline(dataset: str, model: str, grid: Mapping[str, Sequence[Any]], l
             points = points + second
             table = pd.concat([table, sweep(second, 2)], ignore_index=True)
     table.insert(0, "model", model)
-    best = choose_point(list(table["val_recall@10"]))
+    best = choose_point(list(table["val_recall@10"]))                   # first among ties
     table["chosen"] = table.index == best
     return table, {**dict(base or {}), **points[best]}
 
