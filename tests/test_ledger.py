@@ -106,5 +106,10 @@ def test_staged_tuning_trains_the_stages_and_notebook_04_finds_the_same_choice(t
     assert over["mf"] == chosen and "5 points, staged" in src["mf"]
     full, src = chosen_overrides(ds, ["mf"], {"mf": grid}, {"mf": {"batch_size": 64}}, loop, runs, ledger=ledger)
     assert "lr" not in full["mf"] and "5 of 8 runs finished" in src["mf"]          # the full grid is not done
+    per_model, src = chosen_overrides(ds, ["mf"], {"mf": grid}, {"mf": {"batch_size": 64}}, loop, runs,
+                                      ledger=ledger, search={"mf": "staged"})
+    assert per_model["mf"] == chosen
+    with pytest.raises(ValueError, match="search must be one of"):
+        chosen_overrides(ds, ["mf"], {"mf": grid}, {}, loop, runs, search={"mf": "random"})
     with pytest.raises(ValueError, match="search must be one of"):
         tune_baseline("synthetic", "mf", grid, LOOP, runs, search="random", executor="serial")

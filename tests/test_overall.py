@@ -244,8 +244,8 @@ def test_full_profile_reuses_the_settings_of_notebooks_00_03_09_and_10():
         b, g, lad, z = base[ds], gen[ds], ladder[ds], zoo[ds]
         assert (o["BASELINE_EPOCHS"], o["BASELINE_EVAL_EVERY"], o["BASELINE_PATIENCE"]) == \
             (b["EPOCHS"], b["EVAL_EVERY"], b["PATIENCE"]) == (z["EPOCHS"], z["EVAL_EVERY"], z["PATIENCE"]), ds
-        assert (o["GRIDS"], o["BASE"], o["SEED"], o["GRID_PATIENCE"], o["SEARCH"]) == \
-            (z["GRIDS"], z["BASE"], z["SEED"], z["GRID_PATIENCE"], z["SEARCH"]), ds
+        assert (o["GRIDS"], o["BASE"], o["SEED"], o["GRID_PATIENCE"], o["SEARCH"], o["FULL_GRID"]) == \
+            (z["GRIDS"], z["BASE"], z["SEED"], z["GRID_PATIENCE"], z["SEARCH"], z["FULL_GRID"]), ds
         keys = ("CODEBOOK_SIZE", "RECID_EPOCHS", "RECID_RQ_EPOCHS", "FINETUNE_ITEM_EMB", "EPOCHS", "PATIENCE",
                 "EVAL_EVERY")
         assert {k: o[k] for k in keys} == {k: g[k] for k in keys} == {k: lad[k] for k in keys}, ds

@@ -87,7 +87,7 @@ def finished_score(path: str | Path, loop: LoopConfig) -> float | None:
 def chosen_overrides(dataset: RecDataset, models: Sequence[str], grids: Mapping[str, Mapping[str, Sequence]],
                      base: Mapping[str, Mapping[str, Any]], loop: LoopConfig, runs_dir: str | Path | None,
                      seed: int = 0, device: str = "cpu", ledger: str | Path | None = None,
-                     search: str = "grid") -> tuple[dict[str, dict], dict[str, str]]:
+                     search: str | Mapping[str, str] = "grid") -> tuple[dict[str, dict], dict[str, str]]:
     """Each model's config fields: notebook 10's choice on validation where its grid runs exist, else defaults.
 
     ``dataset``: loaded with the tuning seed ``seed`` (notebook 10's ``SEED``); ``grids``, ``base``, ``loop``,
@@ -97,15 +97,18 @@ def chosen_overrides(dataset: RecDataset, models: Sequence[str], grids: Mapping[
     otherwise, and for a model without a grid, the library defaults plus :func:`config_base`. ``ledger``: notebook
     10's run ledger (:class:`~mmgrec_lib.experiments.ledger.RunLedger`); a point without a finished checkpoint
     counts as finished when the ledger records it (its recorded validation Recall@10), as notebook 10 reads it.
-    ``search``: notebook 10's ``SEARCH`` (``grid`` or ``staged``, :func:`~mmgrec_lib.experiments.tuning.tune_baseline`):
-    which points its grid trains, and so which must be finished.
+    ``search``: notebook 10's search (``grid`` or ``staged``, :func:`~mmgrec_lib.experiments.tuning.tune_baseline`),
+    one for all models or per model (a mapping; models left out: ``grid``): which points its grid trains, and so
+    which must be finished.
 
     Returns ``(overrides, sources)``: model -> config fields, and model -> a short note on where they come from.
     """
     from .ledger import RunLedger
     from .tuning import SEARCHES, choose_point, grid_points, stage_points
-    if search not in SEARCHES:
-        raise ValueError(f"search must be one of {SEARCHES}, got {search!r}")
+    searches = dict(search) if isinstance(search, Mapping) else {m: search for m in models}
+    bad = {m: s for m, s in searches.items() if s not in SEARCHES}
+    if bad:
+        raise ValueError(f"search must be one of {SEARCHES}, got {bad}")
     book = RunLedger(ledger) if ledger is not None else None
     if book is not None and runs_dir is None:
         raise ValueError("chosen_overrides: a ledger needs runs_dir (the run keys are checkpoint names)")
@@ -132,7 +135,8 @@ def chosen_overrides(dataset: RecDataset, models: Sequence[str], grids: Mapping[
                 return [None] * len(points)
             return [score(baseline_checkpoint(dataset, m, {**shared, **p}, loop, seed, runs_dir)) for p in points]
 
-        if search == "grid":
+        staged = searches.get(m, "grid") == "staged"
+        if not staged:
             points = grid_points(grid)
             scores = scores_of(points)
         else:
@@ -143,13 +147,13 @@ def chosen_overrides(dataset: RecDataset, models: Sequence[str], grids: Mapping[
                 points, scores = points + second, scores + scores_of(second)
         done = sum(s is not None for s in scores)
         if done < len(points):
-            what = "runs" if search == "grid" or len(points) > len(stage_points(grid)) else "stage-1 runs"
+            what = "runs" if not staged or len(points) > len(stage_points(grid)) else "stage-1 runs"
             overrides[m] = shared
             sources[m] = f"library defaults (notebook 10's grid: {done} of {len(points)} {what} finished)"
             continue
         best = choose_point(scores)                                                # first among ties
         overrides[m] = {**shared, **points[best]}
-        sources[m] = (f"tuned on validation (notebook 10, {len(points)} points{', staged' if search == 'staged' else ''}): "
+        sources[m] = (f"tuned on validation (notebook 10, {len(points)} points{', staged' if staged else ''}): "
                       + ", ".join(f"{k}={v}" for k, v in points[best].items()))
     return overrides, sources
 
