@@ -113,3 +113,17 @@ def test_staged_tuning_trains_the_stages_and_notebook_04_finds_the_same_choice(t
         chosen_overrides(ds, ["mf"], {"mf": grid}, {}, loop, runs, search={"mf": "random"})
     with pytest.raises(ValueError, match="search must be one of"):
         tune_baseline("synthetic", "mf", grid, LOOP, runs, search="random", executor="serial")
+
+
+def _record_many(args):
+    path, start = args
+    for i in range(start, start + 20):
+        RunLedger(path).record(f"k{i:03d}", {"val": i}, commit="x")
+
+
+def test_ledger_writers_in_parallel_processes_keep_every_line(tmp_path):
+    import multiprocessing
+    path = tmp_path / "grid.jsonl"
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        pool.map(_record_many, [(path, 0), (path, 100)])
+    assert len(RunLedger(path)) == 40

@@ -13,9 +13,11 @@ missing checkpoint. To retrain a run (e.g. after a change to the model's code), 
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import math
+import os
 import subprocess
 from pathlib import Path
 from typing import Any, Mapping
@@ -32,6 +34,22 @@ def _plain(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return str(value)
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path):
+    """An exclusive ``flock`` on ``folder`` itself (no lock file to ignore), where the platform has one."""
+    try:
+        import fcntl
+    except ImportError:                                        # not POSIX: re-read-then-write only
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)                                           # releases the lock
 
 
 def git_commit(folder: str | Path | None = None) -> str | None:
@@ -89,15 +107,17 @@ class RunLedger:
         return {k: v for k, v in row.items() if k not in ("key", "recorded", "commit")}
 
     def record(self, key: str, facts: Mapping[str, Any], commit: str | None = None) -> None:
-        """Record (or replace) run ``key``'s ``facts`` (flat scalars) and write the file (re-read first, so
-        that lines another process recorded meanwhile are kept)."""
+        """Record (or replace) run ``key``'s ``facts`` (flat scalars) and write the file: under a lock on its
+        folder, re-read first, so that lines other processes record meanwhile are kept."""
         if not isinstance(key, str) or not key:
             raise ValueError(f"run ledger {self.path}: key must be a non-empty string, got {key!r}")
         row = {"key": key, **{str(k): _plain(v) for k, v in facts.items()},
                "recorded": datetime.date.today().isoformat(), "commit": commit if commit is not None else git_commit()}
-        self._rows = {**self._read(), key: row}
-        text = "".join(json.dumps(self._rows[k], sort_keys=True) + "\n" for k in sorted(self._rows))
-        atomic_write(self.path, lambda fh: fh.write(text.encode()))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with _folder_lock(self.path.parent):                  # writers of this folder, one at a time
+            self._rows = {**self._read(), key: row}
+            text = "".join(json.dumps(self._rows[k], sort_keys=True) + "\n" for k in sorted(self._rows))
+            atomic_write(self.path, lambda fh: fh.write(text.encode()))
 
 
 __all__ = ["RunLedger", "git_commit"]
