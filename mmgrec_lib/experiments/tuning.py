@@ -56,7 +56,7 @@ def stage_points(grid: Mapping[str, Sequence[Any]], best: Mapping[str, Any] | No
     grid_points(grid)                                                     # every field a non-empty list
     first = {k: v[0] for k, v in grid.items() if k not in primary}
     if best is None:
-        crossed = grid_points({k: v for k, v in grid.items() if k in primary}) if any(k in primary for k in grid) else [{}]
+        crossed = grid_points({k: v for k, v in grid.items() if k in primary}) or [{}]
         return [{k: p[k] if k in p else first[k] for k in grid} for p in crossed]
     missing = sorted(set(grid) - set(best))
     if missing:
@@ -187,5 +187,5 @@ def tune_baseline(dataset: str, model: str, grid: Mapping[str, Sequence[Any]], l
     return table, {**dict(base or {}), **points[best]}
 
 
-__all__ = ["LEDGER_FIELDS", "PRIMARY_FIELDS", "SEARCHES", "baseline_spec", "baseline_task", "choose_point", "grid_points",
-           "search_points", "stage_points", "tune_baseline"]
+__all__ = ["LEDGER_FIELDS", "PRIMARY_FIELDS", "SEARCHES", "baseline_spec", "baseline_task", "choose_point",
+           "grid_points", "search_points", "stage_points", "tune_baseline"]
