@@ -60,7 +60,9 @@ def git_commit(folder: str | Path | None = None) -> str | None:
                              timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None
 
 
 class RunLedger:

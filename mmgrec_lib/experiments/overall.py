@@ -104,7 +104,7 @@ def chosen_overrides(dataset: RecDataset, models: Sequence[str], grids: Mapping[
     Returns ``(overrides, sources)``: model -> config fields, and model -> a short note on where they come from.
     """
     from .ledger import RunLedger
-    from .tuning import SEARCHES, choose_point, grid_points, stage_points
+    from .tuning import SEARCHES, choose_point, stage_points, walk_search
     searches = dict(search) if isinstance(search, Mapping) else {m: search for m in models}
     bad = {m: s for m, s in searches.items() if s not in SEARCHES}
     if bad:
@@ -130,21 +130,13 @@ def chosen_overrides(dataset: RecDataset, models: Sequence[str], grids: Mapping[
             overrides[m], sources[m] = shared, "library defaults (no grid)"
             continue
 
-        def scores_of(points: list[dict]) -> list[float | None]:
+        def scores_of(points: list[dict]) -> list[float | None]:                    # finished runs' scores
             if runs_dir is None:
                 return [None] * len(points)
             return [score(baseline_checkpoint(dataset, m, {**shared, **p}, loop, seed, runs_dir)) for p in points]
 
         staged = searches.get(m, "grid") == "staged"
-        if not staged:
-            points = grid_points(grid)
-            scores = scores_of(points)
-        else:
-            points = stage_points(grid)
-            scores = scores_of(points)
-            if all(s is not None for s in scores):
-                second = stage_points(grid, points[choose_point(scores)])
-                points, scores = points + second, scores + scores_of(second)
+        points, scores = walk_search(grid, searches.get(m, "grid"), lambda pts, stage: scores_of(pts))
         done = sum(s is not None for s in scores)
         if done < len(points):
             what = "runs" if not staged or len(points) > len(stage_points(grid)) else "stage-1 runs"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 
@@ -86,25 +86,48 @@ def choose_point(scores: Sequence[float | None]) -> int:
     return max(range(len(scores)), key=rank)
 
 
+def walk_search(grid: Mapping[str, Sequence[Any]], search: str,
+                evaluate: Callable[[list[dict[str, Any]], int], Sequence[float | None]]
+                ) -> tuple[list[dict[str, Any]], list[float | None]]:
+    """The points ``search`` visits over ``grid`` and their scores: ``evaluate(points, stage)`` scores a stage's
+    points (stage 0: a full grid; 1 and 2: :func:`stage_points`; ``None``: not available). Stage 2 follows only
+    when every stage-1 score is known; its points depend on stage 1's choice (:func:`choose_point`)."""
+    if search not in SEARCHES:
+        raise ValueError(f"search must be one of {SEARCHES}, got {search!r}")
+    if search == "grid":
+        points = grid_points(grid)
+        return points, list(evaluate(points, 0))
+    points = stage_points(grid)
+    scores = list(evaluate(points, 1))
+    if all(s is not None for s in scores):
+        second = stage_points(grid, points[choose_point(scores)])
+        if second:
+            points, scores = points + second, scores + list(evaluate(second, 2))
+    return points, scores
+
+
+def _ledger_facts(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The facts of a grid point's row that a ledger keeps (:data:`LEDGER_FIELDS` and the test means)."""
+    return {k: v for k, v in row.items() if k in LEDGER_FIELDS or k.startswith("test_")}
+
+
 def baseline_task(spec: dict) -> dict:
     """Train (or reuse) one baseline at one grid point. ``spec``: ``dataset``, ``seed``, ``dataset_kwargs``,
     ``model`` (a :data:`~mmgrec_lib.baselines.BASELINES` name), ``config`` (its fields), ``loop``
     (:class:`~mmgrec_lib.training.LoopConfig` fields), ``runs_dir``, optionally ``ledger`` (a
     :class:`~mmgrec_lib.experiments.ledger.RunLedger` path: used when the point's checkpoint is missing).
     Returns its facts, ``run_key`` (the checkpoint's name) and ``source`` (``run`` or ``ledger``)."""
-    from ..baselines import BASELINES
     from ..training import LoopConfig
-    from .runs import baseline_run_path, run_baselines
+    from .overall import baseline_checkpoint
+    from .runs import run_baselines
     ds = _dataset(spec)
     loop = LoopConfig(**{"progress": False, **dict(spec.get("loop", {}))})
     name, seed, config = spec["model"], int(spec.get("seed", 0)), dict(spec.get("config", {}))
     if spec.get("ledger"):
-        built = BASELINES[name].from_dataset(ds, **config).config
-        path = baseline_run_path(spec["runs_dir"], ds, name, built, loop, seed)
+        path = baseline_checkpoint(ds, name, config, loop, seed, spec["runs_dir"])
         facts = None if path.exists() else RunLedger(spec["ledger"]).get(path.stem)
         if facts is not None:
-            facts = {k: v for k, v in facts.items() if k in LEDGER_FIELDS or k.startswith("test_")}
-            return {**facts, "checkpoint": str(path), "run_key": path.stem, "source": "ledger"}
+            return {**_ledger_facts(facts), "checkpoint": str(path), "run_key": path.stem, "source": "ledger"}
     run = run_baselines(ds, [name], loop=loop, seed=seed, overrides={name: config}, runs_dir=spec["runs_dir"])[name]
     return {"val_recall@10": run.fit.best_score, "best_epoch": run.fit.best_epoch, "epochs_run": len(run.fit.history),
             **{f"test_{k}": v for k, v in run.test.mean().items()}, "train_seconds": run.train_seconds,
@@ -148,7 +171,7 @@ def tune_baseline(dataset: str, model: str, grid: Mapping[str, Sequence[Any]], l
     unknown = sorted((set(grid) | set(base or {})) - fields)
     if unknown:
         raise ValueError(f"{model}: unknown config field(s) {unknown}; known: {sorted(fields)}")
-    if search not in SEARCHES:
+    if search not in SEARCHES:                                         # before anything trains
         raise ValueError(f"search must be one of {SEARCHES}, got {search!r}")
     book = RunLedger(ledger) if ledger is not None else None            # reads (and checks) the file up front
 
@@ -157,8 +180,7 @@ def tune_baseline(dataset: str, model: str, grid: Mapping[str, Sequence[Any]], l
 
     def record(task: str, row: dict) -> None:
         if book is not None and row.get("source") == "run":
-            book.record(row["run_key"], {"model": model, "point": task, **{k: row[k] for k in LEDGER_FIELDS},
-                                         **{k: v for k, v in row.items() if k.startswith("test_")}})
+            book.record(row["run_key"], {"model": model, "point": task, **_ledger_facts(row)})
 
     def sweep(points: list[dict], stage: int) -> pd.DataFrame:
         tasks = {name(p): baseline_spec(dataset, seed, model, {**dict(base or {}), **p}, loop, runs_dir,
@@ -170,17 +192,14 @@ def tune_baseline(dataset: str, model: str, grid: Mapping[str, Sequence[Any]], l
             table.insert(len(points[0]), "stage", stage)
         return table
 
-    if search == "grid":
-        points = grid_points(grid)
-        table = sweep(points, 0)
-    else:
-        points = stage_points(grid)
-        table = sweep(points, 1)
-        best1 = points[choose_point(list(table["val_recall@10"]))]
-        second = stage_points(grid, best1)
-        if second:
-            points = points + second
-            table = pd.concat([table, sweep(second, 2)], ignore_index=True)
+    tables: list[pd.DataFrame] = []
+
+    def evaluate(points: list[dict], stage: int) -> list[float]:
+        tables.append(sweep(points, stage))
+        return list(tables[-1]["val_recall@10"])
+
+    points, _ = walk_search(grid, search, evaluate)
+    table = pd.concat(tables, ignore_index=True)
     table.insert(0, "model", model)
     best = choose_point(list(table["val_recall@10"]))                   # first among ties
     table["chosen"] = table.index == best
@@ -188,4 +207,4 @@ def tune_baseline(dataset: str, model: str, grid: Mapping[str, Sequence[Any]], l
 
 
 __all__ = ["LEDGER_FIELDS", "PRIMARY_FIELDS", "SEARCHES", "baseline_spec", "baseline_task", "choose_point",
-           "grid_points", "search_points", "stage_points", "tune_baseline"]
+           "grid_points", "search_points", "stage_points", "tune_baseline", "walk_search"]
