@@ -33,7 +33,7 @@ import pandas as pd
 from ..baselines import BASELINES
 from ..data.dataset import RecDataset
 from ..training.loop import LoopConfig
-from .runs import ModelRun, baseline_run_path, loop_key
+from .runs import ModelRun, baseline_checkpoint, loop_key
 
 #: the metrics of Table 2 (the paper reports the @10 pair; @20 is added here)
 METRICS = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
@@ -61,14 +61,6 @@ def config_base(model: str, base: Mapping[str, Mapping[str, Any]], device: str =
     whose runs in notebooks 00 and 10 keep its own default) and ``base[model]``."""
     fields = dict(base.get(model, {}))
     return fields if model == "mostpop" else {"device": device, **fields}
-
-
-def baseline_checkpoint(dataset: RecDataset, model: str, config: Mapping[str, Any], loop: LoopConfig, seed: int,
-                        runs_dir: str | Path) -> Path:
-    """Where :func:`~mmgrec_lib.experiments.runs.run_baselines` keeps the run of ``model`` with config fields
-    ``config`` on ``dataset`` under ``loop`` and ``seed`` (the same key, so nothing is trained here)."""
-    built = BASELINES[model].from_dataset(dataset, **dict(config))
-    return baseline_run_path(runs_dir, dataset, model, built.config, loop, seed)
 
 
 def finished_score(path: str | Path, loop: LoopConfig) -> float | None:

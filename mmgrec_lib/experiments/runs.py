@@ -157,6 +157,14 @@ def baseline_run_path(runs_dir: str | Path, dataset: RecDataset, name: str, conf
     return Path(runs_dir) / f"{dataset.name}_{name}_{key}.pt"
 
 
+def baseline_checkpoint(dataset: RecDataset, model: str, config: Mapping[str, Any], loop: LoopConfig, seed: int,
+                        runs_dir: str | Path) -> Path:
+    """Where :func:`~mmgrec_lib.experiments.runs.run_baselines` keeps the run of ``model`` with config fields
+    ``config`` on ``dataset`` under ``loop`` and ``seed`` (the same key, so nothing is trained here)."""
+    built = BASELINES[model].from_dataset(dataset, **dict(config))
+    return baseline_run_path(runs_dir, dataset, model, built.config, loop, seed)
+
+
 def config_key(config) -> dict:
     """A baseline config's fields for its run key: ``dataclasses.asdict`` without the fields added after runs
     existed (the config class's ``LATER_DEFAULTS``) while they hold the value those runs had, so adding an

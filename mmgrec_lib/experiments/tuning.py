@@ -118,8 +118,7 @@ def baseline_task(spec: dict) -> dict:
     :class:`~mmgrec_lib.experiments.ledger.RunLedger` path: used when the point's checkpoint is missing).
     Returns its facts, ``run_key`` (the checkpoint's name) and ``source`` (``run`` or ``ledger``)."""
     from ..training import LoopConfig
-    from .overall import baseline_checkpoint
-    from .runs import run_baselines
+    from .runs import baseline_checkpoint, run_baselines
     ds = _dataset(spec)
     loop = LoopConfig(**{"progress": False, **dict(spec.get("loop", {}))})
     name, seed, config = spec["model"], int(spec.get("seed", 0)), dict(spec.get("config", {}))
