@@ -26,6 +26,11 @@ def test_ledger_records_sorted_lines_and_reads_them_back(tmp_path):
     again = RunLedger(path)
     assert "b_key" in again and again.get("b_key") == {"val": 0.5, "nan": None, "n": 3}
     assert lines[1]["commit"] == "abc" and lines[1]["recorded"]
+    RunLedger(path).record("b_key", {"val": 0.5, "nan": float("nan"), "n": 3}, commit="def")  # read back, same facts
+    assert json.loads(path.read_text().splitlines()[1])["commit"] == "abc"   # the line keeps its run's commit
+    RunLedger(path).record("b_key", {"val": 0.6}, commit="def")              # a rerun with other facts replaces it
+    assert json.loads(path.read_text().splitlines()[1]) == {"key": "b_key", "val": 0.6, "recorded": lines[1]["recorded"],
+                                                            "commit": "def"}
 
 
 def test_ledger_errors_name_the_file_and_line(tmp_path):

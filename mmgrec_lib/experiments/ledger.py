@@ -110,14 +110,22 @@ class RunLedger:
 
     def record(self, key: str, facts: Mapping[str, Any], commit: str | None = None) -> None:
         """Record (or replace) run ``key``'s ``facts`` (flat scalars) and write the file: under a lock on its
-        folder, re-read first, so that lines other processes record meanwhile are kept."""
+        folder, re-read first, so that lines other processes record meanwhile are kept. Recording facts equal to
+        the ones already there (a run read back from its checkpoint) keeps the line as it is: its date and commit
+        stay those of the run that produced it."""
         if not isinstance(key, str) or not key:
             raise ValueError(f"run ledger {self.path}: key must be a non-empty string, got {key!r}")
-        row = {"key": key, **{str(k): _plain(v) for k, v in facts.items()},
-               "recorded": datetime.date.today().isoformat(), "commit": commit if commit is not None else git_commit()}
+        facts = {str(k): _plain(v) for k, v in facts.items()}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with _folder_lock(self.path.parent):                  # writers of this folder, one at a time
-            self._rows = {**self._read(), key: row}
+            rows = self._read()
+            old = rows.get(key)
+            if old is not None and {k: v for k, v in old.items() if k not in ("key", "recorded", "commit")} == facts:
+                self._rows = rows
+                return
+            row = {"key": key, **facts, "recorded": datetime.date.today().isoformat(),
+                   "commit": commit if commit is not None else git_commit()}
+            self._rows = {**rows, key: row}
             text = "".join(json.dumps(self._rows[k], sort_keys=True) + "\n" for k in sorted(self._rows))
             atomic_write(self.path, lambda fh: fh.write(text.encode()))
 
