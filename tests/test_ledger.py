@@ -26,9 +26,9 @@ def test_ledger_records_sorted_lines_and_reads_them_back(tmp_path):
     again = RunLedger(path)
     assert "b_key" in again and again.get("b_key") == {"val": 0.5, "nan": None, "n": 3}
     assert lines[1]["commit"] == "abc" and lines[1]["recorded"]
-    RunLedger(path).record("b_key", {"val": 0.5, "nan": float("nan"), "n": 3}, commit="def")  # read back, same facts
-    assert json.loads(path.read_text().splitlines()[1])["commit"] == "abc"   # the line keeps its run's commit
-    RunLedger(path).record("b_key", {"val": 0.6}, commit="def")              # a rerun with other facts replaces it
+    RunLedger(path).record("b_key", {"val": 0.5, "n": 3, "seconds": 2.0}, commit="def")  # read back: other seconds
+    assert json.loads(path.read_text().splitlines()[1]) == lines[1]           # the line stays its run's
+    RunLedger(path).record("b_key", {"val": 0.6}, commit="def", replace=True)  # replaced only when asked
     assert json.loads(path.read_text().splitlines()[1]) == {"key": "b_key", "val": 0.6, "recorded": lines[1]["recorded"],
                                                             "commit": "def"}
 

@@ -108,19 +108,18 @@ class RunLedger:
             return None
         return {k: v for k, v in row.items() if k not in ("key", "recorded", "commit")}
 
-    def record(self, key: str, facts: Mapping[str, Any], commit: str | None = None) -> None:
-        """Record (or replace) run ``key``'s ``facts`` (flat scalars) and write the file: under a lock on its
-        folder, re-read first, so that lines other processes record meanwhile are kept. Recording facts equal to
-        the ones already there (a run read back from its checkpoint) keeps the line as it is: its date and commit
-        stay those of the run that produced it."""
+    def record(self, key: str, facts: Mapping[str, Any], commit: str | None = None, replace: bool = False) -> None:
+        """Record run ``key``'s ``facts`` (flat scalars) and write the file: under a lock on its folder, re-read
+        first, so that lines other processes record meanwhile are kept. A key already recorded keeps its line
+        (its date, commit and seconds stay those of the run that produced it; a run read back from its checkpoint
+        measures other seconds) unless ``replace``."""
         if not isinstance(key, str) or not key:
             raise ValueError(f"run ledger {self.path}: key must be a non-empty string, got {key!r}")
         facts = {str(k): _plain(v) for k, v in facts.items()}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with _folder_lock(self.path.parent):                  # writers of this folder, one at a time
             rows = self._read()
-            old = rows.get(key)
-            if old is not None and {k: v for k, v in old.items() if k not in ("key", "recorded", "commit")} == facts:
+            if key in rows and not replace:
                 self._rows = rows
                 return
             row = {"key": key, **facts, "recorded": datetime.date.today().isoformat(),
