@@ -195,6 +195,28 @@ def metric_bars(table: pd.DataFrame, metrics: Sequence[str] = ("recall@10", "ndc
     return fig
 
 
+def metric_by_group_lines(table: pd.DataFrame, metric: str = "recall@10", reference: str | None = None,
+                          title: str = "", dataset: str = "") -> plt.Figure:
+    """One line per model over the groups of users of a :func:`~mmgrec_lib.evaluation.groups.metric_by_group`
+    table (x: group, in its order, labelled with its share of users; y: the group's mean ``metric``). The
+    ``reference`` model, if given, is drawn black and dashed."""
+    if table.empty:
+        raise ValueError("metric_by_group_lines: empty table, nothing to plot")
+    groups = list(dict.fromkeys(table["group"]))
+    shares = table.drop_duplicates("group").set_index("group")["share"]
+    fig, ax = plt.subplots(figsize=(9, 4), layout="constrained")
+    x = np.arange(len(groups))
+    for n, (name, part) in enumerate(table.groupby("model", sort=False)):
+        y = part.set_index("group").reindex(groups)["mean"]
+        style = {"color": "black", "linestyle": "--", "linewidth": 2} if name == reference else {"color": f"C{n % 10}"}
+        ax.plot(x, y.to_numpy(), marker="o", label=name, **style)
+    ax.set_xticks(x, [f"{g}\n({shares[g]:.0%} of users)" for g in groups])
+    ax.set(xlabel="training items per user", ylabel=f"test {_metric_label([metric])}",
+           title=_titled(dataset, title or f"test {metric} by training-history length"))
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), title="model", frameon=False)
+    return fig
+
+
 def recid_training_curves(history: Sequence[Mapping], dataset: str = "", monitor: str = "recall@10") -> plt.Figure:
     """Graph RQ-VAE training: BPR loss, validation Recall@10 of ``h_u h_iᵀ``, RQ-VAE loss terms and
     per-level codebook usage, across every phase (``alternate``/``bpr`` then ``rq``) on one time axis.
