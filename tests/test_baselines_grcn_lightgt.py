@@ -275,10 +275,53 @@ def test_options_added_later_keep_earlier_run_keys(ds, tmp_path):
     from mmgrec_lib.training import LoopConfig
     loop = LoopConfig(epochs=3)
     cfg = LightGTConfig()
-    old = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("score", "score_weight")}
+    old = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("score", "score_weight", "user_token")}
     from mmgrec_lib.experiments.runs import loop_key
     expected = tmp_path / f"{ds.name}_lightgt_{run_key(dataset_key(ds), 'lightgt', old, loop_key(loop), 0)}.pt"
     assert baseline_run_path(tmp_path, ds, "lightgt", cfg, loop, 0) == expected
     assert config_key(dataclasses.replace(cfg, score_weight=0.05)) == old
     split = baseline_run_path(tmp_path, ds, "lightgt", dataclasses.replace(cfg, score="split"), loop, 0)
     assert split != expected
+
+
+def test_lightgt_user_token_reads_the_users_own_position(ds, tmp_path):
+    """user_token=True: a learned user vector leads each modality's sequence, with the user's LightGCN layer-l
+    output as its position encoding; the content vector is LeakyReLU(out(h_0)); it learns, saves and loads."""
+    model, result = _trained(LightGT, ds, epochs=6, user_token=True)
+    assert model.user_vec is not None and model.user_vec.shape == (ds.n_users, 16)
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+    users = torch.arange(ds.n_users)
+    scores = model.score(users)
+    assert scores.shape == (ds.n_users, ds.n_items) and torch.isfinite(scores).all()
+    # the first encoder layer sees [p_u, g(items)] with [sg(E^(1)_u), sg(E^(1)_items)] as position encodings
+    layers = model.lightgcn_layers()
+    seen = {}
+    hooks = [model.encoders[0][0].register_forward_pre_hook(lambda mod, args: seen.setdefault("args", args)),
+             model.encoders[0][-1].register_forward_hook(lambda mod, args, out: seen.setdefault("out", out))]
+    try:
+        model.eval()
+        with torch.no_grad():
+            parts = model.user_content_parts(users, layers)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    with torch.no_grad():                                              # read at the token's position
+        assert torch.allclose(parts[0], F.leaky_relu(model.out[0](seen["out"][:, 0])), atol=1e-6)
+    h, pos, mask = seen["args"]
+    items, pad = model.input_items(users)
+    assert torch.allclose(h[:, 0], model.user_vec.detach()) and torch.allclose(pos[:, 0], layers[1][users])
+    assert torch.allclose(pos[:, 1:][~pad], layers[1][ds.n_users:][items[~pad]])
+    assert not mask[:, 0].any()                                         # the token is never masked
+    assert parts[0].shape == (ds.n_users, 16)
+    # the user vector changes the content vector (a free parameter of the content branch)
+    with torch.no_grad():
+        model.user_vec[0] += 1.0
+        moved = model.user_content_parts(users[:1], layers)[0]
+    assert not torch.allclose(moved, parts[0][:1])
+    with torch.no_grad():
+        model.user_vec[0] -= 1.0
+    path = tmp_path / "lightgt_token.pt"
+    model.save(path)
+    again = type(model).load(path)
+    assert torch.allclose(again.score(users), scores, atol=1e-6)
+    assert _build(LightGT, ds).user_vec is None                        # off by default: earlier runs unchanged

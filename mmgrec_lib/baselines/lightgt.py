@@ -49,7 +49,16 @@ representations,
     \mathbf{r}_u = [\sqrt{w}\,\bar{\mathbf{e}}_u \,\|\, \sqrt{1-w}\,\mathbf{t}^1_u \,\|\, \dots], \
     \mathbf{r}_i = [\sqrt{w}\,\bar{\mathbf{e}}_{U+i} \,\|\, \sqrt{1-w}\,\mathbf{g}^1_i \,\|\, \dots]
 
-(so scoring stays one dot product, of width :math:`D(M+1)`). The loss, for either form:
+(so scoring stays one dot product, of width :math:`D(M+1)`).
+
+**User token** (``user_token``, off by default; the reference code's form). A learned per-user vector
+:math:`\mathbf{p}_u` is prepended to each modality's sequence, with the user's own layer-:math:`l` LightGCN output
+:math:`\operatorname{sg}(\mathbf{E}^{(l)}_u)` as its position encoding, and the user's content vector is read at
+that position instead of pooled over the items: :math:`\mathbf{t}^m_u = \operatorname{LeakyReLU}(\mathbf{W}^m_o
+\mathbf{h}^{m,(L_T)}_0 + \mathbf{b}^m_o)`. It gives the content branch a free user vector, so that a user with two
+items is not reduced to their mean content.
+
+The loss, for either form:
 
     \mathcal{L} = -\frac{1}{B}\sum_{(u,i,j)} \ln\sigma(\hat{y}_{ui} - \hat{y}_{uj})
         + \frac{\lambda}{B}\sum_{(u,i,j)} \left(\|\mathbf{e}^{(0)}_u\|^2 + \|\mathbf{e}^{(0)}_{U+i}\|^2
@@ -102,6 +111,8 @@ class LightGTConfig:
             reference code's: ``score_weight`` times the ID score plus the rest times the per-modality content
             scores, no cross terms).
         score_weight: :math:`w` of the ``"split"`` score, in ``[0, 1]`` (ignored by ``"sum"``).
+        user_token: prepend a learned user vector to each modality's sequence and read the user's content vector
+            at its position (the reference code's form; see the module docstring), instead of mean pooling.
         lr: Adam learning rate.
         reg: :math:`\\lambda`, L2 on the batch's layer-0 ID embeddings (per triple).
         batch_size: triples per training step; also users per chunk in :meth:`LightGT.score`.
@@ -118,6 +129,7 @@ class LightGTConfig:
     n_gcn_layers: int = 2
     score: str = "sum"
     score_weight: float = 0.05
+    user_token: bool = False
     lr: float = 1e-3
     reg: float = 1e-4
     batch_size: int = 2048
@@ -126,7 +138,7 @@ class LightGTConfig:
     device: str = "auto"
 
     # fields added after runs existed, with the value those runs had: left out of run keys at that value
-    LATER_DEFAULTS: ClassVar[dict] = {"score": "sum", "score_weight": 0.05}
+    LATER_DEFAULTS: ClassVar[dict] = {"score": "sum", "score_weight": 0.05, "user_token": False}
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -190,6 +202,7 @@ class LightGT(MultimodalGraphRecommender):
         c = self.config
         register_step_seed(self)
         self.id_emb = torch.nn.Parameter(torch.empty(self.n_users + self.n_items, c.dim))        # (U+I, D)
+        self.user_vec = (torch.nn.Parameter(torch.empty(self.n_users, c.dim)) if c.user_token else None)  # (U, D)
         with seeded_rng():        # torch's own init draws from the global RNG: keep the caller's state
             self.proj = torch.nn.ModuleList([torch.nn.Linear(d, c.dim) for d in self.modality_dims])  # d_m -> D
             self.encoders = torch.nn.ModuleList([
@@ -201,6 +214,8 @@ class LightGT(MultimodalGraphRecommender):
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         init_normal_(self.id_emb, self.config.init_std, generator)
+        if self.user_vec is not None:
+            init_normal_(self.user_vec, self.config.init_std, generator)
         for m in range(self.n_modalities):
             init_xavier_linear_(self.proj[m], generator)
             for layer in self.encoders[m]:
@@ -280,16 +295,30 @@ class LightGT(MultimodalGraphRecommender):
         return self.proj[m](self.modality_block(m)[items]) * self.feature_masks[items, m][..., None]
 
     def encode(self, m: int, items: torch.Tensor, pad: torch.Tensor, x: torch.Tensor,
-               pe: list[torch.Tensor]) -> torch.Tensor:
+               pe: list[torch.Tensor], users: torch.Tensor | None = None,
+               layers: list[torch.Tensor] | None = None) -> torch.Tensor:
         """Modality ``m``'s Transformer on ``x (B, N, D)`` (the inputs of ``items (B, N)``, padding ``pad (B, N)``)
-        with position encodings ``pe`` (``L_T x (I, D)``) -> the user vectors :math:`\\mathbf{t}^m` ``(B, D)``."""
+        with position encodings ``pe`` (``L_T x (I, D)``) -> the user vectors :math:`\\mathbf{t}^m` ``(B, D)``. With
+        ``user_token``, ``users (B,)`` and the LightGCN ``layers`` give the prepended token and its encodings."""
         mask = pad | ~self.feature_masks[items, m]                                             # (B, N) ignored keys
+        pos = [q[items] for q in pe]                                                           # L_T x (B, N, D)
+        if self.user_vec is not None:
+            if users is None or layers is None:
+                raise ValueError("LightGT with user_token: encode needs the users and the LightGCN layers")
+            x = torch.cat([self.user_vec[users][:, None], x], dim=1)                           # (B, 1+N, D)
+            pos = [torch.cat([layers[l][users].detach()[:, None], p], dim=1)                   # (B, 1+N, D)
+                   for l, p in zip(range(1, len(pos) + 1), pos)]
+            mask = torch.cat([torch.zeros_like(mask[:, :1]), mask], dim=1)                     # the token: kept
+            h = x
+            for layer, q in zip(self.encoders[m], pos):
+                h = layer(h, q, mask)                                                          # (B, 1+N, D)
+            return F.leaky_relu(self.out[m](h[:, 0]))                                          # (B, D)
         empty = mask.all(1)                                                                    # (B,) nothing left
         mask = mask.clone()
         mask[empty, 0] = False                    # a fully masked row would give NaN attention; output zeroed below
         h = x
-        for layer, q in zip(self.encoders[m], pe):
-            h = layer(h, q[items], mask)                                                       # (B, N, D)
+        for layer, q in zip(self.encoders[m], pos):
+            h = layer(h, q, mask)                                                              # (B, N, D)
         w = (~mask).to(h.dtype)                                                                # (B, N)
         pooled = (h * w[..., None]).sum(1) / w.sum(1, keepdim=True)                            # (B, D)
         return self.out[m](pooled) * (~empty).to(h.dtype)[:, None]                             # (B, D)
@@ -311,7 +340,7 @@ class LightGT(MultimodalGraphRecommender):
         for m in range(self.n_modalities):
             x = (item_content[m][items] if item_content is not None
                  else self.modality_embeddings(m, items))                                      # (B, N, D)
-            parts.append(self.encode(m, items, pad, x, pe))                                    # (B, D)
+            parts.append(self.encode(m, items, pad, x, pe, users.to(items.device), layers))    # (B, D)
         return parts
 
     def represent(self, ids: torch.Tensor, content: list[torch.Tensor]) -> torch.Tensor:
