@@ -244,8 +244,8 @@ def test_full_profile_reuses_the_settings_of_notebooks_00_03_09_and_10():
         b, g, lad, z = base[ds], gen[ds], ladder[ds], zoo[ds]
         assert (o["BASELINE_EPOCHS"], o["BASELINE_EVAL_EVERY"], o["BASELINE_PATIENCE"]) == \
             (b["EPOCHS"], b["EVAL_EVERY"], b["PATIENCE"]) == (z["EPOCHS"], z["EVAL_EVERY"], z["PATIENCE"]), ds
-        assert (o["GRIDS"], o["BASE"], o["SEED"], o["GRID_PATIENCE"], o["SEARCH"], o["FULL_GRID"]) == \
-            (z["GRIDS"], z["BASE"], z["SEED"], z["GRID_PATIENCE"], z["SEARCH"], z["FULL_GRID"]), ds
+        assert (o["GRIDS"], o["BASE"], o["SEED"], o["GRID_PATIENCE"], o["SEARCH"], o["FULL_GRID"], o["FINAL_TOP"]) == \
+            (z["GRIDS"], z["BASE"], z["SEED"], z["GRID_PATIENCE"], z["SEARCH"], z["FULL_GRID"], z["FINAL_TOP"]), ds
         keys = ("CODEBOOK_SIZE", "RECID_EPOCHS", "RECID_RQ_EPOCHS", "FINETUNE_ITEM_EMB", "EPOCHS", "PATIENCE",
                 "EVAL_EVERY")
         assert {k: o[k] for k in keys} == {k: g[k] for k in keys} == {k: lad[k] for k in keys}, ds
@@ -277,3 +277,57 @@ def test_chosen_rung_skips_the_reference_and_the_optional_rows():
 def test_smoke_profile_is_small():
     for ds, o in _profile_runs("04", "smoke").items():
         assert len(o["SEEDS"]) == 2 and len(o["BASELINES"]) < 6 and o["EPOCHS"] <= 2 and o["BASELINE_EPOCHS"] <= 4, ds
+
+
+def test_finalists_rank_best_first_ties_to_the_earlier_point():
+    from mmgrec_lib.experiments.tuning import choose_point, finalists
+    scores = [0.2, None, 0.3, float("nan"), 0.3, 0.1]
+    assert finalists(scores, 3) == [2, 4, 0] and finalists(scores, 1) == [choose_point(scores)]
+    assert finalists(scores, 10) == [2, 4, 0, 5, 1, 3]                      # missing and NaN last
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="top must be an integer >= 1"):
+            finalists(scores, bad)
+
+
+def test_finalists_continue_to_the_full_patience_and_notebook_04_chooses_the_same(tmp_path):
+    """continue_finalists gives the best grid points the full patience and chooses after that; chosen_overrides
+    (notebook 04) finds the same choice from the checkpoints, and from the ledger on a fresh machine."""
+    import shutil
+    from mmgrec_lib.data import load_dataset
+    from mmgrec_lib.experiments import tune_baseline
+    from mmgrec_lib.experiments.ledger import RunLedger
+    from mmgrec_lib.experiments.tuning import continue_finalists, finalists
+    grid_fields = {"epochs": 8, "patience": 1, "eval_every": 1, "monitor": "recall@10"}
+    final_loop = LoopConfig(**{**grid_fields, "patience": 3}, progress=False)
+    base = {"mf": {"dim": 8, "batch_size": 64}}
+    grid = {"lr": [0.001, 0.01, 0.05]}
+    runs, ledger = tmp_path / "runs", tmp_path / "baseline_grid_synthetic.jsonl"
+    shared = {"device": "cpu", **base["mf"]}
+    table, _ = tune_baseline("synthetic", "mf", grid, grid_fields, runs, base=shared, dataset_kwargs=KWARGS,
+                             executor="serial", progress=False, ledger=ledger)
+    ds = load_dataset("synthetic", seed=0, **KWARGS)
+    tops = finalists(list(table["val_recall@10"]), 2)
+    configs = [{**shared, "lr": table["lr"].iloc[i]} for i in tops]
+    finals, pick = continue_finalists(ds, "mf", configs, final_loop, runs, ledger=ledger, names=["a", "b"])
+    assert list(finals["point"]) == ["a", "b"] and (finals["final_source"] == "run").all()
+    assert (finals["final_val_recall@10"] >= table["val_recall@10"].iloc[tops].to_numpy() - 1e-12).all()
+    assert pick == int(np.argmax(finals["final_val_recall@10"].to_numpy()))
+    book = RunLedger(ledger)
+    assert all(book.get(k)["phase"] == "final" for k in finals["final_run_key"])
+    grid_loop = LoopConfig(**grid_fields, progress=False)
+    args = (ds, ["mf"], {"mf": grid}, base, grid_loop)
+    overrides, src = chosen_overrides(*args, runs, top=2, final_loop=final_loop)
+    assert overrides["mf"] == configs[pick] and "best of 2 continued" in src["mf"]
+    # a second call reads the finalists back (no training): same table, same choice
+    again, pick2 = continue_finalists(ds, "mf", configs, final_loop, runs, ledger=ledger, names=["a", "b"])
+    assert pick2 == pick and again["final_val_recall@10"].tolist() == finals["final_val_recall@10"].tolist()
+    shutil.rmtree(runs)                                                      # a fresh machine: the ledger decides
+    fresh, src = chosen_overrides(*args, runs, ledger=ledger, top=2, final_loop=final_loop)
+    assert fresh["mf"] == configs[pick]
+    read, pick3 = continue_finalists(ds, "mf", configs, final_loop, runs, ledger=ledger, names=["a", "b"])
+    assert pick3 == pick and (read["final_source"] == "ledger").all()
+    # a finalist without a continued run: the defaults, saying so
+    missing, src = chosen_overrides(*args, runs, ledger=ledger, top=3, final_loop=final_loop)
+    assert "lr" not in missing["mf"] and "2 of 3 continued runs finished" in src["mf"]
+    with pytest.raises(ValueError, match="needs final_loop"):
+        chosen_overrides(*args, runs, ledger=ledger, top=2)

@@ -79,7 +79,8 @@ def finished_score(path: str | Path, loop: LoopConfig) -> float | None:
 def chosen_overrides(dataset: RecDataset, models: Sequence[str], grids: Mapping[str, Mapping[str, Sequence]],
                      base: Mapping[str, Mapping[str, Any]], loop: LoopConfig, runs_dir: str | Path | None,
                      seed: int = 0, device: str = "cpu", ledger: str | Path | None = None,
-                     search: str | Mapping[str, str] = "grid") -> tuple[dict[str, dict], dict[str, str]]:
+                     search: str | Mapping[str, str] = "grid", top: int = 1,
+                     final_loop: LoopConfig | None = None) -> tuple[dict[str, dict], dict[str, str]]:
     """Each model's config fields: notebook 10's choice on validation where its grid runs exist, else defaults.
 
     ``dataset``: loaded with the tuning seed ``seed`` (notebook 10's ``SEED``); ``grids``, ``base``, ``loop``,
@@ -91,12 +92,17 @@ def chosen_overrides(dataset: RecDataset, models: Sequence[str], grids: Mapping[
     counts as finished when the ledger records it (its recorded validation Recall@10), as notebook 10 reads it.
     ``search``: notebook 10's search (``grid`` or ``staged``, :func:`~mmgrec_lib.experiments.tuning.tune_baseline`),
     one for all models or per model (a mapping; models left out: ``grid``): which points its grid trains, and so
-    which must be finished.
+    which must be finished. ``top`` / ``final_loop``: notebook 10's ``FINAL_TOP`` and its chosen points' loop: with
+    ``top > 1`` the ``top`` best grid points (:func:`~mmgrec_lib.experiments.tuning.finalists`) must also have
+    finished their runs under ``final_loop`` (checkpoint or ledger), and the best of those on validation is chosen,
+    as :func:`~mmgrec_lib.experiments.tuning.continue_finalists` chooses.
 
     Returns ``(overrides, sources)``: model -> config fields, and model -> a short note on where they come from.
     """
     from .ledger import RunLedger
-    from .tuning import SEARCHES, choose_point, stage_points, walk_search
+    from .tuning import SEARCHES, choose_point, finalists, stage_points, walk_search
+    if top > 1 and final_loop is None:
+        raise ValueError("chosen_overrides: top > 1 needs final_loop (the loop the finalists continue under)")
     searches = dict(search) if isinstance(search, Mapping) else {m: search for m in models}
     bad = {m: s for m, s in searches.items() if s not in SEARCHES}
     if bad:
@@ -105,8 +111,8 @@ def chosen_overrides(dataset: RecDataset, models: Sequence[str], grids: Mapping[
     if book is not None and runs_dir is None:
         raise ValueError("chosen_overrides: a ledger needs runs_dir (the run keys are checkpoint names)")
 
-    def score(path: Path) -> float | None:
-        found = finished_score(path, loop)
+    def score(path: Path, under: LoopConfig = loop) -> float | None:
+        found = finished_score(path, under)
         if found is None and book is not None:
             facts = book.get(path.stem)
             found = None if facts is None or facts.get("val_recall@10") is None else float(facts["val_recall@10"])
@@ -136,8 +142,19 @@ def chosen_overrides(dataset: RecDataset, models: Sequence[str], grids: Mapping[
             sources[m] = f"library defaults (notebook 10's grid: {done} of {len(points)} {what} finished)"
             continue
         best = choose_point(scores)                                                # first among ties
+        finals = ""
+        if top > 1:
+            tops = finalists(scores, top)
+            final = [score(baseline_checkpoint(dataset, m, {**shared, **points[i]}, final_loop, seed, runs_dir),
+                           final_loop) for i in tops]
+            if any(f is None for f in final):
+                overrides[m] = shared
+                sources[m] = (f"library defaults (notebook 10's finals: {sum(f is not None for f in final)} of "
+                              f"{len(tops)} continued runs finished)")
+                continue
+            best, finals = tops[choose_point(final)], f", best of {len(tops)} continued"
         overrides[m] = {**shared, **points[best]}
-        sources[m] = (f"tuned on validation (notebook 10, {len(points)} points{', staged' if staged else ''}): "
+        sources[m] = (f"tuned on validation (notebook 10, {len(points)} points{', staged' if staged else ''}{finals}): "
                       + ", ".join(f"{k}={v}" for k, v in points[best].items()))
     return overrides, sources
 

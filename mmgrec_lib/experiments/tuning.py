@@ -86,6 +86,22 @@ def choose_point(scores: Sequence[float | None]) -> int:
     return max(range(len(scores)), key=rank)
 
 
+def finalists(scores: Sequence[float | None], top: int) -> list[int]:
+    """The indices of the ``top`` best scores, best first (the first among ties; a missing or NaN score ranks
+    last): the grid points whose runs :func:`continue_finalists` gives the full patience. ``finalists(s, 1)[0]``
+    is :func:`choose_point` ``(s)``."""
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise ValueError(f"finalists: top must be an integer >= 1, got {top!r}")
+    if not len(scores):
+        raise ValueError("finalists: no scores")
+
+    def rank(i: int) -> tuple[float, int]:
+        s = scores[i]
+        return (float("inf") if s is None or s != s else -float(s), i)          # ascending: best first
+
+    return sorted(range(len(scores)), key=rank)[:top]
+
+
 def walk_search(grid: Mapping[str, Sequence[Any]], search: str,
                 evaluate: Callable[[list[dict[str, Any]], int], Sequence[float | None]]
                 ) -> tuple[list[dict[str, Any]], list[float | None]]:
@@ -205,5 +221,51 @@ def tune_baseline(dataset: str, model: str, grid: Mapping[str, Sequence[Any]], l
     return table, {**dict(base or {}), **points[best]}
 
 
+def continue_finalists(dataset, model: str, configs: Sequence[Mapping[str, Any]], loop, runs_dir, seed: int = 0,
+                       ledger=None, names: Sequence[str] | None = None) -> tuple[pd.DataFrame, int]:
+    """Give each finalist of a grid (``configs``: full config fields, best grid point first, see
+    :func:`finalists`) the full budget ``loop`` (:class:`~mmgrec_lib.training.LoopConfig`): its grid run continued
+    from its checkpoint (:func:`~mmgrec_lib.experiments.runs.run_baselines`, the same run as one trained with that
+    patience from the start), and choose the one with the best validation Recall@10 after that (the better grid
+    point among ties). A grid's short patience stops slow learners (a low learning rate) early; this gives the
+    best few points the budget the chosen one gets, before one is chosen.
+
+    ``dataset``: a :class:`~mmgrec_lib.data.dataset.RecDataset`. ``ledger``: a run-ledger path where each continued
+    run is recorded (``phase: final``); a finalist whose checkpoint is missing but whose run key is recorded is read
+    from it, not retrained (the chosen one is then trained by the caller's ``run_baselines``, which needs the model).
+    ``names``: the finalists' grid-table names (default ``"0"``, ``"1"``, ...).
+
+    Returns a table (``point``, ``final_val_recall@10``, ``final_best_epoch``, ``final_epochs_run``,
+    ``final_source``: ``run`` or ``ledger``, ``final_run_key``) and the index of the chosen finalist."""
+    from .runs import baseline_checkpoint, run_baselines
+    if not len(configs):
+        raise ValueError(f"continue_finalists: no finalists for {model}")
+    names = [str(i) for i in range(len(configs))] if names is None else list(names)
+    if len(names) != len(configs):
+        raise ValueError(f"continue_finalists: {len(names)} names for {len(configs)} finalists")
+    book = RunLedger(ledger) if ledger is not None else None
+    rows = []
+    for name, config in zip(names, configs):
+        path = baseline_checkpoint(dataset, model, dict(config), loop, seed, runs_dir)
+        facts = book.get(path.stem) if book is not None and not path.exists() else None
+        if facts is not None:
+            row = {"final_val_recall@10": facts.get("val_recall@10"), "final_best_epoch": facts.get("best_epoch"),
+                   "final_epochs_run": facts.get("epochs_run"), "final_source": "ledger"}
+        else:
+            run = run_baselines(dataset, [model], loop=loop, seed=seed, overrides={model: dict(config)},
+                                runs_dir=runs_dir)[model]
+            row = {"final_val_recall@10": run.fit.best_score, "final_best_epoch": run.fit.best_epoch,
+                   "final_epochs_run": len(run.fit.history), "final_source": "run"}
+            if book is not None:
+                book.record(path.stem, {"model": model, "point": name, "phase": "final",
+                                        "val_recall@10": run.fit.best_score, "best_epoch": run.fit.best_epoch,
+                                        "epochs_run": len(run.fit.history), "train_seconds": run.train_seconds,
+                                        **{f"test_{k}": v for k, v in run.test.mean().items()}})
+        rows.append({"point": name, **row, "final_run_key": path.stem})
+    table = pd.DataFrame(rows)
+    return table, choose_point(list(table["final_val_recall@10"]))
+
+
 __all__ = ["LEDGER_FIELDS", "PRIMARY_FIELDS", "SEARCHES", "baseline_spec", "baseline_task", "choose_point",
-           "grid_points", "search_points", "stage_points", "tune_baseline", "walk_search"]
+           "continue_finalists", "finalists", "grid_points", "search_points", "stage_points", "tune_baseline",
+           "walk_search"]
