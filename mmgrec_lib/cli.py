@@ -576,6 +576,34 @@ def bench_train(args) -> int:
     return 0
 
 
+def show_ledgers(paths: list[Path]) -> int:
+    """Print :meth:`~mmgrec_lib.experiments.ledger.RunLedger.summary` of each ledger file; 1 if none is given or
+    one is missing or unreadable (the message names it)."""
+    from .experiments.ledger import RunLedger
+    if not paths:
+        print("mmgrec ledger: no ledger files (reports/ledgers/*.jsonl is empty)", file=sys.stderr)
+        return 1
+    status = 0
+    for path in paths:
+        if not Path(path).is_file():
+            print(f"mmgrec ledger: {path}: no such file", file=sys.stderr)
+            status = 1
+            continue
+        try:
+            rows = RunLedger(path).summary()
+        except ValueError as exc:
+            print(f"mmgrec ledger: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        print(f"{_rel(Path(path))}: {sum(r['grid_points'] + r['finals'] for r in rows)} runs")
+        for r in rows:
+            best = f"best {r['best_val']:.4f} ({r['best_point']})" if r["best_val"] is not None else "best -"
+            chosen = (f"; {r['finals']} finalist(s) continued, best {r['best_final_val']:.4f} ({r['best_final']})"
+                      if r["best_final_val"] is not None else "")
+            print(f"  {r['model']:<10} {r['grid_points']:>3} grid points, {best}{chosen}; last {r['last_recorded']}")
+    return status
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mmgrec", description="MMGRec workbench: regenerate reports, benchmark.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -636,6 +664,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="Graph RQ-VAE schedule timed (default alternate, the paper's; two_stage: its BPR stage)")
     tr.add_argument("--csv", type=Path, help="also write the table here")
     tr.add_argument("--seed", type=int, default=0)
+    led = sub.add_parser("ledger", help="summarise run ledgers (reports/ledgers/*.jsonl): per model, the grid points "
+                                        "recorded, the best on validation, the finalists and the chosen one")
+    led.add_argument("paths", nargs="*", type=Path, help="ledger files (default: every reports/ledgers/*.jsonl)")
     sub.add_parser("list", help="list notebooks and their parameters")
     sub.add_parser("readme", help="recheck the paper's claims (reports/tables/claims) and refresh the README "
                                   "results section from reports/tables")
@@ -651,6 +682,8 @@ def main(argv: list[str] | None = None) -> int:
             for name, p in params.items():
                 print(f"    {name} = {p['default']}    # {p.get('help', '')}")
         return 0
+    if args.command == "ledger":
+        return show_ledgers(args.paths or sorted((REPO / "reports" / "ledgers").glob("*.jsonl")))
     if args.command == "features":
         return prepare_features(args.dataset or ["ml100k"])
     if args.command == "bench":

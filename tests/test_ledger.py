@@ -132,3 +132,25 @@ def test_ledger_writers_in_parallel_processes_keep_every_line(tmp_path):
     with multiprocessing.get_context("spawn").Pool(2) as pool:
         pool.map(_record_many, [(path, 0), (path, 100)])
     assert len(RunLedger(path)) == 40
+
+
+def test_ledger_summary_and_the_cli_per_model(tmp_path, capsys):
+    from mmgrec_lib import cli
+    path = tmp_path / "grid.jsonl"
+    book = RunLedger(path)
+    book.record("mf_a", {"model": "mf", "point": "mf lr=0.001", "val_recall@10": 0.20}, commit="x")
+    book.record("mf_b", {"model": "mf", "point": "mf lr=0.005", "val_recall@10": 0.22}, commit="x")
+    book.record("mf_c", {"model": "mf", "point": "lr=0.001", "phase": "final", "val_recall@10": 0.24}, commit="x")
+    book.record("pop", {"model": "mostpop", "point": "mostpop ", "val_recall@10": 0.1}, commit="x")
+    rows = {r["model"]: r for r in RunLedger(path).summary()}
+    assert rows["mf"]["grid_points"] == 2 and rows["mf"]["best_val"] == 0.22 and rows["mf"]["best_point"] == "mf lr=0.005"
+    assert rows["mf"]["finals"] == 1 and rows["mf"]["best_final"] == "lr=0.001" and rows["mf"]["best_final_val"] == 0.24
+    assert rows["mostpop"]["finals"] == 0 and rows["mostpop"]["best_final_val"] is None
+    assert cli.main(["ledger", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "4 runs" in out and "best 0.2200 (mf lr=0.005); 1 finalist(s) continued, best 0.2400 (lr=0.001)" in out
+    assert cli.main(["ledger", str(tmp_path / "missing.jsonl")]) == 1
+    assert "missing.jsonl: no such file" in capsys.readouterr().err
+    (tmp_path / "bad.jsonl").write_text("{not json\n")
+    assert cli.main(["ledger", str(tmp_path / "bad.jsonl")]) == 1
+    assert "bad.jsonl, line 1: not JSON" in capsys.readouterr().err

@@ -128,5 +128,28 @@ class RunLedger:
             text = "".join(json.dumps(self._rows[k], sort_keys=True) + "\n" for k in sorted(self._rows))
             atomic_write(self.path, lambda fh: fh.write(text.encode()))
 
+    def rows(self) -> list[dict[str, Any]]:
+        """Every recorded line (with its bookkeeping fields), in key order."""
+        return [dict(self._rows[k]) for k in sorted(self._rows)]
+
+    def summary(self) -> list[dict[str, Any]]:
+        """One row per model (alphabetical, as the lines are keyed): grid points recorded and the best of them on
+        ``val_recall@10``, finalists' continued runs recorded (``phase: final``) and the best of those so far (the
+        chosen point once every finalist is in), the last date."""
+        out: dict[str, dict[str, Any]] = {}
+        for row in self.rows():
+            model = str(row.get("model", "?"))
+            s = out.setdefault(model, {"model": model, "grid_points": 0, "best_point": None, "best_val": None,
+                                       "finals": 0, "best_final": None, "best_final_val": None,
+                                       "last_recorded": ""})
+            val = row.get("val_recall@10")
+            kind = ("finals", "best_final", "best_final_val") if row.get("phase") == "final" else \
+                ("grid_points", "best_point", "best_val")
+            s[kind[0]] += 1
+            if val is not None and (s[kind[2]] is None or val > s[kind[2]]):
+                s[kind[1]], s[kind[2]] = row.get("point"), val
+            s["last_recorded"] = max(s["last_recorded"], str(row.get("recorded", "")))
+        return list(out.values())
+
 
 __all__ = ["RunLedger", "git_commit"]
