@@ -331,3 +331,20 @@ def test_finalists_continue_to_the_full_patience_and_notebook_04_chooses_the_sam
     assert "lr" not in missing["mf"] and "2 of 3 continued runs finished" in src["mf"]
     with pytest.raises(ValueError, match="needs final_loop"):
         chosen_overrides(*args, runs, ledger=ledger, top=2)
+
+
+def test_baseline_checkpoint_keys_every_model_as_the_built_model_without_building_it():
+    """baseline_checkpoint builds only the config object; its key equals the one of the model built from the
+    dataset (Recommender.__init__ does not change the config), for every baseline."""
+    from _fixtures import make_tiny_dataset
+    from mmgrec_lib.baselines import BASELINES
+    from mmgrec_lib.experiments.runs import baseline_run_path
+    ds = make_tiny_dataset()
+    loop = LoopConfig(epochs=3)
+    for name, cls in BASELINES.items():
+        fields = {} if name == "mostpop" else {"device": "cpu", "dim": 8}
+        built = cls.from_dataset(ds, **fields)
+        assert baseline_checkpoint(ds, name, fields, loop, 0, "runs") == \
+            baseline_run_path("runs", ds, name, built.config, loop, 0), name
+    with pytest.raises(ValueError, match="unknown baseline 'nope'"):
+        baseline_checkpoint(ds, "nope", {}, loop, 0, "runs")

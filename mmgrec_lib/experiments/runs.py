@@ -160,9 +160,12 @@ def baseline_run_path(runs_dir: str | Path, dataset: RecDataset, name: str, conf
 def baseline_checkpoint(dataset: RecDataset, model: str, config: Mapping[str, Any], loop: LoopConfig, seed: int,
                         runs_dir: str | Path) -> Path:
     """Where :func:`~mmgrec_lib.experiments.runs.run_baselines` keeps the run of ``model`` with config fields
-    ``config`` on ``dataset`` under ``loop`` and ``seed`` (the same key, so nothing is trained here)."""
-    built = BASELINES[model].from_dataset(dataset, **dict(config))
-    return baseline_run_path(runs_dir, dataset, model, built.config, loop, seed)
+    ``config`` on ``dataset`` under ``loop`` and ``seed`` (the same key, so nothing is trained here). The config
+    object is built as the model builds it (``Recommender.__init__``: the config class with these fields),
+    without building the model (LATTICE / FREEDOM would build their kNN graphs)."""
+    if model not in BASELINES:
+        raise ValueError(f"unknown baseline {model!r}; expected one of {sorted(BASELINES)}")
+    return baseline_run_path(runs_dir, dataset, model, BASELINES[model].config_class(**dict(config)), loop, seed)
 
 
 def config_key(config) -> dict:
