@@ -302,23 +302,23 @@ class LightGT(MultimodalGraphRecommender):
         ``user_token``, ``users (B,)`` and the LightGCN ``layers`` give the prepended token and its encodings."""
         mask = pad | ~self.feature_masks[items, m]                                             # (B, N) ignored keys
         pos = [q[items] for q in pe]                                                           # L_T x (B, N, D)
-        if self.user_vec is not None:
+        token = self.user_vec is not None
+        if token:
             if users is None or layers is None:
                 raise ValueError("LightGT with user_token: encode needs the users and the LightGCN layers")
             x = torch.cat([self.user_vec[users][:, None], x], dim=1)                           # (B, 1+N, D)
             pos = [torch.cat([layers[l][users].detach()[:, None], p], dim=1)                   # (B, 1+N, D)
-                   for l, p in zip(range(1, len(pos) + 1), pos)]
+                   for l, p in enumerate(pos, 1)]
             mask = torch.cat([torch.zeros_like(mask[:, :1]), mask], dim=1)                     # the token: kept
-            h = x
-            for layer, q in zip(self.encoders[m], pos):
-                h = layer(h, q, mask)                                                          # (B, 1+N, D)
-            return F.leaky_relu(self.out[m](h[:, 0]))                                          # (B, D)
-        empty = mask.all(1)                                                                    # (B,) nothing left
-        mask = mask.clone()
-        mask[empty, 0] = False                    # a fully masked row would give NaN attention; output zeroed below
+        else:
+            empty = mask.all(1)                                                                # (B,) nothing left
+            mask = mask.clone()
+            mask[empty, 0] = False                # a fully masked row would give NaN attention; output zeroed below
         h = x
         for layer, q in zip(self.encoders[m], pos):
-            h = layer(h, q, mask)                                                              # (B, N, D)
+            h = layer(h, q, mask)                                                              # (B, [1+]N, D)
+        if token:
+            return F.leaky_relu(self.out[m](h[:, 0]))                                          # (B, D)
         w = (~mask).to(h.dtype)                                                                # (B, N)
         pooled = (h * w[..., None]).sum(1) / w.sum(1, keepdim=True)                            # (B, D)
         return self.out[m](pooled) * (~empty).to(h.dtype)[:, None]                             # (B, D)

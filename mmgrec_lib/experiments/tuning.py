@@ -78,18 +78,13 @@ def choose_point(scores: Sequence[float | None]) -> int:
     """The index of the best score, the first among ties (a missing or NaN score ranks last)."""
     if not len(scores):
         raise ValueError("choose_point: no scores")
-
-    def rank(i: int) -> tuple[float, int]:
-        s = scores[i]
-        return (float("-inf") if s is None or s != s else float(s), -i)
-
-    return max(range(len(scores)), key=rank)
+    return finalists(scores, 1)[0]
 
 
 def finalists(scores: Sequence[float | None], top: int) -> list[int]:
     """The indices of the ``top`` best scores, best first (the first among ties; a missing or NaN score ranks
     last): the grid points whose runs :func:`continue_finalists` gives the full patience. ``finalists(s, 1)[0]``
-    is :func:`choose_point` ``(s)``."""
+    is :func:`choose_point` ``(s)``, which calls it."""
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise ValueError(f"finalists: top must be an integer >= 1, got {top!r}")
     if not len(scores):
@@ -127,6 +122,13 @@ def _ledger_facts(row: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k in LEDGER_FIELDS or k.startswith("test_")}
 
 
+def _run_facts(run) -> dict[str, Any]:
+    """A trained or loaded baseline run's facts (a :class:`~mmgrec_lib.experiments.runs.ModelRun`): validation
+    Recall@10, best epoch, epochs run, test means, training seconds."""
+    return {"val_recall@10": run.fit.best_score, "best_epoch": run.fit.best_epoch, "epochs_run": len(run.fit.history),
+            **{f"test_{k}": v for k, v in run.test.mean().items()}, "train_seconds": run.train_seconds}
+
+
 def baseline_task(spec: dict) -> dict:
     """Train (or reuse) one baseline at one grid point. ``spec``: ``dataset``, ``seed``, ``dataset_kwargs``,
     ``model`` (a :data:`~mmgrec_lib.baselines.BASELINES` name), ``config`` (its fields), ``loop``
@@ -144,9 +146,7 @@ def baseline_task(spec: dict) -> dict:
         if facts is not None:
             return {**_ledger_facts(facts), "checkpoint": str(path), "run_key": path.stem, "source": "ledger"}
     run = run_baselines(ds, [name], loop=loop, seed=seed, overrides={name: config}, runs_dir=spec["runs_dir"])[name]
-    return {"val_recall@10": run.fit.best_score, "best_epoch": run.fit.best_epoch, "epochs_run": len(run.fit.history),
-            **{f"test_{k}": v for k, v in run.test.mean().items()}, "train_seconds": run.train_seconds,
-            "checkpoint": str(run.checkpoint), "run_key": Path(run.checkpoint).stem, "source": "run"}
+    return {**_run_facts(run), "checkpoint": str(run.checkpoint), "run_key": Path(run.checkpoint).stem, "source": "run"}
 
 
 def baseline_spec(dataset: str, seed: int, model: str, config: Mapping[str, Any], loop, runs_dir,
@@ -248,20 +248,15 @@ def continue_finalists(dataset, model: str, configs: Sequence[Mapping[str, Any]]
     for name, config in zip(names, configs):
         path = baseline_checkpoint(dataset, model, dict(config), loop, seed, runs_dir)
         facts = book.get(path.stem) if book is not None and not path.exists() else None
-        if facts is not None:
-            row = {"final_val_recall@10": facts.get("val_recall@10"), "final_best_epoch": facts.get("best_epoch"),
-                   "final_epochs_run": facts.get("epochs_run"), "final_source": "ledger"}
-        else:
+        source = "ledger" if facts is not None else "run"
+        if facts is None:
             run = run_baselines(dataset, [model], loop=loop, seed=seed, overrides={model: dict(config)},
                                 runs_dir=runs_dir)[model]
-            row = {"final_val_recall@10": run.fit.best_score, "final_best_epoch": run.fit.best_epoch,
-                   "final_epochs_run": len(run.fit.history), "final_source": "run"}
+            facts = _run_facts(run)
             if book is not None:
-                book.record(path.stem, {"model": model, "point": name, "phase": "final",
-                                        "val_recall@10": run.fit.best_score, "best_epoch": run.fit.best_epoch,
-                                        "epochs_run": len(run.fit.history), "train_seconds": run.train_seconds,
-                                        **{f"test_{k}": v for k, v in run.test.mean().items()}})
-        rows.append({"point": name, **row, "final_run_key": path.stem})
+                book.record(path.stem, {"model": model, "point": name, "phase": "final", **facts})
+        rows.append({"point": name, **{f"final_{k}": facts.get(k) for k in ("val_recall@10", "best_epoch", "epochs_run")},
+                     "final_source": source, "final_run_key": path.stem})
     table = pd.DataFrame(rows)
     return table, choose_point(list(table["final_val_recall@10"]))
 
