@@ -325,3 +325,32 @@ def test_lightgt_user_token_reads_the_users_own_position(ds, tmp_path):
     again = type(model).load(path)
     assert torch.allclose(again.score(users), scores, atol=1e-6)
     assert _build(LightGT, ds).user_vec is None                        # off by default: earlier runs unchanged
+
+
+@pytest.mark.parametrize("form", ["sum", "split"])
+def test_lightgt_score_parts_add_up_to_the_score(ds, form):
+    """score_parts: "full" is the model's score; "id" the LightGCN branch; "content" the content branch as the
+    form combines it; in the split form the score is w * id + (1 - w) * content exactly, in the sum form the
+    remainder is the two cross terms. score_parts_table ranks each part alone."""
+    from mmgrec_lib.experiments.zoo import score_parts_table
+    model, _ = _trained(LightGT, ds, epochs=2, score=form, score_weight=0.3)
+    parts = model.score_parts()
+    assert set(parts) == {"id", "content", "full"} | {f"content_{m}" for m in range(model.n_modalities)}
+    dot = {k: u @ i.T for k, (u, i) in parts.items()}                                  # (U, I) each
+    users = torch.arange(ds.n_users)
+    assert torch.allclose(dot["full"], model.score(users), atol=1e-5)
+    e_bar = model._inference_state()[1]
+    assert torch.allclose(dot["id"], e_bar[:ds.n_users] @ e_bar[ds.n_users:].T, atol=1e-6)
+    per_modality = sum(dot[f"content_{m}"] for m in range(model.n_modalities))
+    if form == "split":
+        assert torch.allclose(dot["content"], per_modality, atol=1e-5)
+        assert torch.allclose(dot["full"], 0.3 * dot["id"] + 0.7 * dot["content"], atol=1e-5)
+    else:
+        (eu, ei), (tu, gi) = parts["id"], parts["content"]
+        cross = eu @ gi.T + tu @ ei.T
+        assert torch.allclose(dot["full"], dot["id"] + dot["content"] + cross, atol=1e-5)
+    table = score_parts_table(model, ds, split="val")
+    assert list(table["part"]) == list(parts) and table[["recall@10", "ndcg@10"]].notna().all().all()
+    assert table["recall@10"].between(0, 1).all() and (table[["user_norm", "item_norm"]] > 0).all().all()
+    with pytest.raises(TypeError, match="no score_parts"):
+        score_parts_table(object(), ds)

@@ -379,6 +379,30 @@ class LightGT(MultimodalGraphRecommender):
             return self.represent(e_bar[users], self.user_content_parts(users, layers, item_content=g))  # (B, D')
 
     @torch.no_grad()
+    def score_parts(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        r"""The factors of the score's parts, for diagnosing what the ranking rests on: ``{part: (users (U, D'),
+        items (I, D'))}``, each part's score the dot product of its pair (inference representations).
+
+        ``"id"``: :math:`\bar{\mathbf{e}}_u, \bar{\mathbf{e}}_{U+i}` (the LightGCN branch); ``"content"``: the
+        content branch as the score form combines it (``"sum"``: :math:`\frac1M\sum_m \mathbf{t}^m_u,
+        \frac1M\sum_m \mathbf{g}^m_i`; ``"split"``: the concatenations of :math:`\mathbf{t}^m_u` and
+        :math:`\mathbf{g}^m_i`, so the dot product is :math:`\sum_m \mathbf{t}^{m\top}_u \mathbf{g}^m_i`);
+        ``"content_<m>"``: modality ``m`` alone (its index in ``modality_dims``); ``"full"``: the model's own
+        score. In the ``"sum"`` form the full score also holds the cross terms
+        :math:`\bar{\mathbf{e}}_u^\top \bar{\mathbf{g}}_i + \bar{\mathbf{t}}_u^\top \bar{\mathbf{e}}_{U+i}`."""
+        self._require_graph()
+        layers, e_bar, item_rep, g = self._inference_state()
+        users = torch.arange(self.n_users, device=self.device)
+        with eval_mode(self):
+            chunks = [self.user_content_parts(c, layers, item_content=g) for c in users.split(self.config.batch_size)]
+        t = [torch.cat(parts) for parts in zip(*chunks)] if chunks else [torch.zeros(0, self.config.dim)] * len(g)
+        join = (lambda xs: torch.stack(xs).mean(0)) if self.config.score == "sum" else (lambda xs: torch.cat(xs, -1))
+        parts = {"id": (e_bar[:self.n_users], e_bar[self.n_users:]), "content": (join(t), join(g))}
+        parts.update({f"content_{m}": (t[m], g[m]) for m in range(self.n_modalities)})
+        parts["full"] = (self.represent(e_bar[:self.n_users], t), item_rep)
+        return parts
+
+    @torch.no_grad()
     def score(self, users: torch.Tensor) -> torch.Tensor:
         users = self._check_users(users)
         self._require_graph()

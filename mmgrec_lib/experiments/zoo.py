@@ -14,6 +14,7 @@ from typing import Mapping
 
 import pandas as pd
 
+from ..evaluation import evaluate
 from .ablations import PAPER_ABLATIONS, PAPER_DATASETS
 
 #: the paper's Table 2 (its numbers, on its datasets): model -> dataset -> (Recall@10, NDCG@10)
@@ -109,3 +110,21 @@ def paper_ordering(results: pd.DataFrame | Mapping[str, Mapping[str, float]], da
 
 
 __all__ = ["ORDER_COLUMNS", "PAPER_TABLE2", "paper_number", "paper_ordering"]
+
+
+def score_parts_table(model, dataset, split: str = "val", batch_size: int = 1024) -> pd.DataFrame:
+    """What a model's ranking rests on: every part of its score (``model.score_parts()``, e.g.
+    :meth:`~mmgrec_lib.baselines.lightgt.LightGT.score_parts`) ranked alone with full ranking on ``split``.
+
+    Returns one row per part: ``part``, ``recall@10``, ``ndcg@10`` and the mean L2 norms of its user and item
+    factors (``user_norm``, ``item_norm``: which factor dominates a dot product of a sum).
+    """
+    if not hasattr(model, "score_parts"):
+        raise TypeError(f"{type(model).__name__} has no score_parts(): no parts to rank")
+    rows = []
+    for part, (users, items) in model.score_parts().items():
+        res = evaluate(lambda b, u=users, i=items: u[b.to(u.device)] @ i.T, dataset, split=split, ks=(10,),
+                       batch_size=batch_size)
+        rows.append({"part": part, "recall@10": res["recall@10"], "ndcg@10": res["ndcg@10"],
+                     "user_norm": float(users.norm(dim=1).mean()), "item_norm": float(items.norm(dim=1).mean())})
+    return pd.DataFrame(rows)
