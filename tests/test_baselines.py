@@ -92,3 +92,20 @@ def test_config_errors(ds):
         MF(10, 10, lr=0.0)
     with pytest.raises(TypeError, match="explicit torch.Generator"):
         _build(MF, ds).fit(ds, _loop(1))
+
+
+def test_vbpr_score_parts_add_up_to_the_score(ds):
+    """score_parts: the item bias, the collaborative and the content terms, whose dot products add up to the
+    score; "full" is the model's score; score_parts_table ranks each alone."""
+    from mmgrec_lib.experiments.zoo import score_parts_table
+    model, _ = H.trained(VBPR, ds, epochs=2)
+    parts = model.score_parts()
+    assert list(parts) == ["bias", "cf", "content", "full"]
+    dot = {k: u @ i.T for k, (u, i) in parts.items()}                                  # (U, I) each
+    users = torch.arange(ds.n_users)
+    assert torch.allclose(dot["full"], model.score(users), atol=1e-5)
+    assert torch.allclose(dot["bias"] + dot["cf"] + dot["content"], dot["full"], atol=1e-5)
+    assert torch.allclose(dot["cf"], model.gamma_user @ model.gamma_item.T)
+    assert (dot["bias"] == dot["bias"][:1]).all()                                       # the same for every user
+    table = score_parts_table(model, ds, split="val")
+    assert list(table["part"]) == list(parts) and table["recall@10"].between(0, 1).all()

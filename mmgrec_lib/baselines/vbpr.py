@@ -154,6 +154,21 @@ class VBPR(BPRRecommender):
         return (self.gamma_user[users] @ self.gamma_item.T + self.theta_user[users] @ c[:, :-1].T
                 + self.beta_item + c[:, -1])                                     # (B, I)
 
+    @torch.no_grad()
+    def score_parts(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        r"""The factors of the score's parts, for diagnosing what the ranking rests on: ``{part: (users (U, d),
+        items (I, d))}``, each part's score the dot product of its pair. ``"bias"``: the item's non-personal score
+        :math:`\beta_i + \boldsymbol{\beta}'^\top \mathbf{f}_i` (a column of ones for the users); ``"cf"``:
+        :math:`\boldsymbol{\gamma}_u, \boldsymbol{\gamma}_i`; ``"content"``: :math:`\boldsymbol{\theta}_u,
+        \mathbf{E}\mathbf{f}_i`; ``"full"``: all of them side by side (the model's score)."""
+        c = self._content()                                                      # (I, D'+1)
+        ones = torch.ones(self.n_users, 1, device=c.device)                      # (U, 1)
+        bias = (self.beta_item + c[:, -1])[:, None]                              # (I, 1)
+        parts = {"bias": (ones, bias), "cf": (self.gamma_user, self.gamma_item),
+                 "content": (self.theta_user, c[:, :-1])}
+        parts["full"] = tuple(torch.cat(side, dim=1) for side in zip(*parts.values()))
+        return {k: (u.detach(), i.detach()) for k, (u, i) in parts.items()}
+
     def bpr_loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
         items = torch.cat([pos, neg])                                            # (2B,)
         # projecting the whole catalogue once is cheaper than gathering 2B wide feature rows when I <= 2B
