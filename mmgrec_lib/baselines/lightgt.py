@@ -395,7 +395,7 @@ class LightGT(MultimodalGraphRecommender):
         users = torch.arange(self.n_users, device=self.device)
         with eval_mode(self):
             chunks = [self.user_content_parts(c, layers, item_content=g) for c in users.split(self.config.batch_size)]
-        t = [torch.cat(parts) for parts in zip(*chunks)] if chunks else [torch.zeros(0, self.config.dim)] * len(g)
+        t = [torch.cat(parts) for parts in zip(*chunks)]                                       # M x (U, D)
         join = (lambda xs: torch.stack(xs).mean(0)) if self.config.score == "sum" else (lambda xs: torch.cat(xs, -1))
         parts = {"id": (e_bar[:self.n_users], e_bar[self.n_users:]), "content": (join(t), join(g))}
         parts.update({f"content_{m}": (t[m], g[m]) for m in range(self.n_modalities)})

@@ -109,9 +109,6 @@ def paper_ordering(results: pd.DataFrame | Mapping[str, Mapping[str, float]], da
     return pd.DataFrame(rows, columns=ORDER_COLUMNS)
 
 
-__all__ = ["ORDER_COLUMNS", "PAPER_TABLE2", "paper_number", "paper_ordering"]
-
-
 def score_parts_table(model, dataset, split: str = "val", batch_size: int = 1024) -> pd.DataFrame:
     """What a model's ranking rests on: every part of its score (``model.score_parts()``, e.g.
     :meth:`~mmgrec_lib.baselines.lightgt.LightGT.score_parts`) ranked alone with full ranking on ``split``.
@@ -128,3 +125,6 @@ def score_parts_table(model, dataset, split: str = "val", batch_size: int = 1024
         rows.append({"part": part, "recall@10": res["recall@10"], "ndcg@10": res["ndcg@10"],
                      "user_norm": float(users.norm(dim=1).mean()), "item_norm": float(items.norm(dim=1).mean())})
     return pd.DataFrame(rows)
+
+
+__all__ = ["ORDER_COLUMNS", "PAPER_TABLE2", "paper_number", "paper_ordering", "score_parts_table"]
