@@ -171,3 +171,19 @@ def test_lattice_learned_graphs_rebuilt_once_per_epoch_as_in_the_reference(ds, m
     validations = len(calls) - builds_in_training
     assert validations % model.n_modalities == 0 and validations <= epochs * model.n_modalities
     assert any(not torch.equal(a, b) for a, b in zip(before, model.proj.parameters()))
+
+
+def test_mmgcn_score_parts_are_the_modality_networks(ds):
+    """score_parts: one part per modality network, whose vectors sum to the model's representation; "full" is the
+    model's score."""
+    from mmgrec_lib.experiments.zoo import score_parts_table
+    model, _ = H.trained(MMGCN, ds, epochs=2)
+    parts = model.score_parts()
+    assert list(parts) == [f"modality_{m}" for m in range(model.n_modalities)] + ["full"]
+    users = torch.arange(ds.n_users)
+    assert torch.allclose(parts["full"][0] @ parts["full"][1].T, model.score(users), atol=1e-5)
+    for side in (0, 1):
+        total = sum(parts[f"modality_{m}"][side] for m in range(model.n_modalities))
+        assert torch.allclose(total, parts["full"][side], atol=1e-5)
+    table = score_parts_table(model, ds, split="val")
+    assert list(table["part"]) == list(parts) and table["recall@10"].between(0, 1).all()

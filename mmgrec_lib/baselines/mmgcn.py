@@ -349,11 +349,27 @@ class MMGCN(MultimodalGraphRecommender):
             self._adj_cache[key] = (to_csr(ei, w, n), to_csr(ei.flip(0), w, n))
         return self._adj_cache[key]
 
-    def _propagate(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def _modality_reps(self) -> list[torch.Tensor]:
+        """Every modality's final node vectors :math:`\mathbf{x}^{m,(L)}`: ``M x (U+I, D)``."""
         adj = self.mean_adjacency()
-        rep = sum(gcn(self.modality_block(m), self.feature_masks[:, m], self.id_emb, adj, self.config.negative_slope)
-                  for m, gcn in enumerate(self.gcns))                                          # (U+I, D)
+        return [gcn(self.modality_block(m), self.feature_masks[:, m], self.id_emb, adj, self.config.negative_slope)
+                for m, gcn in enumerate(self.gcns)]
+
+    def _propagate(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        rep = sum(self._modality_reps())                                                       # (U+I, D)
         return rep[:self.n_users], rep[self.n_users:]
+
+    @torch.no_grad()
+    def score_parts(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        r"""The factors of the score's parts, for diagnosing what the ranking rests on: ``{part: (users (U, D),
+        items (I, D))}``. ``"modality_<m>"``: modality ``m``'s network alone, :math:`\mathbf{x}^{m,(L)}_u,
+        \mathbf{x}^{m,(L)}_{U+i}` (its index in ``modality_dims``); ``"full"``: the model's score, whose
+        dot product also holds the cross-modality terms."""
+        self._require_graph()
+        reps = self._modality_reps()                                                           # M x (U+I, D)
+        parts = {f"modality_{m}": (x[:self.n_users], x[self.n_users:]) for m, x in enumerate(reps)}
+        parts["full"] = self.embeddings()
+        return parts
 
     def bpr_loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
         user_rep, item_rep = self._propagate(train=True)                                       # (U, D), (I, D)
