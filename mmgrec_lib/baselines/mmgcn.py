@@ -367,9 +367,9 @@ class MMGCN(MultimodalGraphRecommender):
         dot product also holds the cross-modality terms."""
         self._require_graph()
         reps = self._modality_reps()                                                           # M x (U+I, D)
-        parts = {f"modality_{m}": (x[:self.n_users], x[self.n_users:]) for m, x in enumerate(reps)}
-        parts["full"] = self.embeddings()
-        return parts
+        parts = {f"modality_{m}": x for m, x in enumerate(reps)}
+        parts["full"] = sum(reps)                                            # what _propagate returns, not recomputed
+        return {k: (x[:self.n_users], x[self.n_users:]) for k, x in parts.items()}
 
     def bpr_loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
         user_rep, item_rep = self._propagate(train=True)                                       # (U, D), (I, D)
