@@ -49,3 +49,46 @@ def test_paper_ordering_rejects_bad_input():
         paper_ordering(pd.DataFrame([{"model": "lightgcn", "recall@10": 0.1, "ndcg@10": 0.05}]), "amazon-baby")
     with pytest.raises(ValueError, match="tolerance"):
         paper_ordering(zoo, "tiktok", reference="mf", tolerance=-1)
+
+
+def test_modality_ablation_retrains_on_each_modality_alone(tmp_path):
+    """One row per modality set, each its own keyed run; the all-modality row is the run run_baselines makes at
+    the same config (so the zoo's chosen run is reused), and the p-values pair against it."""
+    from _fixtures import make_tiny_dataset
+    from mmgrec_lib.experiments.runs import run_baselines
+    from mmgrec_lib.experiments.zoo import modality_ablation
+    from mmgrec_lib.training.loop import LoopConfig
+
+    ds = make_tiny_dataset()
+    loop = LoopConfig(epochs=3, patience=0, eval_every=1, monitor="recall@10", progress=False)
+    cfg = {"dim": 8, "n_layers": 1, "device": "cpu"}
+    table = modality_ablation(ds, "mmgcn", cfg, loop, runs_dir=tmp_path, seed=0)
+    assert list(table["modalities"]) == ["all (visual+textual)", "visual", "textual"]
+    assert table.columns[1] == "val_recall@10" and table["val_recall@10"].between(0, 1).all()
+    assert math.isnan(table["p_recall@10"].iloc[0]) and table["p_recall@10"].iloc[1:].between(0, 1).all()
+    assert set(table["p_reference"]) == {"all (visual+textual)"}
+    ckpts = sorted(tmp_path.glob("*mmgcn*.pt"))
+    assert len(ckpts) == 3                                                    # three distinct keyed runs
+    # the all-modality row equals run_baselines at that config (its checkpoint reused: no new file)
+    again = run_baselines(ds, ["mmgcn"], loop=loop, seed=0, overrides={"mmgcn": cfg}, runs_dir=tmp_path)["mmgcn"]
+    assert again.test["recall@10"] == pytest.approx(table["recall@10"].iloc[0])
+    assert len(sorted(tmp_path.glob("*mmgcn*.pt"))) == 3
+    # one modality alone differs from the sum (the runs really read different features)
+    assert not (table["recall@10"].iloc[1] == table["recall@10"].iloc[0] == table["recall@10"].iloc[2])
+
+
+def test_modality_ablation_rejects_what_it_cannot_ablate(tmp_path):
+    from _fixtures import make_tiny_dataset
+    from mmgrec_lib.experiments.zoo import modality_ablation
+    from mmgrec_lib.training.loop import LoopConfig
+
+    ds, loop = make_tiny_dataset(), LoopConfig(epochs=1, progress=False)
+    with pytest.raises(ValueError, match="unknown model 'nope'"):
+        modality_ablation(ds, "nope", {}, loop)
+    with pytest.raises(ValueError, match="mf reads no modality features"):
+        modality_ablation(ds, "mf", {}, loop)
+    with pytest.raises(ValueError, match="config sets modalities"):
+        modality_ablation(ds, "mmgcn", {"modalities": ("visual",)}, loop)
+    one = make_tiny_dataset(dims={"visual": 8})
+    with pytest.raises(ValueError, match="needs two or more"):
+        modality_ablation(one, "mmgcn", {}, loop)

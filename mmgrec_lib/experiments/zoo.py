@@ -9,13 +9,19 @@ a large inversion be investigated before it is reported; the table says which ro
 """
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Mapping
+from pathlib import Path
+from typing import Any, Mapping
 
 import pandas as pd
 
+from ..baselines import BASELINES
+from ..data.dataset import RecDataset
 from ..evaluation import evaluate
+from ..training.loop import LoopConfig
 from .ablations import PAPER_ABLATIONS, PAPER_DATASETS
+from .runs import results_table, run_baselines
 
 #: the paper's Table 2 (its numbers, on its datasets): model -> dataset -> (Recall@10, NDCG@10)
 PAPER_TABLE2: dict[str, dict[str, tuple[float, float]]] = {
@@ -127,4 +133,44 @@ def score_parts_table(model, dataset, split: str = "val", batch_size: int = 1024
     return pd.DataFrame(rows)
 
 
-__all__ = ["ORDER_COLUMNS", "PAPER_TABLE2", "paper_number", "paper_ordering", "score_parts_table"]
+def modality_ablation(dataset: RecDataset, model: str, config: Mapping[str, Any], loop: LoopConfig,
+                      runs_dir: str | Path | None = None, seed: int = 0) -> pd.DataFrame:
+    """A multimodal model at ``config`` reading all of the dataset's modalities, then retrained on each one alone
+    (``modalities=(m,)``, everything else equal: loop, seed, split). Unlike :func:`score_parts_table`, which ranks
+    the parts of one trained model, each row here is its own training, so it says whether the model would do
+    better without a modality, not only what its sum is made of.
+
+    Every run is a keyed run under ``runs_dir`` (:func:`~mmgrec_lib.experiments.runs.run_baselines`), so the
+    all-modality row is the zoo's chosen run when ``config`` and ``loop`` are its.
+
+    Returns:
+        ``results_table``'s columns with ``model`` replaced by ``modalities`` (``"all (a+b)"`` or one name),
+        ``val_recall@10`` (the best validation score) in front, p-values paired against the all-modality row.
+
+    Raises:
+        ValueError: ``model`` is unknown or has no ``modalities`` field, ``config`` sets ``modalities``, or the
+            dataset has fewer than two modalities (nothing to take away).
+    """
+    if model not in BASELINES:
+        raise ValueError(f"modality_ablation: unknown model {model!r}; expected one of {sorted(BASELINES)}")
+    if "modalities" not in BASELINES[model].config_class.__dataclass_fields__:
+        raise ValueError(f"modality_ablation: {model} reads no modality features (its config has no `modalities`)")
+    if config.get("modalities") is not None:
+        raise ValueError(f"modality_ablation: config sets modalities={config['modalities']!r}; pass the "
+                         f"all-modality config, the single-modality runs are derived from it")
+    mods = list(dataset.modalities)
+    if len(mods) < 2:
+        raise ValueError(f"modality_ablation: dataset {dataset.name!r} has {len(mods)} modality "
+                         f"({mods}); it needs two or more")
+    variants = {f"all ({'+'.join(mods)})": dict(config), **{m: {**config, "modalities": (m,)} for m in mods}}
+    runs = {}
+    for label, cfg in variants.items():
+        run = run_baselines(dataset, [model], loop=loop, seed=seed, overrides={model: cfg}, runs_dir=runs_dir)[model]
+        runs[label] = dataclasses.replace(run, name=label)
+    table = results_table(runs, reference=next(iter(variants)))
+    table.insert(1, "val_recall@10", [runs[label].fit.best_score for label in table["model"]])
+    return table.rename(columns={"model": "modalities"})
+
+
+__all__ = ["ORDER_COLUMNS", "PAPER_TABLE2", "modality_ablation", "paper_number", "paper_ordering",
+           "score_parts_table"]
