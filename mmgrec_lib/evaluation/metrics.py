@@ -110,6 +110,7 @@ def evaluate(
     held_out = PairSet(target)                          # hits by membership: no dense (B, I) target mask
     kmax = ks[-1]
     cols: dict[str, list[torch.Tensor]] = {f"{m}@{k}": [] for k in ks for m in ("recall", "ndcg")}
+    hit_rows: list[torch.Tensor] = []
     for start in range(0, len(users), batch_size):
         batch = users[start:start + batch_size]
         bt = torch.from_numpy(batch).long()
@@ -150,8 +151,35 @@ def evaluate(
             top, valid = lists[:, :kmax].clamp(min=0), ok[:, :kmax]
         hits = held_out.contains(bt, top.to(device)) & valid                 # (B, K)
         n_target = held_out.counts[bt].to(device).double()                  # (B,)
+        hit_rows.append(hits.cpu())
         for key, val in _metrics_from_hits(hits, n_target, ks).items():
             cols[key].append(val.cpu())
     per_user = pd.DataFrame({k: torch.cat(v).numpy() if v else np.zeros(0) for k, v in cols.items()},
                             index=pd.Index(users, name="user"))
-    return EvalResult(per_user=per_user, split=split, ks=ks, name=name)
+    hits = torch.cat(hit_rows) if hit_rows else torch.zeros(0, kmax, dtype=torch.bool)
+    return EvalResult(per_user=per_user, split=split, ks=ks, name=name, extra={"hits": hits})
+
+
+def result_from_hits(dataset: RecDataset, split: str, hits: torch.Tensor, ks: Sequence[int],
+                     name: str = "") -> EvalResult:
+    """The :class:`EvalResult` that :func:`evaluate` returned, rebuilt from its ``extra["hits"]``.
+
+    ``hits``: ``(U, max(ks))`` bool, row ``u`` for the ``u``-th user (ascending id) with items in ``split``,
+    column ``r`` true when rank ``r`` of that user's list held a held-out item. The metrics come from the same
+    code as in :func:`evaluate` (each row on its own), so they are equal bit for bit.
+    """
+    ks = tuple(sorted(int(k) for k in ks))
+    if not ks or ks[0] < 1:
+        raise ValueError(f"ks must be positive integers, got {ks}")
+    target = dataset.split(split)
+    users = np.nonzero(np.diff(target.indptr) > 0)[0]
+    hits = torch.as_tensor(hits)
+    if hits.dtype != torch.bool or hits.shape != (len(users), ks[-1]):
+        raise ValueError(f"hits must be a bool ({len(users)}, {ks[-1]}) matrix: one row per user with {split} "
+                         f"items in {dataset.name}, one column per rank up to {ks[-1]}; got {hits.dtype} "
+                         f"{tuple(hits.shape)}")
+    n_target = PairSet(target).counts[torch.from_numpy(users).long()].double()
+    cols = {key: val.numpy() for key, val in _metrics_from_hits(hits, n_target, ks).items()}
+    per_user = pd.DataFrame({f"{m}@{k}": cols[f"{m}@{k}"] for k in ks for m in ("recall", "ndcg")},
+                            index=pd.Index(users, name="user"))
+    return EvalResult(per_user=per_user, split=split, ks=ks, name=name, extra={"hits": hits})

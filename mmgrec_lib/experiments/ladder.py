@@ -244,23 +244,51 @@ def _kept_lists(result, dataset: RecDataset):
 
 def seed_runs(dataset: str, seeds: Sequence[int], recid_config, gen_config, loop: LoopConfig,
               baseline_loop: LoopConfig, baseline_overrides: Mapping[str, Any] | None = None, runs_dir=None,
-              baselines: Sequence[str] = ("lightgcn",), ks: tuple[int, ...] = (10, 20)) -> dict[int, dict[str, ModelRun]]:
+              baselines: Sequence[str] = ("lightgcn",), ks: tuple[int, ...] = (10, 20), ledger=None,
+              train: bool = True) -> dict[int, dict[str, ModelRun]]:
     """MMGRec under one configuration and the ``baselines`` for every split seed: the dataset, the Rec-ID run,
     the generator and the baselines all take the seed (datasets with a fixed split, e.g. TikTok, keep it:
-    there the seed varies the training only). Runs are keyed and reused. Returns seed -> {name -> run}."""
+    there the seed varies the training only). Runs are keyed and reused. Returns seed -> {name -> run}.
+
+    ``ledger``: a run-ledger path (:mod:`~mmgrec_lib.experiments.recorded`; needs ``runs_dir``): a run whose
+    checkpoint is missing but which the ledger records is its recorded stand-in (nothing is trained, not even
+    its Rec-IDs), and every run trained or loaded here is recorded as it finishes. ``train=False``: runs that are
+    neither recorded nor finished on disk (:func:`~mmgrec_lib.experiments.overall.finished_score`) are left out
+    of the result instead of trained (e.g. to record what an interrupted study has finished)."""
     from ..data import load_dataset
-    from .runs import run_baselines
+    from .ledger import RunLedger
+    from .recorded import recall, remember
+    from .runs import baseline_checkpoint, finished_score, generator_run_path, run_baselines
+    if ledger is not None and runs_dir is None:
+        raise ValueError("seed_runs: a ledger needs runs_dir (its runs are keyed by their checkpoints' names)")
+    if not train and runs_dir is None:
+        raise ValueError("seed_runs: train=False needs runs_dir (where finished runs are found)")
+    book = RunLedger(ledger) if ledger is not None else None
+    overrides = {n: dict((baseline_overrides or {}).get(n, {})) for n in baselines}
     out: dict[int, dict[str, ModelRun]] = {}
     for seed in seeds:
         ds = load_dataset(dataset, seed=int(seed))
-        recids, _, _ = load_or_assign_recids(ds, dataclasses.replace(recid_config, seed=int(seed)),
-                                             runs_dir=runs_dir, progress=False)
-        runs = {"mmgrec": run_generator(ds, recids, gen_config.replace(seed=int(seed)), loop, runs_dir=runs_dir,
-                                        ks=ks)}
-        names = list(baselines)
-        runs.update(run_baselines(ds, names, loop=baseline_loop, seed=int(seed),
-                                  overrides={n: dict((baseline_overrides or {}).get(n, {})) for n in names},
-                                  runs_dir=runs_dir, ks=ks))
+        rc, gc = dataclasses.replace(recid_config, seed=int(seed)), gen_config.replace(seed=int(seed))
+        runs: dict[str, ModelRun] = {}
+        path = None if runs_dir is None else generator_run_path(runs_dir, ds, rc.to_dict(), gc, loop)
+        found = None if path is None else recall(book, path, ds)
+        if found is None and (train or finished_score(path, loop) is not None):
+            recids, _, _ = load_or_assign_recids(ds, rc, runs_dir=runs_dir, progress=False)
+            found = run_generator(ds, recids, gc, loop, runs_dir=runs_dir, ks=ks)
+            remember(book, found)
+        if found is not None:
+            runs["mmgrec"] = found
+        for name in baselines:
+            path = None if runs_dir is None else baseline_checkpoint(ds, name, overrides[name], baseline_loop,
+                                                                     int(seed), runs_dir)
+            found = None if path is None else recall(book, path, ds)
+            if found is None and (train or name == "mostpop"                  # MostPop: nothing to train
+                                  or finished_score(path, baseline_loop) is not None):
+                found = run_baselines(ds, [name], loop=baseline_loop, seed=int(seed), overrides={name: overrides[name]},
+                                      runs_dir=runs_dir, ks=ks)[name]
+                remember(book, found)
+            if found is not None:
+                runs[name] = found
         out[int(seed)] = runs
     return out
 

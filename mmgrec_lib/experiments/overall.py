@@ -33,7 +33,7 @@ import pandas as pd
 from ..baselines import BASELINES
 from ..data.dataset import RecDataset
 from ..training.loop import LoopConfig
-from .runs import ModelRun, baseline_checkpoint, loop_key
+from .runs import ModelRun, baseline_checkpoint, finished_score, loop_key
 
 #: the metrics of Table 2 (the paper reports the @10 pair; @20 is added here)
 METRICS = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
@@ -61,19 +61,6 @@ def config_base(model: str, base: Mapping[str, Mapping[str, Any]], device: str =
     whose runs in notebooks 00 and 10 keep its own default) and ``base[model]``."""
     fields = dict(base.get(model, {}))
     return fields if model == "mostpop" else {"device": device, **fields}
-
-
-def finished_score(path: str | Path, loop: LoopConfig) -> float | None:
-    """The best validation score of the finished training run checkpointed at ``path`` (``None`` when there is
-    none, or when it would still train under ``loop``: neither stopped early nor at ``loop.epochs``)."""
-    from ..utils import load_checkpoint
-    path = Path(path)
-    if not path.is_file():
-        return None
-    state = load_checkpoint(path)
-    if not (state.get("stopped_early") or int(state.get("epoch", 0)) >= loop.epochs):
-        return None
-    return float(state["best_score"])
 
 
 def chosen_overrides(dataset: RecDataset, models: Sequence[str], grids: Mapping[str, Mapping[str, Sequence]],
@@ -199,36 +186,91 @@ def overall_tasks(dataset: str, seeds: Sequence[int], recid_config, gen_config, 
 
 
 def overall_task(spec: dict) -> dict:
-    """One task of :func:`overall_tasks` (module level, so a process pool or a Dask cluster can run it)."""
-    from .sweep import generator_task
-    from .tuning import baseline_task
-    out = generator_task(spec) if spec["kind"] == "mmgrec" else baseline_task(spec)
-    return {"model": spec["model"], "seed": int(spec["seed"]), **out}
+    """One task of :func:`overall_tasks` (module level, so a process pool or a Dask cluster can run it): the run
+    trained (or loaded from its finished checkpoint) and tested. Returns ``model``, ``seed``, ``checkpoint``,
+    ``run_key`` (the checkpoint's name) and the run's :func:`~mmgrec_lib.experiments.recorded.run_facts` (its
+    test hit masks included, so the caller can record it in a ledger as it finishes)."""
+    from ..generator import GeneratorConfig
+    from ..tokenizer import GraphRQVAEConfig
+    from .recorded import run_facts
+    from .runs import load_or_assign_recids, run_baselines, run_generator
+    from .sweep import _dataset
+    ds = _dataset(spec)
+    loop = LoopConfig(**{"progress": False, **dict(spec.get("loop", {}))})
+    seed, name = int(spec["seed"]), spec["model"]
+    if spec["kind"] == "mmgrec":
+        recids, _, _ = load_or_assign_recids(ds, GraphRQVAEConfig.from_dict(dict(spec["recid"])),
+                                             runs_dir=spec["runs_dir"], progress=False)
+        run = run_generator(ds, recids, GeneratorConfig.from_dict(dict(spec["generator"])), loop,
+                            runs_dir=spec["runs_dir"])
+    else:
+        run = run_baselines(ds, [name], loop=loop, seed=seed, overrides={name: dict(spec.get("config", {}))},
+                            runs_dir=spec["runs_dir"])[name]
+    return {"model": name, "seed": seed, "checkpoint": str(run.checkpoint), "run_key": Path(run.checkpoint).stem,
+            **run_facts(run)}
+
+
+def task_checkpoint(spec: dict, dataset: RecDataset | None = None) -> Path:
+    """Where the run of an :func:`overall_tasks` task is checkpointed (its run key), without training anything;
+    ``dataset``: the task's dataset when already loaded (``load_dataset(spec["dataset"], seed=spec["seed"])``)."""
+    from ..generator import GeneratorConfig
+    from ..tokenizer import GraphRQVAEConfig
+    from .runs import generator_run_path
+    from .sweep import _dataset
+    ds = dataset if dataset is not None else _dataset(spec)
+    loop = LoopConfig(**{"progress": False, **dict(spec.get("loop", {}))})
+    if spec["kind"] == "mmgrec":
+        return generator_run_path(spec["runs_dir"], ds, GraphRQVAEConfig.from_dict(dict(spec["recid"])).to_dict(),
+                                  GeneratorConfig.from_dict(dict(spec["generator"])), loop)
+    return baseline_checkpoint(ds, spec["model"], dict(spec.get("config", {})), loop, int(spec["seed"]),
+                               spec["runs_dir"])
 
 
 def overall_runs(dataset: str, seeds: Sequence[int], recid_config, gen_config, loop: LoopConfig,
                  baseline_loop: LoopConfig, overrides: Mapping[str, Mapping[str, Any]], models: Sequence[str],
-                 runs_dir: str | Path | None, executor: Any = "serial", threads: int = 1, progress: bool = True
-                 ) -> tuple[dict[int, dict[str, ModelRun]], pd.DataFrame | None]:
+                 runs_dir: str | Path | None, executor: Any = "serial", threads: int = 1, progress: bool = True,
+                 ledger: str | Path | None = None) -> tuple[dict[int, dict[str, ModelRun]], pd.DataFrame | None]:
     """MMGRec and ``models`` for every seed: seed -> {baseline..., "mmgrec"} (MMGRec last).
 
     The runs are :func:`~mmgrec_lib.experiments.ladder.seed_runs`' (keyed, resumable, reused: notebook 09's
     seed runs and notebooks 00 / 03 / 10's seed-0 runs with the same settings are loaded, not retrained).
     ``executor`` other than ``"serial"`` (``None``: a local process pool; an Executor; a Dask client) first
     trains every missing run in parallel (:func:`overall_tasks`, ``threads`` torch threads each), then loads
-    them; that needs ``runs_dir``. Returns the runs and the sweep's table (``None`` when serial).
+    them; that needs ``runs_dir``. ``ledger``: a run-ledger path (:mod:`~mmgrec_lib.experiments.recorded`):
+    runs it records whose checkpoints are missing are not trained again but stand in from it, and each run is
+    recorded there as it finishes (in the parallel case, as its task returns). Returns the runs and the
+    sweep's table (``None`` when serial or when nothing was left to train).
     """
     from .ladder import seed_runs
+    from .ledger import RunLedger
+    from .recorded import FACT_FIELDS
     from .sweep import run_sweep
     swept = None
+    if ledger is not None and runs_dir is None:
+        raise ValueError("overall_runs: a ledger needs runs_dir (its runs are keyed by their checkpoints' names)")
     if executor != "serial":
         if runs_dir is None:
             raise ValueError("overall_runs: a parallel executor needs a runs_dir (the workers hand runs over there)")
         tasks = overall_tasks(dataset, seeds, recid_config, gen_config, loop, baseline_loop, overrides, models,
                               runs_dir)
-        swept = run_sweep(overall_task, tasks, executor, threads, progress)
+        book = RunLedger(ledger) if ledger is not None else None
+        if book is not None:                                   # recorded runs without a checkpoint: not trained
+            from ..data import load_dataset
+            loaded = {int(s): load_dataset(dataset, seed=int(s)) for s in seeds}
+            paths = {name: task_checkpoint(spec, loaded[int(spec["seed"])]) for name, spec in tasks.items()}
+            tasks = {name: spec for name, spec in tasks.items()
+                     if paths[name].exists() or paths[name].stem not in book}
+
+        def record(name: str, row: dict) -> None:
+            if book is not None:
+                book.record(row["run_key"], {k: v for k, v in row.items() if k in FACT_FIELDS or k.startswith("test_")})
+
+        if tasks:
+            swept = run_sweep(overall_task, tasks, executor, threads, progress, on_result=record)
+            swept = swept.drop(columns=["test_hits"])                 # kept in the ledger; long text
     per_seed = seed_runs(dataset, seeds, recid_config, gen_config, loop, baseline_loop,
-                         {m: dict(overrides.get(m, {})) for m in models}, runs_dir=runs_dir, baselines=list(models))
+                         {m: dict(overrides.get(m, {})) for m in models}, runs_dir=runs_dir, baselines=list(models),
+                         ledger=ledger)
     ordered = {s: {**{m: runs[m] for m in models}, "mmgrec": runs["mmgrec"]} for s, runs in per_seed.items()}
     return ordered, swept
 
@@ -366,4 +408,5 @@ def settings_note(sources: Mapping[str, str], skipped: Mapping[str, str] | None 
 __all__ = ["GAIN_COLUMNS", "METRICS", "OVERALL_COLUMNS", "applicable_baselines", "baseline_checkpoint",
            "chosen_overrides", "config_base", "finished_score", "gain_sentences", "gain_table", "improvement_pct",
            "marked_markdown", "overall_runs", "overall_table", "overall_task", "overall_tasks", "seed_run_table",
+           "task_checkpoint",
            "settings_note", "split_note", "strongest_baselines"]

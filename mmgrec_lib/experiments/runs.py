@@ -168,6 +168,19 @@ def baseline_checkpoint(dataset: RecDataset, model: str, config: Mapping[str, An
     return baseline_run_path(runs_dir, dataset, model, BASELINES[model].config_class(**dict(config)), loop, seed)
 
 
+def finished_score(path: str | Path, loop: LoopConfig) -> float | None:
+    """The best validation score of the finished training run checkpointed at ``path`` (``None`` when there is
+    none, or when it would still train under ``loop``: neither stopped early nor at ``loop.epochs``)."""
+    from ..utils import load_checkpoint
+    path = Path(path)
+    if not path.is_file():
+        return None
+    state = load_checkpoint(path)
+    if not (state.get("stopped_early") or int(state.get("epoch", 0)) >= loop.epochs):
+        return None
+    return float(state["best_score"])
+
+
 def config_key(config) -> dict:
     """A baseline config's fields for its run key: ``dataclasses.asdict`` without the fields added after runs
     existed (the config class's ``LATER_DEFAULTS``) while they hold the value those runs had, so adding an
@@ -229,16 +242,11 @@ def run_generator(dataset: RecDataset, recid_run, config, loop: LoopConfig | Non
     ``config`` is a :class:`~mmgrec_lib.generator.config.GeneratorConfig`; the test uses beam width
     ``test_beam_width`` (default ``config.train.beam_width``). ``run.test.extra`` holds inference timings.
     """
-    from ..generator.training import TRAINING_VERSION, evaluate_generator, train_generator
+    from ..generator.training import evaluate_generator, train_generator
 
     loop = loop or LoopConfig()
     codebooks = recid_run.semantic_codebooks() if config.model.tie_output else None   # raises when it has none
-    ckpt = None
-    if runs_dir is not None:
-        settings = {k: v for k, v in config.key_settings().items() if k != "inference_seed"}   # set from seed
-        settings["training_version"] = TRAINING_VERSION        # runs of older training code are not reused
-        key = run_key(dataset_key(dataset), recid_run.config, settings, loop_key(loop))
-        ckpt = Path(runs_dir) / f"generator_{dataset.name}_{key}.pt"
+    ckpt = None if runs_dir is None else generator_run_path(runs_dir, dataset, recid_run.config, config, loop)
     start = time.perf_counter()
     model, result = train_generator(dataset, recid_run.table, recid_run.user_emb, recid_run.item_emb, config,
                                     dataclasses.replace(loop, checkpoint=ckpt),
@@ -247,6 +255,18 @@ def run_generator(dataset: RecDataset, recid_run, config, loop: LoopConfig | Non
     test = evaluate_generator(model, dataset, "test", ks=ks, beam_width=test_beam_width or config.train.beam_width,
                               name="mmgrec")
     return ModelRun("mmgrec", model, result, test, seconds, ckpt)
+
+
+def generator_run_path(runs_dir: str | Path, dataset: RecDataset, recid_config: Mapping[str, Any], config,
+                       loop: LoopConfig) -> Path:
+    """Where :func:`run_generator` keeps the generator run of ``config`` (a
+    :class:`~mmgrec_lib.generator.config.GeneratorConfig`) under ``loop`` on the Rec-ID run whose config dict is
+    ``recid_config`` (``RecIDRun.config``; a Graph RQ-VAE run's is its ``GraphRQVAEConfig.to_dict()``)."""
+    from ..generator.training import TRAINING_VERSION
+    settings = {k: v for k, v in config.key_settings().items() if k != "inference_seed"}   # set from seed
+    settings["training_version"] = TRAINING_VERSION        # runs of older training code are not reused
+    key = run_key(dataset_key(dataset), dict(recid_config), settings, loop_key(loop))
+    return Path(runs_dir) / f"generator_{dataset.name}_{key}.pt"
 
 
 def run_generator_variants(dataset: RecDataset, recid_run, base, variants: Mapping[str, Mapping],
