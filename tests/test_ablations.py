@@ -265,3 +265,26 @@ def test_hyperparameter_baseline_is_the_zoos_chosen_point():
         assert {k: p["BASELINE_CONFIG"].get(k) for k in chosen} == chosen, dataset
         checked += 1
     assert checked == 2                                                   # both full-profile datasets
+
+
+def test_hyper_sweep_records_its_runs_and_a_fresh_machine_reads_them_back(tmp_path):
+    """Notebook 06 over sessions: every point trained is recorded in the ledger as it finishes; with the checkpoints
+    gone, the same sweep trains nothing and returns the same rows, marked as read from the ledger."""
+    rc, gc, loop = _base()
+    ledger = tmp_path / "ledgers" / "seed_runs_synthetic.jsonl"
+    mm = generator_spec("synthetic", 0, rc, gc, loop, tmp_path / "runs", TINY_KW)
+    base = baseline_spec("synthetic", 0, "lightgt", {"dim": 8, "device": "cpu"},
+                         LoopConfig(epochs=1, patience=0), tmp_path / "runs", TINY_KW)
+    tasks = hyper_tasks("heads", [1, 2], 1, mm, base)
+    first = sweep_hyper(tasks, executor="serial", progress=False, ledger=ledger)
+    assert list(first["task"]) == list(tasks) and set(first["source"]) == {"run"}
+    assert "test_hits" not in first.columns
+    from mmgrec_lib.experiments.ledger import RunLedger
+    assert sorted(RunLedger(ledger).get(k)["model"] for k in first["run_key"]) == ["lightgt", "lightgt", "mmgrec",
+                                                                                 "mmgrec"]
+    fresh = {n: {**s, "runs_dir": str(tmp_path / "fresh")} for n, s in tasks.items()}   # a new machine
+    again = sweep_hyper(fresh, executor="serial", progress=False, ledger=ledger)
+    assert not (tmp_path / "fresh").exists() and set(again["source"]) == {"ledger"}
+    cols = ["task", "model", "value", "fixed", "val_recall@10", "best_epoch", "test_recall@10", "test_ndcg@10"]
+    pd.testing.assert_frame_equal(first[cols], again[cols])
+    pd.testing.assert_frame_equal(hyper_table(first, "s"), hyper_table(again, "s"))

@@ -428,22 +428,57 @@ def hyper_tasks(sweep: str, values: Sequence[int], fixed: int, mmgrec: Mapping[s
 
 
 def hyper_task(spec: dict) -> dict:
-    """One point of a sweep: MMGRec (:func:`~mmgrec_lib.experiments.sweep.generator_task`) or the baseline
-    (:func:`~mmgrec_lib.experiments.tuning.baseline_task`); returns the point and its metrics."""
-    from .sweep import generator_task
-    from .tuning import baseline_task
-    out = generator_task(spec) if spec["model"] == "mmgrec" else baseline_task(spec)
-    return {"sweep": spec["sweep"], "value": spec["value"], "fixed": spec["fixed"], "model": spec["model"], **out}
+    """One point of a sweep: MMGRec or the baseline trained (or loaded) and tested
+    (:func:`~mmgrec_lib.experiments.overall.overall_task`); returns the point, its metrics and its run facts."""
+    from .overall import overall_task
+    return {"sweep": spec["sweep"], "value": spec["value"], "fixed": spec["fixed"], **overall_task(spec)}
 
 
 def sweep_hyper(tasks: Mapping[str, dict], executor: Any = "serial", threads: int = 1,
-                progress: bool = True) -> pd.DataFrame:
+                progress: bool = True, ledger=None) -> pd.DataFrame:
     """Run the tasks of :func:`hyper_tasks` (the Graph RQ-VAE runs of the MMGRec tasks first); one row per
-    task, in order, with the validation (``val_recall@10``, the best epoch's) and test metrics."""
+    task, in order, with the validation (``val_recall@10``, the best epoch's) and test metrics, and ``source``
+    (``run`` or ``ledger``).
+
+    ``ledger``: a run-ledger path (:mod:`~mmgrec_lib.experiments.recorded`): a task whose checkpoint is missing
+    but which the ledger records is read from there (nothing trains for it, not even its Rec-IDs), and every
+    task that runs is recorded as it finishes, so a sweep spanning sessions on fresh machines goes on where it
+    stopped."""
+    from ..data import load_dataset
+    from .ledger import RunLedger
+    from .overall import task_checkpoint
+    from .recorded import FACT_FIELDS
     if not tasks:
         raise ValueError("sweep_hyper: no tasks")
-    _pretrain_recids([s for s in tasks.values() if s["model"] == "mmgrec"], executor, threads, progress)
-    return run_sweep(hyper_task, dict(tasks), executor, threads, progress)
+    book = RunLedger(ledger) if ledger is not None else None
+    rows: dict[str, dict] = {}
+    if book is not None:
+        loaded: dict[str, RecDataset] = {}
+        for name, spec in tasks.items():
+            which = json.dumps([spec["dataset"], int(spec.get("seed", 0)), spec.get("dataset_kwargs", {})],
+                               sort_keys=True)
+            if which not in loaded:
+                loaded[which] = load_dataset(spec["dataset"], seed=int(spec.get("seed", 0)),
+                                             **dict(spec.get("dataset_kwargs", {})))
+            path = task_checkpoint(spec, loaded[which])
+            facts = None if path.exists() else book.get(path.stem)
+            if facts is not None:
+                rows[name] = {"sweep": spec["sweep"], "value": spec["value"], "fixed": spec["fixed"],
+                              "seed": int(spec.get("seed", 0)), "checkpoint": str(path), "run_key": path.stem,
+                              **facts, "source": "ledger"}
+
+    def record(name: str, row: dict) -> None:
+        if book is not None:
+            book.record(row["run_key"], {k: v for k, v in row.items() if k in FACT_FIELDS or k.startswith("test_")})
+
+    todo = {name: dict(spec) for name, spec in tasks.items() if name not in rows}
+    if todo:
+        _pretrain_recids([s for s in todo.values() if s["model"] == "mmgrec"], executor, threads, progress)
+        swept = run_sweep(hyper_task, todo, executor, threads, progress, on_result=record)
+        for row in swept.to_dict("records"):
+            rows[row["task"]] = {**row, "source": "run"}
+    out = pd.DataFrame([{**{k: v for k, v in rows[name].items() if k != "task"}, "task": name} for name in tasks])
+    return out[["task", *[c for c in out.columns if c not in ("task", "test_hits")]]]
 
 
 def choose_value(rows: pd.DataFrame, sweep: str, model: str = "mmgrec", score: str = "val_recall@10") -> int:

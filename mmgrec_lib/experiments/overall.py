@@ -185,6 +185,16 @@ def overall_tasks(dataset: str, seeds: Sequence[int], recid_config, gen_config, 
     return tasks
 
 
+def task_kind(spec: Mapping[str, Any]) -> str:
+    """``"mmgrec"`` or ``"baseline"``: a task's ``kind``, or, for the sweeps' specs without one
+    (:func:`~mmgrec_lib.experiments.sweep.generator_spec` / :func:`~mmgrec_lib.experiments.tuning.baseline_spec`
+    with a ``model``), from its model."""
+    kind = spec.get("kind") or ("mmgrec" if spec.get("model") == "mmgrec" else "baseline")
+    if kind not in ("mmgrec", "baseline"):
+        raise ValueError(f"task kind must be 'mmgrec' or 'baseline', got {kind!r}")
+    return kind
+
+
 def overall_task(spec: dict) -> dict:
     """One task of :func:`overall_tasks` (module level, so a process pool or a Dask cluster can run it): the run
     trained (or loaded from its finished checkpoint) and tested. Returns ``model``, ``seed``, ``checkpoint``,
@@ -198,7 +208,7 @@ def overall_task(spec: dict) -> dict:
     ds = _dataset(spec)
     loop = LoopConfig(**{"progress": False, **dict(spec.get("loop", {}))})
     seed, name = int(spec["seed"]), spec["model"]
-    if spec["kind"] == "mmgrec":
+    if task_kind(spec) == "mmgrec":
         recids, _, _ = load_or_assign_recids(ds, GraphRQVAEConfig.from_dict(dict(spec["recid"])),
                                              runs_dir=spec["runs_dir"], progress=False)
         run = run_generator(ds, recids, GeneratorConfig.from_dict(dict(spec["generator"])), loop,
@@ -219,7 +229,7 @@ def task_checkpoint(spec: dict, dataset: RecDataset | None = None) -> Path:
     from .sweep import _dataset
     ds = dataset if dataset is not None else _dataset(spec)
     loop = LoopConfig(**{"progress": False, **dict(spec.get("loop", {}))})
-    if spec["kind"] == "mmgrec":
+    if task_kind(spec) == "mmgrec":
         return generator_run_path(spec["runs_dir"], ds, GraphRQVAEConfig.from_dict(dict(spec["recid"])).to_dict(),
                                   GeneratorConfig.from_dict(dict(spec["generator"])), loop)
     return baseline_checkpoint(ds, spec["model"], dict(spec.get("config", {})), loop, int(spec["seed"]),
@@ -408,5 +418,5 @@ def settings_note(sources: Mapping[str, str], skipped: Mapping[str, str] | None 
 __all__ = ["GAIN_COLUMNS", "METRICS", "OVERALL_COLUMNS", "applicable_baselines", "baseline_checkpoint",
            "chosen_overrides", "config_base", "finished_score", "gain_sentences", "gain_table", "improvement_pct",
            "marked_markdown", "overall_runs", "overall_table", "overall_task", "overall_tasks", "seed_run_table",
-           "task_checkpoint",
+           "task_checkpoint", "task_kind",
            "settings_note", "split_note", "strongest_baselines"]
