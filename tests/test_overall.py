@@ -212,8 +212,8 @@ def test_parallel_tasks_land_on_the_seed_runs_keys(tmp_path, monkeypatch):
         per_seed, swept = overall_runs("synthetic", [0, 1], rc, gc, loop, bloop, overrides, ["mostpop", "mf"],
                                        tmp_path, executor=pool, progress=False)
     assert sorted(per_seed) == [0, 1] and all(list(r) == ["mostpop", "mf", "mmgrec"] for r in per_seed.values())
-    assert list(swept["task"]) == ["mmgrec seed 0", "mostpop seed 0", "mf seed 0", "mmgrec seed 1", "mostpop seed 1",
-                                   "mf seed 1"]
+    assert list(swept["task"]) == ["mostpop seed 0", "mf seed 0", "mostpop seed 1", "mf seed 1", "mmgrec seed 0",
+                                   "mmgrec seed 1"]                     # baselines first
     for row in swept.itertuples():
         if row.model != "mostpop":                                            # MostPop keeps no checkpoint
             run = per_seed[row.seed][row.model]

@@ -129,7 +129,7 @@ def test_parallel_overall_runs_record_each_task_and_skip_recorded_ones(synthetic
     with cf.ThreadPoolExecutor(1) as pool:
         per_seed, swept = overall_runs("synthetic", [0], rc, gc, loop, bloop, overrides, ["mostpop", "mf"],
                                        tmp_path / "runs", executor=pool, progress=False, ledger=ledger)
-    assert list(swept["task"]) == ["mmgrec seed 0", "mostpop seed 0", "mf seed 0"]
+    assert list(swept["task"]) == ["mostpop seed 0", "mf seed 0", "mmgrec seed 0"]
     assert "test_hits" not in swept.columns
     book = RunLedger(ledger)
     assert sorted(book.get(k)["model"] for k in swept["run_key"]) == ["mf", "mmgrec", "mostpop"]

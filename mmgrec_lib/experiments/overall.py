@@ -170,18 +170,20 @@ def overall_tasks(dataset: str, seeds: Sequence[int], recid_config, gen_config, 
                   baseline_loop: LoopConfig, overrides: Mapping[str, Mapping[str, Any]], models: Sequence[str],
                   runs_dir: str | Path) -> dict[str, dict]:
     """Every run of :func:`overall_runs` as a :func:`~mmgrec_lib.experiments.sweep.run_sweep` task for
-    :func:`overall_task`: per seed, MMGRec (a :func:`~mmgrec_lib.experiments.sweep.generator_task`, the Rec-ID
-    run included) and each baseline (a :func:`~mmgrec_lib.experiments.tuning.baseline_task`), under the run
-    keys of :func:`~mmgrec_lib.experiments.ladder.seed_runs` (the seed replaces the configs' seeds)."""
+    :func:`overall_task`: each baseline per seed, then MMGRec per seed (the Rec-ID run included), under the run
+    keys of :func:`~mmgrec_lib.experiments.ladder.seed_runs` (the seed replaces the configs' seeds). The
+    baselines come first: they stay valid when MMGRec's configuration or code changes (a new run key), so an
+    interrupted study keeps the runs least likely to be superseded."""
     tasks = {}
+    common = {s: {"dataset": dataset, "seed": int(s), "dataset_kwargs": {}, "runs_dir": str(runs_dir)} for s in seeds}
     for s in seeds:
-        common = {"dataset": dataset, "seed": int(s), "dataset_kwargs": {}, "runs_dir": str(runs_dir)}
-        tasks[f"mmgrec seed {s}"] = {**common, "kind": "mmgrec", "model": "mmgrec",
+        for m in models:
+            tasks[f"{m} seed {s}"] = {**common[s], "kind": "baseline", "model": m,
+                                      "config": dict(overrides.get(m, {})), "loop": loop_key(baseline_loop)}
+    for s in seeds:
+        tasks[f"mmgrec seed {s}"] = {**common[s], "kind": "mmgrec", "model": "mmgrec",
                                      "recid": dataclasses.replace(recid_config, seed=int(s)).to_dict(),
                                      "generator": gen_config.replace(seed=int(s)).flat(), "loop": loop_key(loop)}
-        for m in models:
-            tasks[f"{m} seed {s}"] = {**common, "kind": "baseline", "model": m,
-                                      "config": dict(overrides.get(m, {})), "loop": loop_key(baseline_loop)}
     return tasks
 
 
