@@ -249,6 +249,14 @@ def test_full_profiles_are_the_ladders_chosen_rung(stem):
             assert 2 in p["LAYER_VALUES"] and p["DEFAULT_HEADS"] in p["HEAD_VALUES"]
 
 
+def _literal(text: str):
+    """A config value as the tables print it: a Python literal (numbers, booleans), else the bare string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
 def test_hyperparameter_baseline_is_the_zoos_chosen_point():
     """Notebook 06 compares MMGRec with LightGT at notebook 10's chosen point per dataset: its BASELINE_CONFIG holds
     the fields of that point as baselines_<dataset> (notebook 10's table) reports them."""
@@ -260,8 +268,7 @@ def test_hyperparameter_baseline_is_the_zoos_chosen_point():
         table = pd.read_csv(csv)
         row = table[table["model"] == p["BASELINE"]]
         assert len(row) == 1, f"{p['BASELINE']} not in {csv.name}"
-        chosen = {k: ast.literal_eval(v) if v not in ("sum", "split") else v
-                  for k, v in (item.split("=") for item in row["config"].iloc[0].split(", "))}
+        chosen = {k: _literal(v) for k, v in (item.split("=") for item in row["config"].iloc[0].split(", "))}
         assert {k: p["BASELINE_CONFIG"].get(k) for k in chosen} == chosen, dataset
         checked += 1
     assert checked == 2                                                   # both full-profile datasets

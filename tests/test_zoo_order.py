@@ -92,3 +92,13 @@ def test_modality_ablation_rejects_what_it_cannot_ablate(tmp_path):
     one = make_tiny_dataset(dims={"visual": 8})
     with pytest.raises(ValueError, match="needs two or more"):
         modality_ablation(one, "mmgcn", {}, loop)
+
+
+def test_reads_modalities_is_the_config_having_a_modalities_field():
+    from mmgrec_lib.baselines import BASELINES, config_fields, reads_modalities
+    readers = {m for m in BASELINES if reads_modalities(m)}
+    assert {"vbpr", "mmgcn", "grcn", "lattice", "freedom", "lightgt", "invrl"} <= readers
+    assert not readers & {"mostpop", "mf", "lightgcn", "graphsage", "gat", "ngcf"}
+    assert {"lr", "reg"} <= config_fields("lightgcn")
+    with pytest.raises(ValueError, match="unknown baseline 'nope'"):
+        reads_modalities("nope")

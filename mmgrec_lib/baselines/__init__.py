@@ -25,8 +25,21 @@ from .invrl import InvRL, InvRLConfig
 __all__ = ["Recommender", "BPRRecommender", "MostPop", "MostPopConfig", "MF", "MFConfig",
            "LightGCN", "LightGCNConfig", "VBPR", "VBPRConfig", "content_features", "GraphSAGE", "GraphSAGEConfig",
            "GAT", "GATConfig", "NGCF", "NGCFConfig", "MMGCN", "MMGCNConfig", "LATTICE", "LATTICEConfig", "FREEDOM",
-           "FREEDOMConfig", "GRCN", "GRCNConfig", "LightGT", "LightGTConfig", "InvRL", "InvRLConfig", "BASELINES"]
+           "FREEDOMConfig", "GRCN", "GRCNConfig", "LightGT", "LightGTConfig", "InvRL", "InvRLConfig", "BASELINES",
+           "config_fields", "reads_modalities"]
 
 BASELINES = {"mostpop": MostPop, "mf": MF, "lightgcn": LightGCN, "vbpr": VBPR, "graphsage": GraphSAGE, "gat": GAT,
              "ngcf": NGCF, "mmgcn": MMGCN, "lattice": LATTICE, "freedom": FREEDOM, "grcn": GRCN, "lightgt": LightGT,
              "invrl": InvRL}
+
+
+def config_fields(name: str) -> set[str]:
+    """The config fields of baseline ``name`` (a :data:`BASELINES` key); an unknown name raises ``ValueError``."""
+    if name not in BASELINES:
+        raise ValueError(f"unknown baseline {name!r}; expected one of {sorted(BASELINES)}")
+    return set(BASELINES[name].config_class.__dataclass_fields__)
+
+
+def reads_modalities(name: str) -> bool:
+    """Whether baseline ``name`` reads modality features: its config chooses them (a ``modalities`` field)."""
+    return "modalities" in config_fields(name)

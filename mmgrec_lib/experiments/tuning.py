@@ -179,10 +179,8 @@ def tune_baseline(dataset: str, model: str, grid: Mapping[str, Sequence[Any]], l
     Returns the table (one row per point: its fields, validation and test metrics, ``source``, ``chosen``) and the
     chosen config fields (``base`` plus the chosen point).
     """
-    from ..baselines import BASELINES
-    if model not in BASELINES:
-        raise ValueError(f"unknown baseline {model!r}; expected one of {sorted(BASELINES)}")
-    fields = set(BASELINES[model].config_class.__dataclass_fields__)
+    from ..baselines import config_fields
+    fields = config_fields(model)                                      # unknown model: ValueError
     unknown = sorted((set(grid) | set(base or {})) - fields)
     if unknown:
         raise ValueError(f"{model}: unknown config field(s) {unknown}; known: {sorted(fields)}")

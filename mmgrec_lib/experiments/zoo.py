@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from ..baselines import BASELINES
+from ..baselines import BASELINES, reads_modalities
 from ..data.dataset import RecDataset
 from ..evaluation import evaluate
 from ..training.loop import LoopConfig
@@ -153,7 +153,7 @@ def modality_ablation(dataset: RecDataset, model: str, config: Mapping[str, Any]
     """
     if model not in BASELINES:
         raise ValueError(f"modality_ablation: unknown model {model!r}; expected one of {sorted(BASELINES)}")
-    if "modalities" not in BASELINES[model].config_class.__dataclass_fields__:
+    if not reads_modalities(model):
         raise ValueError(f"modality_ablation: {model} reads no modality features (its config has no `modalities`)")
     if config.get("modalities") is not None:
         raise ValueError(f"modality_ablation: config sets modalities={config['modalities']!r}; pass the "
