@@ -103,19 +103,24 @@ class RelationAwareSelfAttention(nn.Module):
         """x: ``(B, N, D)``; pad: ``(B, N)`` bool, True = padding; h_u: ``(B, D_u)``. Returns ``(B, N, D)``."""
         B, N, D = x.shape
         H, dh = self.n_heads, D // self.n_heads
-        q, k, v = self.qkv(x).split(D, dim=-1)                                  # 3 x (B, N, D)
-        q, k, v = (t.view(B, N, H, dh).transpose(1, 2) for t in (q, k, v))      # 3 x (B, H, N, dh)
-        bias = torch.zeros(B, 1, 1, N, dtype=x.dtype, device=x.device)
-        bias = bias.masked_fill(pad[:, None, None, :], float("-inf"))           # (B, 1, 1, N) key mask
         if self.relation:
             if h_u is None:
                 raise ValueError("relation-aware attention needs the user representations h_u")
-            s = self.user_scalars(h_u)                                          # (B, 3)
-            eu = torch.einsum("bnd,cde->bcne", x, self.U)                       # (B, 3, N, D): E U^{Q,K,V}
-            qu, ku, vu = (s[:, c, None, None] * eu[:, c] for c in range(3))     # 3 x (B, N, D): E W_u^{Q,K,V}
-            rel = qu @ ku.transpose(1, 2) / math.sqrt(D)                        # (B, N, N)
-            bias = bias + rel[:, None]                                          # (B, 1, N, N), same for all heads
-            v = v + vu.view(B, N, H, dh).transpose(1, 2)                        # (B, H, N, dh)
+            # one product for [E W^Q, E W^K, E W^V, E U^Q, E U^K, E U^V]: W^{QKV}'s rows, then U's columns
+            u_rows = self.U.permute(0, 2, 1).reshape(3 * D, D)                  # (3D, D): rows of U^{Q,K,V}ᵀ
+            qkv_u = F.linear(x, torch.cat([self.qkv.weight, u_rows]),
+                             torch.cat([self.qkv.bias, self.qkv.bias.new_zeros(3 * D)]))   # (B, N, 6D)
+            q, k, v, eq, ek, ev = qkv_u.split(D, dim=-1)                        # 6 x (B, N, D)
+            s = self.user_scalars(h_u)                                          # (B, 3): s^Q, s^K, s^V
+            # Q_u K_uᵀ / sqrt(D) = s^Q s^K (E U^Q)(E U^K)ᵀ / sqrt(D): one scale per user
+            rel = (eq * (s[:, 0] * s[:, 1] / math.sqrt(D))[:, None, None]) @ ek.transpose(1, 2)   # (B, N, N)
+            bias = rel.masked_fill(pad[:, None, :], float("-inf"))[:, None]     # (B, 1, N, N), same for all heads
+            v = v + s[:, 2, None, None] * ev                                    # (B, N, D): E (W^V + W_u^V)
+        else:
+            q, k, v = self.qkv(x).split(D, dim=-1)                              # 3 x (B, N, D)
+            bias = torch.zeros(B, 1, 1, N, dtype=x.dtype, device=x.device)
+            bias = bias.masked_fill(pad[:, None, None, :], float("-inf"))       # (B, 1, 1, N) key mask
+        q, k, v = (t.view(B, N, H, dh).transpose(1, 2) for t in (q, k, v))      # 3 x (B, H, N, dh)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias,
                                            dropout_p=self.dropout if self.training else 0.0)  # (B, H, N, dh)
         return self.out(y.transpose(1, 2).reshape(B, N, D))                     # (B, N, D)
@@ -188,11 +193,6 @@ class MMGRecGenerator(nn.Module):
         self.register_buffer("offsets", torch.cumsum(cards, 0) - cards, persistent=False)      # (M,)
         n_tok = int(cards.sum())
         self.bos, self.pad_token = n_tok, n_tok + 1
-        cmax = int(cards.max())
-        col = torch.arange(cmax)
-        self.register_buffer("level_index", (self.offsets[:, None] + col).clamp(max=n_tok - 1),
-                             persistent=False)                                                 # (M, Cmax)
-        self.register_buffer("level_pad", col[None, :] >= cards[:, None], persistent=False)   # (M, Cmax)
 
         # ---- encoder input embedding (eq. 13)
         if config.item_embedding == "graph":
@@ -485,7 +485,8 @@ class MMGRecGenerator(nn.Module):
             extend the target's prefix.
         """
         h_i = self.teacher_item_repr()                                              # (I, D)
-        scores = self.user_repr[users] @ h_i.T / temperature                        # (P, I)
+        users, row = torch.unique(users, return_inverse=True)                      # (P',), (P,): targets share users
+        scores = self.user_repr[users] @ h_i.T / temperature                        # (P', I)
         # log-mass below each node of levels 1..M (level M: the items themselves)
         below = {self.n_levels: scores}
         for lvl in range(self.n_levels - 1, 0, -1):
@@ -495,7 +496,7 @@ class MMGRecGenerator(nn.Module):
         out = []
         for lvl in range(self.n_levels):
             child = self.trie.child_table(lvl)[self.trie.item_node(lvl)[items]]     # (P, card_lvl), -1 = none
-            z = below[lvl + 1].gather(1, child.clamp(min=0)).masked_fill(child < 0, float("-inf"))
+            z = below[lvl + 1][row[:, None], child.clamp(min=0)].masked_fill(child < 0, float("-inf"))
             out.append(torch.log_softmax(z, dim=1))                                 # (P, card_lvl)
         return out
 
@@ -528,13 +529,9 @@ class MMGRecGenerator(nn.Module):
         codes = self.codes[targets.clamp(min=0)]                                    # (B, T, M)
         memory, pad = self.encode(users, exclude_items=targets, generator=generator)  # (B, n, D), (B, n)
         h = self.decode(memory, pad, codes[..., :-1])                               # (B, T, M, D)
-        if self.code_proj is None:
-            full = self.head(h)                                                     # (B, T, M, V)
-        else:
-            full = F.linear(h, *self.output_weights())                              # (B, T, M, V) tied head
-        B, T = targets.shape
-        logits = full.gather(3, self.level_index.expand(B, T, -1, -1))              # (B, T, M, Cmax)
-        logits = logits.masked_fill(self.level_pad, float("-inf"))
+        cmax = max(self.cardinalities)
+        logits = torch.stack([F.pad(self.level_logits(h[:, :, lvl], lvl), (0, cmax - card), value=float("-inf"))
+                              for lvl, card in enumerate(self.cardinalities)], dim=2)   # (B, T, M, Cmax)
         return logits[:, 0] if single else logits
 
     def loss(self, users: torch.Tensor, items: torch.Tensor, generator: torch.Generator | None = None,

@@ -60,8 +60,10 @@ from ..utils import eval_mode, seeded_rng
 TIME_KEYS = ("train_s", "val_s")  # the only history entries that differ between identical runs
 # Bumped when a change to the training code changes what the same config trains (part of the run key, so
 # saved runs of older code are not reused): 2 = FastDropout's random source; 3 = batches of batch_size
-# targets (not batch_size // T inputs) and steps accumulated over length chunks (2026-12).
-TRAINING_VERSION = 3
+# targets (not batch_size // T inputs) and steps accumulated over length chunks (2026-12); 4 = the encoder's
+# projections in one product, the relation term scaled once per user, per-level output logits and the distillation
+# teacher once per distinct user (the same functions, different float rounding).
+TRAINING_VERSION = 4
 MAX_LEFT_OUT_DIVISOR = 10          # grouped targets: at most n_u // 10 of a user's items leave the input
 
 
