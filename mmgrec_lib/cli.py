@@ -577,9 +577,11 @@ def bench_train(args) -> int:
 
 
 def show_ledgers(paths: list[Path]) -> int:
-    """Print :meth:`~mmgrec_lib.experiments.ledger.RunLedger.summary` of each ledger file; 1 if none is given or
-    one is missing or unreadable (the message names it)."""
+    """Print :meth:`~mmgrec_lib.experiments.ledger.RunLedger.summary` of each grid ledger file, and
+    :func:`~mmgrec_lib.experiments.recorded.seed_run_summary` of each seed-run ledger (notebooks 04 and 06); 1 if
+    none is given or one is missing or unreadable (the message names it)."""
     from .experiments.ledger import RunLedger
+    from .experiments.recorded import is_seed_run_ledger, seed_run_summary
     if not paths:
         print("mmgrec ledger: no ledger files (reports/ledgers/*.jsonl is empty)", file=sys.stderr)
         return 1
@@ -590,10 +592,20 @@ def show_ledgers(paths: list[Path]) -> int:
             status = 1
             continue
         try:
-            rows = RunLedger(path).summary()
+            book = RunLedger(path)
+            seeds = is_seed_run_ledger(book)
+            rows = seed_run_summary(book) if seeds else book.summary()
         except ValueError as exc:
             print(f"mmgrec ledger: {exc}", file=sys.stderr)
             status = 1
+            continue
+        if seeds:                                           # notebooks 04 / 06: recorded runs with their test results
+            print(f"{_rel(Path(path))}: {sum(r['runs'] for r in rows)} recorded runs, "
+                  f"{sum(r['train_seconds'] for r in rows) / 3600:.1f} h of training")
+            for r in rows:
+                print(f"  {r['model']:<10} {r['runs']:>3} run(s), mean test Recall@10 {r['recall@10']:.4f}, "
+                      f"NDCG@10 {r['ndcg@10']:.4f}; {r['train_seconds']:.0f} s; commits {', '.join(r['commits'])}; "
+                      f"last {r['last_recorded']}")
             continue
         print(f"{_rel(Path(path))}: {sum(r['grid_points'] + r['finals'] for r in rows)} runs")
         for r in rows:

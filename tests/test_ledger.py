@@ -154,3 +154,23 @@ def test_ledger_summary_and_the_cli_per_model(tmp_path, capsys):
     (tmp_path / "bad.jsonl").write_text("{not json\n")
     assert cli.main(["ledger", str(tmp_path / "bad.jsonl")]) == 1
     assert "bad.jsonl, line 1: not JSON" in capsys.readouterr().err
+
+
+def test_the_cli_summarises_a_seed_run_ledger_per_model(tmp_path, capsys):
+    from mmgrec_lib import cli
+    from mmgrec_lib.experiments.recorded import encode_hits, is_seed_run_ledger, seed_run_summary
+    import torch
+    path = tmp_path / "seed_runs_x.jsonl"
+    book = RunLedger(path)
+    hits = encode_hits(torch.zeros(3, 20, dtype=torch.bool))
+    for key, model, r10, secs in (("a", "mf", 0.2, 10.0), ("b", "mf", 0.3, 20.0), ("c", "mmgrec", 0.25, 600.0)):
+        book.record(key, {"model": model, "test_recall@10": r10, "test_ndcg@10": r10 / 2, "train_seconds": secs,
+                          "test_hits": hits}, commit="abc")
+    assert is_seed_run_ledger(RunLedger(path)) and not is_seed_run_ledger(RunLedger(tmp_path / "none.jsonl"))
+    rows = {r["model"]: r for r in seed_run_summary(RunLedger(path))}
+    assert rows["mf"]["runs"] == 2 and rows["mf"]["recall@10"] == pytest.approx(0.25)
+    assert rows["mf"]["train_seconds"] == 30.0 and rows["mmgrec"]["commits"] == ["abc"]
+    assert cli.main(["ledger", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "3 recorded runs, 0.2 h of training" in out
+    assert "mf           2 run(s), mean test Recall@10 0.2500, NDCG@10 0.1250; 30 s" in out

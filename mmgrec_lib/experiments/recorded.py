@@ -138,4 +138,35 @@ def remember(book: RunLedger | None, run: ModelRun) -> None:
     book.record(Path(run.checkpoint).stem, run_facts(run))
 
 
-__all__ = ["FACT_FIELDS", "decode_hits", "encode_hits", "recall", "recorded_run", "remember", "run_facts"]
+def is_seed_run_ledger(book: RunLedger) -> bool:
+    """Whether ``book`` holds recorded seed runs (lines with test hit masks) rather than grid points."""
+    rows = book.rows()
+    return bool(rows) and all("test_hits" in r for r in rows)
+
+
+def seed_run_summary(book: RunLedger) -> list[dict[str, Any]]:
+    """One row per model of a seed-run ledger (in the order models first appear by key): ``runs`` recorded, the mean
+    test Recall@10 / NDCG@10 over them, their training seconds summed, the commits they were recorded with and the
+    last date. A model with runs of several configurations (e.g. MMGRec before and after a code change) counts them
+    all; the run keys tell them apart."""
+    out: dict[str, dict[str, Any]] = {}
+    for row in book.rows():
+        model = str(row.get("model", "?"))
+        s = out.setdefault(model, {"model": model, "runs": 0, "recall@10": [], "ndcg@10": [], "train_seconds": 0.0,
+                                   "commits": [], "last_recorded": ""})
+        s["runs"] += 1
+        for m in ("recall@10", "ndcg@10"):
+            if row.get(f"test_{m}") is not None:
+                s[m].append(float(row[f"test_{m}"]))
+        s["train_seconds"] += float(row.get("train_seconds") or 0.0)
+        if row.get("commit") and row["commit"] not in s["commits"]:
+            s["commits"].append(row["commit"])
+        s["last_recorded"] = max(s["last_recorded"], str(row.get("recorded", "")))
+    for s in out.values():
+        for m in ("recall@10", "ndcg@10"):
+            s[m] = float(np.mean(s[m])) if s[m] else None
+    return list(out.values())
+
+
+__all__ = ["FACT_FIELDS", "decode_hits", "encode_hits", "is_seed_run_ledger", "recall", "recorded_run", "remember",
+           "run_facts", "seed_run_summary"]
