@@ -35,6 +35,7 @@ import contextlib
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 import traceback
@@ -432,6 +433,27 @@ def _short_error(exc: Exception) -> str:
     return "".join(traceback.format_exception_only(type(exc), exc)).strip()
 
 
+def table_date(table: Path) -> str:
+    """The date a table's content last changed: the date of the last commit that touched it when the file equals
+    that commit's copy (a fresh clone or checkout gives every file today's modification time, which says nothing
+    about when it was produced), else today's date (a table just written), else its modification time outside
+    git."""
+    table = Path(table)
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    try:
+        def git(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run(["git", *args], cwd=table.parent, capture_output=True, text=True, timeout=10)
+        changed = git("status", "--porcelain", "--", table.name)
+        if changed.returncode != 0:
+            return time.strftime("%Y-%m-%d", time.gmtime(table.stat().st_mtime))
+        if changed.stdout.strip():                             # new or modified: written now
+            return today
+        last = git("log", "-1", "--format=%cs", "--", table.name)
+    except (OSError, subprocess.SubprocessError):
+        return time.strftime("%Y-%m-%d", time.gmtime(table.stat().st_mtime))
+    return last.stdout.strip() or today
+
+
 def update_readme(readme: Path = REPO / "README.md", tables_dir: Path = REPO / "reports" / "tables") -> bool:
     """Replace the README's results section with the Markdown tables found in ``reports/tables`` (the claims
     table first, then the others by name)."""
@@ -442,7 +464,7 @@ def update_readme(readme: Path = REPO / "README.md", tables_dir: Path = REPO / "
         return False
     parts = []
     for md in sorted(tables_dir.glob("*.md"), key=lambda p: (p.stem != "claims", p.name)):
-        stamp = time.strftime("%Y-%m-%d", time.gmtime(md.stat().st_mtime))
+        stamp = table_date(md)
         parts.append(f"#### `{md.stem}` ({stamp})\n\n{md.read_text().strip()}\n")
     body = "\n".join(parts) if parts else "_No tables yet: run `make reports`._\n"
     head, rest = text.split(RESULTS_START, 1)

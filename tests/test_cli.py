@@ -81,6 +81,25 @@ def test_readme_results_section(tmp_path):
     assert "baselines_x" in text and "old" not in text and text.endswith("tail\n")
 
 
+def test_table_date_is_its_last_commit(tmp_path):
+    import subprocess
+    import time
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True,
+                       env={**os.environ, "GIT_AUTHOR_DATE": "2001-02-03T12:00:00Z",
+                            "GIT_COMMITTER_DATE": "2001-02-03T12:00:00Z", "GIT_AUTHOR_NAME": "t",
+                            "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"})
+    git("init", "-q")
+    table = tmp_path / "t.md"
+    table.write_text("| a |\n")
+    git("add", "t.md")
+    git("commit", "-q", "-m", "t")
+    assert cli.table_date(table) == "2001-02-03"               # committed and unchanged: the commit's date
+    table.write_text("| b |\n")
+    assert cli.table_date(table) == time.strftime("%Y-%m-%d", time.gmtime())   # rewritten: today
+
+
 def test_real_notebooks_have_profiles():
     for nb in cli.list_notebooks():
         params = cli.notebook_parameters(nb)
