@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from mmgrec_lib.experiments import tune_baseline
-from mmgrec_lib.experiments.ledger import RunLedger
+from mmgrec_lib.experiments.ledger import RunLedger, machine_tag
 
 KWARGS = {"n_users": 40, "n_items": 60, "mean_items_per_user": 8.0}
 LOOP = {"epochs": 4, "patience": 0, "eval_every": 2}
@@ -25,12 +25,13 @@ def test_ledger_records_sorted_lines_and_reads_them_back(tmp_path):
     assert [r["key"] for r in lines] == ["a_key", "b_key", "c_key"]
     again = RunLedger(path)
     assert "b_key" in again and again.get("b_key") == {"val": 0.5, "nan": None, "n": 3}
-    assert lines[1]["commit"] == "abc" and lines[1]["recorded"]
+    assert lines[1]["commit"] == "abc" and lines[1]["recorded"] and lines[1]["machine"] == machine_tag()
+    assert "torch" in lines[1]["machine"]
     RunLedger(path).record("b_key", {"val": 0.5, "n": 3, "seconds": 2.0}, commit="def")  # read back: other seconds
     assert json.loads(path.read_text().splitlines()[1]) == lines[1]           # the line stays its run's
     RunLedger(path).record("b_key", {"val": 0.6}, commit="def", replace=True)  # replaced only when asked
     assert json.loads(path.read_text().splitlines()[1]) == {"key": "b_key", "val": 0.6, "recorded": lines[1]["recorded"],
-                                                            "commit": "def"}
+                                                            "commit": "def", "machine": machine_tag()}
 
 
 def test_ledger_errors_name_the_file_and_line(tmp_path):

@@ -6,7 +6,9 @@ score, best epoch, test means, time) are also written to a small JSON-lines file
 that is committed as the sweep goes. A later session finds a run there by the same run key its checkpoint
 has (the checkpoint's file name: dataset, config, loop and seed hashed) and uses the recorded facts instead
 of training it again. Only facts that a rerun would reproduce are recorded (training is bit-deterministic on
-one CPU thread with the same seed); each line also says when and with which commit it was recorded.
+one CPU thread with the same seed, on one kind of machine); each line also says when, with which commit and on
+which machine (CPU and torch version, :func:`machine_tag`) it was recorded: float rounding differs between CPU
+kinds, so a rerun elsewhere may differ slightly (README, 'Across machines').
 
 A run whose checkpoint exists is read from the checkpoint, not the ledger; the ledger only stands in for a
 missing checkpoint. To retrain a run (e.g. after a change to the model's code), delete its line.
@@ -50,6 +52,38 @@ def _folder_lock(folder: Path):
         yield
     finally:
         os.close(fd)                                           # releases the lock
+
+
+#: the bookkeeping fields of a ledger line (besides the run's facts)
+BOOKKEEPING = ("key", "recorded", "commit", "machine")
+
+
+def machine_tag() -> str:
+    """The machine a run ran on, as far as its float results depend on it: architecture, CPU model (name, family
+    and model numbers, where ``/proc/cpuinfo`` has them), whether the CPU has AVX-512, and torch's version."""
+    import importlib.metadata
+    import platform
+
+    info: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "cpu family", "model", "flags") and key not in info:
+                    info[key] = value.strip()
+    except OSError:
+        pass
+    cpu = info.get("model name") or platform.processor() or "unknown CPU"
+    if "cpu family" in info and "model" in info:
+        cpu += f" (family {info['cpu family']}, model {info['model']})"
+    if "flags" in info:
+        cpu += ", AVX-512" if "avx512f" in info["flags"].split() else ", no AVX-512"
+    try:
+        torch_version = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        torch_version = "absent"
+    return f"{platform.machine()} {cpu}, torch {torch_version}"
 
 
 def git_commit(folder: str | Path | None = None) -> str | None:
@@ -106,7 +140,7 @@ class RunLedger:
         row = self._rows.get(key)
         if row is None:
             return None
-        return {k: v for k, v in row.items() if k not in ("key", "recorded", "commit")}
+        return {k: v for k, v in row.items() if k not in BOOKKEEPING}
 
     def record(self, key: str, facts: Mapping[str, Any], commit: str | None = None, replace: bool = False) -> None:
         """Record run ``key``'s ``facts`` (flat scalars) and write the file: under a lock on its folder, re-read
@@ -123,7 +157,7 @@ class RunLedger:
                 self._rows = rows
                 return
             row = {"key": key, **facts, "recorded": datetime.date.today().isoformat(),
-                   "commit": commit if commit is not None else git_commit()}
+                   "commit": commit if commit is not None else git_commit(), "machine": machine_tag()}
             self._rows = {**rows, key: row}
             text = "".join(json.dumps(self._rows[k], sort_keys=True) + "\n" for k in sorted(self._rows))
             atomic_write(self.path, lambda fh: fh.write(text.encode()))

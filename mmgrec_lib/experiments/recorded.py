@@ -33,7 +33,7 @@ from ..training.loop import FitResult
 from .ledger import RunLedger
 from .runs import ModelRun
 
-#: the fields of a recorded seed run (besides the ledger's ``key``, ``recorded`` and ``commit``)
+#: the fields of a recorded seed run (besides the ledger's ``key``, ``recorded``, ``commit`` and ``machine``)
 FACT_FIELDS = ("model", "val_recall@10", "best_epoch", "epochs_run", "stopped_early", "train_seconds", "test_users",
                "ks", "test_hits")
 #: a hit mask is one 32-bit word per user
