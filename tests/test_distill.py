@@ -18,7 +18,7 @@ from mmgrec_lib.training import LoopConfig
 
 SMALL = dict(d_model=16, n_layers=1, n_heads=2, dim_feedforward=32, max_len=5)
 CFG = dict(SMALL, batch_size=64, beam_width=10, val_ks=(10,), lr=5e-3, device="cpu")
-NEW_FIELDS = ("distill_weight", "distill_temperature")
+NEW_FIELDS = ("distill_weight", "distill_temperature", "distill_teacher")
 
 
 @pytest.fixture(scope="module")
@@ -231,3 +231,75 @@ def test_two_epoch_training_with_distillation(inputs):
                                      LoopConfig(epochs=1, patience=0, progress=False), torch.Generator().manual_seed(7))
     assert "teacher_items" not in dict(plain.named_buffers())
     assert res.history[0]["loss"] > res0.history[0]["loss"]                     # the KL term is added
+
+
+# ---------------------------------------------------------------------- an external teacher (e.g. a tuned LightGCN)
+def test_external_teacher_scores_with_its_own_vectors(inputs):
+    ds, table, u, i = inputs
+    g = torch.Generator().manual_seed(11)
+    t_users, t_items = torch.randn(ds.n_users, 5, generator=g), torch.randn(ds.n_items, 5, generator=g)
+    own = MMGRecGenerator(table, u, i, ds.train, distill_teacher=True, **SMALL)
+    ext = MMGRecGenerator(table, u, i, ds.train, distill_teacher=True, teacher=(t_users, t_items), **SMALL)
+    # the external teacher equals a first-stage teacher whose h_u, h_i are the external vectors
+    as_first = MMGRecGenerator(table, t_users, t_items, ds.train, distill_teacher=True, **SMALL)
+    users, items = _batch(ds)
+    for a, b in zip(ext.teacher_log_conditionals(users, items, 1.3), as_first.teacher_log_conditionals(users, items, 1.3)):
+        torch.testing.assert_close(a, b)
+    assert any(not torch.allclose(a, b) for a, b in
+               zip(ext.teacher_log_conditionals(users, items), own.teacher_log_conditionals(users, items)))
+    assert "teacher_users" not in dict(ext.state_dict())                          # frozen, not saved
+
+
+@pytest.mark.parametrize("teacher,match", [((torch.zeros(3, 5), torch.zeros(40, 5)), "30 users"),
+                                           ((torch.zeros(30, 5), torch.zeros(40, 4)), "one width"),
+                                           ((torch.full((30, 5), float("nan")), torch.zeros(40, 5)), "NaN"),
+                                           ((torch.zeros(30, 5),), "pair")])
+def test_bad_external_teacher_is_refused(inputs, teacher, match):
+    ds, table, u, i = inputs
+    with pytest.raises(ValueError, match=match):
+        MMGRecGenerator(table, u, i, ds.train, distill_teacher=True, teacher=teacher, **SMALL)
+
+
+def test_external_teacher_keys_the_run_and_must_be_given(inputs):
+    ds, table, u, i = inputs
+    base = GeneratorConfig.from_dict({**CFG, "distill_weight": 1.0})
+    named = base.replace(distill_teacher="ml100k_lightgcn_0123456789")
+    assert named.key_settings()["distill_teacher"] == "ml100k_lightgcn_0123456789"
+    assert "distill_teacher" not in base.key_settings()
+    assert "distill_teacher" not in named.replace(distill_weight=0.0).key_settings()   # inert without distillation
+    with pytest.raises(TypeError, match="distill_teacher"):
+        TrainConfig(distill_teacher=3)
+    loop = LoopConfig(epochs=1, patience=0, progress=False)
+    with pytest.raises(ValueError, match="no teacher vectors"):
+        gt.train_generator(ds, table, u, i, named, loop)
+    vectors = (torch.randn(ds.n_users, 5), torch.randn(ds.n_items, 5))
+    with pytest.raises(ValueError, match="external teacher is off"):
+        gt.train_generator(ds, table, u, i, base, loop, teacher=vectors)
+    model, res = gt.train_generator(ds, table, u, i, named, loop, torch.Generator().manual_seed(7), teacher=vectors)
+    assert np.isfinite(res.history[0]["loss"]) and torch.equal(model.teacher_users.cpu(), vectors[0])
+
+
+def test_baseline_teacher_reproduces_the_baselines_scores(tmp_path):
+    from mmgrec_lib.experiments.teachers import baseline_teacher, teacher_vectors
+    ds = make_tiny_dataset(n_users=30, n_items=40, per_user=10)
+    loop = LoopConfig(epochs=2, patience=5, eval_every=1, progress=False)
+    name, (users, items) = baseline_teacher(ds, "lightgcn", {"dim": 8}, loop, 0, tmp_path)
+    assert name.startswith(f"{ds.name}_lightgcn_") and (tmp_path / f"{name}.pt").is_file()
+    assert users.shape == (ds.n_users, 8) and items.shape == (ds.n_items, 8)
+    again = baseline_teacher(ds, "lightgcn", {"dim": 8}, loop, 0, tmp_path)       # loaded, not retrained
+    assert again[0] == name and torch.equal(again[1][0], users)
+
+    class NotADotProduct(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(1))
+
+        def embeddings(self):
+            return torch.ones(ds.n_users + ds.n_items, 2)
+
+        def score(self, u):
+            return torch.zeros(len(u), ds.n_items)
+    with pytest.raises(ValueError, match="not the dot products"):
+        teacher_vectors(NotADotProduct(), ds.n_users)
+    with pytest.raises(ValueError, match="no embeddings"):
+        teacher_vectors(torch.nn.Linear(2, 2), ds.n_users)

@@ -300,7 +300,8 @@ def test_user_weighted_training_runs_and_keys_ignore_default_levers(inputs):
     base = GeneratorConfig.from_dict(CFG)
     assert set(base.flat()) - set(base.key_settings()) == {"user_memory", "restricted_loss", "user_weight_power",
                                                            "lr_schedule", "schedule_epochs", "lr_min_ratio",
-                                                           "distill_weight", "distill_temperature", "tie_output",
+                                                           "distill_weight", "distill_temperature", "distill_teacher",
+                                                           "tie_output",
                                                            "target_pop_power", "set_loss"}
     assert base.replace(user_memory=True).key_settings()["user_memory"] is True
     with pytest.raises(ValueError, match="user_weight_power"):

@@ -13,6 +13,7 @@ from .overall import (applicable_baselines, chosen_overrides, gain_table, marked
 from .runs import (ModelRun, codebook_size_sweep, load_or_assign_recids, loop_key,
                    recid_run_path, results_table, run_baselines, run_generator, run_generator_variants, run_key,
                    study_variants, variant_configs)
+from .teachers import baseline_teacher, teacher_vectors
 
 __all__ = ["ABLATIONS", "Variant", "ablation_runs", "ablation_table", "ablation_tasks", "choose_value", "hyper_table",
            "hyper_tasks", "select_variants", "sweep_ablations", "sweep_hyper",
@@ -25,4 +26,5 @@ __all__ = ["ABLATIONS", "Variant", "ablation_runs", "ablation_table", "ablation_
            "load_or_assign_recids", "loop_key", "recid_run_path", "results_table", "run_baselines",
            "run_generator", "run_generator_variants", "run_key", "seed_runs", "applicable_baselines",
            "chosen_overrides", "gain_table", "marked_markdown", "overall_runs", "overall_table", "seed_run_table",
-           "split_note", "generator_study_tasks", "study_variants", "variant_configs"]
+           "split_note", "generator_study_tasks", "study_variants", "variant_configs", "baseline_teacher",
+           "teacher_vectors"]

@@ -236,11 +236,14 @@ def load_or_assign_recids(dataset: RecDataset, config, runs_dir: str | Path | No
 
 def run_generator(dataset: RecDataset, recid_run, config, loop: LoopConfig | None = None,
                   runs_dir: str | Path | None = None, ks: tuple[int, ...] = (10, 20),
-                  test_beam_width: int | None = None) -> ModelRun:
+                  test_beam_width: int | None = None,
+                  teacher: tuple[torch.Tensor, torch.Tensor] | None = None) -> ModelRun:
     """Train the MMGRec generator on a Rec-ID run (resumable checkpoint in ``runs_dir``) and test it.
 
     ``config`` is a :class:`~mmgrec_lib.generator.config.GeneratorConfig`; the test uses beam width
     ``test_beam_width`` (default ``config.train.beam_width``). ``run.test.extra`` holds inference timings.
+    ``teacher``: an external distillation teacher's ``(user, item)`` vectors, for a ``config`` whose
+    ``distill_teacher`` names it (:func:`~mmgrec_lib.experiments.teachers.baseline_teacher`; not the paper's).
     """
     from ..generator.training import evaluate_generator, train_generator
 
@@ -250,7 +253,8 @@ def run_generator(dataset: RecDataset, recid_run, config, loop: LoopConfig | Non
     start = time.perf_counter()
     model, result = train_generator(dataset, recid_run.table, recid_run.user_emb, recid_run.item_emb, config,
                                     dataclasses.replace(loop, checkpoint=ckpt),
-                                    torch.Generator().manual_seed(config.train.seed), codebooks=codebooks)
+                                    torch.Generator().manual_seed(config.train.seed), codebooks=codebooks,
+                                    teacher=teacher)
     seconds = training_seconds(result, time.perf_counter() - start)
     test = evaluate_generator(model, dataset, "test", ks=ks, beam_width=test_beam_width or config.train.beam_width,
                               name="mmgrec")

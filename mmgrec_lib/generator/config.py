@@ -139,6 +139,11 @@ class TrainConfig:
             ``h_i`` of the same size.
         distill_temperature: not the paper's: the teacher's temperature ``τ`` (> 0; inert while
             ``distill_weight`` is 0).
+        distill_teacher: not the paper's: whose ranking is distilled. ``""`` (default): the first stage's
+            ``h_u·h_i``, as above. Any other string names an external teacher whose user and item vectors the
+            caller passes to training (``teacher=(users, items)``, e.g. a tuned LightGCN run's:
+            :func:`~mmgrec_lib.experiments.teachers.baseline_teacher`); the name (that run's checkpoint name)
+            is part of the run key, so it must identify the vectors. Inert while ``distill_weight`` is 0.
         target_pop_power: not the paper's: ``β >= 0`` of popularity-debiased targets: each training target
             ``(u, i)`` weighs ``pop(i) ** -β`` (``pop``: the item's training interactions), times the user weight
             of ``user_weight_power``, rescaled to mean 1 over the epoch's targets. ``0`` = off (the paper).
@@ -175,6 +180,7 @@ class TrainConfig:
     user_weight_power: float = 0.0
     distill_weight: float = 0.0
     distill_temperature: float = 1.0
+    distill_teacher: str = ""
     target_pop_power: float = 0.0
     set_loss: bool = False
     seed: int = 0
@@ -228,7 +234,8 @@ class TrainConfig:
 # while they hold these values (so earlier finished runs are still found)
 LATER_DEFAULTS: dict[str, Any] = {"user_memory": False, "restricted_loss": False, "user_weight_power": 0.0,
                                   "lr_schedule": "constant", "schedule_epochs": 0, "lr_min_ratio": 0.05,
-                                  "distill_weight": 0.0, "distill_temperature": 1.0, "tie_output": False,
+                                  "distill_weight": 0.0, "distill_temperature": 1.0, "distill_teacher": "",
+                                  "tie_output": False,
                                   "target_pop_power": 0.0, "set_loss": False}
 
 
@@ -272,12 +279,14 @@ class GeneratorConfig:
 
     def key_settings(self) -> dict[str, Any]:
         """:meth:`flat` without the later-added fields that hold their original defaults (run keys); the cosine
-        schedule's own fields count only when it is on, the distillation temperature only when distillation is."""
+        schedule's own fields count only when it is on, the distillation temperature and teacher only when distillation
+        is."""
         flat = self.flat()
         if flat["lr_schedule"] == "constant":
             flat.update(schedule_epochs=0, lr_min_ratio=LATER_DEFAULTS["lr_min_ratio"])
         if not flat["distill_weight"]:
-            flat.update(distill_temperature=LATER_DEFAULTS["distill_temperature"])
+            flat.update(distill_temperature=LATER_DEFAULTS["distill_temperature"],
+                        distill_teacher=LATER_DEFAULTS["distill_teacher"])
         return {k: v for k, v in flat.items() if not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])}
 
 

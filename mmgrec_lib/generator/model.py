@@ -157,6 +157,9 @@ class MMGRecGenerator(nn.Module):
         distill_teacher: keep ``item_repr`` frozen as the distillation teacher's ``h_i`` (see :meth:`loss`; a
             non-persistent copy only where the item table is trained, else the frozen table itself); needs
             ``h_u`` and ``h_i`` of one size.
+        teacher: not the paper's: an external distillation teacher's ``(users (U, d), items (I, d))`` vectors
+            (kept frozen as the non-persistent buffers ``teacher_users`` / ``teacher_items``), scored
+            ``users·items`` in place of ``h_u·h_i``; with it ``distill_teacher`` keeps nothing more.
         codebooks: ``(M - 1, L, d_code)`` the RQ-VAE codewords of the semantic tokens (row ``[l, k]``: token
             ``k`` of level ``l``; :meth:`~mmgrec_lib.tokenizer.run.RecIDRun.semantic_codebooks`), required by
             ``config.tie_output`` (kept frozen as the non-persistent buffer ``codewords``, standardised by
@@ -169,7 +172,8 @@ class MMGRecGenerator(nn.Module):
 
     def __init__(self, table: RecIDTable, user_repr: torch.Tensor, item_repr: torch.Tensor,
                  history: sp.spmatrix, config: ModelConfig | None = None, *, distill_teacher: bool = False,
-                 codebooks: torch.Tensor | None = None, **overrides) -> None:
+                 codebooks: torch.Tensor | None = None,
+                 teacher: tuple[torch.Tensor, torch.Tensor] | None = None, **overrides) -> None:
         super().__init__()
         config = dataclasses.replace(config or ModelConfig(), **overrides)
         self.config = config
@@ -237,7 +241,11 @@ class MMGRecGenerator(nn.Module):
         self.user_token = (nn.Sequential(nn.Linear(user_repr.shape[1], d_model), nn.LayerNorm(d_model))
                            if config.user_memory else None)
         # ---- optional (not the paper's): the distillation teacher's h_i as built, when the item table changes
-        if distill_teacher:
+        if teacher is not None:                        # an external teacher's vectors (e.g. a tuned LightGCN's)
+            t_users, t_items = _check_teacher(teacher, user_repr.shape[0], I)
+            self.register_buffer("teacher_users", t_users, persistent=False)                   # (U, d)
+            self.register_buffer("teacher_items", t_items, persistent=False)                   # (I, d)
+        elif distill_teacher:
             if user_repr.shape[1] != item_repr.shape[1]:
                 raise ValueError(f"distillation scores h_u·h_i: user_repr has {user_repr.shape[1]} columns but "
                                  f"item_repr has {item_repr.shape[1]}")
@@ -453,8 +461,9 @@ class MMGRecGenerator(nn.Module):
 
     # ------------------------------------------------------------------ distillation teacher (not the paper's)
     def teacher_item_repr(self) -> torch.Tensor:
-        """``(I, D_i)`` the frozen Graph RQ-VAE item representations the teacher scores with: the copy kept
-        with ``distill_teacher=True`` where the item table is trained, else the frozen item table itself."""
+        """``(I, D_i)`` the item vectors the teacher scores with: an external teacher's (``teacher``), else the
+        frozen Graph RQ-VAE item representations: the copy kept with ``distill_teacher=True`` where the item
+        table is trained, else the frozen item table itself."""
         if "teacher_items" in self._buffers:
             return self.teacher_items
         if self.config.item_embedding == "graph" and not self.config.finetune_item_emb:
@@ -467,7 +476,8 @@ class MMGRecGenerator(nn.Module):
                                  temperature: float = 1.0) -> list[torch.Tensor]:
         r"""The teacher's per-level distributions along each target's Rec-ID (no gradient).
 
-        With ``p_T(i | u) ∝ exp(h_u·h_i / τ)`` over all items, level ``l`` of a target with Rec-ID
+        With ``p_T(i | u) ∝ exp(h_u·h_i / τ)`` over all items (an external teacher's vectors in place of
+        ``h_u``, ``h_i`` where the model was built with ``teacher``), level ``l`` of a target with Rec-ID
         ``(t_1 .. t_M)`` gets, for every child token ``t`` of the target's prefix node::
 
             p_T(t | t_<l, u) = Σ_{i under (t_<l, t)} p_T(i | u) / Σ_{i under t_<l} p_T(i | u)
@@ -485,8 +495,9 @@ class MMGRecGenerator(nn.Module):
             extend the target's prefix.
         """
         h_i = self.teacher_item_repr()                                              # (I, D)
+        h_u = self.teacher_users if "teacher_users" in self._buffers else self.user_repr   # (U, D)
         users, row = torch.unique(users, return_inverse=True)                      # (P',), (P,): targets share users
-        scores = self.user_repr[users] @ h_i.T / temperature                        # (P', I)
+        scores = h_u[users] @ h_i.T / temperature                                   # (P', I)
         # log-mass below each node of levels 1..M (level M: the items themselves)
         below = {self.n_levels: scores}
         for lvl in range(self.n_levels - 1, 0, -1):
@@ -695,6 +706,22 @@ def _check_codebooks(codebooks, cardinalities: list[int]) -> torch.Tensor:
     if not c.is_floating_point() or not torch.isfinite(c).all():
         raise ValueError("tie_output: codebooks must be finite floating-point vectors")
     return c.float()
+
+
+def _check_teacher(teacher, n_users: int, n_items: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """An external distillation teacher's ``(users (U, d), items (I, d))`` as float tensors, checked."""
+    if not (isinstance(teacher, (tuple, list)) and len(teacher) == 2):
+        raise ValueError("teacher must be a pair (user vectors (U, d), item vectors (I, d))")
+    users, items = (torch.as_tensor(t).detach().cpu().float().clone() for t in teacher)
+    if users.dim() != 2 or items.dim() != 2 or users.shape[1] != items.shape[1]:
+        raise ValueError(f"teacher: need user vectors (U, d) and item vectors (I, d) of one width d, got shapes "
+                         f"{tuple(users.shape)} and {tuple(items.shape)}")
+    if users.shape[0] != n_users or items.shape[0] != n_items:
+        raise ValueError(f"teacher: {users.shape[0]} user and {items.shape[0]} item vectors, but the model has "
+                         f"{n_users} users and {n_items} items")
+    if not (torch.isfinite(users).all() and torch.isfinite(items).all()):
+        raise ValueError("teacher: the vectors hold NaN or infinite values")
+    return users, items
 
 
 def _check_repr(x, n_rows: int | None, name: str) -> torch.Tensor:

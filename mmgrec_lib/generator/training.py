@@ -69,18 +69,30 @@ MAX_LEFT_OUT_DIVISOR = 10          # grouped targets: at most n_u // 10 of a use
 
 # ---------------------------------------------------------------------- construction
 def build_generator(dataset: RecDataset, table: RecIDTable, user_repr: torch.Tensor, item_repr: torch.Tensor,
-                    config: GeneratorConfig, codebooks: torch.Tensor | None = None) -> MMGRecGenerator:
+                    config: GeneratorConfig, codebooks: torch.Tensor | None = None,
+                    teacher: tuple[torch.Tensor, torch.Tensor] | None = None) -> MMGRecGenerator:
     """The model for ``dataset``'s training history, initialised from ``config.train.seed`` (global RNG
     untouched); its inference subsets are seeded by the same seed. With ``config.train.distill_weight > 0`` it
     keeps ``item_repr`` frozen as the distillation teacher's (``distill_teacher``). ``codebooks``: the Rec-ID
     run's RQ-VAE codebooks ``(M - 1, L, d)`` (:meth:`~mmgrec_lib.tokenizer.run.RecIDRun.semantic_codebooks`),
-    required by ``config.model.tie_output`` and ignored without it."""
+    required by ``config.model.tie_output`` and ignored without it. ``teacher``: an external distillation
+    teacher's ``(user, item)`` vectors, required exactly when distillation is on and
+    ``config.train.distill_teacher`` names one (not the paper's)."""
+    t = config.train
+    external = bool(t.distill_weight > 0 and t.distill_teacher)
+    if external and teacher is None:
+        raise ValueError(f"TrainConfig.distill_teacher names an external teacher ({t.distill_teacher!r}) but no "
+                         "teacher vectors were given (teacher=(users, items); for a baseline run: "
+                         "mmgrec_lib.experiments.teachers.baseline_teacher)")
+    if teacher is not None and not external:
+        raise ValueError("teacher vectors were given, but distillation from an external teacher is off (it needs "
+                         "TrainConfig.distill_weight > 0 and distill_teacher naming the teacher, which keys the run)")
     if table.n_items != dataset.n_items:
         raise ValueError(f"the Rec-ID table has {table.n_items} items but the dataset has {dataset.n_items}")
     with seeded_rng(config.train.seed):
         model = MMGRecGenerator(table, user_repr, item_repr, dataset.train, config.model,
                                 distill_teacher=config.train.distill_weight > 0, codebooks=codebooks,
-                                inference_seed=config.train.seed)
+                                teacher=teacher, inference_seed=config.train.seed)
     return model.to(resolve_device(config.train.device))
 
 
@@ -318,7 +330,8 @@ def epoch_lr(config: TrainConfig, epoch: int) -> float:
 def train_generator(dataset: RecDataset, table: RecIDTable, user_repr: torch.Tensor, item_repr: torch.Tensor,
                     config: GeneratorConfig | None = None, loop: LoopConfig | None = None,
                     generator: torch.Generator | None = None,
-                    codebooks: torch.Tensor | None = None) -> tuple[MMGRecGenerator, FitResult]:
+                    codebooks: torch.Tensor | None = None,
+                    teacher: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[MMGRecGenerator, FitResult]:
     """Train the generator with early stopping on validation ``loop.monitor`` (beam-search decoded).
 
     Args:
@@ -330,6 +343,7 @@ def train_generator(dataset: RecDataset, table: RecIDTable, user_repr: torch.Ten
             ``config.train.seed``). Its state is checkpointed; pass a fresh one seeded alike when resuming.
         codebooks: the Rec-ID run's RQ-VAE codebooks, for ``config.model.tie_output`` (see
             :func:`build_generator`).
+        teacher: an external distillation teacher's ``(user, item)`` vectors (see :func:`build_generator`).
 
     Returns:
         the model with the best validation weights loaded, and the :class:`FitResult` (history rows hold
@@ -343,7 +357,7 @@ def train_generator(dataset: RecDataset, table: RecIDTable, user_repr: torch.Ten
     if user_repr.shape[0] != dataset.n_users:
         raise ValueError(f"user_repr has {user_repr.shape[0]} rows but the dataset has {dataset.n_users} users")
     generator = generator if generator is not None else torch.Generator().manual_seed(config.train.seed)
-    model = build_generator(dataset, table, user_repr, item_repr, config, codebooks)
+    model = build_generator(dataset, table, user_repr, item_repr, config, codebooks, teacher)
     optimizer = make_optimizer(model, config.train)
     users, items = training_pairs(dataset)
 
