@@ -280,14 +280,17 @@ def test_external_teacher_keys_the_run_and_must_be_given(inputs):
 
 
 def test_baseline_teacher_reproduces_the_baselines_scores(tmp_path):
-    from mmgrec_lib.experiments.teachers import baseline_teacher, teacher_vectors
+    from mmgrec_lib.experiments.runs import baseline_teacher, baseline_run_path
+    from mmgrec_lib.experiments.teachers import teacher_vectors
+    from mmgrec_lib.baselines import BASELINES
     ds = make_tiny_dataset(n_users=30, n_items=40, per_user=10)
     loop = LoopConfig(epochs=2, patience=5, eval_every=1, progress=False)
-    name, (users, items) = baseline_teacher(ds, "lightgcn", {"dim": 8}, loop, 0, tmp_path)
-    assert name.startswith(f"{ds.name}_lightgcn_") and (tmp_path / f"{name}.pt").is_file()
+    users, items = baseline_teacher(ds, "lightgcn", {"dim": 8}, loop, 0, tmp_path)
     assert users.shape == (ds.n_users, 8) and items.shape == (ds.n_items, 8)
+    ckpt = baseline_run_path(tmp_path, ds, "lightgcn", BASELINES["lightgcn"].config_class(dim=8), loop, 0)
+    assert ckpt.is_file()                                                           # the baselines' own run key
     again = baseline_teacher(ds, "lightgcn", {"dim": 8}, loop, 0, tmp_path)       # loaded, not retrained
-    assert again[0] == name and torch.equal(again[1][0], users)
+    assert torch.equal(again[0], users) and torch.equal(again[1], items)
 
     class NotADotProduct(torch.nn.Module):
         def __init__(self):
@@ -303,3 +306,41 @@ def test_baseline_teacher_reproduces_the_baselines_scores(tmp_path):
         teacher_vectors(NotADotProduct(), ds.n_users)
     with pytest.raises(ValueError, match="no embeddings"):
         teacher_vectors(torch.nn.Linear(2, 2), ds.n_users)
+
+
+def test_teacher_spec_is_canonical_and_checked():
+    from mmgrec_lib.experiments.teachers import parse_teacher_spec, teacher_spec
+    spec = teacher_spec("lightgcn", {"lr": 0.005, "dim": 8}, {"patience": 20, "epochs": 400})
+    assert spec == 'lightgcn {"config": {"dim": 8, "lr": 0.005}, "loop": {"epochs": 400, "patience": 20}}'
+    given = {"model": "lightgcn", "config": {"dim": 8, "lr": 0.005}, "loop": {"epochs": 400, "patience": 20}}
+    assert TrainConfig(distill_teacher=given).distill_teacher == spec              # a mapping is stored as its string
+    assert GeneratorConfig.from_dict({**CFG, "distill_teacher": given}).train.distill_teacher == spec
+    assert parse_teacher_spec(spec) == ("lightgcn", {"dim": 8, "lr": 0.005}, {"epochs": 400, "patience": 20})
+    with pytest.raises(ValueError, match="unknown baseline"):
+        teacher_spec("lightgcnn")
+    with pytest.raises(ValueError, match="unknown loop field"):
+        teacher_spec("lightgcn", {}, {"epochz": 3})
+    with pytest.raises(TypeError):
+        teacher_spec("lightgcn", {"dimm": 8})
+    with pytest.raises(ValueError, match="not '<baseline> <JSON>'"):
+        parse_teacher_spec("lightgcn {oops")
+    with pytest.raises(ValueError, match="canonical"):
+        parse_teacher_spec('lightgcn {"loop": {}, "config": {}}')
+    with pytest.raises(ValueError, match="'model'"):
+        TrainConfig(distill_teacher={"config": {}})
+
+
+def test_run_generator_trains_with_a_baseline_teacher_spec(tmp_path, inputs):
+    from mmgrec_lib.experiments.runs import baseline_teacher, generator_run_path, run_generator
+    from types import SimpleNamespace
+    ds, table, u, i = inputs
+    teacher = {"model": "lightgcn", "config": {"dim": 8}, "loop": {"epochs": 2, "eval_every": 1}}
+    config = GeneratorConfig.from_dict({**CFG, "distill_weight": 1.0, "distill_teacher": teacher})
+    loop = LoopConfig(epochs=1, patience=0, progress=False)
+    recids = SimpleNamespace(table=table, user_emb=u, item_emb=i, config={"tiny": 1})   # what run_generator reads
+    run = run_generator(ds, recids, config, loop, runs_dir=tmp_path, ks=(10,))
+    want = baseline_teacher(ds, "lightgcn", {"dim": 8}, LoopConfig(epochs=2, eval_every=1), 0,
+                            tmp_path)
+    assert torch.equal(run.model.teacher_users.cpu(), want[0]) and torch.equal(run.model.teacher_items.cpu(), want[1])
+    other = config.replace(distill_teacher={**teacher, "config": {"dim": 4}})
+    assert generator_run_path(tmp_path, ds, recids.config, other, loop) != run.checkpoint   # the teacher keys the run

@@ -12,8 +12,8 @@ from .overall import (applicable_baselines, chosen_overrides, gain_table, marked
                       overall_table, seed_run_table, split_note)
 from .runs import (ModelRun, codebook_size_sweep, load_or_assign_recids, loop_key,
                    recid_run_path, results_table, run_baselines, run_generator, run_generator_variants, run_key,
-                   study_variants, variant_configs)
-from .teachers import baseline_teacher, teacher_vectors
+                   study_variants, variant_configs, baseline_teacher)
+from .teachers import parse_teacher_spec, teacher_spec, teacher_vectors
 
 __all__ = ["ABLATIONS", "Variant", "ablation_runs", "ablation_table", "ablation_tasks", "choose_value", "hyper_table",
            "hyper_tasks", "select_variants", "sweep_ablations", "sweep_hyper",
@@ -27,4 +27,4 @@ __all__ = ["ABLATIONS", "Variant", "ablation_runs", "ablation_table", "ablation_
            "run_generator", "run_generator_variants", "run_key", "seed_runs", "applicable_baselines",
            "chosen_overrides", "gain_table", "marked_markdown", "overall_runs", "overall_table", "seed_run_table",
            "split_note", "generator_study_tasks", "study_variants", "variant_configs", "baseline_teacher",
-           "teacher_vectors"]
+           "parse_teacher_spec", "teacher_spec", "teacher_vectors"]

@@ -243,12 +243,19 @@ def run_generator(dataset: RecDataset, recid_run, config, loop: LoopConfig | Non
     ``config`` is a :class:`~mmgrec_lib.generator.config.GeneratorConfig`; the test uses beam width
     ``test_beam_width`` (default ``config.train.beam_width``). ``run.test.extra`` holds inference timings.
     ``teacher``: an external distillation teacher's ``(user, item)`` vectors, for a ``config`` whose
-    ``distill_teacher`` names it (:func:`~mmgrec_lib.experiments.teachers.baseline_teacher`; not the paper's).
+    ``distill_teacher`` names it (not the paper's). Left out while ``distill_teacher`` is a teacher spec
+    (:func:`~mmgrec_lib.experiments.teachers.teacher_spec`), the spec's baseline run is loaded from ``runs_dir``
+    or trained there, with the generator's seed (:func:`baseline_teacher`).
     """
     from ..generator.training import evaluate_generator, train_generator
 
     loop = loop or LoopConfig()
     codebooks = recid_run.semantic_codebooks() if config.model.tie_output else None   # raises when it has none
+    if teacher is None and config.train.distill_weight > 0 and config.train.distill_teacher:
+        from .teachers import parse_teacher_spec
+        model_name, fields, loop_fields = parse_teacher_spec(config.train.distill_teacher)
+        teacher = baseline_teacher(dataset, model_name, fields, LoopConfig(**loop_fields), config.train.seed,
+                                   runs_dir)
     ckpt = None if runs_dir is None else generator_run_path(runs_dir, dataset, recid_run.config, config, loop)
     start = time.perf_counter()
     model, result = train_generator(dataset, recid_run.table, recid_run.user_emb, recid_run.item_emb, config,
@@ -259,6 +266,18 @@ def run_generator(dataset: RecDataset, recid_run, config, loop: LoopConfig | Non
     test = evaluate_generator(model, dataset, "test", ks=ks, beam_width=test_beam_width or config.train.beam_width,
                               name="mmgrec")
     return ModelRun("mmgrec", model, result, test, seconds, ckpt)
+
+
+def baseline_teacher(dataset: RecDataset, model: str, config: Mapping[str, Any], loop: LoopConfig, seed: int,
+                     runs_dir: str | Path | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Baseline ``model`` (config fields ``config``, trained under ``loop`` and ``seed``) as a distillation
+    teacher: its run is loaded from ``runs_dir`` when finished there, else trained and saved (the run key of
+    :func:`run_baselines`, so notebooks 00, 04 and 10's runs serve); returns its ``(users, items)`` vectors
+    (:func:`~mmgrec_lib.experiments.teachers.teacher_vectors`)."""
+    from .teachers import teacher_vectors
+    run = run_baselines(dataset, [model], dataclasses.replace(loop, progress=False), seed=seed,
+                        overrides={model: dict(config)}, runs_dir=runs_dir, ks=(10,))[model]
+    return teacher_vectors(run.model, dataset.n_users)
 
 
 def generator_run_path(runs_dir: str | Path, dataset: RecDataset, recid_config: Mapping[str, Any], config,

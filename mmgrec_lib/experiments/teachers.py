@@ -1,25 +1,56 @@
 """External distillation teachers for the generator (not the paper's method).
 
 The generator can distil a dot-product ranking into its loss (``TrainConfig.distill_weight``). By default the
-teacher is its own first stage (the Graph RQ-VAE's ``h_u·h_i``). This module makes a trained baseline the
-teacher instead, e.g. the tuned LightGCN, whose ranking is stronger than the first stage's:
-
-* :func:`baseline_teacher`: train or load the baseline run (keyed, as :func:`~mmgrec_lib.experiments.runs.run_baselines`
-  keeps it) and return its name (the checkpoint's, for ``TrainConfig.distill_teacher``) and its user and item
-  vectors, checked to reproduce the model's own scores;
-* :func:`teacher_vectors`: the ``(users, items)`` vectors of a trained factorised recommender.
+teacher is its own first stage (the Graph RQ-VAE's ``h_u·h_i``). A trained baseline can be the teacher instead,
+e.g. the tuned LightGCN, whose ranking is stronger than the first stage's. ``TrainConfig.distill_teacher`` then
+holds a *teacher spec*: the baseline's name with its config fields and training loop, as one canonical string
+(:func:`teacher_spec`), so the generator's run key names exactly which baseline run taught it.
+:func:`~mmgrec_lib.experiments.runs.run_generator` loads or trains that run (same seed as the generator,
+:func:`~mmgrec_lib.experiments.runs.baseline_teacher`) and hands its vectors (:func:`teacher_vectors`) to
+training.
 """
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path
+import json
 from typing import Any, Mapping
 
 import torch
 
-from ..data import RecDataset
-from ..training import LoopConfig
-from .runs import run_baselines
+from ..generator.config import teacher_spec_string
+
+#: loop fields a teacher spec may set (the rest keep ``LoopConfig``'s defaults, as in the notebooks' baseline runs)
+TEACHER_LOOP_FIELDS = ("epochs", "eval_every", "patience", "monitor")
+
+
+def teacher_spec(model: str, config: Mapping[str, Any] | None = None, loop: Mapping[str, Any] | None = None) -> str:
+    """The canonical ``distill_teacher`` string of baseline ``model`` with config fields ``config`` trained under
+    the loop fields ``loop`` (:data:`TEACHER_LOOP_FIELDS`), e.g.
+    ``'lightgcn {"config": {"lr": 0.005}, "loop": {"epochs": 400, "eval_every": 5, "patience": 20}}'``."""
+    from ..baselines import BASELINES
+    if model not in BASELINES:
+        raise ValueError(f"distill_teacher: unknown baseline {model!r}; expected one of {sorted(BASELINES)}")
+    loop = dict(loop or {})
+    unknown = sorted(set(loop) - set(TEACHER_LOOP_FIELDS))
+    if unknown:
+        raise ValueError(f"distill_teacher {model!r}: unknown loop field(s) {unknown}; expected some of "
+                         f"{list(TEACHER_LOOP_FIELDS)}")
+    BASELINES[model].config_class(**dict(config or {}))                     # unknown config fields raise here
+    return teacher_spec_string({"model": model, "config": dict(config or {}), "loop": loop})
+
+
+def parse_teacher_spec(spec: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """``(model, config, loop)`` of a :func:`teacher_spec` string; a ``ValueError`` names what is wrong."""
+    model, _, rest = str(spec).partition(" ")
+    try:
+        body = json.loads(rest) if rest else {}
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"distill_teacher {spec!r}: not '<baseline> <JSON>' ({exc.msg})") from None
+    if not isinstance(body, dict) or set(body) - {"config", "loop"}:
+        raise ValueError(f"distill_teacher {spec!r}: the JSON part must be an object with 'config' and 'loop'")
+    config, loop = dict(body.get("config", {})), dict(body.get("loop", {}))
+    if teacher_spec(model, config, loop) != spec:                              # checks the names, and canonical form
+        raise ValueError(f"distill_teacher {spec!r} is not in canonical form: build it with teacher_spec()")
+    return model, config, loop
 
 
 def teacher_vectors(model, n_users: int, check_users: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
@@ -43,17 +74,4 @@ def teacher_vectors(model, n_users: int, check_users: int = 64) -> tuple[torch.T
     return users, items
 
 
-def baseline_teacher(dataset: RecDataset, model: str, config: Mapping[str, Any], loop: LoopConfig, seed: int,
-                     runs_dir: str | Path) -> tuple[str, tuple[torch.Tensor, torch.Tensor]]:
-    """The baseline ``model`` (config fields ``config``, trained under ``loop`` and ``seed``) as a distillation
-    teacher: its run is loaded from ``runs_dir`` when finished there, else trained and saved (the same run key
-    as notebooks 00, 04 and 10 use, so their runs serve). Returns the run's checkpoint name, which goes into
-    ``TrainConfig.distill_teacher`` (and so into the generator's run key), and its ``(users, items)`` vectors
-    (:func:`teacher_vectors`)."""
-    loop = dataclasses.replace(loop, progress=False)
-    run = run_baselines(dataset, [model], loop, seed=seed, overrides={model: dict(config)}, runs_dir=runs_dir,
-                        ks=(10,))[model]
-    return Path(run.checkpoint).stem, teacher_vectors(run.model, dataset.n_users)
-
-
-__all__ = ["baseline_teacher", "teacher_vectors"]
+__all__ = ["TEACHER_LOOP_FIELDS", "parse_teacher_spec", "teacher_spec", "teacher_vectors"]

@@ -5,7 +5,9 @@ optimised and evaluated), paired in :class:`GeneratorConfig`. Epochs, patience a
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +17,18 @@ ATTENTION_MODES = ("relation", "sinusoidal", "none")
 ITEM_EMBEDDINGS = ("graph", "learned")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
+
+
+def teacher_spec_string(spec: Mapping[str, Any]) -> str:
+    """The canonical ``distill_teacher`` string of a teacher given as ``{"model": ..., "config": {...}, "loop":
+    {...}}``: ``'<model> {"config": ..., "loop": ...}'`` with sorted keys (so equal teachers key runs alike).
+    Names are checked by :func:`mmgrec_lib.experiments.teachers.teacher_spec`, which builds the same string."""
+    unknown = sorted(set(spec) - {"model", "config", "loop"})
+    if unknown or not isinstance(spec.get("model"), str):
+        raise ValueError(f"TrainConfig: distill_teacher as a mapping needs 'model' (a baseline name) and optionally "
+                         f"'config' and 'loop'; got keys {sorted(spec)}")
+    body = {"config": dict(spec.get("config") or {}), "loop": dict(spec.get("loop") or {})}
+    return f"{spec['model']} " + json.dumps(body, sort_keys=True)
 
 
 def _choice(where: str, name: str, value: str, options: tuple[str, ...]) -> None:
@@ -140,10 +154,12 @@ class TrainConfig:
         distill_temperature: not the paper's: the teacher's temperature ``τ`` (> 0; inert while
             ``distill_weight`` is 0).
         distill_teacher: not the paper's: whose ranking is distilled. ``""`` (default): the first stage's
-            ``h_u·h_i``, as above. Any other string names an external teacher whose user and item vectors the
-            caller passes to training (``teacher=(users, items)``, e.g. a tuned LightGCN run's:
-            :func:`~mmgrec_lib.experiments.teachers.baseline_teacher`); the name (that run's checkpoint name)
-            is part of the run key, so it must identify the vectors. Inert while ``distill_weight`` is 0.
+            ``h_u·h_i``, as above. Otherwise an external teacher: a baseline run given as
+            ``{"model": "lightgcn", "config": {...}, "loop": {...}}`` (stored as its canonical string,
+            :func:`teacher_spec_string`), which :func:`~mmgrec_lib.experiments.runs.run_generator` loads or
+            trains with the generator's seed, or any name of vectors the caller passes to training
+            (``teacher=(users, items)``). It is part of the run key, so it must identify the teacher. Inert
+            while ``distill_weight`` is 0.
         target_pop_power: not the paper's: ``β >= 0`` of popularity-debiased targets: each training target
             ``(u, i)`` weighs ``pop(i) ** -β`` (``pop``: the item's training interactions), times the user weight
             of ``user_weight_power``, rescaled to mean 1 over the epoch's targets. ``0`` = off (the paper).
@@ -187,6 +203,8 @@ class TrainConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
+        if isinstance(self.distill_teacher, Mapping):                 # {model, config, loop}: its canonical string
+            self.distill_teacher = teacher_spec_string(self.distill_teacher)
         check_fields(self)
         where = "TrainConfig"
         self.val_ks = tuple(sorted(self.val_ks))
