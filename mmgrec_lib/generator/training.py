@@ -83,7 +83,7 @@ def build_generator(dataset: RecDataset, table: RecIDTable, user_repr: torch.Ten
     if external and teacher is None:
         raise ValueError(f"TrainConfig.distill_teacher names an external teacher ({t.distill_teacher!r}) but no "
                          "teacher vectors were given (teacher=(users, items); for a baseline run: "
-                         "mmgrec_lib.experiments.teachers.baseline_teacher)")
+                         "mmgrec_lib.experiments.runs.baseline_teacher)")
     if teacher is not None and not external:
         raise ValueError("teacher vectors were given, but distillation from an external teacher is off (it needs "
                          "TrainConfig.distill_weight > 0 and distill_teacher naming the teacher, which keys the run)")
