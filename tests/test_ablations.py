@@ -201,6 +201,45 @@ def test_tiny_sweeps_reuse_runs_by_key(tmp_path):
     assert math.isclose(rows.loc[0, "test_recall@10"], first.loc[0, "test_recall@10"])
 
 
+def test_ablation_sweep_records_its_variants_and_a_fresh_machine_reads_them_back(tmp_path):
+    """Notebook 05 over sessions: every variant trained is recorded in the seed-run ledger with its ablation key;
+    with the checkpoints (and Rec-IDs) gone, the same sweep trains nothing, and its table is the same."""
+    from mmgrec_lib.data import load_dataset
+    from mmgrec_lib.experiments.ablations import ablation_key
+    from mmgrec_lib.experiments.ledger import RunLedger
+    rc, gc, loop = _base()
+    ledger = tmp_path / "ledgers" / "seed_runs_synthetic.jsonl"
+    variants = select_variants(["full", "hkmeans", "relation"])
+    tasks = ablation_tasks("synthetic", 0, rc, gc, loop, variants, tmp_path / "runs", TINY_KW)
+    ds = load_dataset("synthetic", seed=0, **TINY_KW)
+    first = sweep_ablations(tasks, executor="serial", progress=False, ledger=ledger)
+    assert set(first["source"]) == {"run"} and "test_hits" not in first.columns
+    book = RunLedger(ledger)
+    assert len(book) == 2 and {book.get(k)["variant"] for k in first["run_key"]} == {"full", "hkmeans"}
+    assert book.get(first.loc[1, "run_key"])["ablation_key"] == ablation_key(tasks["hkmeans"], ds)
+    assert ablation_key(tasks["full"], ds) != ablation_key(tasks["hkmeans"], ds)
+    cpu_free = {n: {**s, "generator": {**s["generator"], "device": "auto"}} for n, s in tasks.items()}
+    assert ablation_key(cpu_free["full"], ds) == ablation_key(tasks["full"], ds)        # devices are not identity
+    table = ablation_table(variants, ablation_runs(ds, tasks, ledger=ledger), ds.name)
+    fresh = {n: {**s, "runs_dir": str(tmp_path / "fresh")} for n, s in tasks.items()}   # a new machine
+    again = sweep_ablations(fresh, executor="serial", progress=False, ledger=ledger)
+    assert set(again["source"]) == {"ledger"} and list(again["same_run_as"]) == ["", "", "full"]
+    cols = ["task", "run_key", "val_recall@10", "best_epoch", "test_recall@10", "test_ndcg@10", "max_group_size"]
+    pd.testing.assert_frame_equal(first[cols], again[cols])
+    runs = ablation_runs(ds, fresh, ledger=ledger)
+    assert not (tmp_path / "fresh").exists() and runs["full"].model is None and runs["full"] is runs["relation"]
+    pd.testing.assert_frame_equal(ablation_table(variants, runs, ds.name), table)     # p-values included
+    other = ablation_tasks("synthetic", 0, rc, gc, LoopConfig(epochs=2, patience=0, monitor="recall@10"),
+                           variants[:1], tmp_path / "fresh", TINY_KW)
+    assert _recorded(ledger, other, ds) is None                                         # another budget: not this run
+
+
+def _recorded(ledger, tasks, ds):
+    from mmgrec_lib.experiments.ablations import _recorded_variant
+    from mmgrec_lib.experiments.ledger import RunLedger
+    return _recorded_variant(RunLedger(ledger), next(iter(tasks.values())), ds)
+
+
 # ---------------------------------------------------------------------- the full profiles reuse notebook 09's run
 def _profiles(stem: str, profile: str) -> dict[str, dict]:
     from mmgrec_lib import cli

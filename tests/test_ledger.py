@@ -34,6 +34,19 @@ def test_ledger_records_sorted_lines_and_reads_them_back(tmp_path):
                                                             "commit": "def", "machine": machine_tag()}
 
 
+def test_annotate_adds_only_missing_fields_and_needs_a_recorded_run(tmp_path):
+    path = tmp_path / "l.jsonl"
+    RunLedger(path).record("k", {"val": 0.5}, commit="abc")
+    before = path.read_text()
+    RunLedger(path).annotate("k", {"val": 0.9, "commit": "zzz"})              # nothing new: the file is untouched
+    assert path.read_text() == before
+    RunLedger(path).annotate("k", {"val": 0.9, "variant": "full"})
+    line = json.loads(path.read_text())
+    assert line["val"] == 0.5 and line["variant"] == "full" and line["commit"] == "abc"
+    with pytest.raises(KeyError, match=r"l.jsonl: no run 'other'"):
+        RunLedger(path).annotate("other", {"variant": "x"})
+
+
 def test_ledger_errors_name_the_file_and_line(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"key": "a"}\nnot json\n')
@@ -167,11 +180,16 @@ def test_the_cli_summarises_a_seed_run_ledger_per_model(tmp_path, capsys):
     for key, model, r10, secs in (("a", "mf", 0.2, 10.0), ("b", "mf", 0.3, 20.0), ("c", "mmgrec", 0.25, 600.0)):
         book.record(key, {"model": model, "test_recall@10": r10, "test_ndcg@10": r10 / 2, "train_seconds": secs,
                           "test_hits": hits}, commit="abc")
+    book.record("d", {"model": "mmgrec", "test_recall@10": 0.1, "test_ndcg@10": 0.05, "train_seconds": 5.0,
+                      "test_hits": hits}, commit="abc")
+    book.annotate("d", {"variant": "hkmeans", "model": "changed?"})          # an ablation variant of notebook 05
+    assert RunLedger(path).get("d")["model"] == "mmgrec" and RunLedger(path).get("d")["variant"] == "hkmeans"
     assert is_seed_run_ledger(RunLedger(path)) and not is_seed_run_ledger(RunLedger(tmp_path / "none.jsonl"))
     rows = {r["model"]: r for r in seed_run_summary(RunLedger(path))}
+    assert rows["mmgrec (hkmeans)"]["runs"] == 1 and rows["mmgrec"]["runs"] == 1        # variants count apart
     assert rows["mf"]["runs"] == 2 and rows["mf"]["recall@10"] == pytest.approx(0.25)
     assert rows["mf"]["train_seconds"] == 30.0 and rows["mmgrec"]["commits"] == ["abc"]
     assert cli.main(["ledger", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "3 recorded runs, 0.2 h of training" in out
+    assert "4 recorded runs, 0.2 h of training" in out
     assert "mf           2 run(s), mean test Recall@10 0.2500, NDCG@10 0.1250; 30 s" in out

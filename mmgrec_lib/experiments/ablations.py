@@ -257,15 +257,49 @@ def _variant_run(ds: RecDataset, spec: Mapping[str, Any], ks: tuple[int, ...] = 
     return run, recids, path
 
 
+def ablation_key(spec: Mapping[str, Any], dataset: RecDataset) -> str:
+    """What a seed-run ledger knows a variant's run by without its Rec-IDs (``ablation_key`` of its line): the
+    dataset (:func:`~mmgrec_lib.experiments.runs.dataset_key`), the task spec but its folder and devices, and the
+    generator's ``TRAINING_VERSION``. (The run's own key, its checkpoint's name, hashes the Rec-ID run's config,
+    which for HK-Means or ID w/o exists only once those Rec-IDs are derived.)"""
+    from ..generator.training import TRAINING_VERSION
+
+    def plain(part: Any) -> Any:
+        return {k: plain(v) for k, v in part.items() if k != "device"} if isinstance(part, Mapping) else part
+    what = plain({k: v for k, v in spec.items() if k not in ("runs_dir", "ks")})
+    return f"ablation_{dataset.name}_{run_key(dataset_key(dataset), what, TRAINING_VERSION)}"
+
+
+#: what a seed-run ledger line of an ablation variant holds besides the recorded run's facts
+ABLATION_FACTS = ("ablation_key", "variant", "unique_semantic_frac", "max_group_size")
+
+
 def ablation_task(spec: dict) -> dict:
-    """Train (or reuse) one variant (a spec of :func:`ablation_tasks`) and test it; returns its Rec-ID facts,
-    validation and test metrics and times (a module-level function, so process pools can run it)."""
-    run, recids, path = _variant_run(_dataset(spec), spec, tuple(spec.get("ks", (10, 20))))
+    """Train (or reuse) one variant (a spec of :func:`ablation_tasks`) and test it; returns its Rec-ID facts, its
+    :func:`ablation_key`, ``checkpoint`` and ``run_key`` (the checkpoint's name) and the run's
+    :func:`~mmgrec_lib.experiments.recorded.run_facts` (validation and test metrics, times, test hit masks), so the
+    caller can record it in a ledger (a module-level function, so process pools can run it)."""
+    from .recorded import run_facts
+    ds = _dataset(spec)
+    run, recids, path = _variant_run(ds, spec, tuple(spec.get("ks", (10, 20))))
     st = recids.stats
-    return {"recid_path": str(path), "unique_semantic_frac": st.get("unique_semantic_frac"),
-            "max_group_size": st.get("max_group_size"), "checkpoint": str(run.checkpoint),
-            "val_recall@10": run.fit.best_score, "best_epoch": run.fit.best_epoch, "epochs_run": len(run.fit.history),
-            **{f"test_{k}": v for k, v in run.test.mean().items()}, "train_seconds": run.train_seconds}
+    return {"ablation_key": ablation_key(spec, ds), "recid_path": str(path),
+            "unique_semantic_frac": st.get("unique_semantic_frac"), "max_group_size": st.get("max_group_size"),
+            "checkpoint": str(run.checkpoint), "run_key": Path(run.checkpoint).stem, **run_facts(run)}
+
+
+def _recorded_variant(book, spec: Mapping[str, Any], dataset: RecDataset) -> tuple[dict, Path] | None:
+    """The line of ``book`` (a :class:`~mmgrec_lib.experiments.ledger.RunLedger` or ``None``) recording the run of
+    ``spec`` and that run's checkpoint path, when the ledger has one and the checkpoint is missing (a fresh
+    machine); else ``None`` (the run is trained or loaded)."""
+    if book is None:
+        return None
+    key = ablation_key(spec, dataset)
+    for row in book.rows():
+        if row.get("ablation_key") == key:
+            path = Path(spec["runs_dir"]) / f"{row['key']}.pt"
+            return (None if path.exists() else (book.get(row["key"]), path))
+    return None
 
 
 def _pretrain_recids(specs: Sequence[Mapping[str, Any]], executor: Any, threads: int, progress: bool) -> None:
@@ -280,35 +314,77 @@ def _pretrain_recids(specs: Sequence[Mapping[str, Any]], executor: Any, threads:
 
 
 def sweep_ablations(tasks: Mapping[str, dict], executor: Any = "serial", threads: int = 1,
-                    progress: bool = True) -> pd.DataFrame:
+                    progress: bool = True, ledger=None) -> pd.DataFrame:
     """Train (or reuse) every variant of ``tasks`` through :func:`~mmgrec_lib.experiments.sweep.run_sweep`:
     the Graph RQ-VAE runs first, then one :func:`ablation_task` per distinct spec. One row per variant, in the
-    order of ``tasks``; ``same_run_as`` names the first variant with identical settings (its run is shared)."""
+    order of ``tasks``; ``same_run_as`` names the first variant with identical settings (its run is shared);
+    ``source``: ``run`` or ``ledger``.
+
+    ``ledger``: a seed-run ledger path (:mod:`~mmgrec_lib.experiments.recorded`): a variant it records (by
+    :func:`ablation_key`) whose checkpoint is missing is read from there (nothing trains for it, not even its
+    Rec-IDs), and every variant that runs is recorded as it finishes, so notebook 05 can span sessions on fresh
+    machines."""
+    from .ledger import RunLedger
+    from .recorded import FACT_FIELDS
     if not tasks:
         raise ValueError("sweep_ablations: no tasks")
     first: dict[str, str] = {}
     for name, spec in tasks.items():
         first.setdefault(_spec_key(spec), name)
-    _pretrain_recids(list(tasks.values()), executor, threads, progress)
-    rows = run_sweep(ablation_task, {name: tasks[name] for name in first.values()}, executor, threads, progress)
-    by_name = {r["task"]: r for r in rows.to_dict("records")}
+    book = RunLedger(ledger) if ledger is not None else None
+    by_name: dict[str, dict] = {}
+    if book is not None:
+        loaded: dict[str, RecDataset] = {}
+        for name in first.values():
+            spec = tasks[name]
+            which = json.dumps([spec["dataset"], int(spec.get("seed", 0)), spec.get("dataset_kwargs", {})],
+                               sort_keys=True)
+            if which not in loaded:
+                loaded[which] = _dataset(spec)
+            found = _recorded_variant(book, spec, loaded[which])
+            if found is not None:
+                facts, path = found
+                by_name[name] = {"task": name, "checkpoint": str(path), "run_key": path.stem, **facts,
+                                 "source": "ledger"}
+
+    def record(name: str, row: dict) -> None:
+        if book is not None:
+            book.record(row["run_key"], {k: v for k, v in row.items() if k in FACT_FIELDS or k.startswith("test_")})
+            book.annotate(row["run_key"], {**{k: row.get(k) for k in ABLATION_FACTS}, "variant": name})
+
+    todo = {name: tasks[name] for name in first.values() if name not in by_name}
+    if todo:
+        _pretrain_recids(list(todo.values()), executor, threads, progress)
+        rows = run_sweep(ablation_task, todo, executor, threads, progress, on_result=record)
+        by_name.update({r["task"]: {**r, "source": "run"} for r in rows.to_dict("records")})
     out = []
     for name, spec in tasks.items():
         shared = first[_spec_key(spec)]
         out.append({**by_name[shared], "task": name, "same_run_as": "" if shared == name else shared})
-    return pd.DataFrame(out)
+    out = pd.DataFrame(out)
+    return out[["task", *[c for c in out.columns if c not in ("task", "test_hits")]]]
 
 
-def ablation_runs(dataset: RecDataset, tasks: Mapping[str, dict], ks: tuple[int, ...] = (10, 20)
-                  ) -> dict[str, ModelRun]:
+def ablation_runs(dataset: RecDataset, tasks: Mapping[str, dict], ks: tuple[int, ...] = (10, 20),
+                  ledger=None) -> dict[str, ModelRun]:
     """Every variant's run in this process (reused by run key after :func:`sweep_ablations`; trained here
-    otherwise) with its per-user test results. Variants with identical specs share one :class:`ModelRun`."""
+    otherwise) with its per-user test results. Variants with identical specs share one :class:`ModelRun`.
+    ``ledger``: as in :func:`sweep_ablations`; a recorded variant whose checkpoint is missing stands in from its
+    line (:func:`~mmgrec_lib.experiments.recorded.recorded_run`: its per-user test metrics, no model)."""
+    from .ledger import RunLedger
+    from .recorded import recorded_run
+    book = RunLedger(ledger) if ledger is not None else None
     runs: dict[str, ModelRun] = {}
     by_key: dict[str, ModelRun] = {}
     for name, spec in tasks.items():
         key = _spec_key(spec)
         if key not in by_key:
-            by_key[key] = _variant_run(dataset, spec, ks)[0]
+            found = _recorded_variant(book, spec, dataset)
+            if found is not None:
+                facts, path = found
+                by_key[key] = recorded_run(facts, dataset, path, where=f"run ledger {book.path}, run {path.stem}")
+            else:
+                by_key[key] = _variant_run(dataset, spec, ks)[0]
         runs[name] = by_key[key]
     return runs
 

@@ -162,6 +162,23 @@ class RunLedger:
             text = "".join(json.dumps(self._rows[k], sort_keys=True) + "\n" for k in sorted(self._rows))
             atomic_write(self.path, lambda fh: fh.write(text.encode()))
 
+    def annotate(self, key: str, facts: Mapping[str, Any]) -> None:
+        """Add to the line of run ``key`` the ``facts`` it lacks (flat scalars; none it has changes), e.g. notebook
+        05's ``ablation_key`` on the line notebook 06 recorded for the same run. ``KeyError`` when ``key`` is not
+        recorded."""
+        facts = {str(k): _plain(v) for k, v in facts.items() if k not in BOOKKEEPING}
+        with _folder_lock(self.path.parent):
+            rows = self._read()
+            if key not in rows:
+                raise KeyError(f"run ledger {self.path}: no run {key!r} to annotate")
+            self._rows = rows
+            extra = {k: v for k, v in facts.items() if k not in rows[key]}
+            if not extra:
+                return
+            self._rows = {**rows, key: {**rows[key], **extra}}
+            text = "".join(json.dumps(self._rows[k], sort_keys=True) + "\n" for k in sorted(self._rows))
+            atomic_write(self.path, lambda fh: fh.write(text.encode()))
+
     def rows(self) -> list[dict[str, Any]]:
         """Every recorded line (with its bookkeeping fields), in key order."""
         return [dict(self._rows[k]) for k in sorted(self._rows)]

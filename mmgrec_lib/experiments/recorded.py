@@ -148,10 +148,10 @@ def seed_run_summary(book: RunLedger) -> list[dict[str, Any]]:
     """One row per model of a seed-run ledger (in the order models first appear by key): ``runs`` recorded, the mean
     test Recall@10 / NDCG@10 over them, their training seconds summed, the commits they were recorded with and the
     last date. A model with runs of several configurations (e.g. MMGRec before and after a code change) counts them
-    all; the run keys tell them apart."""
+    all; the run keys tell them apart. Notebook 05's ablation variants count apart, as ``model (variant)``."""
     out: dict[str, dict[str, Any]] = {}
     for row in book.rows():
-        model = str(row.get("model", "?"))
+        model = str(row.get("model", "?")) + (f" ({row['variant']})" if row.get("variant") else "")
         s = out.setdefault(model, {"model": model, "runs": 0, "recall@10": [], "ndcg@10": [], "train_seconds": 0.0,
                                    "commits": [], "last_recorded": ""})
         s["runs"] += 1
