@@ -1,0 +1,100 @@
+"""Notebook 11's study (not the paper's method): MMGRec distilled from an external teacher and the hybrid re-ranking
+on top, over seeds, recorded in the seed-run ledger so that a fresh machine reads it back."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from mmgrec_lib.experiments.ladder import seed_table
+from mmgrec_lib.experiments.ledger import RunLedger
+from mmgrec_lib.experiments.teacher_study import (hybrid_path, hybrid_run, teacher_generator_config,
+                                                  teacher_study)
+from mmgrec_lib.generator import GeneratorConfig
+from mmgrec_lib.tokenizer import GraphRQVAEConfig
+from mmgrec_lib.training import LoopConfig
+
+TINY_KW = {"n_users": 40, "n_items": 60, "mean_items_per_user": 8.0}
+RECID = GraphRQVAEConfig(dim=8, codebook_size=4, epochs=2, rq_epochs=2, rq_hidden_dim=8, rq_latent_dim=4, device="cpu")
+GEN = GeneratorConfig.from_dict(dict(d_model=16, n_layers=1, n_heads=2, max_len=5, beam_width=20, device="cpu"))
+LOOP = LoopConfig(epochs=1, patience=0, monitor="recall@10")
+BASE_LOOP = LoopConfig(epochs=2, patience=5, eval_every=1, monitor="recall@10")
+TEACHER = {"dim": 8}
+
+
+@pytest.fixture()
+def synthetic(monkeypatch):
+    """``load_dataset("synthetic", seed=s)`` at the tiny size (the study loads its datasets by name)."""
+    import mmgrec_lib.data as data
+    real = data.load_dataset
+    monkeypatch.setattr(data, "load_dataset", lambda name, seed=0, **kw: real(name, seed=seed, **{**TINY_KW, **kw}))
+    return lambda seed=0: real("synthetic", seed=seed, **TINY_KW)
+
+
+def _study(tmp_path, runs="runs", seeds=(0,), **kw):
+    return teacher_study("synthetic", list(seeds), RECID, GEN, LOOP, BASE_LOOP, "lightgcn", TEACHER, 1.0, 1.0,
+                         beams=(20, 30), weights=(0.0, 0.5, 1.0), runs_dir=tmp_path / runs,
+                         ledger=tmp_path / "ledgers" / "seed_runs_synthetic.jsonl", **kw)
+
+
+def test_the_distilled_config_names_the_reference_baseline_run():
+    gc = teacher_generator_config(GEN, "lightgcn", TEACHER, BASE_LOOP, 3.0, 0.5)
+    assert gc.train.distill_weight == 3.0 and gc.train.distill_temperature == 0.5
+    assert gc.train.distill_teacher == ('lightgcn {"config": {"dim": 8}, "loop": {"epochs": 2, "eval_every": 1, '
+                                        '"monitor": "recall@10", "patience": 5}}')
+    with pytest.raises(ValueError, match="weight must be > 0"):
+        teacher_generator_config(GEN, "lightgcn", TEACHER, BASE_LOOP, 0.0, 1.0)
+
+
+def test_study_runs_every_model_records_them_and_a_fresh_machine_reads_them_back(tmp_path, synthetic):
+    per_seed, chosen = _study(tmp_path)
+    assert list(per_seed[0]) == ["mmgrec", "mmgrec_teacher", "hybrid", "lightgcn"]
+    run, hybrid = per_seed[0]["mmgrec_teacher"], per_seed[0]["hybrid"]
+    assert run.model.teacher_items.shape == (60, 8)                   # distilled from the 8-dim LightGCN run
+    assert hybrid.checkpoint == hybrid_path(run, (20, 30), (0.0, 0.5, 1.0)) and not hybrid.checkpoint.exists()
+    assert chosen.loc[0, "hybrid_beam"] in (20, 30) and chosen.loc[0, "hybrid_weight"] in (0.0, 0.5, 1.0)
+    line = RunLedger(tmp_path / "ledgers" / "seed_runs_synthetic.jsonl").get(hybrid.checkpoint.stem)
+    assert line["hybrid_of"] == run.checkpoint.stem and line["hybrid_beam"] == chosen.loc[0, "hybrid_beam"]
+    table = seed_table(per_seed)
+    assert list(table["model"]) == ["mmgrec", "mmgrec_teacher", "hybrid", "lightgcn"]
+    # a fresh machine: nothing on disk, everything read back from the ledger (nothing trains)
+    again, chosen_again = _study(tmp_path, runs="fresh")
+    assert not (tmp_path / "fresh").exists()
+    assert all(r.model is None for r in again[0].values())
+    pd.testing.assert_frame_equal(chosen, chosen_again)
+    pd.testing.assert_frame_equal(seed_table(again), table)
+
+
+def test_hybrid_chooses_on_validation_and_needs_the_teacher_vectors(tmp_path, synthetic):
+    per_seed, _ = _study(tmp_path)
+    ds, run = synthetic(0), per_seed[0]["mmgrec_teacher"]
+    hybrid, table = hybrid_run(ds, run, beams=(20, 30), weights=(0.0, 0.5, 1.0))    # no ledger: computed again
+    assert len(table) == 6 and table["chosen"].sum() == 1
+    best = table.loc[table["chosen"]].iloc[0]
+    assert best["val_recall@10"] == table["val_recall@10"].max() == hybrid.fit.best_score
+    assert hybrid.test.mean() == pytest.approx(per_seed[0]["hybrid"].test.mean())   # deterministic
+    with pytest.raises(ValueError, match="teacher vectors"):
+        hybrid_run(ds, per_seed[0]["mmgrec"], beams=(20,), weights=(1.0,))     # distilled from its own first stage
+    with pytest.raises(ValueError, match="beams must be"):
+        hybrid_run(ds, run, beams=(10,), weights=(1.0,))                          # narrower than k = 20
+    with pytest.raises(ValueError, match="within \\[0, 1\\]"):
+        hybrid_run(ds, run, beams=(20,), weights=(1.5,))
+
+
+def test_a_recorded_distilled_run_without_its_hybrid_is_trained_again(tmp_path, synthetic):
+    per_seed, chosen = _study(tmp_path)
+    path = tmp_path / "ledgers" / "seed_runs_synthetic.jsonl"
+    lines = [ln for ln in path.read_text().splitlines() if "_hybrid_" not in ln]
+    path.write_text("\n".join(lines) + "\n")                                      # interrupted before the hybrid
+    again, chosen_again = _study(tmp_path, runs="fresh")
+    assert again[0]["mmgrec_teacher"].model is None                                # the stand-in in the table...
+    assert (tmp_path / "fresh").exists()                                           # ...but its model was retrained
+    pd.testing.assert_frame_equal(chosen, chosen_again)                            # same seed: same hybrid
+
+
+def test_bad_study_arguments_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="no seeds"):
+        _study(tmp_path, seeds=())
+    with pytest.raises(ValueError, match="unknown baseline"):
+        teacher_study("synthetic", [0], RECID, GEN, LOOP, BASE_LOOP, "lightgcnn", {}, 1.0, 1.0, runs_dir=tmp_path)
+    with pytest.raises(ValueError, match="needs runs_dir"):
+        teacher_study("synthetic", [0], RECID, GEN, LOOP, BASE_LOOP, "lightgcn", {}, 1.0, 1.0, ledger=tmp_path / "l")
