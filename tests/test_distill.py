@@ -312,8 +312,10 @@ def test_teacher_spec_is_canonical_and_checked():
     from mmgrec_lib.experiments.teachers import parse_teacher_spec, teacher_spec
     spec = teacher_spec("lightgcn", {"lr": 0.005, "dim": 8}, {"patience": 20, "epochs": 400})
     assert spec == 'lightgcn {"config": {"dim": 8, "lr": 0.005}, "loop": {"epochs": 400, "patience": 20}}'
+    assert teacher_spec("lightgcn", {"lr": 0.005, "dim": 8, "device": "cuda"}, {"patience": 20, "epochs": 400}) == spec
     given = {"model": "lightgcn", "config": {"dim": 8, "lr": 0.005}, "loop": {"epochs": 400, "patience": 20}}
     assert TrainConfig(distill_teacher=given).distill_teacher == spec              # a mapping is stored as its string
+    assert TrainConfig(distill_teacher={**given, "config": {**given["config"], "device": "cpu"}}).distill_teacher == spec
     assert GeneratorConfig.from_dict({**CFG, "distill_teacher": given}).train.distill_teacher == spec
     assert parse_teacher_spec(spec) == ("lightgcn", {"dim": 8, "lr": 0.005}, {"epochs": 400, "patience": 20})
     with pytest.raises(ValueError, match="unknown baseline"):

@@ -98,3 +98,33 @@ def test_bad_study_arguments_are_refused(tmp_path):
         teacher_study("synthetic", [0], RECID, GEN, LOOP, BASE_LOOP, "lightgcnn", {}, 1.0, 1.0, runs_dir=tmp_path)
     with pytest.raises(ValueError, match="needs runs_dir"):
         teacher_study("synthetic", [0], RECID, GEN, LOOP, BASE_LOOP, "lightgcn", {}, 1.0, 1.0, ledger=tmp_path / "l")
+
+
+# ---------------------------------------------------------------------- the full profile reuses notebook 04's runs
+def _profiles(stem: str) -> dict[str, dict]:
+    import ast
+    from pathlib import Path
+    from mmgrec_lib import cli
+    nb = Path(__file__).resolve().parent.parent / "notebooks" / f"{stem}.ipynb"
+    defaults = {k: ast.literal_eval(v["default"]) for k, v in cli.notebook_parameters(nb).items()}
+    return {r["DATASET"]: {**defaults, **r} for r in cli.load_profile(nb, "full")}
+
+
+def test_full_profile_is_notebook_04s_mmgrec_and_notebook_10s_lightgcn():
+    """The `mmgrec` and teacher rows are notebook 04's runs (same settings, so the same run keys), and the teacher is
+    the LightGCN point notebook 10 chose (reports/tables/baselines_<dataset>.csv)."""
+    from pathlib import Path
+    ours, theirs = _profiles("11_external_teacher"), _profiles("04_overall_comparison")
+    assert sorted(ours) == ["ml100k", "tiktok"]
+    shared = ["SEEDS", "MMGREC_RUNG", "CODEBOOK_SIZE", "RECID_EPOCHS", "RECID_RQ_EPOCHS", "FINETUNE_ITEM_EMB",
+              "TARGETS_PER_INPUT", "EPOCHS", "PATIENCE", "EVAL_EVERY", "BASELINE_EPOCHS", "BASELINE_EVAL_EVERY",
+              "BASELINE_PATIENCE", "DEVICE"]
+    for dataset, p in ours.items():
+        assert {k: p[k] for k in shared} == {k: theirs[dataset][k] for k in shared}, dataset
+        assert p["TEACHER"] == "lightgcn" and p["TEACHER_CONFIG"]["dim"] == theirs[dataset]["BASE"]["lightgcn"]["dim"]
+        csv = Path(__file__).resolve().parent.parent / "reports" / "tables" / f"baselines_{dataset}.csv"
+        row = pd.read_csv(csv).set_index("model").loc["lightgcn"]
+        chosen = {k: float(v) if "." in v or "e" in v else int(v)
+                  for k, v in (item.split("=") for item in row["config"].split(", "))}
+        assert {k: p["TEACHER_CONFIG"][k] for k in chosen} == chosen, dataset
+        assert min(p["HYBRID_BEAMS"]) >= 20 and all(0 <= w <= 1 for w in p["HYBRID_WEIGHTS"])

@@ -25,7 +25,8 @@ TEACHER_LOOP_FIELDS = ("epochs", "eval_every", "patience", "monitor")
 def teacher_spec(model: str, config: Mapping[str, Any] | None = None, loop: Mapping[str, Any] | None = None) -> str:
     """The canonical ``distill_teacher`` string of baseline ``model`` with config fields ``config`` trained under
     the loop fields ``loop`` (:data:`TEACHER_LOOP_FIELDS`), e.g.
-    ``'lightgcn {"config": {"lr": 0.005}, "loop": {"epochs": 400, "eval_every": 5, "patience": 20}}'``."""
+    ``'lightgcn {"config": {"lr": 0.005}, "loop": {"epochs": 400, "eval_every": 5, "patience": 20}}'``. A ``device``
+    field is left out: where the teacher trains does not change which run it is (as in the baselines' run keys)."""
     from ..baselines import BASELINES
     if model not in BASELINES:
         raise ValueError(f"distill_teacher: unknown baseline {model!r}; expected one of {sorted(BASELINES)}")

@@ -21,13 +21,15 @@ LR_SCHEDULES = ("constant", "cosine")
 
 def teacher_spec_string(spec: Mapping[str, Any]) -> str:
     """The canonical ``distill_teacher`` string of a teacher given as ``{"model": ..., "config": {...}, "loop":
-    {...}}``: ``'<model> {"config": ..., "loop": ...}'`` with sorted keys (so equal teachers key runs alike).
+    {...}}``: ``'<model> {"config": ..., "loop": ...}'`` with sorted keys and without a config ``device`` (so equal
+    teachers key runs alike, wherever they train).
     Names are checked by :func:`mmgrec_lib.experiments.teachers.teacher_spec`, which builds the same string."""
     unknown = sorted(set(spec) - {"model", "config", "loop"})
     if unknown or not isinstance(spec.get("model"), str):
         raise ValueError(f"TrainConfig: distill_teacher as a mapping needs 'model' (a baseline name) and optionally "
                          f"'config' and 'loop'; got keys {sorted(spec)}")
-    body = {"config": dict(spec.get("config") or {}), "loop": dict(spec.get("loop") or {})}
+    config = {k: v for k, v in dict(spec.get("config") or {}).items() if k != "device"}
+    body = {"config": config, "loop": dict(spec.get("loop") or {})}
     return f"{spec['model']} " + json.dumps(body, sort_keys=True)
 
 

@@ -8,7 +8,7 @@ Figures use matplotlib's constrained layout; :func:`~mmgrec_lib.reporting.tables
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -178,8 +178,10 @@ def _metric_label(metrics: Sequence[str]) -> str:
 
 
 def metric_bars(table: pd.DataFrame, metrics: Sequence[str] = ("recall@10", "ndcg@10", "recall@20", "ndcg@20"),
-                model_col: str = "model", title: str = "", dataset: str = "", split: str = "test") -> plt.Figure:
-    """Grouped bars of ``split`` metrics per model (one group per metric, one bar per model).
+                model_col: str = "model", title: str = "", dataset: str = "", split: str = "test",
+                errorbar: Any = ("ci", 95)) -> plt.Figure:
+    """Grouped bars of ``split`` metrics per model (one group per metric, one bar per model; several rows per
+    model, e.g. one per seed, give the mean with ``errorbar``: seaborn's, e.g. ``"sd"``, or ``None``).
 
     The y label names the split and the metrics (e.g. ``"test Recall@K / NDCG@K (K = 10, 20)"``); the title is
     ``"<dataset>: <title>"`` (default title: ``"<split> metrics by model"``); the legend sits right of the axes.
@@ -187,7 +189,7 @@ def metric_bars(table: pd.DataFrame, metrics: Sequence[str] = ("recall@10", "ndc
     present = [m for m in metrics if m in table]
     long = table.melt(id_vars=[model_col], value_vars=present, var_name="metric")
     fig, ax = plt.subplots(figsize=(9, 3.8), layout="constrained")
-    sns.barplot(data=long, x="metric", y="value", hue=model_col, ax=ax)
+    sns.barplot(data=long, x="metric", y="value", hue=model_col, ax=ax, errorbar=errorbar)
     ax.set(xlabel="metric (cut-off K)", ylabel=f"{split} {_metric_label(present)}",
            title=_titled(dataset, title or f"{split} metrics by model"))
     if ax.get_legend() is not None:
