@@ -64,6 +64,41 @@ def test_study_runs_every_model_records_them_and_a_fresh_machine_reads_them_back
     pd.testing.assert_frame_equal(seed_table(again), table)
 
 
+def test_every_run_has_its_list_coverage_recorded_and_read_back(tmp_path, synthetic):
+    import json
+    import math
+    from mmgrec_lib.evaluation import list_diagnostics
+    from mmgrec_lib.experiments.analysis import split_lists
+    per_seed, _ = _study(tmp_path)
+    ds, path = synthetic(0), tmp_path / "ledgers" / "seed_runs_synthetic.jsonl"
+    book = RunLedger(path)
+    cov = {name: run.test.extra["coverage@10"] for name, run in per_seed[0].items()}
+    assert all(0 < c <= 1 for c in cov.values()), cov
+    for name in ("mmgrec", "lightgcn"):                   # the plain runs: the model's own test top-10 lists
+        want = list_diagnostics(split_lists(per_seed[0][name].model, ds, "test", 10, 20), ds)["coverage"]
+        assert cov[name] == pytest.approx(want)
+    for name, run in per_seed[0].items():                 # recorded on each run's line
+        assert book.get(run.checkpoint.stem)["test_coverage@10"] == pytest.approx(cov[name])
+    table = seed_table(per_seed, extras=("coverage@10",))
+    assert table.set_index("model")["coverage@10_mean"].to_dict() == pytest.approx(cov)
+    # a fresh machine reads them back
+    again, _ = _study(tmp_path, runs="fresh")
+    assert {n: r.test.extra["coverage@10"] for n, r in again[0].items()} == pytest.approx(cov)
+    # a line recorded before coverage existed: computed again from the models on disk (the hybrid's from the
+    # distilled generator with the recorded beam and weight), the same value
+    rows = [json.loads(ln) for ln in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "test_coverage@10"}, sort_keys=True) + "\n"
+                            for r in rows))
+    third, _ = _study(tmp_path)
+    assert {n: r.test.extra["coverage@10"] for n, r in third[0].items()} == pytest.approx(cov)
+    # and on a fresh machine without it: NaN, not a guess
+    path.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "test_coverage@10"}, sort_keys=True) + "\n"
+                            for r in rows))
+    fourth, _ = _study(tmp_path, runs="fresh2")
+    assert all(math.isnan(r.test.extra["coverage@10"]) for r in fourth[0].values())
+    assert math.isnan(seed_table(fourth, extras=("coverage@10",)).loc[0, "coverage@10_mean"])
+
+
 def test_hybrid_chooses_on_validation_and_needs_the_teacher_vectors(tmp_path, synthetic):
     per_seed, _ = _study(tmp_path)
     ds, run = synthetic(0), per_seed[0]["mmgrec_teacher"]

@@ -294,7 +294,8 @@ def seed_runs(dataset: str, seeds: Sequence[int], recid_config, gen_config, loop
 
 
 def seed_table(per_seed: Mapping[int, Mapping[str, ModelRun]], reference: str = "lightgcn",
-               metrics: Sequence[str] = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")) -> pd.DataFrame:
+               metrics: Sequence[str] = ("recall@10", "ndcg@10", "recall@20", "ndcg@20"),
+               extras: Sequence[str] = ()) -> pd.DataFrame:
     """Mean ± std over seeds of each model's test metrics, with p-values against ``reference``.
 
     ``per_seed``: seed -> {model name -> run}, every seed holding the same models (and ``reference``). Per model
@@ -302,6 +303,10 @@ def seed_table(per_seed: Mapping[int, Mapping[str, ModelRun]], reference: str = 
     of the per-seed means against the reference's, across seeds; needs at least 2 seeds) and
     ``p_<metric>_users_max`` (the largest per-seed paired Wilcoxon p over users: below 0.05 means every seed
     alone is significant).
+
+    ``extras``: per-run numbers kept in ``run.test.extra`` (e.g. ``"coverage@10"``, set by
+    :func:`~mmgrec_lib.experiments.teacher_study.teacher_study`): ``<name>_mean`` and ``<name>_std`` only (no
+    p-values; a run without it counts as NaN, and the mean then is NaN).
     """
     from scipy import stats
     seeds = sorted(per_seed)
@@ -328,6 +333,10 @@ def seed_table(per_seed: Mapping[int, Mapping[str, ModelRun]], reference: str = 
                                    else float("nan"))
             row[f"p_{m}_users_max"] = max(paired_test(per_seed[s][reference].test, per_seed[s][name].test, m)
                                           ["p_wilcoxon"] for s in seeds)
+        for e in extras:
+            vals = pd.Series([float(per_seed[s][name].test.extra.get(e, float("nan"))) for s in seeds])
+            row[f"{e}_mean"] = float(vals.mean(skipna=False))
+            row[f"{e}_std"] = float(vals.std(skipna=False)) if len(vals) > 1 else float("nan")
         rows.append(row)
     return pd.DataFrame(rows)
 

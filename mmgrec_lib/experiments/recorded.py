@@ -13,7 +13,9 @@ before compression (ml100k: about 2 kB per run).
 * :func:`recorded_run`: a stand-in ``ModelRun`` from a line (no model: ``model`` is ``None``), checked against
   the dataset (its test users and the recorded means must match, else a ``ValueError`` names the run);
 * :func:`recall` / :func:`remember`: look a run up by its checkpoint's name / record it, as
-  :func:`~mmgrec_lib.experiments.ladder.seed_runs` does when given a ledger.
+  :func:`~mmgrec_lib.experiments.ladder.seed_runs` does when given a ledger;
+* :func:`list_coverage`: the share of the catalogue in a run's test top-``k`` lists, added to the run's line the
+  first time it is computed from the model, so that a fresh machine reads it back.
 
 A run whose checkpoint exists is always read from its checkpoint; the ledger stands in only for a missing one.
 """
@@ -138,6 +140,40 @@ def remember(book: RunLedger | None, run: ModelRun) -> None:
     book.record(Path(run.checkpoint).stem, run_facts(run))
 
 
+def list_coverage(run: ModelRun, dataset: RecDataset, book: RunLedger | None = None, k: int = 10,
+                  beam_width: int = 20, lists: torch.Tensor | None = None) -> float:
+    """The share of ``dataset``'s items in ``run``'s test top-``k`` lists (training and validation items excluded;
+    :func:`~mmgrec_lib.evaluation.list_diagnostics`' ``coverage``), or NaN when it cannot be known.
+
+    Looked up first in ``book`` (field ``test_coverage@<k>`` of the line keyed by the run's checkpoint name); else
+    computed from ``lists`` (``(U_test, >= k)``), from the lists the run's test result keeps
+    (``test.extra["lists"]``, e.g. a hybrid's), or from its model (generators decode with ``beam_width`` beams),
+    and then added to the run's line when ``book`` records it. A ledger stand-in (no model) whose line lacks the
+    field gives NaN."""
+    from ..evaluation import list_diagnostics
+    from .analysis import split_lists
+    if k < 1:
+        raise ValueError(f"list_coverage: k must be >= 1, got {k}")
+    field = f"test_coverage@{k}"
+    key = Path(run.checkpoint).stem if run.checkpoint is not None else None
+    facts = book.get(key) if book is not None and key is not None else None
+    if facts is not None and facts.get(field) is not None:
+        return float(facts[field])
+    if lists is None:
+        lists = run.test.extra.get("lists")
+    if lists is None and run.model is not None:
+        lists = split_lists(run.model, dataset, "test", k, beam_width)
+    if lists is None:
+        return float("nan")
+    lists = torch.as_tensor(lists)
+    if lists.dim() != 2 or lists.shape[1] < k:
+        raise ValueError(f"list_coverage of {run.name!r}: lists must be (users, >= {k}), got {tuple(lists.shape)}")
+    coverage = list_diagnostics(lists[:, :k], dataset)["coverage"]
+    if facts is not None:
+        book.annotate(key, {field: coverage})
+    return coverage
+
+
 def is_seed_run_ledger(book: RunLedger) -> bool:
     """Whether ``book`` holds recorded seed runs (lines with test hit masks) rather than grid points."""
     rows = book.rows()
@@ -168,5 +204,5 @@ def seed_run_summary(book: RunLedger) -> list[dict[str, Any]]:
     return list(out.values())
 
 
-__all__ = ["FACT_FIELDS", "decode_hits", "encode_hits", "is_seed_run_ledger", "recall", "recorded_run", "remember",
+__all__ = ["FACT_FIELDS", "decode_hits", "encode_hits", "is_seed_run_ledger", "list_coverage", "recall", "recorded_run", "remember",
            "run_facts", "seed_run_summary"]

@@ -15,8 +15,10 @@ Three configurations per seed, each against the teacher baseline itself (e.g. th
 
 Every run is keyed and recorded in the seed-run ledger (:mod:`~mmgrec_lib.experiments.recorded`), the hybrid
 too (its test hit masks and chosen beam and weight under ``<generator run key>_hybrid_<key>``), so the study
-spans sessions on fresh machines. :func:`~mmgrec_lib.experiments.ladder.seed_table` then gives mean ± std over
-seeds with p-values against the teacher.
+spans sessions on fresh machines. Each run's test top-10 list coverage (the share of the catalogue recommended;
+:func:`~mmgrec_lib.experiments.recorded.list_coverage`) is kept in ``run.test.extra["coverage@10"]`` and added to
+its ledger line. :func:`~mmgrec_lib.experiments.ladder.seed_table` (``extras=("coverage@10",)``) then gives mean ±
+std over seeds with p-values against the teacher.
 """
 from __future__ import annotations
 
@@ -110,13 +112,16 @@ def teacher_study(dataset: str, seeds: Sequence[int], recid_config, gen_config, 
                   baseline_loop: LoopConfig, teacher: str, teacher_config: Mapping[str, Any], weight: float,
                   temperature: float, beams: Sequence[int] = (20, 40, 80),
                   weights: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0), runs_dir=None, ledger=None,
-                  ks: tuple[int, ...] = (10, 20)) -> tuple[dict[int, dict[str, ModelRun]], pd.DataFrame]:
+                  ks: tuple[int, ...] = (10, 20), coverage: bool = True
+                  ) -> tuple[dict[int, dict[str, ModelRun]], pd.DataFrame]:
     """Every seed's runs (see the module docstring): seed -> {``mmgrec``, ``mmgrec_teacher``, ``hybrid``,
     ``teacher``} (keyed and reused as :func:`~mmgrec_lib.experiments.ladder.seed_runs` does, recorded in
     ``ledger``), and one row per seed with the hybrid's chosen beam and weight and its validation Recall@10.
 
     A distilled run read back from the ledger whose hybrid the ledger lacks (a study interrupted between the two)
-    is trained again for its model."""
+    is trained again for its model. ``coverage``: put each run's test top-10 list coverage in
+    ``run.test.extra["coverage@10"]`` (from the ledger, else computed from the model and recorded; NaN for a ledger
+    stand-in recorded without it)."""
     from ..data import load_dataset
     from .ladder import seed_runs
     from .ledger import RunLedger
@@ -157,7 +162,27 @@ def teacher_study(dataset: str, seeds: Sequence[int], recid_config, gen_config, 
                        "mmgrec_teacher_val_recall@10": distilled[seed]["mmgrec"].fit.best_score})
         per_seed[seed] = {"mmgrec": base[seed]["mmgrec"], "mmgrec_teacher": distilled[seed]["mmgrec"],
                           "hybrid": hybrid, teacher: base[seed][teacher]}
+        if coverage:
+            _add_coverage(per_seed[seed], ds, run, book, beam, w, ks, gen_config.train.beam_width)
     return per_seed, pd.DataFrame(chosen)
+
+
+def _add_coverage(runs: dict[str, ModelRun], dataset: RecDataset, distilled: ModelRun, book, beam: int, w: float,
+                  ks: tuple[int, ...], beam_width: int) -> None:
+    """``run.test.extra["coverage@10"]`` for every run of one seed (:func:`~.recorded.list_coverage`). The hybrid's
+    lists come from its own test pass when it ran here, else from the distilled generator ``distilled`` (when its
+    model is at hand) with the recorded beam and weight."""
+    from .hybrid import hybrid_evaluate
+    from .recorded import list_coverage
+    for name, run in runs.items():
+        lists = None
+        if name == "hybrid" and "lists" not in run.test.extra and distilled.model is not None:
+            known = book.get(Path(run.checkpoint).stem) if book is not None else None
+            if known is None or known.get("test_coverage@10") is None:
+                model = distilled.model
+                lists = hybrid_evaluate(model, model.teacher_users.cpu(), model.teacher_items.cpu(), dataset, "test",
+                                        [w], ks, beam)[w].extra["lists"]
+        run.test.extra["coverage@10"] = list_coverage(run, dataset, book, 10, beam_width, lists)
 
 
 __all__ = ["STUDY_MODELS", "hybrid_path", "hybrid_run", "teacher_generator_config", "teacher_study"]
