@@ -187,3 +187,12 @@ def test_seed_runs_and_table_mean_std_and_p_values(tmp_path):
     assert table.set_index("model").loc["lightgcn"].isna()["p_ndcg@10_seeds"]
     with pytest.raises(ValueError, match="reference"):
         seed_table(per_seed, reference="mf")
+    # extras: mean / std over the seeds that know the number, and how many those are
+    per_seed[0]["mmgrec"].test.extra["coverage@10"] = 0.25
+    per_seed[1]["mmgrec"].test.extra["coverage@10"] = 0.75
+    per_seed[0]["lightgcn"].test.extra["coverage@10"] = 0.5                  # seed 1's lightgcn: not known
+    extra = seed_table(per_seed, extras=("coverage@10",)).set_index("model")
+    assert extra.loc["mmgrec", "coverage@10_mean"] == pytest.approx(0.5) and extra.loc["mmgrec", "coverage@10_seeds"] == 2
+    assert extra.loc["mmgrec", "coverage@10_std"] == pytest.approx(pd.Series([0.25, 0.75]).std())
+    assert extra.loc["lightgcn", "coverage@10_mean"] == 0.5 and extra.loc["lightgcn", "coverage@10_seeds"] == 1
+    assert pd.isna(extra.loc["lightgcn", "coverage@10_std"])

@@ -81,6 +81,7 @@ def test_every_run_has_its_list_coverage_recorded_and_read_back(tmp_path, synthe
         assert book.get(run.checkpoint.stem)["test_coverage@10"] == pytest.approx(cov[name])
     table = seed_table(per_seed, extras=("coverage@10",))
     assert table.set_index("model")["coverage@10_mean"].to_dict() == pytest.approx(cov)
+    assert (table["coverage@10_seeds"] == 1).all()
     # a fresh machine reads them back
     again, _ = _study(tmp_path, runs="fresh")
     assert {n: r.test.extra["coverage@10"] for n, r in again[0].items()} == pytest.approx(cov)
@@ -96,7 +97,8 @@ def test_every_run_has_its_list_coverage_recorded_and_read_back(tmp_path, synthe
                             for r in rows))
     fourth, _ = _study(tmp_path, runs="fresh2")
     assert all(math.isnan(r.test.extra["coverage@10"]) for r in fourth[0].values())
-    assert math.isnan(seed_table(fourth, extras=("coverage@10",)).loc[0, "coverage@10_mean"])
+    table4 = seed_table(fourth, extras=("coverage@10",))
+    assert math.isnan(table4.loc[0, "coverage@10_mean"]) and table4.loc[0, "coverage@10_seeds"] == 0
 
 
 def test_hybrid_chooses_on_validation_and_needs_the_teacher_vectors(tmp_path, synthetic):

@@ -305,8 +305,9 @@ def seed_table(per_seed: Mapping[int, Mapping[str, ModelRun]], reference: str = 
     alone is significant).
 
     ``extras``: per-run numbers kept in ``run.test.extra`` (e.g. ``"coverage@10"``, set by
-    :func:`~mmgrec_lib.experiments.teacher_study.teacher_study`): ``<name>_mean`` and ``<name>_std`` only (no
-    p-values; a run without it counts as NaN, and the mean then is NaN).
+    :func:`~mmgrec_lib.experiments.teacher_study.teacher_study`): ``<name>_mean`` and ``<name>_std`` over the seeds
+    whose run has the number (missing or NaN: not known, e.g. a ledger stand-in recorded without it) and
+    ``<name>_seeds``, how many those are; no p-values.
     """
     from scipy import stats
     seeds = sorted(per_seed)
@@ -334,9 +335,10 @@ def seed_table(per_seed: Mapping[int, Mapping[str, ModelRun]], reference: str = 
             row[f"p_{m}_users_max"] = max(paired_test(per_seed[s][reference].test, per_seed[s][name].test, m)
                                           ["p_wilcoxon"] for s in seeds)
         for e in extras:
-            vals = pd.Series([float(per_seed[s][name].test.extra.get(e, float("nan"))) for s in seeds])
-            row[f"{e}_mean"] = float(vals.mean(skipna=False))
-            row[f"{e}_std"] = float(vals.std(skipna=False)) if len(vals) > 1 else float("nan")
+            vals = pd.Series([float(per_seed[s][name].test.extra.get(e, float("nan"))) for s in seeds]).dropna()
+            row[f"{e}_mean"] = float(vals.mean()) if len(vals) else float("nan")
+            row[f"{e}_std"] = float(vals.std()) if len(vals) > 1 else float("nan")
+            row[f"{e}_seeds"] = int(len(vals))
         rows.append(row)
     return pd.DataFrame(rows)
 
