@@ -165,3 +165,33 @@ def test_full_profile_is_notebook_04s_mmgrec_and_notebook_10s_lightgcn():
                   for k, v in (item.split("=") for item in row["config"].split(", "))}
         assert {k: p["TEACHER_CONFIG"][k] for k in chosen} == chosen, dataset
         assert min(p["HYBRID_BEAMS"]) >= 20 and all(0 <= w <= 1 for w in p["HYBRID_WEIGHTS"])
+
+
+def test_coverage_is_not_written_onto_another_realisation_of_the_run_key(tmp_path, synthetic):
+    """The same run key trained again elsewhere can take another path: the coverage of the model at hand is
+    neither read from nor written onto a ledger line that records other test numbers (records_run)."""
+    import json
+    from mmgrec_lib.evaluation import list_diagnostics
+    from mmgrec_lib.experiments.analysis import split_lists
+    from mmgrec_lib.experiments.recorded import list_coverage, records_run
+    per_seed, _ = _study(tmp_path)
+    ds, path = synthetic(0), tmp_path / "ledgers" / "seed_runs_synthetic.jsonl"
+    run = per_seed[0]["mmgrec"]
+    key = run.checkpoint.stem
+    want = list_diagnostics(split_lists(run.model, ds, "test", 10, 20), ds)["coverage"]
+    rows = [json.loads(ln) for ln in path.read_text().splitlines()]
+    for r in rows:                                        # the line now records another run under the same key
+        if r["key"] == key:
+            r["test_recall@10"] += 0.125
+            r["test_coverage@10"] = 0.999
+    path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    book = RunLedger(path)
+    assert not records_run(book.get(key), run)
+    assert records_run(book.get(per_seed[0]["lightgcn"].checkpoint.stem), per_seed[0]["lightgcn"])
+    assert list_coverage(run, ds, book) == pytest.approx(want)          # the model's, not the line's 0.999
+    assert RunLedger(path).get(key)["test_coverage@10"] == 0.999       # and the line keeps what it recorded
+    for r in rows:                                        # without the field: still not written onto that line
+        r.pop("test_coverage@10", None)
+    path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    assert list_coverage(run, ds, RunLedger(path)) == pytest.approx(want)
+    assert "test_coverage@10" not in RunLedger(path).get(key)

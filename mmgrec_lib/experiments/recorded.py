@@ -131,6 +131,24 @@ def recall(book: RunLedger | None, checkpoint: str | Path, dataset: RecDataset) 
     return recorded_run(facts, dataset, path, where=f"run ledger {book.path}, run {path.stem}")
 
 
+def records_run(facts: Mapping[str, Any] | None, run: ModelRun, tol: float = 1e-9) -> bool:
+    """Whether the ledger line ``facts`` records this very ``run``: the same best epoch and the same test means
+    (within ``tol``). The same run key trained again on another machine (or with other threads) can take another
+    path, and a fact computed from that model (e.g. its list coverage) must not be written onto the older line.
+    A ledger stand-in (no model) is the line itself."""
+    if facts is None:
+        return False
+    if run.model is None:
+        return True
+    if facts.get("best_epoch") is not None and int(facts["best_epoch"]) != int(run.fit.best_epoch):
+        return False
+    for metric, value in run.test.mean().items():
+        known = facts.get(f"test_{metric}")
+        if known is not None and abs(float(known) - float(value)) > tol:
+            return False
+    return True
+
+
 def remember(book: RunLedger | None, run: ModelRun) -> None:
     """Record the finished ``run`` in ``book`` under its checkpoint's name (a key already there keeps its line)."""
     if book is None or run.model is None:                  # nothing to do, or a stand-in read from the ledger
@@ -149,7 +167,9 @@ def list_coverage(run: ModelRun, dataset: RecDataset, book: RunLedger | None = N
     computed from ``lists`` (``(U_test, >= k)``), from the lists the run's test result keeps
     (``test.extra["lists"]``, e.g. a hybrid's), or from its model (generators decode with ``beam_width`` beams),
     and then added to the run's line when ``book`` records it. A ledger stand-in (no model) whose line lacks the
-    field gives NaN."""
+    field gives NaN. A line that records another realisation of the run's key (:func:`records_run` is false: the
+    run was trained again elsewhere and took another path) is neither read nor written: the coverage is the
+    model's, and the line keeps what it recorded."""
     from ..evaluation import list_diagnostics
     from .analysis import split_lists
     if k < 1:
@@ -157,6 +177,8 @@ def list_coverage(run: ModelRun, dataset: RecDataset, book: RunLedger | None = N
     field = f"test_coverage@{k}"
     key = Path(run.checkpoint).stem if run.checkpoint is not None else None
     facts = book.get(key) if book is not None and key is not None else None
+    if facts is not None and not records_run(facts, run):
+        facts = None                                       # another realisation of this key: leave its line alone
     if facts is not None and facts.get(field) is not None:
         return float(facts[field])
     if lists is None:
@@ -204,5 +226,5 @@ def seed_run_summary(book: RunLedger) -> list[dict[str, Any]]:
     return list(out.values())
 
 
-__all__ = ["FACT_FIELDS", "decode_hits", "encode_hits", "is_seed_run_ledger", "list_coverage", "recall", "recorded_run", "remember",
+__all__ = ["FACT_FIELDS", "decode_hits", "encode_hits", "is_seed_run_ledger", "list_coverage", "recall", "recorded_run", "records_run", "remember",
            "run_facts", "seed_run_summary"]
