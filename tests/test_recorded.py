@@ -158,3 +158,14 @@ def test_a_line_from_another_split_is_refused_with_the_ledger_named(synthetic, t
         recorded_run({k: v for k, v in facts.items() if k != "test_hits"}, synthetic(), tmp_path / "x.pt")
     ckpt = runs[0]["mf"].checkpoint
     assert recall(RunLedger(ledger), ckpt, synthetic()) is None          # the checkpoint exists: read from it
+
+
+def test_same_realisation_compares_best_epoch_and_test_means_only():
+    from mmgrec_lib.experiments.recorded import same_realisation
+    line = {"best_epoch": 3, "test_recall@10": 0.25, "test_ndcg@10": 0.3, "test_users": 5, "test_hits": "x",
+            "test_coverage@10": 0.4}
+    assert same_realisation(line, {"best_epoch": 3, "test_recall@10": 0.25, "test_ndcg@10": 0.3, "test_hits": "y"})
+    assert same_realisation(line, {"best_epoch": 3, "test_recall@10": 0.25})        # a field one side lacks
+    assert not same_realisation(line, {"best_epoch": 4, "test_recall@10": 0.25, "test_ndcg@10": 0.3})
+    assert not same_realisation(line, {"best_epoch": 3, "test_recall@10": 0.26, "test_ndcg@10": 0.3})
+    assert not same_realisation(None, {"best_epoch": 3})

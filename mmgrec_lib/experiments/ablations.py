@@ -325,7 +325,7 @@ def sweep_ablations(tasks: Mapping[str, dict], executor: Any = "serial", threads
     Rec-IDs), and every variant that runs is recorded as it finishes, so notebook 05 can span sessions on fresh
     machines."""
     from .ledger import RunLedger
-    from .recorded import FACT_FIELDS
+    from .recorded import FACT_FIELDS, same_realisation
     if not tasks:
         raise ValueError("sweep_ablations: no tasks")
     first: dict[str, str] = {}
@@ -350,7 +350,8 @@ def sweep_ablations(tasks: Mapping[str, dict], executor: Any = "serial", threads
     def record(name: str, row: dict) -> None:
         if book is not None:
             book.record(row["run_key"], {k: v for k, v in row.items() if k in FACT_FIELDS or k.startswith("test_")})
-            book.annotate(row["run_key"], {**{k: row.get(k) for k in ABLATION_FACTS}, "variant": name})
+            if same_realisation(book.get(row["run_key"]), row):   # not onto an older line of another path
+                book.annotate(row["run_key"], {**{k: row.get(k) for k in ABLATION_FACTS}, "variant": name})
 
     todo = {name: tasks[name] for name in first.values() if name not in by_name}
     if todo:

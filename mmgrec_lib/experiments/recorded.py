@@ -131,22 +131,33 @@ def recall(book: RunLedger | None, checkpoint: str | Path, dataset: RecDataset) 
     return recorded_run(facts, dataset, path, where=f"run ledger {book.path}, run {path.stem}")
 
 
+def same_realisation(line: Mapping[str, Any] | None, facts: Mapping[str, Any], tol: float = 1e-9) -> bool:
+    """Whether the ledger ``line`` records the run whose :func:`run_facts` are ``facts``: the same best epoch and the
+    same test means (``test_<metric>@<k>``, within ``tol``; a field either side lacks is not compared). The same run
+    key trained again on another machine (or with other threads) can take another path, and a fact computed from
+    that run (its list coverage, its Rec-ID statistics) must not be written onto the older line."""
+    if line is None:
+        return False
+    if None not in (line.get("best_epoch"), facts.get("best_epoch")) and \
+            int(line["best_epoch"]) != int(facts["best_epoch"]):
+        return False
+    for field, value in facts.items():
+        known = line.get(field)
+        if field.startswith("test_") and "@" in field and None not in (known, value) and \
+                abs(float(known) - float(value)) > tol:
+            return False
+    return True
+
+
 def records_run(facts: Mapping[str, Any] | None, run: ModelRun, tol: float = 1e-9) -> bool:
-    """Whether the ledger line ``facts`` records this very ``run``: the same best epoch and the same test means
-    (within ``tol``). The same run key trained again on another machine (or with other threads) can take another
-    path, and a fact computed from that model (e.g. its list coverage) must not be written onto the older line.
-    A ledger stand-in (no model) is the line itself."""
+    """Whether the ledger line ``facts`` records this very ``run`` (:func:`same_realisation` with the run's best
+    epoch and test means). A ledger stand-in (no model) is the line itself."""
     if facts is None:
         return False
     if run.model is None:
         return True
-    if facts.get("best_epoch") is not None and int(facts["best_epoch"]) != int(run.fit.best_epoch):
-        return False
-    for metric, value in run.test.mean().items():
-        known = facts.get(f"test_{metric}")
-        if known is not None and abs(float(known) - float(value)) > tol:
-            return False
-    return True
+    return same_realisation(facts, {"best_epoch": run.fit.best_epoch,
+                                    **{f"test_{m}": v for m, v in run.test.mean().items()}}, tol)
 
 
 def remember(book: RunLedger | None, run: ModelRun) -> None:
@@ -226,5 +237,5 @@ def seed_run_summary(book: RunLedger) -> list[dict[str, Any]]:
     return list(out.values())
 
 
-__all__ = ["FACT_FIELDS", "decode_hits", "encode_hits", "is_seed_run_ledger", "list_coverage", "recall", "recorded_run", "records_run", "remember",
+__all__ = ["FACT_FIELDS", "decode_hits", "encode_hits", "is_seed_run_ledger", "list_coverage", "recall", "recorded_run", "records_run", "remember", "same_realisation",
            "run_facts", "seed_run_summary"]
