@@ -638,6 +638,26 @@ def show_ledgers(paths: list[Path]) -> int:
     return status
 
 
+def print_env(environ: dict[str, str] | None = None) -> int:
+    """``mmgrec env``: the variables :func:`~mmgrec_lib.numerics.portable_numerics` and
+    :data:`~mmgrec_lib.allocator.MALLOC_ENV` give the processes the entry points start, as shell ``export`` lines
+    (values already in the environment win, as in the entry points)."""
+    import shlex
+
+    from .allocator import MALLOC_ENV
+    from .numerics import PORTABLE_ENV, portable_numerics
+
+    env = dict(os.environ if environ is None else environ)
+    before = dict(env)
+    portable_numerics(env)
+    env.update({k: v for k, v in MALLOC_ENV.items() if k not in env})
+    for k in (*PORTABLE_ENV, *MALLOC_ENV):
+        if k in env:
+            note = "" if k not in before else "  # already set"
+            print(f"export {k}={shlex.quote(env[k])}{note}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mmgrec", description="MMGRec workbench: regenerate reports, benchmark.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -702,12 +722,19 @@ def main(argv: list[str] | None = None) -> int:
                                         "recorded, the best on validation, the finalists and the chosen one")
     led.add_argument("paths", nargs="*", type=Path, help="ledger files (default: every reports/ledgers/*.jsonl)")
     sub.add_parser("list", help="list notebooks and their parameters")
+    sub.add_parser("env", help="print the environment the entry points give their processes (allocator; CPU kernels "
+                               "pinned to AVX2 for machine-independent numbers) as shell exports, e.g. "
+                               "eval \"$(mmgrec env)\" before starting JupyterLab")
     sub.add_parser("readme", help="recheck the paper's claims (reports/tables/claims) and refresh the README "
                                   "results section from reports/tables")
     args = parser.parse_args(argv)
-    if args.command in ("reports", "bench"):
+    if args.command in ("reports", "bench", "features"):
         from .allocator import tune_malloc
+        from .numerics import portable_numerics
+        portable_numerics()                 # before any torch computation: AVX2 kernels on every x86-64 machine
         tune_malloc()                       # this process (bench) and the kernels / workers it starts (reports)
+    if args.command == "env":
+        return print_env()
 
     if args.command == "list":
         for nb in list_notebooks():

@@ -60,7 +60,9 @@ BOOKKEEPING = ("key", "recorded", "commit", "machine")
 
 def machine_tag() -> str:
     """The machine a run ran on, as far as its float results depend on it: architecture, CPU model (name, family
-    and model numbers, where ``/proc/cpuinfo`` has them), whether the CPU has AVX-512, and torch's version."""
+    and model numbers, where ``/proc/cpuinfo`` has them), whether the CPU has AVX-512, torch's version, and whether
+    the float kernels were pinned to AVX2 (:func:`~mmgrec_lib.numerics.numerics_tag`; lines recorded before
+    2026-12-04 lack it and ran with the libraries' native choice)."""
     import importlib.metadata
     import platform
 
@@ -83,7 +85,8 @@ def machine_tag() -> str:
         torch_version = importlib.metadata.version("torch")
     except importlib.metadata.PackageNotFoundError:
         torch_version = "absent"
-    return f"{platform.machine()} {cpu}, torch {torch_version}"
+    from ..numerics import numerics_tag
+    return f"{platform.machine()} {cpu}, torch {torch_version}, {numerics_tag()}"
 
 
 def git_commit(folder: str | Path | None = None) -> str | None:

@@ -1,0 +1,77 @@
+"""Portable CPU numerics: the same seed gives the same numbers on every x86-64 CPU with AVX2.
+
+torch picks its element-wise and reduction kernels (ATen's ``DispatchStub``) by the widest vector instruction set
+the CPU has, and MKL (matrix products) and oneDNN pick their code paths the same way. AVX-512 kernels add up in
+another order than AVX2 kernels, so a training run on an AVX-512 machine drifts from the same run, same seed, on an
+AVX2 machine, and after a few thousand optimiser steps it has taken another path. The seed-run ledgers show it: the
+same run key retrained on the project's two kinds of machine (AMD EPYC family 25 without AVX-512, family 26 with)
+gave ml100k test R@10 0.2470 and 0.2437.
+
+:data:`PORTABLE_ENV` pins all three libraries to their AVX2 code paths, which every x86-64 CPU of the last ten years
+has: ``ATEN_CPU_CAPABILITY=avx2`` (torch's kernels), ``MKL_CBWR=AVX2`` (MKL's conditional numerical
+reproducibility branch) and ``ONEDNN_MAX_CPU_ISA=AVX2``. On an AVX2 machine this is what the libraries choose anyway
+(bit-identical results); on an AVX-512 machine it trades the wider kernels for numbers that match the AVX2
+machines'. The thread count still matters for some operations: the notebooks train with one thread per run.
+
+The variables are read when a library first needs them (ATen at its first kernel dispatch, MKL at its first call),
+so :func:`portable_numerics` must run before the process computes anything with torch; the command-line entry
+points call it first thing, and the processes they start (notebook kernels, sweep workers) inherit it. In
+JupyterLab, export the variables before starting it (``mmgrec env`` prints them). ``MMGREC_NATIVE_ISA=1`` opts out
+(the libraries' own choice: faster on AVX-512, not comparable across machines).
+
+No torch import here: the command line imports this before torch.
+"""
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import MutableMapping
+
+#: the libraries' settings that pin them to AVX2 code paths (environment variables, read at their first use)
+PORTABLE_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+#: set to 1 (or true / yes) to leave the libraries' own choice of instruction set
+OPT_OUT_ENV = "MMGREC_NATIVE_ISA"
+
+
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set[str] | None:
+    """The CPU's feature flags from ``cpuinfo`` (Linux), or ``None`` when the file cannot be read."""
+    try:
+        with open(cpuinfo) as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key.strip() == "flags":
+                    return set(value.split())
+    except OSError:
+        return None
+    return None
+
+
+def portable_numerics(environ: MutableMapping[str, str] | None = None, machine: str | None = None,
+                      flags: set[str] | None = None) -> dict[str, str]:
+    """Pin torch, MKL and oneDNN to AVX2 code paths in ``environ`` (default ``os.environ``): each variable of
+    :data:`PORTABLE_ENV` the caller has not set gets its value. Nothing is set on a CPU that is not x86-64, on
+    one without AVX2 (or whose flags cannot be read: ``/proc/cpuinfo``), or when ``MMGREC_NATIVE_ISA`` is true.
+    ``machine`` and ``flags`` override what this machine reports (for tests). Returns the variables set."""
+    env = os.environ if environ is None else environ
+    if env.get(OPT_OUT_ENV, "").strip().lower() in ("1", "true", "yes"):
+        return {}
+    arch = (machine if machine is not None else platform.machine()).lower()
+    if arch not in ("x86_64", "amd64"):
+        return {}
+    have = flags if flags is not None else cpu_flags()
+    if not have or "avx2" not in have:
+        return {}
+    added = {k: v for k, v in PORTABLE_ENV.items() if k not in env}
+    env.update(added)
+    return added
+
+
+def numerics_tag(environ: MutableMapping[str, str] | None = None) -> str:
+    """How this process's float kernels were chosen, for a run's record: ``AVX2 kernels`` when
+    :data:`PORTABLE_ENV` is in force, else ``native kernels``."""
+    env = os.environ if environ is None else environ
+    pinned = all(env.get(k, "").lower() == v.lower() for k, v in PORTABLE_ENV.items())
+    return "AVX2 kernels" if pinned else "native kernels"
+
+
+__all__ = ["OPT_OUT_ENV", "PORTABLE_ENV", "cpu_flags", "numerics_tag", "portable_numerics"]
