@@ -161,7 +161,13 @@ def records_run(facts: Mapping[str, Any] | None, run: ModelRun, tol: float = 1e-
 
 
 def remember(book: RunLedger | None, run: ModelRun) -> None:
-    """Record the finished ``run`` in ``book`` under its checkpoint's name (a key already there keeps its line)."""
+    """Record the finished ``run`` in ``book`` under its checkpoint's name (a key already there keeps its line).
+
+    Policy when the key was retrained and took another path (:func:`same_realisation` false; seen across CPU
+    instruction sets before the entry points pinned them, :mod:`mmgrec_lib.numerics`): the first line stays. The
+    tables committed from it (notebooks 04 and 06 read the ledger) stay reproducible on a fresh machine, and facts
+    computed from the newer run are not written onto it (:func:`records_run`). A table built from the retrained
+    checkpoint reports that run's own numbers."""
     if book is None or run.model is None:                  # nothing to do, or a stand-in read from the ledger
         return
     if run.checkpoint is None:
