@@ -33,17 +33,35 @@ PORTABLE_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "ONEDNN_MAX_C
 OPT_OUT_ENV = "MMGREC_NATIVE_ISA"
 
 
-def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set[str] | None:
-    """The CPU's feature flags from ``cpuinfo`` (Linux), or ``None`` when the file cannot be read."""
+def cpuinfo_fields(keys: tuple[str, ...], cpuinfo: str = "/proc/cpuinfo") -> dict[str, str]:
+    """The first value of each of ``keys`` in ``cpuinfo`` (Linux; e.g. ``model name``, ``flags``); keys the file
+    lacks, or all of them when it cannot be read, are left out."""
+    info: dict[str, str] = {}
     try:
         with open(cpuinfo) as fh:
             for line in fh:
                 key, _, value = line.partition(":")
-                if key.strip() == "flags":
-                    return set(value.split())
+                key = key.strip()
+                if key in keys and key not in info:
+                    info[key] = value.strip()
     except OSError:
-        return None
-    return None
+        pass
+    return info
+
+
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set[str] | None:
+    """The CPU's feature flags from ``cpuinfo`` (Linux), or ``None`` when the file cannot be read."""
+    flags = cpuinfo_fields(("flags",), cpuinfo).get("flags")
+    return None if flags is None else set(flags.split())
+
+
+def has_avx2(machine: str | None = None, flags: set[str] | None = None) -> bool:
+    """Whether this machine is x86-64 with AVX2 (``machine`` and ``flags`` override what it reports)."""
+    arch = (machine if machine is not None else platform.machine()).lower()
+    if arch not in ("x86_64", "amd64"):
+        return False
+    have = flags if flags is not None else cpu_flags()
+    return bool(have) and "avx2" in have
 
 
 def portable_numerics(environ: MutableMapping[str, str] | None = None, machine: str | None = None,
@@ -55,11 +73,7 @@ def portable_numerics(environ: MutableMapping[str, str] | None = None, machine: 
     env = os.environ if environ is None else environ
     if env.get(OPT_OUT_ENV, "").strip().lower() in ("1", "true", "yes"):
         return {}
-    arch = (machine if machine is not None else platform.machine()).lower()
-    if arch not in ("x86_64", "amd64"):
-        return {}
-    have = flags if flags is not None else cpu_flags()
-    if not have or "avx2" not in have:
+    if not has_avx2(machine, flags):
         return {}
     added = {k: v for k, v in PORTABLE_ENV.items() if k not in env}
     env.update(added)
@@ -74,4 +88,5 @@ def numerics_tag(environ: MutableMapping[str, str] | None = None) -> str:
     return "AVX2 kernels" if pinned else "native kernels"
 
 
-__all__ = ["OPT_OUT_ENV", "PORTABLE_ENV", "cpu_flags", "numerics_tag", "portable_numerics"]
+__all__ = ["OPT_OUT_ENV", "PORTABLE_ENV", "cpu_flags", "cpuinfo_fields", "has_avx2", "numerics_tag",
+           "portable_numerics"]

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import os
-import platform
 import subprocess
 import sys
 
 import pytest
 
 from mmgrec_lib.cli import print_env
-from mmgrec_lib.numerics import OPT_OUT_ENV, PORTABLE_ENV, cpu_flags, numerics_tag, portable_numerics
+from mmgrec_lib.numerics import OPT_OUT_ENV, PORTABLE_ENV, cpu_flags, has_avx2, numerics_tag, portable_numerics
 
 AVX2 = {"sse2", "avx", "avx2", "fma"}
 
@@ -56,17 +55,11 @@ def test_mmgrec_env_prints_exports_and_keeps_set_values(capsys):
     out = capsys.readouterr().out.splitlines()
     assert "export MALLOC_MMAP_THRESHOLD_=33554432" in out
     assert "export MKL_CBWR=COMPATIBLE  # already set" in out
-    flags = cpu_flags()
-    if platform.machine().lower() in ("x86_64", "amd64") and flags and "avx2" in flags:
+    if has_avx2():
         assert "export ATEN_CPU_CAPABILITY=avx2" in out
 
 
-def _x86_avx2() -> bool:
-    flags = cpu_flags()
-    return platform.machine().lower() in ("x86_64", "amd64") and bool(flags) and "avx2" in flags
-
-
-@pytest.mark.skipif(not _x86_avx2(), reason="needs an x86-64 CPU with AVX2 (and /proc/cpuinfo)")
+@pytest.mark.skipif(not has_avx2(), reason="needs an x86-64 CPU with AVX2 (and /proc/cpuinfo)")
 def test_torch_runs_avx2_kernels_under_the_pinned_environment():
     """In a fresh process that pins first, torch dispatches to its AVX2 kernels, also on an AVX-512 machine (where
     it would otherwise choose AVX512): the numbers then match an AVX2 machine's."""
@@ -78,7 +71,7 @@ def test_torch_runs_avx2_kernels_under_the_pinned_environment():
     assert out.stdout.strip() == "AVX2"
 
 
-@pytest.mark.skipif(not _x86_avx2(), reason="needs an x86-64 CPU with AVX2 (and /proc/cpuinfo)")
+@pytest.mark.skipif(not has_avx2(), reason="needs an x86-64 CPU with AVX2 (and /proc/cpuinfo)")
 def test_the_runner_pins_its_own_environment_before_it_starts_kernels(monkeypatch, capsys):
     """``mmgrec reports`` sets the variables in its environment (which its notebook kernels and sweep workers
     inherit) before anything else, even when it then stops at a bad argument."""

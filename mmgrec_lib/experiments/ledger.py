@@ -66,16 +66,9 @@ def machine_tag() -> str:
     import importlib.metadata
     import platform
 
-    info: dict[str, str] = {}
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key in ("model name", "cpu family", "model", "flags") and key not in info:
-                    info[key] = value.strip()
-    except OSError:
-        pass
+    from ..numerics import cpuinfo_fields, numerics_tag
+
+    info = cpuinfo_fields(("model name", "cpu family", "model", "flags"))
     cpu = info.get("model name") or platform.processor() or "unknown CPU"
     if "cpu family" in info and "model" in info:
         cpu += f" (family {info['cpu family']}, model {info['model']})"
@@ -85,7 +78,6 @@ def machine_tag() -> str:
         torch_version = importlib.metadata.version("torch")
     except importlib.metadata.PackageNotFoundError:
         torch_version = "absent"
-    from ..numerics import numerics_tag
     return f"{platform.machine()} {cpu}, torch {torch_version}, {numerics_tag()}"
 
 
