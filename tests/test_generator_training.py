@@ -68,11 +68,13 @@ def test_same_seed_same_metrics(inputs):
 
 
 @pytest.mark.parametrize("attention,schedule", [("relation", "constant"), ("sinusoidal", "constant"),
-                                                ("relation", "cosine")])
+                                                ("relation", "cosine"), ("relation", "warmup")])
 def test_resume_equals_uninterrupted_run(inputs, tmp_path, monkeypatch, attention, schedule):
     kw = dict(dropout=0.2, attention=attention, max_len=3)   # dropout and subset sampling both active
     if schedule == "cosine":
         kw.update(lr_schedule="cosine", schedule_epochs=3, user_memory=True)
+    if schedule == "warmup":                      # interrupted inside the warm-up (epoch 3 of 4 warm ones)
+        kw.update(warmup_epochs=4)
     torch.manual_seed(1)
     full_model, full = _train(inputs, LoopConfig(epochs=3, patience=0, progress=False,
                                                  checkpoint=tmp_path / "full.pt"), **kw)
@@ -302,7 +304,7 @@ def test_user_weighted_training_runs_and_keys_ignore_default_levers(inputs):
                                                            "lr_schedule", "schedule_epochs", "lr_min_ratio",
                                                            "distill_weight", "distill_temperature", "distill_teacher",
                                                            "tie_output",
-                                                           "target_pop_power", "set_loss"}
+                                                           "target_pop_power", "set_loss", "warmup_epochs"}
     assert base.replace(user_memory=True).key_settings()["user_memory"] is True
     with pytest.raises(ValueError, match="user_weight_power"):
         GeneratorConfig.from_dict({**CFG, "user_weight_power": -1.0})
@@ -325,6 +327,43 @@ def test_hybrid_rerank_keeps_the_beam_and_reorders_it(inputs):
     assert tab["chosen"].sum() == 1 and w in (0.0, 0.5, 1.0) and "recall@20" in test.mean()
     with pytest.raises(ValueError, match="beam"):
         hybrid_rank(model, u, i, users, 10, 5, [0.0])
+
+
+def test_warmup_factor_rises_linearly_over_the_runs_steps():
+    got = [gt.warmup_factor(2, e, s, 4) for e in (1, 2, 3) for s in range(4)]
+    assert got == pytest.approx([1 / 8, 2 / 8, 3 / 8, 4 / 8, 5 / 8, 6 / 8, 7 / 8, 1.0, 1.0, 1.0, 1.0, 1.0])
+    assert gt.warmup_factor(0, 1, 0, 4) == 1.0
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_warmup_scales_each_steps_rate_and_leaves_keys_alone(inputs, monkeypatch, schedule):
+    from mmgrec_lib.generator.config import TrainConfig
+    seen = []                                      # (epoch, lr) at every optimiser step
+    real = gt.make_optimizer
+
+    def recording(model, config):
+        opt = real(model, config)
+        step = opt.step
+
+        def logged(*a, **k):
+            seen.append(opt.param_groups[0]["lr"])
+            return step(*a, **k)
+        opt.step = logged
+        return opt
+    monkeypatch.setattr(gt, "make_optimizer", recording)
+    kw = dict(warmup_epochs=2) | (dict(lr_schedule="cosine", schedule_epochs=3) if schedule == "cosine" else {})
+    _, res = _train(inputs, LoopConfig(epochs=3, patience=0, progress=False), **kw)
+    train = GeneratorConfig.from_dict({**CFG, **kw}).train
+    steps = len(seen) // 3                         # the tiny dataset's epochs have the same number of batches
+    assert len(seen) == 3 * steps and steps >= 2
+    want = [gt.epoch_lr(train, e) * gt.warmup_factor(2, e, s, steps) for e in (1, 2, 3) for s in range(steps)]
+    assert seen == pytest.approx(want)
+    assert seen[0] < seen[steps - 1] and seen[-1] == pytest.approx(gt.epoch_lr(train, 3))   # warm, then the schedule
+    base = GeneratorConfig.from_dict(CFG)
+    assert base.replace(warmup_epochs=0).key_settings() == base.key_settings()       # old run keys still found
+    assert base.replace(warmup_epochs=1).key_settings() != base.key_settings()
+    with pytest.raises(ValueError, match="warmup_epochs"):
+        TrainConfig(warmup_epochs=-1)
 
 
 def test_cosine_schedule_sets_each_epochs_lr_and_constant_leaves_keys_alone(inputs):

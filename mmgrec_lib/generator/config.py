@@ -139,6 +139,10 @@ class TrainConfig:
             resumed run trains exactly as an uninterrupted one.
         schedule_epochs: ``H`` of the cosine schedule (required > 0 with ``"cosine"``).
         lr_min_ratio: ``m``, the final fraction of ``lr`` under ``"cosine"``.
+        warmup_epochs: not the paper's: ``W``, a linear learning-rate warm-up over the first ``W`` epochs'
+            optimiser steps: step ``s`` (counted from 1 over the run, ``S`` steps per epoch) trains at the
+            schedule's rate times ``min(1, s / (W S))``. ``0`` = none (the paper). A function of the epoch and
+            the step within it, so a resumed run trains exactly as an uninterrupted one.
         restricted_loss: not the paper's: each level's softmax runs over the tokens the trie allows after the
             target's prefix (what constrained beam search can choose), instead of over the whole level.
         user_weight_power: not the paper's: each training target weighs ``n_u ** -p`` (``n_u``: its user's
@@ -194,6 +198,7 @@ class TrainConfig:
     lr_schedule: str = "constant"
     schedule_epochs: int = 0
     lr_min_ratio: float = 0.05
+    warmup_epochs: int = 0
     restricted_loss: bool = False
     user_weight_power: float = 0.0
     distill_weight: float = 0.0
@@ -230,6 +235,8 @@ class TrainConfig:
             raise ValueError(f"{where}: lr_schedule 'cosine' needs schedule_epochs >= 1, got {self.schedule_epochs}")
         if not 0.0 <= self.lr_min_ratio <= 1.0:
             raise ValueError(f"{where}: lr_min_ratio must be in [0, 1], got {self.lr_min_ratio}")
+        if self.warmup_epochs < 0:
+            raise ValueError(f"{where}: warmup_epochs must be >= 0, got {self.warmup_epochs}")
         if not 0.0 <= self.user_weight_power <= 2.0:
             raise ValueError(f"{where}: user_weight_power must be in [0, 2], got {self.user_weight_power}")
         if not 0.0 <= self.distill_weight < math.inf:
@@ -256,7 +263,7 @@ LATER_DEFAULTS: dict[str, Any] = {"user_memory": False, "restricted_loss": False
                                   "lr_schedule": "constant", "schedule_epochs": 0, "lr_min_ratio": 0.05,
                                   "distill_weight": 0.0, "distill_temperature": 1.0, "distill_teacher": "",
                                   "tie_output": False,
-                                  "target_pop_power": 0.0, "set_loss": False}
+                                  "target_pop_power": 0.0, "set_loss": False, "warmup_epochs": 0}
 
 
 @dataclass

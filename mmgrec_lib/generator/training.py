@@ -276,12 +276,15 @@ def target_weights(config: TrainConfig, history_counts: torch.Tensor, item_count
 
 
 def run_epoch(model: MMGRecGenerator, optimizer: torch.optim.Optimizer, users: torch.Tensor, items: torch.Tensor,
-              config: TrainConfig, generator: torch.Generator, progress: bool = False) -> dict[str, float]:
+              config: TrainConfig, generator: torch.Generator, progress: bool = False,
+              epoch: int = 1) -> dict[str, float]:
     """One pass over all training pairs ``(users, items)`` (sorted by user), in groups of
     ``config.targets_per_input`` and batches of about ``config.batch_size`` targets drawn from ``generator``;
     each batch's step accumulates its gradient over :func:`length_chunks`; loss weights from
-    :func:`target_weights`. Returns ``{"loss": mean loss per target}`` (the cross-entropy, plus the
-    distillation term when it is on; per row with ``set_loss``)."""
+    :func:`target_weights`. ``epoch`` (1-based) places the steps in ``config.warmup_epochs``'s warm-up
+    (:func:`warmup_factor`, which scales each parameter group's rate as the epoch starts). Returns
+    ``{"loss": mean loss per target}`` (the cross-entropy, plus the distillation term when it is on; per row
+    with ``set_loss``)."""
     dev = model.device
     dropout_seed = int(torch.randint(0, 2**63 - 1, (1,), generator=generator))
     counts = torch.bincount(users, minlength=model.n_users)                          # (n_users,)
@@ -294,8 +297,14 @@ def run_epoch(model: MMGRecGenerator, optimizer: torch.optim.Optimizer, users: t
                                  g_users, g_items)                  # None, (G,) per row or (G, T) per target
     total = torch.zeros((), device=dev, dtype=torch.float64)
     model.train()
+    warm = config.warmup_epochs and (epoch - 1) < config.warmup_epochs
+    rates = [group["lr"] for group in optimizer.param_groups]        # the epoch's rates, which warm-up scales
     with seeded_rng(dropout_seed, dev):                       # dropout RNG: derived from the generator
-        for idx in progress_bar(batches, progress, desc="batches", leave=False):
+        for step, idx in enumerate(progress_bar(batches, progress, desc="batches", leave=False)):
+            if warm:
+                factor = warmup_factor(config.warmup_epochs, epoch, step, len(batches))
+                for group, rate in zip(optimizer.param_groups, rates):
+                    group["lr"] = rate * factor
             u, i = g_users[idx].to(dev), g_items[idx].to(dev)
             i = i[:, 0] if T == 1 else i
             w = None if row_weights is None else row_weights[idx].to(dev)
@@ -315,6 +324,15 @@ def run_epoch(model: MMGRecGenerator, optimizer: torch.optim.Optimizer, users: t
         raise FloatingPointError(f"generator training loss became {mean}; lower the learning rate or check "
                                  "the input representations")
     return {"loss": mean}
+
+
+def warmup_factor(warmup_epochs: int, epoch: int, step: int, steps: int) -> float:
+    """The linear warm-up's factor at 0-based ``step`` of 1-based ``epoch`` (``steps`` per epoch):
+    ``min(1, s / (W * steps))`` with ``s`` the run's step count from 1; ``1`` without warm-up (``W = 0``)."""
+    if warmup_epochs <= 0:
+        return 1.0
+    done = (epoch - 1) * steps + step + 1
+    return min(1.0, done / (warmup_epochs * max(steps, 1)))
 
 
 def epoch_lr(config: TrainConfig, epoch: int) -> float:
@@ -367,7 +385,10 @@ def train_generator(dataset: RecDataset, table: RecIDTable, user_repr: torch.Ten
             scale = epoch_lr(config.train, epoch + 1) / config.train.lr          # fit counts epochs from 0
             for group in optimizer.param_groups:
                 group["lr"] = group.setdefault("base_lr", group["lr"]) * scale
-        out = run_epoch(model, optimizer, users, items, config.train, gen, progress=loop.progress)
+        elif config.train.warmup_epochs:         # each epoch starts from the constant rate, which warm-up scales
+            for group in optimizer.param_groups:
+                group["lr"] = group.setdefault("base_lr", group["lr"])
+        out = run_epoch(model, optimizer, users, items, config.train, gen, progress=loop.progress, epoch=epoch + 1)
         _sync(model.device)
         return {**out, "lr": optimizer.param_groups[0]["lr"], "train_s": time.perf_counter() - t0}
 
@@ -463,6 +484,6 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-__all__ = ["build_generator", "make_optimizer", "training_pairs", "training_groups",
+__all__ = ["build_generator", "make_optimizer", "training_pairs", "training_groups", "warmup_factor",
            "batch_indices", "run_epoch", "target_weights",
            "train_generator", "evaluate_generator", "level_accuracy", "TIME_KEYS"]
