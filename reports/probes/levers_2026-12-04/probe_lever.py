@@ -1,0 +1,74 @@
+"""Probe (issue 11): one lever on top of a ladder rung of notebook 09, at the ladder's full budget, over split seeds,
+against the base rung's own run for the same seed (its checkpoint when present, else the seed-run ledger's line, as
+notebook 09's seed runs and notebook 04 record it; trained here when neither exists): validation, test metrics,
+paired p over test users, list coverage@10.
+
+Usage, from the repository root:
+    probe_lever.py DATASET BASE_RUNG NAME FIELD=VALUE [FIELD=VALUE ...] --seeds 0 1 2
+FIELD: a GeneratorConfig or LoopConfig field, or recid.FIELD for a GraphRQVAEConfig field (VALUE parsed as YAML:
+2, 2.0e-3, false). Split and training seeds
+are each seed, as in notebook 09's seed runs, so the run keys are those of a ladder rung
+{name: NAME, base: BASE_RUNG, generator: {FIELD: VALUE}, recid: {FIELD: VALUE}}. Writes result_DATASET_NAME_seedN.json beside this file;
+every run is recorded in reports/ledgers/seed_runs_DATASET.jsonl."""
+import argparse, dataclasses, json, time
+from pathlib import Path
+from mmgrec_lib.numerics import portable_numerics
+portable_numerics()
+import torch, yaml
+from mmgrec_lib.data import load_dataset
+from mmgrec_lib.evaluation.significance import paired_test
+from mmgrec_lib.experiments import Rung, rung_configs, run_generator, load_or_assign_recids
+from mmgrec_lib.experiments.ledger import RunLedger
+from mmgrec_lib.experiments.recorded import list_coverage, recall, remember
+from mmgrec_lib.experiments.runs import generator_run_path
+from mmgrec_lib.generator import GeneratorConfig, ModelConfig, TrainConfig
+from mmgrec_lib.tokenizer import GraphRQVAEConfig
+from mmgrec_lib.training import LoopConfig
+
+ap = argparse.ArgumentParser()
+ap.add_argument("dataset"); ap.add_argument("base"); ap.add_argument("name"); ap.add_argument("changes", nargs="+")
+ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+args = ap.parse_args()
+changes = {k: yaml.safe_load(v) for k, v in (c.split("=", 1) for c in args.changes)}
+recid_changes = {k[len("recid."):]: v for k, v in changes.items() if k.startswith("recid.")}
+gen_changes = {k: v for k, v in changes.items() if not k.startswith("recid.")}
+torch.set_num_threads(1)
+RUNS = "runs"
+prof = [p for p in yaml.safe_load(open("notebooks/09_accuracy_ladder.yaml"))["full"] if p["DATASET"] == args.dataset][0]
+recid_base = GraphRQVAEConfig(codebook_size=prof["CODEBOOK_SIZE"], epochs=prof["RECID_EPOCHS"],
+                              rq_epochs=prof["RECID_RQ_EPOCHS"], seed=0, device="cpu")
+gen_base = GeneratorConfig(model=ModelConfig(finetune_item_emb=prof["FINETUNE_ITEM_EMB"]),
+                           train=TrainConfig(targets_per_input=8, seed=0, device="cpu"))
+loop = LoopConfig(epochs=prof["EPOCHS"], patience=prof["PATIENCE"], eval_every=prof["EVAL_EVERY"], monitor="recall@10")
+rungs = [Rung.from_dict(r) for r in prof["LADDER"]]
+rungs.append(Rung.from_dict({"name": args.name, "base": args.base, "generator": gen_changes, "recid": recid_changes,
+                             "note": "probe"}))
+configs = dict(zip([r.name for r in rungs], rung_configs(recid_base, gen_base, loop, rungs)))  # fields checked here
+book = RunLedger(f"reports/ledgers/seed_runs_{args.dataset}.jsonl")
+for seed in args.seeds:
+    ds = load_dataset(args.dataset, seed=seed)
+    out = {"dataset": args.dataset, "seed": seed, "base": args.base, "lever": args.name, "changes": changes}
+    runs = {}
+    for which, name in (("base", args.base), ("lever", args.name)):
+        rc, gc, lp = configs[name]
+        rc, gc = dataclasses.replace(rc, seed=seed), gc.replace(seed=seed)
+        path = generator_run_path(RUNS, ds, rc.to_dict(), gc, lp)
+        t0 = time.time()
+        run = recall(book, path, ds)                                  # the ledger's line when the file is missing
+        recid_s = 0.0
+        if run is None:
+            recids, _, _ = load_or_assign_recids(ds, rc, runs_dir=RUNS, progress=False)
+            recid_s = time.time() - t0
+            run = run_generator(ds, recids, gc, lp, runs_dir=RUNS)
+            remember(book, run)
+        runs[which] = run
+        out[which] = {"rung": name, "key": path.stem, "from_ledger": run.model is None, "recid_seconds": recid_s,
+                      "train_seconds": run.train_seconds, "best_epoch": run.fit.best_epoch,
+                      "epochs_run": len(run.fit.history), "val_recall@10": run.fit.best_score,
+                      "test": run.test.mean(),
+                      "coverage@10": list_coverage(run, ds, book, beam_width=gc.train.beam_width)}
+    out["p_lever_vs_base"] = {m: paired_test(runs["lever"].test, runs["base"].test, m)["p_wilcoxon"]
+                              for m in ("recall@10", "ndcg@10", "recall@20")}
+    print(json.dumps(out, default=float), flush=True)
+    Path(__file__).with_name(f"result_{args.dataset}_{args.name}_seed{seed}.json").write_text(
+        json.dumps(out, default=float, indent=1))
