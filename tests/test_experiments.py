@@ -94,6 +94,20 @@ def test_ladder_rungs_are_cumulative_and_checked():
         Rung.from_dict({"name": "x", "recids": {}})
 
 
+def test_ladder_bases_set_only_the_ladders_parameters():
+    """Scripts that train a rung outside notebook 09 get its run keys from ``ladder_bases``: the named fields set,
+    every other field at its default."""
+    from mmgrec_lib.experiments import ladder_bases
+    from mmgrec_lib.generator import GeneratorConfig, ModelConfig, TrainConfig
+    from mmgrec_lib.tokenizer import GraphRQVAEConfig
+    from mmgrec_lib.training import LoopConfig
+    rc, gc, lp = ladder_bases(128, 60, 200, True, 60, 5, 2, targets_per_input=4, seed=3, device="cpu")
+    assert rc == GraphRQVAEConfig(codebook_size=128, epochs=60, rq_epochs=200, seed=3, device="cpu")
+    assert gc.key_settings() == GeneratorConfig(model=ModelConfig(finetune_item_emb=True), train=TrainConfig(
+        targets_per_input=4, seed=3, device="cpu")).key_settings()
+    assert lp == LoopConfig(epochs=60, patience=5, eval_every=2, monitor="recall@10")
+
+
 def test_a_rung_can_build_on_a_named_earlier_rung():
     """``base``: the rung's changes go on top of that rung's configuration; the rungs after it continue from
     the row above it, as if it were not there; an unknown or later name is refused before anything trains."""

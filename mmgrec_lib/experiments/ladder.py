@@ -62,6 +62,20 @@ class Rung:
         return cls(**values)
 
 
+def ladder_bases(codebook_size: int, recid_epochs: int, recid_rq_epochs: int, finetune_item_emb: bool, epochs: int,
+                 patience: int, eval_every: int, targets_per_input: int = 8, seed: int = 0, device: str = "cpu"):
+    """The ``(recid_base, gen_base, loop)`` that the ladder's rungs change (notebook 09's parameters of the same
+    names; every other field at its default), so scripts that train a rung get the ladder's run keys."""
+    from ..generator import GeneratorConfig, ModelConfig, TrainConfig
+    from ..tokenizer import GraphRQVAEConfig
+    recid_base = GraphRQVAEConfig(codebook_size=codebook_size, epochs=recid_epochs, rq_epochs=recid_rq_epochs,
+                                  seed=seed, device=device)
+    gen_base = GeneratorConfig(model=ModelConfig(finetune_item_emb=finetune_item_emb),
+                               train=TrainConfig(targets_per_input=targets_per_input, seed=seed, device=device))
+    return recid_base, gen_base, LoopConfig(epochs=epochs, patience=patience, eval_every=eval_every,
+                                            monitor="recall@10")
+
+
 def rung_configs(recid_base, gen_base, loop: LoopConfig, rungs: Sequence[Rung]):
     """The cumulative ``(recid_config, generator_config, loop)`` of every rung, in order (checks every field
     name before anything trains)."""
@@ -350,4 +364,4 @@ def _paired(run: ModelRun, prev: ModelRun | None) -> dict[str, float]:
     return {f"p_{m}_vs_base": paired_test(prev.test, run.test, m)["p_wilcoxon"] for m in ("ndcg@10", "recall@10")}
 
 
-__all__ = ["EXTRA_ROWS", "Rung", "chosen_rung", "hybrid_rung", "prior_rung", "validation_coverage", "ladder_tasks", "seed_runs", "seed_table", "rung_configs", "run_ladder"]
+__all__ = ["EXTRA_ROWS", "Rung", "chosen_rung", "ladder_bases", "hybrid_rung", "prior_rung", "validation_coverage", "ladder_tasks", "seed_runs", "seed_table", "rung_configs", "run_ladder"]

@@ -17,13 +17,10 @@ portable_numerics()
 import torch, yaml
 from mmgrec_lib.data import load_dataset
 from mmgrec_lib.evaluation.significance import paired_test
-from mmgrec_lib.experiments import Rung, rung_configs, run_generator, load_or_assign_recids
+from mmgrec_lib.experiments import Rung, ladder_bases, rung_configs, run_generator, load_or_assign_recids
 from mmgrec_lib.experiments.ledger import RunLedger
 from mmgrec_lib.experiments.recorded import list_coverage, recall, remember
 from mmgrec_lib.experiments.runs import generator_run_path
-from mmgrec_lib.generator import GeneratorConfig, ModelConfig, TrainConfig
-from mmgrec_lib.tokenizer import GraphRQVAEConfig
-from mmgrec_lib.training import LoopConfig
 
 ap = argparse.ArgumentParser()
 ap.add_argument("dataset"); ap.add_argument("base"); ap.add_argument("name"); ap.add_argument("changes", nargs="+")
@@ -35,11 +32,8 @@ gen_changes = {k: v for k, v in changes.items() if not k.startswith("recid.")}
 torch.set_num_threads(1)
 RUNS = "runs"
 prof = [p for p in yaml.safe_load(open("notebooks/09_accuracy_ladder.yaml"))["full"] if p["DATASET"] == args.dataset][0]
-recid_base = GraphRQVAEConfig(codebook_size=prof["CODEBOOK_SIZE"], epochs=prof["RECID_EPOCHS"],
-                              rq_epochs=prof["RECID_RQ_EPOCHS"], seed=0, device="cpu")
-gen_base = GeneratorConfig(model=ModelConfig(finetune_item_emb=prof["FINETUNE_ITEM_EMB"]),
-                           train=TrainConfig(targets_per_input=8, seed=0, device="cpu"))
-loop = LoopConfig(epochs=prof["EPOCHS"], patience=prof["PATIENCE"], eval_every=prof["EVAL_EVERY"], monitor="recall@10")
+recid_base, gen_base, loop = ladder_bases(*(prof[k] for k in ("CODEBOOK_SIZE", "RECID_EPOCHS", "RECID_RQ_EPOCHS",
+                                                              "FINETUNE_ITEM_EMB", "EPOCHS", "PATIENCE", "EVAL_EVERY")))
 rungs = [Rung.from_dict(r) for r in prof["LADDER"]]
 rungs.append(Rung.from_dict({"name": args.name, "base": args.base, "generator": gen_changes, "recid": recid_changes,
                              "note": "probe"}))

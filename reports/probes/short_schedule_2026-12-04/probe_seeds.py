@@ -7,21 +7,15 @@ from mmgrec_lib.numerics import portable_numerics
 portable_numerics()
 import torch, yaml
 from mmgrec_lib.data import load_dataset
-from mmgrec_lib.experiments import Rung, rung_configs, run_generator, load_or_assign_recids
+from mmgrec_lib.experiments import Rung, ladder_bases, rung_configs, run_generator, load_or_assign_recids
 from mmgrec_lib.experiments.ledger import RunLedger
 from mmgrec_lib.experiments.runs import generator_run_path
-from mmgrec_lib.generator import GeneratorConfig, ModelConfig, TrainConfig
-from mmgrec_lib.tokenizer import GraphRQVAEConfig
-from mmgrec_lib.training import LoopConfig
 torch.set_num_threads(1)
 seed = int(sys.argv[1]); RUNS = "runs"
 prof = [p for p in yaml.safe_load(open("notebooks/09_accuracy_ladder.yaml"))["full"] if p["DATASET"] == "ml100k"][0]
 ds = load_dataset("ml100k", seed=seed)
-recid_base = GraphRQVAEConfig(codebook_size=prof["CODEBOOK_SIZE"], epochs=prof["RECID_EPOCHS"],
-                              rq_epochs=prof["RECID_RQ_EPOCHS"], seed=0, device="cpu")
-gen_base = GeneratorConfig(model=ModelConfig(finetune_item_emb=prof["FINETUNE_ITEM_EMB"]),
-                           train=TrainConfig(targets_per_input=8, seed=0, device="cpu"))
-loop = LoopConfig(epochs=prof["EPOCHS"], patience=prof["PATIENCE"], eval_every=prof["EVAL_EVERY"], monitor="recall@10")
+recid_base, gen_base, loop = ladder_bases(*(prof[k] for k in ("CODEBOOK_SIZE", "RECID_EPOCHS", "RECID_RQ_EPOCHS",
+                                                              "FINETUNE_ITEM_EMB", "EPOCHS", "PATIENCE", "EVAL_EVERY")))
 rungs = [Rung.from_dict(r) for r in prof["LADDER"]]
 configs = dict(zip([r.name for r in rungs], rung_configs(recid_base, gen_base, loop, rungs)))
 out = {"seed": seed}
