@@ -35,8 +35,12 @@ prof = [p for p in yaml.safe_load(open("notebooks/09_accuracy_ladder.yaml"))["fu
 recid_base, gen_base, loop = ladder_bases(*(prof[k] for k in ("CODEBOOK_SIZE", "RECID_EPOCHS", "RECID_RQ_EPOCHS",
                                                               "FINETUNE_ITEM_EMB", "EPOCHS", "PATIENCE", "EVAL_EVERY")))
 rungs = [Rung.from_dict(r) for r in prof["LADDER"]]
-rungs.append(Rung.from_dict({"name": args.name, "base": args.base, "generator": gen_changes, "recid": recid_changes,
-                             "note": "probe"}))
+lever = Rung.from_dict({"name": args.name, "base": args.base, "generator": gen_changes, "recid": recid_changes})
+known = {r.name: r for r in rungs}
+if args.name not in known:
+    rungs.append(lever)
+elif (known[args.name].base, known[args.name].generator, known[args.name].recid) != (lever.base, lever.generator, lever.recid):
+    raise SystemExit(f"rung {args.name!r} is in the ladder's profile with other changes: {known[args.name]}")
 configs = dict(zip([r.name for r in rungs], rung_configs(recid_base, gen_base, loop, rungs)))  # fields checked here
 book = RunLedger(f"reports/ledgers/seed_runs_{args.dataset}.jsonl")
 for seed in args.seeds:
