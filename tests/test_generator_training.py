@@ -338,7 +338,7 @@ def test_warmup_factor_rises_linearly_over_the_runs_steps():
 @pytest.mark.parametrize("schedule", ["constant", "cosine"])
 def test_warmup_scales_each_steps_rate_and_leaves_keys_alone(inputs, monkeypatch, schedule):
     from mmgrec_lib.generator.config import TrainConfig
-    seen = []                                      # (epoch, lr) at every optimiser step
+    seen = []                                      # the rate at every optimiser step, in order
     real = gt.make_optimizer
 
     def recording(model, config):

@@ -381,13 +381,10 @@ def train_generator(dataset: RecDataset, table: RecIDTable, user_repr: torch.Ten
 
     def train_epoch(epoch: int, gen: torch.Generator) -> dict[str, float]:
         t0 = time.perf_counter()
-        if config.train.lr_schedule != "constant":
+        if config.train.lr_schedule != "constant" or config.train.warmup_epochs:   # warm-up scales the epoch's rate
             scale = epoch_lr(config.train, epoch + 1) / config.train.lr          # fit counts epochs from 0
             for group in optimizer.param_groups:
                 group["lr"] = group.setdefault("base_lr", group["lr"]) * scale
-        elif config.train.warmup_epochs:         # each epoch starts from the constant rate, which warm-up scales
-            for group in optimizer.param_groups:
-                group["lr"] = group.setdefault("base_lr", group["lr"])
         out = run_epoch(model, optimizer, users, items, config.train, gen, progress=loop.progress, epoch=epoch + 1)
         _sync(model.device)
         return {**out, "lr": optimizer.param_groups[0]["lr"], "train_s": time.perf_counter() - t0}
