@@ -83,6 +83,39 @@ def test_ladder_tasks_land_on_the_ladders_run_keys(tmp_path):
     assert all(runs[n].fit.resumed_from > 0 for n in runs)                       # loaded, not retrained
 
 
+def test_settled_rungs_are_those_no_keep_decision_changes():
+    from mmgrec_lib.experiments import Rung, settled_rungs
+    rungs = [Rung("paper"), Rung("a", generator={"user_memory": True}), Rung("b", generator={"dropout": 0.2}),
+             Rung("on_paper", base="paper", generator={"dropout": 0.3}), Rung("on_b", base="b"),
+             Rung("on_a", base="a"), Rung("on_on_paper", base="on_paper")]
+    assert settled_rungs(rungs, greedy=False) == [r.name for r in rungs]
+    # greedy: "b" goes on whatever "a"'s validation keeps, and so does everything built on "b"
+    assert settled_rungs(rungs, greedy=True) == ["paper", "a", "on_paper", "on_a", "on_on_paper"]
+    assert settled_rungs(rungs[:1], greedy=True) == ["paper"]
+
+
+def test_greedy_ladder_tasks_land_on_the_greedy_ladders_run_keys(tmp_path):
+    """A greedy ladder's settled rungs pre-trained through a sweep: run_ladder(greedy=True) reuses exactly those."""
+    from mmgrec_lib.data import load_dataset
+    from mmgrec_lib.experiments import Rung, ladder_tasks, run_ladder
+    from mmgrec_lib.generator import GeneratorConfig
+    from mmgrec_lib.tokenizer import GraphRQVAEConfig
+    from mmgrec_lib.training import LoopConfig
+    kwargs = {"n_users": 40, "n_items": 60, "mean_items_per_user": 8.0}
+    rc, gc = GraphRQVAEConfig(**TINY_RECID), GeneratorConfig.from_dict(TINY_GEN)
+    loop = LoopConfig(epochs=1, patience=0, monitor="recall@10", progress=False)
+    rungs = [Rung("paper"), Rung("mem", generator={"user_memory": True}), Rung("drop", generator={"dropout": 0.3}),
+             Rung("side", base="paper", generator={"dropout": 0.2})]
+    tasks = ladder_tasks("synthetic", 0, rc, gc, loop, rungs, tmp_path, kwargs, greedy=True)
+    assert list(tasks) == ["paper", "mem", "side"]
+    swept = sweep_generators(tasks, executor="serial", progress=False)
+    _, runs, _ = run_ladder(load_dataset("synthetic", seed=0, **kwargs), rc, gc, loop, rungs, runs_dir=tmp_path,
+                            greedy=True)
+    assert [str(runs[n].checkpoint) for n in tasks] == list(swept["checkpoint"])
+    assert all(runs[n].fit.resumed_from > 0 for n in tasks)                      # loaded, not retrained
+    assert runs["drop"].fit.resumed_from == 0                                    # trained by the ladder itself
+
+
 def test_notebook03_tasks_land_on_its_serial_run_keys(tmp_path):
     """Notebook 03's runs trained first through a sweep (main run, study variants, codebook-size sweep):
     its serial calls then load every one of them; a task that would train the same run as another appears once."""

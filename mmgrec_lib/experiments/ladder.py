@@ -101,14 +101,37 @@ def rung_configs(recid_base, gen_base, loop: LoopConfig, rungs: Sequence[Rung]):
     return out
 
 
+def settled_rungs(rungs: Sequence[Rung], greedy: bool = True) -> list[str]:
+    """The names of the rungs whose configuration is known before any rung is trained: every rung of a cumulative
+    ladder (``greedy=False``); in a greedy one, the rungs that no keep decision can change. The first rung is
+    always kept, so the first rung, the next rung without ``base`` (applied to the first) and every rung whose
+    ``base`` chain ends in a settled rung are settled; a later rung without ``base`` goes on top of whatever the
+    rungs before it kept, which is known only once they have validated."""
+    settled: set[str] = set()
+    kept_known, seen_free = True, 0
+    for rung in rungs:
+        if rung.base:
+            ok = rung.base in settled
+        else:
+            ok = kept_known or not greedy
+            seen_free += 1
+            kept_known = seen_free == 1             # after the first rung the kept configuration is that rung's
+        if ok:
+            settled.add(rung.name)
+    return [r.name for r in rungs if r.name in settled]
+
+
 def ladder_tasks(dataset: str, seed: int, recid_base, gen_base, loop: LoopConfig, rungs: Sequence[Rung],
-                 runs_dir, dataset_kwargs: Mapping[str, Any] | None = None) -> dict[str, dict]:
-    """The rungs as :func:`~mmgrec_lib.experiments.sweep.sweep_generators` tasks on the cumulative path (the
-    run keys of :func:`run_ladder` with ``greedy=False``, and of a greedy ladder as long as every rung is kept),
-    so a ladder's runs can be trained in parallel first and the notebook then reuses them."""
+                 runs_dir, dataset_kwargs: Mapping[str, Any] | None = None, greedy: bool = False) -> dict[str, dict]:
+    """The rungs as :func:`~mmgrec_lib.experiments.sweep.sweep_generators` tasks under the run keys of
+    :func:`run_ladder`, so a ladder's runs can be trained in parallel first and the notebook then reuses them.
+    ``greedy=False``: every rung (the cumulative path); ``greedy=True``: only the :func:`settled_rungs` of a
+    greedy ladder (the others depend on which rungs validate well enough to be kept)."""
     from .sweep import generator_spec
+    settled = set(settled_rungs(rungs, greedy))
     return {rung.name: generator_spec(dataset, seed, rc, gc, lp, runs_dir, dataset_kwargs)
-            for rung, (rc, gc, lp) in zip(rungs, rung_configs(recid_base, gen_base, loop, rungs))}
+            for rung, (rc, gc, lp) in zip(rungs, rung_configs(recid_base, gen_base, loop, rungs))
+            if rung.name in settled}
 
 
 def _apply(config: tuple, rung: Rung, gen_fields: set[str]) -> tuple:
@@ -364,4 +387,4 @@ def _paired(run: ModelRun, prev: ModelRun | None) -> dict[str, float]:
     return {f"p_{m}_vs_base": paired_test(prev.test, run.test, m)["p_wilcoxon"] for m in ("ndcg@10", "recall@10")}
 
 
-__all__ = ["EXTRA_ROWS", "Rung", "chosen_rung", "ladder_bases", "hybrid_rung", "prior_rung", "validation_coverage", "ladder_tasks", "seed_runs", "seed_table", "rung_configs", "run_ladder"]
+__all__ = ["EXTRA_ROWS", "Rung", "chosen_rung", "ladder_bases", "hybrid_rung", "prior_rung", "validation_coverage", "ladder_tasks", "settled_rungs", "seed_runs", "seed_table", "rung_configs", "run_ladder"]
