@@ -55,8 +55,17 @@ def split_lists(model, dataset: RecDataset, split: str = "test", k: int = 10, be
 def top_k_lists(runs: Mapping[str, ModelRun], dataset: RecDataset, k: int = 10, beam_width: int = 20,
                 batch_size: int = 1024) -> dict[str, torch.Tensor]:
     """Each model's test top-``k`` lists ``(U_test, k)`` (training and validation items excluded). Generators
-    (``recommend`` returning ``(items, scores)``) decode with ``beam_width`` beams."""
-    return {name: split_lists(run.model, dataset, "test", k, beam_width, batch_size) for name, run in runs.items()}
+    (``recommend`` returning ``(items, scores)``) decode with ``beam_width`` beams; a generator run with a
+    checkpoint file keeps its lists beside it (:mod:`~mmgrec_lib.experiments.decode_cache`), so reusing the run
+    does not decode them again."""
+    from .decode_cache import cached
+
+    def lists(run: ModelRun) -> torch.Tensor:
+        compute = lambda: split_lists(run.model, dataset, "test", k, beam_width, batch_size)   # noqa: E731
+        if not isinstance(run.model, MMGRecGenerator):
+            return compute()
+        return cached(run.checkpoint, f"split_lists|test|k={k}|beam={beam_width}|batch={batch_size}", compute)
+    return {name: lists(run) for name, run in runs.items()}
 
 
 def list_table(lists: Mapping[str, torch.Tensor], dataset: RecDataset, popular: int = 50) -> pd.DataFrame:

@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..data.dataset import RecDataset
 from ..data.paths import atomic_write
+from .decode_cache import fingerprint
 from ..evaluation import EvalResult, list_diagnostics
 from ..generator.prior import PopularityPrior
 from ..generator.training import evaluate_generator
@@ -67,13 +68,6 @@ def prior_sweep(model, dataset: RecDataset, weights: Sequence[float] = (0.0, 0.2
     return table, chosen, prior_evaluate(model, dataset, "test", chosen, ks, beam, alpha) if test else None
 
 
-def _fingerprint(checkpoint) -> list | None:
-    if checkpoint is None:
-        return None
-    st = Path(checkpoint).stat()
-    return [st.st_size, st.st_mtime_ns]
-
-
 def _read_cache(cache, checkpoint) -> dict:
     """The cached validation rows of ``cache`` (empty when absent, unreadable or made for another checkpoint)."""
     if cache is None or not Path(cache).is_file():
@@ -82,13 +76,13 @@ def _read_cache(cache, checkpoint) -> dict:
         blob = json.loads(Path(cache).read_text())
     except (OSError, ValueError):
         return {}
-    if not isinstance(blob, dict) or blob.get("checkpoint") != _fingerprint(checkpoint):
+    if not isinstance(blob, dict) or blob.get("checkpoint") != fingerprint(checkpoint):
         return {}
     return dict(blob.get("rows", {}))
 
 
 def _write_cache(cache, checkpoint, rows: dict) -> None:
-    blob = json.dumps({"checkpoint": _fingerprint(checkpoint), "rows": rows}, indent=1).encode()
+    blob = json.dumps({"checkpoint": fingerprint(checkpoint), "rows": rows}, indent=1).encode()
     atomic_write(cache, lambda fh: fh.write(blob))
 
 

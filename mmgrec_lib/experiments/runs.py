@@ -248,6 +248,7 @@ def run_generator(dataset: RecDataset, recid_run, config, loop: LoopConfig | Non
     or trained there, with the generator's seed (:func:`baseline_teacher`).
     """
     from ..generator.training import evaluate_generator, train_generator
+    from .decode_cache import cached, decode_result, encode_result
 
     loop = loop or LoopConfig()
     codebooks = recid_run.semantic_codebooks() if config.model.tie_output else None   # raises when it has none
@@ -263,8 +264,10 @@ def run_generator(dataset: RecDataset, recid_run, config, loop: LoopConfig | Non
                                     torch.Generator().manual_seed(config.train.seed), codebooks=codebooks,
                                     teacher=teacher)
     seconds = training_seconds(result, time.perf_counter() - start)
-    test = evaluate_generator(model, dataset, "test", ks=ks, beam_width=test_beam_width or config.train.beam_width,
-                              name="mmgrec")
+    beam = test_beam_width or config.train.beam_width
+    test = cached(ckpt, f"evaluate_generator|test|ks={','.join(map(str, sorted(ks)))}|beam={beam}|name=mmgrec",
+                  lambda: evaluate_generator(model, dataset, "test", ks=ks, beam_width=beam, name="mmgrec"),
+                  encode_result, decode_result)          # a finished run reused: its test decoding, not again
     return ModelRun("mmgrec", model, result, test, seconds, ckpt)
 
 
