@@ -39,6 +39,13 @@ def test_cached_reads_back_only_for_the_same_checkpoint(tmp_path):
     assert torch.equal(cached(tmp_path / "missing.pt", "k", compute), torch.arange(18)) and len(calls) == 6
     cache_path(ckpt).write_bytes(b"torn")                                           # unreadable: computed again
     assert torch.equal(cached(ckpt, "k", compute), torch.arange(21))
+    threads = torch.get_num_threads()
+    try:                                                                            # float sums depend on them
+        torch.set_num_threads(threads + 1)
+        assert torch.equal(cached(ckpt, "k", compute), torch.arange(24)) and len(calls) == 8
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(cached(ckpt, "k", compute), torch.arange(21))
 
 
 def test_a_new_cache_version_does_not_read_older_entries(tmp_path, monkeypatch):

@@ -60,11 +60,11 @@ def cached(checkpoint: str | os.PathLike | None, key: str, compute: Callable[[],
     """``compute()``, or its stored value for ``key`` when ``checkpoint`` (a file) is unchanged since it was stored.
 
     Values are stored through ``encode`` (to tensors, numbers, strings, lists and dicts: what
-    ``torch.load(weights_only=True)`` reads back) and returned through ``decode``. Without a checkpoint file
-    nothing is cached."""
+    ``torch.load(weights_only=True)`` reads back) and returned through ``decode``. The key should name the
+    device; the number of CPU threads is added to it here. Without a checkpoint file nothing is cached."""
     if checkpoint is None or not Path(checkpoint).is_file():
         return compute()
-    key = f"v{DECODE_CACHE_VERSION}|{key}"
+    key = f"v{DECODE_CACHE_VERSION}|threads={torch.get_num_threads()}|{key}"   # float sums depend on the threads
     entries = _read(checkpoint)
     if key in entries:
         return decode(entries[key])
