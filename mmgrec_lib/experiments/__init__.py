@@ -3,8 +3,8 @@ from .ablations import (ABLATIONS, Variant, ablation_runs, ablation_table, ablat
                         hyper_tasks, select_variants, sweep_ablations, sweep_hyper)
 from .analysis import (BASELINE_NAMES, baseline_overrides, beam_width_table, example_recommendations, example_users,
                        gap_summary, list_table, split_lists, split_users, test_users, top_k_lists)
-from .ladder import (Rung, chosen_rung, hybrid_rung, ladder_bases, prior_rung, ladder_tasks, rung_configs, run_ladder, settled_rungs, seed_runs,
-                     seed_table, validation_coverage)
+from .ladder import (Rung, chosen_rung, hybrid_rung, ladder_bases, prior_rung, ladder_tasks, rung_configs, run_ladder,
+                     settled_rungs, seed_runs, seed_table, validation_coverage)
 from .tuning import baseline_spec, baseline_task, grid_points, tune_baseline
 from .sweep import (generator_spec, generator_study_tasks, generator_task, local_workers, recid_task, run_sweep,
                     sweep_generators)

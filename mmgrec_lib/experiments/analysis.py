@@ -64,7 +64,8 @@ def top_k_lists(runs: Mapping[str, ModelRun], dataset: RecDataset, k: int = 10, 
         compute = lambda: split_lists(run.model, dataset, "test", k, beam_width, batch_size)   # noqa: E731
         if not isinstance(run.model, MMGRecGenerator):
             return compute()
-        return cached(run.checkpoint, f"split_lists|test|k={k}|beam={beam_width}|batch={batch_size}|{run.model.device}", compute)
+        key = f"split_lists|test|k={k}|beam={beam_width}|batch={batch_size}|{run.model.device}"
+        return cached(run.checkpoint, key, compute)
     return {name: lists(run) for name, run in runs.items()}
 
 

@@ -108,16 +108,11 @@ def settled_rungs(rungs: Sequence[Rung], greedy: bool = True) -> list[str]:
     ``base`` chain ends in a settled rung are settled; a later rung without ``base`` goes on top of whatever the
     rungs before it kept, which is known only once they have validated."""
     settled: set[str] = set()
-    kept_known, seen_free = True, 0
+    free = 0                                        # rungs without base so far: the first two are settled
     for rung in rungs:
-        if rung.base:
-            ok = rung.base in settled
-        else:
-            ok = kept_known or not greedy
-            seen_free += 1
-            kept_known = seen_free == 1             # after the first rung the kept configuration is that rung's
-        if ok:
+        if (rung.base in settled) if rung.base else (not greedy or free < 2):
             settled.add(rung.name)
+        free += not rung.base
     return [r.name for r in rungs if r.name in settled]
 
 

@@ -265,8 +265,8 @@ def run_generator(dataset: RecDataset, recid_run, config, loop: LoopConfig | Non
                                     teacher=teacher)
     seconds = training_seconds(result, time.perf_counter() - start)
     beam = test_beam_width or config.train.beam_width
-    test = cached(ckpt, f"evaluate_generator|test|ks={','.join(map(str, sorted(ks)))}|beam={beam}|name=mmgrec|{model.device}",
-                  lambda: evaluate_generator(model, dataset, "test", ks=ks, beam_width=beam, name="mmgrec"),
+    key = f"evaluate_generator|test|ks={','.join(map(str, sorted(ks)))}|beam={beam}|name=mmgrec|{model.device}"
+    test = cached(ckpt, key, lambda: evaluate_generator(model, dataset, "test", ks=ks, beam_width=beam, name="mmgrec"),
                   encode_result, decode_result)          # a finished run reused: its test decoding, not again
     return ModelRun("mmgrec", model, result, test, seconds, ckpt)
 
