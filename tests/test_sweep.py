@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from mmgrec_lib.experiments import run_sweep, sweep_generators
+from mmgrec_lib.experiments import notebook_executor, run_sweep, sweep_generators
 
 TINY_RECID = dict(dim=8, codebook_size=4, epochs=2, rq_epochs=2, rq_hidden_dim=8, rq_latent_dim=4, device="cpu")
 TINY_GEN = dict(d_model=16, n_layers=1, n_heads=2, max_len=5, beam_width=20, device="cpu")
@@ -61,6 +61,13 @@ def test_run_sweep_reports_the_failing_task_and_rejects_bad_arguments(capsys):
         run_sweep(_boom, {})
     with pytest.raises(ValueError, match="lacks"):
         sweep_generators({"t": {"dataset": "synthetic"}})
+
+
+def test_notebook_executor_maps_the_parameter_and_rejects_others():
+    assert notebook_executor("local") is None and notebook_executor("serial") == "serial"
+    for bad in ("dask", "", None):
+        with pytest.raises(ValueError, match="EXECUTOR must be 'local' or 'serial'"):
+            notebook_executor(bad)
 
 
 def test_ladder_tasks_land_on_the_ladders_run_keys(tmp_path):

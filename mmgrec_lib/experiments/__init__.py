@@ -6,8 +6,8 @@ from .analysis import (BASELINE_NAMES, baseline_overrides, beam_width_table, exa
 from .ladder import (Rung, chosen_rung, hybrid_rung, ladder_bases, prior_rung, ladder_tasks, rung_configs, run_ladder,
                      settled_rungs, seed_runs, seed_table, validation_coverage)
 from .tuning import baseline_spec, baseline_task, grid_points, tune_baseline
-from .sweep import (generator_spec, generator_study_tasks, generator_task, local_workers, recid_task, run_sweep,
-                    sweep_generators)
+from .sweep import (generator_spec, generator_study_tasks, generator_task, local_workers, notebook_executor, recid_task,
+                    run_sweep, sweep_generators)
 from .overall import (applicable_baselines, chosen_overrides, gain_table, marked_markdown, overall_runs,
                       overall_table, seed_run_table, split_note)
 from .runs import (ModelRun, codebook_size_sweep, load_or_assign_recids, loop_key,
@@ -21,7 +21,7 @@ __all__ = ["ABLATIONS", "Variant", "ablation_runs", "ablation_table", "ablation_
            "gap_summary", "list_table", "split_lists", "split_users", "test_users", "top_k_lists", "Rung", "chosen_rung",
            "hybrid_rung", "ladder_bases", "prior_rung", "validation_coverage", "ladder_tasks", "settled_rungs",
            "rung_configs", "seed_table", "run_ladder", "baseline_spec", "baseline_task", "grid_points",
-           "tune_baseline", "generator_spec", "generator_task", "local_workers", "recid_task", "run_sweep",
+           "tune_baseline", "generator_spec", "generator_task", "local_workers", "notebook_executor", "recid_task", "run_sweep",
            "sweep_generators", "ModelRun", "codebook_size_sweep",
            "load_or_assign_recids", "loop_key", "recid_run_path", "results_table", "run_baselines",
            "run_generator", "run_generator_variants", "run_key", "seed_runs", "applicable_baselines",

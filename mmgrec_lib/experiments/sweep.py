@@ -61,6 +61,14 @@ def local_workers(threads: int = 1) -> int:
     return max(1, (os.cpu_count() or 1) // threads)
 
 
+def notebook_executor(name: str) -> str | None:
+    """A notebook's ``EXECUTOR`` parameter as :func:`run_sweep`'s ``executor``: ``"local"`` -> ``None`` (a local
+    process pool), ``"serial"`` -> ``"serial"``; anything else is an error naming the parameter."""
+    if name not in ("local", "serial"):
+        raise ValueError(f"EXECUTOR must be 'local' or 'serial', got {name!r}")
+    return None if name == "local" else "serial"
+
+
 def _executor(executor: Any, threads: int) -> tuple[cf.Executor | None, bool]:
     """``(executor, owned)``: the executor to submit to (``None``: serial) and whether we must shut it down."""
     if executor == "serial":
