@@ -344,7 +344,7 @@ class LightGT(MultimodalGraphRecommender):
         return parts
 
     def represent(self, ids: torch.Tensor, content: list[torch.Tensor]) -> torch.Tensor:
-        """The scoring vectors of nodes from their LightGCN representation ``ids (B, D)`` and content parts
+        r"""The scoring vectors of nodes from their LightGCN representation ``ids (B, D)`` and content parts
         ``M x (B, D)`` (:math:`\mathbf{t}^m` of users or :math:`\mathbf{g}^m` of items): ``(B, D)`` for the
         ``"sum"`` score, ``(B, D (M + 1))`` for ``"split"``, so that a dot product gives the score."""
         if self.config.score == "sum":

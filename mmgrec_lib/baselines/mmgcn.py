@@ -350,7 +350,7 @@ class MMGCN(MultimodalGraphRecommender):
         return self._adj_cache[key]
 
     def _modality_reps(self) -> list[torch.Tensor]:
-        """Every modality's final node vectors :math:`\mathbf{x}^{m,(L)}`: ``M x (U+I, D)``."""
+        r"""Every modality's final node vectors :math:`\mathbf{x}^{m,(L)}`: ``M x (U+I, D)``."""
         adj = self.mean_adjacency()
         return [gcn(self.modality_block(m), self.feature_masks[:, m], self.id_emb, adj, self.config.negative_slope)
                 for m, gcn in enumerate(self.gcns)]

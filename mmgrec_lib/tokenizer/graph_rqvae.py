@@ -79,7 +79,7 @@ FEATURE_NORMS = ("l2", "standardize", "none")
 # ====================================================================== configuration
 @dataclass
 class GraphRQVAEConfig:
-    """Every knob of Rec-ID assignment.
+    r"""Every knob of Rec-ID assignment.
 
     Defaults were tuned on TikTok validation (the grid and its results: README, "How the defaults were
     chosen"): early stopping with ``patience=10`` at ``lr=1e-3``, ``feature_norm="l2"``, full-batch RQ-VAE
