@@ -177,6 +177,11 @@ class TrainConfig:
             :meth:`~mmgrec_lib.generator.model.MMGRecGenerator.loss`. Combines with ``restricted_loss`` and
             ``user_weight_power`` (rows weighted by ``n_u ** -p``, mean 1 over the epoch's rows); not with
             ``label_smoothing``, ``distill_weight`` or ``target_pop_power``.
+        logit_adjust: not the paper's: ``τ >= 0`` of the logit-adjusted loss (Menon et al. 2021) on the Rec-ID
+            trie: in training, each level's logits get ``+τ log π(token | prefix)``, ``π`` the training popularity
+            factorised over the trie (:class:`~mmgrec_lib.generator.prior.LogitAdjustment`); decoding reads the
+            plain logits, so the model learns scores with ``τ`` of the popularity prior taken out (the training
+            counterpart of popularity-corrected decoding). ``0`` = off (the paper). Applies to every loss term.
         seed: seeds the weight initialisation, the inference subsets and the default training generator.
         device: ``"auto"`` (cuda if available), ``"cpu"``, ``"cuda"``, ...
     """
@@ -206,6 +211,7 @@ class TrainConfig:
     distill_teacher: str = ""
     target_pop_power: float = 0.0
     set_loss: bool = False
+    logit_adjust: float = 0.0
     seed: int = 0
     device: str = "auto"
 
@@ -245,6 +251,8 @@ class TrainConfig:
             raise ValueError(f"{where}: distill_temperature must be finite and > 0, got {self.distill_temperature}")
         if not 0.0 <= self.target_pop_power < math.inf:
             raise ValueError(f"{where}: target_pop_power must be finite and >= 0, got {self.target_pop_power}")
+        if not 0.0 <= self.logit_adjust < math.inf:
+            raise ValueError(f"{where}: logit_adjust must be finite and >= 0, got {self.logit_adjust}")
         if self.set_loss:
             if self.targets_per_input < 2:
                 raise ValueError(f"{where}: set_loss needs targets_per_input > 1 (got {self.targets_per_input}; "
@@ -263,7 +271,8 @@ LATER_DEFAULTS: dict[str, Any] = {"user_memory": False, "restricted_loss": False
                                   "lr_schedule": "constant", "schedule_epochs": 0, "lr_min_ratio": 0.05,
                                   "distill_weight": 0.0, "distill_temperature": 1.0, "distill_teacher": "",
                                   "tie_output": False,
-                                  "target_pop_power": 0.0, "set_loss": False, "warmup_epochs": 0}
+                                  "target_pop_power": 0.0, "set_loss": False, "warmup_epochs": 0,
+                                  "logit_adjust": 0.0}
 
 
 @dataclass

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -548,9 +548,14 @@ class MMGRecGenerator(nn.Module):
     def loss(self, users: torch.Tensor, items: torch.Tensor, generator: torch.Generator | None = None,
              label_smoothing: float = 0.0, restricted: bool = False,
              weights: torch.Tensor | None = None, distill_weight: float = 0.0,
-             distill_temperature: float = 1.0, set_loss: bool = False) -> torch.Tensor:
+             distill_temperature: float = 1.0, set_loss: bool = False,
+             adjust: Callable[[int, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
         """Mean cross-entropy over the ``M`` Rec-ID tokens of each target (each level's softmax runs over
         that level's range). ``items``: ``(B,)`` or ``(B, T)`` with ``-1`` padding, as in :meth:`forward`.
+
+        ``adjust`` (not the paper's): ``adjust(level, prefix_nodes (P,)) -> (P, C_level)`` terms added to every
+        level's logits before any loss term reads them, e.g. a
+        :class:`~mmgrec_lib.generator.prior.LogitAdjustment` (the logit-adjusted loss); decoding never adds them.
 
         ``restricted``: each level's softmax runs over the tokens the trie allows after the target's prefix
         (the choices constrained beam search has there). ``weights``: ``(B,)`` per user row (shared by its
@@ -597,6 +602,8 @@ class MMGRecGenerator(nn.Module):
         codes = self.codes[targets]                                                 # (P, M)
         def level(lvl: int) -> torch.Tensor:                                        # (P, card_lvl) logits
             z = logits[:, lvl, :self.cardinalities[lvl]]
+            if adjust is not None:                                                  # logit adjustment
+                z = z + adjust(lvl, self.trie.item_node(lvl)[targets])
             if restricted:                                                          # the trie's children only
                 z = z.masked_fill(~self.trie.allowed(lvl, self.trie.item_node(lvl)[targets]), float("-inf"))
             return z

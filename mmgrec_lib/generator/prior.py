@@ -84,4 +84,48 @@ class PopularityPrior:
         return f"PopularityPrior(weight={self.weight:g}, alpha={self.alpha:g}, levels={self.n_levels})"
 
 
-__all__ = ["PopularityPrior"]
+class LogitAdjustment:
+    r"""Not the paper's method: the logit-adjusted loss (Menon et al. 2021) on the Rec-ID trie.
+
+    Training adds :math:`\tau \log \pi(c \mid n)` to the level-:math:`l` logit of every token :math:`c` after the
+    target's prefix node :math:`n`, with the training popularity factorised over the trie (the masses
+    :math:`m` of :class:`PopularityPrior`; :math:`m(nc) = 0` where :math:`c` extends no Rec-ID) and smoothed over
+    all :math:`C_l` tokens of the level,
+
+    .. math::
+
+        \pi(c \mid n) = \frac{m(nc) + \alpha}{m(n) + \alpha C_l}, \qquad \sum_c \pi(c \mid n) = 1,
+
+    so that the softmax the loss fits is :math:`\propto e^{z_c} \pi(c \mid n)^\tau`. Decoding reads the plain
+    logits :math:`z`, which then model the data with :math:`\tau` of the popularity prior divided out: the
+    training counterpart of decoding with :class:`PopularityPrior` (weight :math:`\tau`). With :math:`\alpha \to 0`
+    the adjustments along an item's Rec-ID add up to :math:`\tau \log q(i)` (tested). ``tau = 0`` adds zeros.
+
+    Args:
+        trie: the generator's :class:`~mmgrec_lib.tokenizer.trie.PrefixTrie` (on the model's device).
+        counts: ``(n_items,)`` training interactions per item.
+        tau: ``τ >= 0``.
+        alpha: smoothing ``> 0`` of the item counts (as :class:`PopularityPrior`) and of the tokens.
+    """
+
+    def __init__(self, trie, counts, tau: float, alpha: float = 1.0) -> None:
+        if not np.isfinite(tau) or tau < 0:
+            raise ValueError(f"logit adjustment: tau must be a finite number >= 0, got {tau}")
+        prior = PopularityPrior(trie, counts, 1.0, alpha)
+        self.trie, self.tau, self.alpha = trie, float(tau), float(alpha)
+        device = trie.child_table(0).device
+        self.mass = [m.double().exp().to(device) for m in prior.log_mass]             # depth 0..M, per node
+
+    def __call__(self, level: int, nodes: torch.Tensor) -> torch.Tensor:
+        """``nodes (P,)``: prefix nodes of depth ``level`` -> ``(P, C_level)`` the terms added to the logits."""
+        child = self.trie.child_table(level)[nodes]                                    # (P, C)
+        up = self.mass[level + 1][child.clamp(min=0)].masked_fill(child < 0, 0.0)      # (P, C) m(nc)
+        card = child.shape[1]
+        log_pi = (up + self.alpha).log() - (self.mass[level][nodes] + self.alpha * card).log()[:, None]
+        return (self.tau * log_pi).float()
+
+    def __repr__(self) -> str:
+        return f"LogitAdjustment(tau={self.tau:g}, alpha={self.alpha:g}, levels={self.trie.n_levels})"
+
+
+__all__ = ["LogitAdjustment", "PopularityPrior"]

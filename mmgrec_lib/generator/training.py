@@ -51,6 +51,7 @@ from ..data.sparse import csr_pairs
 from ..evaluation import EvalResult, evaluate, excluded_matrix
 from .config import GeneratorConfig, TrainConfig
 from .model import MMGRecGenerator
+from .prior import LogitAdjustment
 from ..tokenizer.recid import RecIDTable
 from ..training.loop import FitResult, LoopConfig, fit, require_validation
 from ..data.progress import progress_bar
@@ -192,7 +193,8 @@ def accumulate_gradients(model: MMGRecGenerator, users: torch.Tensor, items: tor
                          chunks: list[torch.Tensor], generator: torch.Generator | None = None,
                          label_smoothing: float = 0.0, restricted: bool = False,
                          weights: torch.Tensor | None = None, distill_weight: float = 0.0,
-                         distill_temperature: float = 1.0, set_loss: bool = False) -> tuple[torch.Tensor, int]:
+                         distill_temperature: float = 1.0, set_loss: bool = False,
+                         adjust=None) -> tuple[torch.Tensor, int]:
     """Back-propagate the batch's mean loss chunk by chunk: each chunk's mean loss is weighted by its share of
     the batch's targets (of their summed ``weights`` when given: ``(B,)`` per user row, or ``(B, T)`` per
     target with ``(B, T)`` items), so the gradients add up to those of the whole batch at once (one encoder
@@ -200,10 +202,11 @@ def accumulate_gradients(model: MMGRecGenerator, users: torch.Tensor, items: tor
     fills). ``items``: ``(B,)`` or ``(B, T)`` with ``-1`` padding. The distillation term (``distill_weight``,
     ``distill_temperature``: see :meth:`~mmgrec_lib.generator.model.MMGRecGenerator.loss`) is a (weighted)
     mean over targets too, so the same shares keep it exact. With ``set_loss`` the loss is a (weighted) mean
-    over the rows that hold targets, and the shares are the chunk's rows (their ``(B,)`` weights). Returns
+    over the rows that hold targets, and the shares are the chunk's rows (their ``(B,)`` weights). ``adjust``:
+    the logit adjustment passed to :meth:`~mmgrec_lib.generator.model.MMGRecGenerator.loss`. Returns
     the summed (weighted) loss over targets (rows with ``set_loss``; detached, float64) and the number of
     targets (rows)."""
-    distill = {"distill_weight": distill_weight, "distill_temperature": distill_temperature}
+    distill = {"distill_weight": distill_weight, "distill_temperature": distill_temperature, "adjust": adjust}
     valid = items >= 0
     per_row = valid.sum(1) if items.dim() == 2 else valid.long()                       # (B,) targets per row
     units = (per_row > 0).long() if set_loss else per_row             # (B,) what the loss averages, per row
@@ -281,7 +284,8 @@ def run_epoch(model: MMGRecGenerator, optimizer: torch.optim.Optimizer, users: t
     """One pass over all training pairs ``(users, items)`` (sorted by user), in groups of
     ``config.targets_per_input`` and batches of about ``config.batch_size`` targets drawn from ``generator``;
     each batch's step accumulates its gradient over :func:`length_chunks`; loss weights from
-    :func:`target_weights`. ``epoch`` (1-based) places the steps in ``config.warmup_epochs``'s warm-up
+    :func:`target_weights`; the logit adjustment of ``config.logit_adjust`` from the pairs' item counts.
+    ``epoch`` (1-based) places the steps in ``config.warmup_epochs``'s warm-up
     (:func:`warmup_factor`, which scales each parameter group's rate as the epoch starts). Returns
     ``{"loss": mean loss per target}`` (the cross-entropy, plus the distillation term when it is on; per row
     with ``set_loss``)."""
@@ -293,8 +297,9 @@ def run_epoch(model: MMGRecGenerator, optimizer: torch.optim.Optimizer, users: t
     n_targets = (g_items >= 0).sum(1)                                                # (G,)
     lengths = (counts[g_users] - n_targets).clamp(max=model.config.max_len)          # encoder input length
     batches = batch_indices(lengths, config.batch_size, generator, config.bucket_by_length, sizes=n_targets)
-    row_weights = target_weights(config, counts, torch.bincount(items, minlength=model.n_items),
-                                 g_users, g_items)                  # None, (G,) per row or (G, T) per target
+    item_counts = torch.bincount(items, minlength=model.n_items)                    # (n_items,) pop(i)
+    row_weights = target_weights(config, counts, item_counts, g_users, g_items)  # None, (G,) per row or (G, T)
+    adjust = LogitAdjustment(model.trie, item_counts, config.logit_adjust) if config.logit_adjust else None
     total = torch.zeros((), device=dev, dtype=torch.float64)
     model.train()
     warm = config.warmup_epochs and (epoch - 1) < config.warmup_epochs
@@ -314,7 +319,7 @@ def run_epoch(model: MMGRecGenerator, optimizer: torch.optim.Optimizer, users: t
             loss_sum, _ = accumulate_gradients(model, u, i, [c.to(dev) for c in chunks], generator,
                                                config.label_smoothing, config.restricted_loss, w,
                                                config.distill_weight, config.distill_temperature,
-                                               set_loss=config.set_loss)
+                                               set_loss=config.set_loss, adjust=adjust)
             if config.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
