@@ -56,9 +56,7 @@ def built_rung_config(params: dict, name: str, table) -> tuple:
     """The configs rung ``name`` of notebook 09's ladder was trained with, as its committed table records it: the
     rung's changes on those of the rungs it was built on, following the table's ``built_on`` column to the first
     rung (in a greedy ladder a rung goes on top of the rungs kept above it, which only the run knows)."""
+    from mmgrec_lib.experiments import Rung, built_chain
+    chain = built_chain([Rung.from_dict(r) for r in params["LADDER"]], table, name)
     by_name = {r["name"]: r for r in params["LADDER"]}
-    built_on = dict(zip(table["rung"], table["built_on"]))
-    chain = [name]
-    while isinstance(built_on.get(chain[0]), str) and built_on[chain[0]]:
-        chain.insert(0, built_on[chain[0]])
-    return rung_config(params, name, [{k: v for k, v in by_name[n].items() if k != "base"} for n in chain])
+    return rung_config(params, name, [{k: v for k, v in by_name[r.name].items() if k != "base"} for r in chain])

@@ -236,3 +236,24 @@ def test_seed_runs_and_table_mean_std_and_p_values(tmp_path):
     assert extra.loc["mmgrec", "coverage@10_std"] == pytest.approx(pd.Series([0.25, 0.75]).std())
     assert extra.loc["lightgcn", "coverage@10_mean"] == 0.5 and extra.loc["lightgcn", "coverage@10_seeds"] == 1
     assert pd.isna(extra.loc["lightgcn", "coverage@10_std"])
+
+
+def test_built_chain_follows_the_tables_built_on_column_not_the_rung_order():
+    from mmgrec_lib.experiments import Rung, built_chain, ladder_bases, rung_configs
+    rungs = [Rung("paper"), Rung("two_stage", recid={"schedule": "two_stage"}),
+             Rung("user_memory", generator={"user_memory": True}),
+             Rung("lever", base="user_memory", generator={"logit_adjust": 0.5})]
+    # a greedy run that did not keep two_stage: user_memory went on top of paper
+    table = pd.DataFrame({"rung": ["paper", "two_stage", "user_memory", "lever", "lightgcn"],
+                          "built_on": ["", "paper", "paper", "user_memory", None]})
+    chain = built_chain(rungs, table, "lever")
+    assert [r.name for r in chain] == ["paper", "user_memory", "lever"] and not any(r.base for r in chain)
+    bases = ladder_bases(8, 1, 1, False, 1, 0, 1)
+    rc, gc, _ = rung_configs(*bases, chain)[-1]
+    assert rc.schedule == "alternate" and gc.model.user_memory and gc.train.logit_adjust == 0.5
+    # the plain cumulative reading would have carried two_stage along
+    assert rung_configs(*bases, rungs[:3])[-1][0].schedule == "two_stage"
+    with pytest.raises(KeyError, match="not in the ladder table"):
+        built_chain(rungs, table, "missing")
+    with pytest.raises(KeyError, match="not in the given ladder"):
+        built_chain(rungs[2:], table, "user_memory")

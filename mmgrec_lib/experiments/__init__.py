@@ -3,7 +3,7 @@ from .ablations import (ABLATIONS, Variant, ablation_runs, ablation_table, ablat
                         hyper_tasks, select_variants, sweep_ablations, sweep_hyper)
 from .analysis import (BASELINE_NAMES, baseline_overrides, beam_width_table, example_recommendations, example_users,
                        gap_summary, list_table, split_lists, split_users, test_users, top_k_lists)
-from .ladder import (Rung, chosen_rung, hybrid_rung, ladder_bases, prior_rung, ladder_tasks, rung_configs, run_ladder,
+from .ladder import (Rung, built_chain, chosen_rung, hybrid_rung, ladder_bases, prior_rung, ladder_tasks, rung_configs, run_ladder,
                      settled_rungs, seed_runs, seed_table, validation_coverage)
 from .tuning import baseline_spec, baseline_task, grid_points, tune_baseline
 from .sweep import (generator_spec, generator_study_tasks, generator_task, local_workers, notebook_executor, recid_task,
@@ -18,7 +18,8 @@ from .teachers import parse_teacher_spec, teacher_spec, teacher_vectors
 __all__ = ["ABLATIONS", "Variant", "ablation_runs", "ablation_table", "ablation_tasks", "choose_value", "hyper_table",
            "hyper_tasks", "select_variants", "sweep_ablations", "sweep_hyper",
            "BASELINE_NAMES", "baseline_overrides", "beam_width_table", "example_recommendations", "example_users",
-           "gap_summary", "list_table", "split_lists", "split_users", "test_users", "top_k_lists", "Rung", "chosen_rung",
+           "gap_summary", "list_table", "split_lists", "split_users", "test_users", "top_k_lists", "Rung", "built_chain",
+           "chosen_rung",
            "hybrid_rung", "ladder_bases", "prior_rung", "validation_coverage", "ladder_tasks", "settled_rungs",
            "rung_configs", "seed_table", "run_ladder", "baseline_spec", "baseline_task", "grid_points",
            "tune_baseline", "generator_spec", "generator_task", "local_workers", "notebook_executor", "recid_task",

@@ -101,6 +101,24 @@ def rung_configs(recid_base, gen_base, loop: LoopConfig, rungs: Sequence[Rung]):
     return out
 
 
+def built_chain(rungs: Sequence[Rung], table: pd.DataFrame, name: str) -> list[Rung]:
+    """The rungs whose changes rung ``name`` was trained with, as a ladder ``table`` records it: its ``built_on``
+    column followed back to the first rung (in a greedy ladder a rung goes on top of the rungs *kept* above it,
+    which only the run knows), each without ``base``, so ``rung_configs(..., built_chain(...))[-1]`` is the
+    configuration the rung was trained with. Raises ``KeyError`` for a name the table or ``rungs`` lacks."""
+    by_name = {r.name: r for r in rungs}
+    built_on = dict(zip(table["rung"], table["built_on"].fillna("")))
+    if name not in built_on:
+        raise KeyError(f"built_chain: rung {name!r} is not in the ladder table")
+    chain = [name]
+    while built_on.get(chain[0]):
+        chain.insert(0, built_on[chain[0]])
+    missing = [n for n in chain if n not in by_name]
+    if missing:
+        raise KeyError(f"built_chain: rungs {missing} of the table are not in the given ladder")
+    return [dataclasses.replace(by_name[n], base="") for n in chain]
+
+
 def settled_rungs(rungs: Sequence[Rung], greedy: bool = True) -> list[str]:
     """The names of the rungs whose configuration is known before any rung is trained: every rung of a cumulative
     ladder (``greedy=False``); in a greedy one, the rungs that no keep decision can change. The first rung is
@@ -382,4 +400,4 @@ def _paired(run: ModelRun, prev: ModelRun | None) -> dict[str, float]:
     return {f"p_{m}_vs_base": paired_test(prev.test, run.test, m)["p_wilcoxon"] for m in ("ndcg@10", "recall@10")}
 
 
-__all__ = ["EXTRA_ROWS", "Rung", "chosen_rung", "ladder_bases", "hybrid_rung", "prior_rung", "validation_coverage", "ladder_tasks", "settled_rungs", "seed_runs", "seed_table", "rung_configs", "run_ladder"]
+__all__ = ["EXTRA_ROWS", "Rung", "built_chain", "chosen_rung", "ladder_bases", "hybrid_rung", "prior_rung", "validation_coverage", "ladder_tasks", "settled_rungs", "seed_runs", "seed_table", "rung_configs", "run_ladder"]

@@ -42,6 +42,19 @@ if args.name not in known:
 elif (known[args.name].base, known[args.name].generator, known[args.name].recid) != (lever.base, lever.generator, lever.recid):
     raise SystemExit(f"rung {args.name!r} is in the ladder's profile with other changes: {known[args.name]}")
 configs = dict(zip([r.name for r in rungs], rung_configs(recid_base, gen_base, loop, rungs)))  # fields checked here
+# In a greedy ladder a rung without `base` goes on top of the rungs *kept* above it, not of every rung above it:
+# the base's configuration follows the committed table's built_on chain (added 2026-12-04 evening, after a run on
+# a TikTok base that the cumulative reading had built wrong; see README.md).
+table_path = Path(f"reports/tables/ladder_{args.dataset}.csv")
+if prof.get("GREEDY", True) and table_path.exists():
+    import pandas as pd
+    from mmgrec_lib.experiments import built_chain
+    table = pd.read_csv(table_path)
+    if args.base in set(table["rung"]):
+        base_chain = built_chain(rungs, table, args.base)
+        configs[args.base] = rung_configs(recid_base, gen_base, loop, base_chain)[-1]
+        configs[args.name] = rung_configs(recid_base, gen_base, loop,
+                                          base_chain + [dataclasses.replace(lever, base="")])[-1]
 book = RunLedger(f"reports/ledgers/seed_runs_{args.dataset}.jsonl")
 for seed in args.seeds:
     ds = load_dataset(args.dataset, seed=seed)
