@@ -194,7 +194,7 @@ def accumulate_gradients(model: MMGRecGenerator, users: torch.Tensor, items: tor
                          label_smoothing: float = 0.0, restricted: bool = False,
                          weights: torch.Tensor | None = None, distill_weight: float = 0.0,
                          distill_temperature: float = 1.0, set_loss: bool = False,
-                         adjust=None) -> tuple[torch.Tensor, int]:
+                         adjust: LogitAdjustment | None = None) -> tuple[torch.Tensor, int]:
     """Back-propagate the batch's mean loss chunk by chunk: each chunk's mean loss is weighted by its share of
     the batch's targets (of their summed ``weights`` when given: ``(B,)`` per user row, or ``(B, T)`` per
     target with ``(B, T)`` items), so the gradients add up to those of the whole batch at once (one encoder
@@ -206,7 +206,7 @@ def accumulate_gradients(model: MMGRecGenerator, users: torch.Tensor, items: tor
     the logit adjustment passed to :meth:`~mmgrec_lib.generator.model.MMGRecGenerator.loss`. Returns
     the summed (weighted) loss over targets (rows with ``set_loss``; detached, float64) and the number of
     targets (rows)."""
-    distill = {"distill_weight": distill_weight, "distill_temperature": distill_temperature, "adjust": adjust}
+    terms = {"distill_weight": distill_weight, "distill_temperature": distill_temperature, "adjust": adjust}
     valid = items >= 0
     per_row = valid.sum(1) if items.dim() == 2 else valid.long()                       # (B,) targets per row
     units = (per_row > 0).long() if set_loss else per_row             # (B,) what the loss averages, per row
@@ -236,13 +236,13 @@ def accumulate_gradients(model: MMGRecGenerator, users: torch.Tensor, items: tor
         if weights is None:
             n_part = int(units[part].sum()) if set_loss else n
             loss = model.loss(u, i, generator=generator, label_smoothing=label_smoothing, restricted=restricted,
-                              set_loss=set_loss, **distill)
+                              set_loss=set_loss, **terms)
             (loss * (n_part / count)).backward()
             total += loss.detach().double() * n_part
         else:
             w_part = float(mass[part].sum())
             loss = model.loss(u, i, generator=generator, label_smoothing=label_smoothing, restricted=restricted,
-                              weights=w, set_loss=set_loss, **distill)
+                              weights=w, set_loss=set_loss, **terms)
             (loss * (w_part / w_total)).backward()
             total += loss.detach().double() * w_part
     return total, count
