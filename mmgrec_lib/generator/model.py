@@ -602,10 +602,13 @@ class MMGRecGenerator(nn.Module):
         codes = self.codes[targets]                                                 # (P, M)
         def level(lvl: int) -> torch.Tensor:                                        # (P, card_lvl) logits
             z = logits[:, lvl, :self.cardinalities[lvl]]
+            if adjust is None and not restricted:
+                return z
+            prefix = self.trie.item_node(lvl)[targets]                              # (P,) the targets' prefixes
             if adjust is not None:                                                  # logit adjustment
-                z = z + adjust(lvl, self.trie.item_node(lvl)[targets])
+                z = z + adjust(lvl, prefix)
             if restricted:                                                          # the trie's children only
-                z = z.masked_fill(~self.trie.allowed(lvl, self.trie.item_node(lvl)[targets]), float("-inf"))
+                z = z.masked_fill(~self.trie.allowed(lvl, prefix), float("-inf"))
             return z
 
         if set_loss:
