@@ -587,7 +587,7 @@ def bench_train(args) -> int:
 
     df = tp.bench_training(args.users, args.items, args.interactions, stages, epochs=args.epochs,
                            threads=args.threads, device=args.device, seed=args.seed,
-                           recid_schedule=args.recid_schedule, report=report)
+                           recid_schedule=args.recid_schedule, recid_encoder=args.recid_encoder, report=report)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 2):
         print()
         print(df.drop(columns=["detail"]).to_string(index=False))
@@ -716,6 +716,9 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     tr.add_argument("--recid-schedule", choices=("alternate", "two_stage"), default="alternate",
                     help="Graph RQ-VAE schedule timed (default alternate, the paper's; two_stage: its BPR stage)")
+    tr.add_argument("--recid-encoder", choices=("sage", "lightgcn"), default="sage",
+                    help="Graph RQ-VAE graph encoder timed (default sage, eq. 5; lightgcn: LightGCN-style propagation "
+                         "of the fused nodes, the ladders' choice)")
     tr.add_argument("--csv", type=Path, help="also write the table here")
     tr.add_argument("--seed", type=int, default=0)
     led = sub.add_parser("ledger", help="summarise run ledgers (reports/ledgers/*.jsonl): per model, the grid points "

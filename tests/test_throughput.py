@@ -29,6 +29,14 @@ def test_two_stage_schedule_is_timed_on_request():
     assert df["detail"].iloc[0].startswith("two_stage") and df["train_s"].iloc[0] > 0
 
 
+def test_lightgcn_encoder_is_timed_on_request():
+    df = tp.bench_training(300, 120, 2000, stages=["graph_rqvae"], epochs=1, recid_schedule="two_stage",
+                           recid_encoder="lightgcn")
+    assert df["detail"].iloc[0].startswith("two_stage, lightgcn encoder") and df["train_s"].iloc[0] > 0
+    with pytest.raises(ValueError, match="encoder"):
+        tp.bench_training(300, 120, 2000, stages=["graph_rqvae"], epochs=1, recid_encoder="gat")
+
+
 def test_bad_arguments_fail_before_work():
     with pytest.raises(ValueError, match="unknown stage"):
         tp.bench_training(300, 120, 2000, stages=["lightgcn", "nope"])
@@ -44,6 +52,12 @@ def test_bad_arguments_fail_before_work():
 def test_cli_rejects_bad_arguments(argv, message, capsys):
     assert cli.main(["bench", "train", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_cli_rejects_an_unknown_encoder(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["bench", "train", "--recid-encoder", "gat"])
+    assert exc.value.code == 2 and "--recid-encoder" in capsys.readouterr().err
 
 
 def test_cli_prints_and_writes_the_table(tmp_path, capsys):

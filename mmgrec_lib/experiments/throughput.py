@@ -85,16 +85,18 @@ def bench_lightgcn(dataset: RecDataset, epochs: int = 2, threads: int = 1, devic
 
 
 def bench_graph_rqvae(dataset: RecDataset, epochs: int = 2, threads: int = 1, device: str = "cpu", seed: int = 0,
-                      codebook_size: int = 256, schedule: str = "alternate") -> dict:
-    """Graph RQ-VAE's graph phase with the default config and ``schedule`` (``"alternate"``: BPR and RQ-VAE steps
-    alternate, the default; ``"two_stage"``: its first stage, BPR steps only): seconds per epoch and per
-    validation pass."""
+                      codebook_size: int = 256, schedule: str = "alternate", encoder: str = "sage") -> dict:
+    """Graph RQ-VAE's graph phase with the default config, ``schedule`` (``"alternate"``: BPR and RQ-VAE steps
+    alternate, the default; ``"two_stage"``: its first stage, BPR steps only) and ``encoder`` (``"sage"``: eq. 5,
+    the default; ``"lightgcn"``: LightGCN-style propagation of the fused nodes, the ladders' choice): seconds per
+    epoch and per validation pass."""
     from ..data.device import resolve_device
     from ..tokenizer import GraphRQVAEConfig
     from ..tokenizer.graph_rqvae import _Trainer
     from ..training.loop import cpu_threads
 
-    cfg = GraphRQVAEConfig(codebook_size=codebook_size, epochs=epochs, seed=seed, device=device, schedule=schedule)
+    cfg = GraphRQVAEConfig(codebook_size=codebook_size, epochs=epochs, seed=seed, device=device, schedule=schedule,
+                           encoder=encoder)
     trainer = _Trainer(dataset, cfg, resolve_device(device))
     step = trainer.epoch_alternate if cfg.schedule == "alternate" else trainer.epoch_bpr
     gen = torch.Generator().manual_seed(seed)
@@ -105,7 +107,7 @@ def bench_graph_rqvae(dataset: RecDataset, epochs: int = 2, threads: int = 1, de
         with torch.no_grad():
             eval_s, _ = _timed(trainer.validate_graph)
     return {"train_s": float(np.mean(train)), "eval_s": eval_s,
-            "detail": f"{cfg.schedule}, batch {cfg.batch_size}, L = {codebook_size}"}
+            "detail": f"{cfg.schedule}, {cfg.encoder} encoder, batch {cfg.batch_size}, L = {codebook_size}"}
 
 
 def bench_generator(dataset: RecDataset, epochs: int = 2, threads: int = 1, device: str = "cpu", seed: int = 0,
@@ -140,9 +142,10 @@ BENCHES: dict[str, Callable[..., dict]] = {"evaluation": bench_evaluation, "ligh
 def bench_training(users: int = PAPER_SCALE["users"], items: int = PAPER_SCALE["items"],
                    interactions: int = PAPER_SCALE["interactions"], stages: Sequence[str] = STAGES, epochs: int = 2,
                    threads: int = 1, device: str = "cpu", seed: int = 0, recid_schedule: str = "alternate",
-                   report: Callable[[dict], None] | None = None) -> pd.DataFrame:
+                   recid_encoder: str = "sage", report: Callable[[dict], None] | None = None) -> pd.DataFrame:
     """Time each of ``stages`` on one synthetic dataset of the given size; one row per stage (``COLUMNS``).
-    ``recid_schedule``: the Graph RQ-VAE schedule timed (:func:`bench_graph_rqvae`).
+    ``recid_schedule``, ``recid_encoder``: the Graph RQ-VAE schedule and graph encoder timed
+    (:func:`bench_graph_rqvae`).
 
     ``report`` is called with each row as soon as it is measured (the CLI prints it).
     """
@@ -160,7 +163,7 @@ def bench_training(users: int = PAPER_SCALE["users"], items: int = PAPER_SCALE["
             kwargs = {"device": device} if stage == "evaluation" else \
                 {"epochs": epochs, "threads": threads, "device": device, "seed": seed}
             if stage == "graph_rqvae":
-                kwargs["schedule"] = recid_schedule
+                kwargs.update(schedule=recid_schedule, encoder=recid_encoder)
             out = BENCHES[stage](dataset, **kwargs)
             row = {"stage": stage, "train_s": out["train_s"], "eval_s": out["eval_s"],
                    "epochs": epochs if stage != "evaluation" else 0, "users": dataset.n_users,
