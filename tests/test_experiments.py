@@ -180,7 +180,8 @@ def test_run_ladder_tabulates_every_rung_and_reuses_runs(tmp_path):
         debias.prior_evaluate = real
     assert calls == ["test"]                                       # only the chosen pair's test read
     pd.testing.assert_frame_equal(sweep, sweep2)
-    assert all(Path(r.checkpoint).with_name(Path(r.checkpoint).stem + ".prior.json").is_file() for r in runs.values())
+    from mmgrec_lib.experiments.decode_cache import cache_path
+    assert all(cache_path(r.checkpoint).is_file() for r in runs.values())  # the validation rows kept beside each run
     # a coverage floor, declared before test: only pairs whose validation coverage reaches it can be chosen
     floor = float(sweep["val_coverage@10"].median())
     row3, sweep3 = prior_rung(ds, runs, weights=(0.0, 0.5), beam=20, min_coverage=floor)

@@ -108,22 +108,26 @@ def test_bad_priors_are_refused(setup):
 
 def test_prior_sweep_cache_is_reused_and_dropped_when_the_checkpoint_changes(setup, tmp_path, monkeypatch):
     from mmgrec_lib.experiments import debias
+    from mmgrec_lib.experiments.decode_cache import cache_path
     ds, model = setup
-    ckpt, cache = tmp_path / "gen.pt", tmp_path / "gen.prior.json"
+    ckpt = tmp_path / "gen.pt"
     ckpt.write_bytes(b"weights v1")
+    cache = cache_path(ckpt)                                                 # beside the checkpoint: gen.decode.pt
     calls = []
     real = debias.prior_evaluate
     monkeypatch.setattr(debias, "prior_evaluate", lambda m, d, split, w, *a, **k: calls.append((split, w)) or real(m, d, split, w, *a, **k))
-    first, w1, _ = debias.prior_sweep(model, ds, (0.0, 0.5), beam=12, ks=(10,), test=False, cache=cache, checkpoint=ckpt)
+    first, w1, _ = debias.prior_sweep(model, ds, (0.0, 0.5), beam=12, ks=(10,), test=False, checkpoint=ckpt)
     assert calls == [("val", 0.0), ("val", 0.5)] and cache.is_file()
-    again, w2, _ = debias.prior_sweep(model, ds, (0.0, 0.5, 1.0), beam=12, ks=(10,), test=False, cache=cache, checkpoint=ckpt)
+    again, w2, _ = debias.prior_sweep(model, ds, (0.0, 0.5, 1.0), beam=12, ks=(10,), test=False, checkpoint=ckpt)
     assert calls[2:] == [("val", 1.0)]                                       # only the new weight is decoded
     pd.testing.assert_frame_equal(first.drop(columns="chosen"), again.iloc[:2].drop(columns="chosen"))
-    debias.prior_sweep(model, ds, (0.0,), beam=10, ks=(10,), test=False, cache=cache, checkpoint=ckpt)
+    debias.prior_sweep(model, ds, (0.0,), beam=10, ks=(10,), test=False, checkpoint=ckpt)
     assert calls[3:] == [("val", 0.0)]                                       # another beam is another entry
     ckpt.write_bytes(b"weights v2, retrained")
-    debias.prior_sweep(model, ds, (0.0,), beam=12, ks=(10,), test=False, cache=cache, checkpoint=ckpt)
+    debias.prior_sweep(model, ds, (0.0,), beam=12, ks=(10,), test=False, checkpoint=ckpt)
     assert calls[4:] == [("val", 0.0)]                                       # a changed checkpoint: decoded again
-    cache.write_text("{not json")
-    debias.prior_sweep(model, ds, (0.5,), beam=12, ks=(10,), test=False, cache=cache, checkpoint=ckpt)
+    cache.write_bytes(b"not a torch file")
+    debias.prior_sweep(model, ds, (0.5,), beam=12, ks=(10,), test=False, checkpoint=ckpt)
     assert calls[5:] == [("val", 0.5)]                                       # an unreadable cache is ignored
+    debias.prior_sweep(model, ds, (0.5,), beam=12, ks=(10,), test=False)
+    assert calls[6:] == [("val", 0.5)]                                       # without a checkpoint nothing is kept

@@ -250,8 +250,7 @@ def prior_rung(dataset: RecDataset, runs: Mapping[str, ModelRun],
     tables = []
     for name, run in runs.items():
         ckpt = run.checkpoint if run.checkpoint is not None and Path(run.checkpoint).is_file() else None
-        cache = None if ckpt is None else Path(ckpt).with_name(Path(ckpt).stem + ".prior.json")
-        t, _, _ = prior_sweep(run.model, dataset, weights, beam, ks, test=False, cache=cache, checkpoint=ckpt)
+        t, _, _ = prior_sweep(run.model, dataset, weights, beam, ks, test=False, checkpoint=ckpt)
         t.insert(0, "rung", name)
         tables.append(t)
     table = pd.concat(tables, ignore_index=True).drop(columns="chosen")
