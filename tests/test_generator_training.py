@@ -305,7 +305,7 @@ def test_user_weighted_training_runs_and_keys_ignore_default_levers(inputs):
                                                            "distill_weight", "distill_temperature", "distill_teacher",
                                                            "tie_output",
                                                            "target_pop_power", "set_loss", "warmup_epochs",
-                                                           "logit_adjust"}
+                                                           "logit_adjust", "user_sample_cap"}
     assert base.replace(user_memory=True).key_settings()["user_memory"] is True
     with pytest.raises(ValueError, match="user_weight_power"):
         GeneratorConfig.from_dict({**CFG, "user_weight_power": -1.0})

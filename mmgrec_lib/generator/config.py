@@ -182,6 +182,11 @@ class TrainConfig:
             factorised over the trie (:class:`~mmgrec_lib.generator.prior.LogitAdjustment`); decoding reads the
             plain logits, so the model learns scores with ``τ`` of the popularity prior taken out (the training
             counterpart of popularity-corrected decoding). ``0`` = off (the paper). Applies to every loss term.
+        user_sample_cap: not the paper's: ``c >= 0``; each epoch, a user's training groups (of
+            ``targets_per_input`` held-out targets each) are kept in a random order until their targets reach
+            ``c``, so a heavy user contributes about ``c`` targets per epoch instead of all of them (a fresh draw
+            every epoch); inputs are still the whole history minus the group's targets. ``0`` = off (the paper).
+            Sampling, not weighting: unlike ``user_weight_power`` it also shortens the epoch.
         seed: seeds the weight initialisation, the inference subsets and the default training generator.
         device: ``"auto"`` (cuda if available), ``"cpu"``, ``"cuda"``, ...
     """
@@ -212,6 +217,7 @@ class TrainConfig:
     target_pop_power: float = 0.0
     set_loss: bool = False
     logit_adjust: float = 0.0
+    user_sample_cap: int = 0
     seed: int = 0
     device: str = "auto"
 
@@ -251,6 +257,9 @@ class TrainConfig:
             raise ValueError(f"{where}: distill_temperature must be finite and > 0, got {self.distill_temperature}")
         if not 0.0 <= self.target_pop_power < math.inf:
             raise ValueError(f"{where}: target_pop_power must be finite and >= 0, got {self.target_pop_power}")
+        if not isinstance(self.user_sample_cap, int) or isinstance(self.user_sample_cap, bool) \
+                or self.user_sample_cap < 0:
+            raise ValueError(f"{where}: user_sample_cap must be an integer >= 0, got {self.user_sample_cap!r}")
         if not 0.0 <= self.logit_adjust < math.inf:
             raise ValueError(f"{where}: logit_adjust must be finite and >= 0, got {self.logit_adjust}")
         if self.set_loss:
@@ -272,7 +281,7 @@ LATER_DEFAULTS: dict[str, Any] = {"user_memory": False, "restricted_loss": False
                                   "distill_weight": 0.0, "distill_temperature": 1.0, "distill_teacher": "",
                                   "tie_output": False,
                                   "target_pop_power": 0.0, "set_loss": False, "warmup_epochs": 0,
-                                  "logit_adjust": 0.0}
+                                  "logit_adjust": 0.0, "user_sample_cap": 0}
 
 
 @dataclass

@@ -142,6 +142,32 @@ def training_groups(history_counts: torch.Tensor, users: torch.Tensor, items: to
     return torch.repeat_interleave(torch.arange(history_counts.numel()), n_groups), out
 
 
+def capped_groups(group_users: torch.Tensor, n_targets: torch.Tensor, cap: int,
+                  generator: torch.Generator) -> torch.Tensor:
+    """Which training groups an epoch keeps under ``TrainConfig.user_sample_cap`` ``c`` (not the paper's): each
+    user's groups in a random order (drawn from ``generator``), kept while the targets kept before them are fewer
+    than ``c``. A user with at most ``c`` targets keeps every group; every user keeps at least one.
+
+    Args:
+        group_users: ``(G,)`` user of each group, grouped by user (as :func:`training_groups` returns them).
+        n_targets: ``(G,)`` targets of each group.
+
+    Returns:
+        ``(G,)`` bool mask."""
+    if cap < 1:
+        raise ValueError(f"capped_groups: cap must be >= 1, got {cap}")
+    G = group_users.numel()
+    order = torch.argsort(group_users.double() + torch.rand(G, generator=generator, dtype=torch.float64))
+    u, n = group_users[order], n_targets[order]                           # random order within each user
+    done = torch.cumsum(n, 0) - n                                          # targets before each group, overall
+    first = torch.ones(G, dtype=torch.bool)
+    first[1:] = u[1:] != u[:-1]
+    before = done - torch.cummax(torch.where(first, done, torch.zeros_like(done)), 0).values   # within its user
+    keep = torch.zeros(G, dtype=torch.bool)
+    keep[order] = before < cap
+    return keep
+
+
 def batch_indices(lengths: torch.Tensor, batch_size: int, generator: torch.Generator,
                   bucket: bool = True, pool_batches: int = 50, sizes: torch.Tensor | None = None) -> list[torch.Tensor]:
     """Row indices of each batch of one epoch, drawn from ``generator``.
@@ -284,7 +310,8 @@ def run_epoch(model: MMGRecGenerator, optimizer: torch.optim.Optimizer, users: t
     """One pass over all training pairs ``(users, items)`` (sorted by user), in groups of
     ``config.targets_per_input`` and batches of about ``config.batch_size`` targets drawn from ``generator``;
     each batch's step accumulates its gradient over :func:`length_chunks`; loss weights from
-    :func:`target_weights`; the logit adjustment of ``config.logit_adjust`` from the pairs' item counts.
+    :func:`target_weights`; the logit adjustment of ``config.logit_adjust`` from the pairs' item counts; with
+    ``config.user_sample_cap``, the groups :func:`capped_groups` keeps.
     ``epoch`` (1-based) places the steps in ``config.warmup_epochs``'s warm-up
     (:func:`warmup_factor`, which scales each parameter group's rate as the epoch starts). Returns
     ``{"loss": mean loss per target}`` (the cross-entropy, plus the distillation term when it is on; per row
@@ -295,6 +322,9 @@ def run_epoch(model: MMGRecGenerator, optimizer: torch.optim.Optimizer, users: t
     T = config.targets_per_input
     g_users, g_items = training_groups(counts, users, items, T, generator)           # (G,), (G, T)
     n_targets = (g_items >= 0).sum(1)                                                # (G,)
+    if config.user_sample_cap:                                     # not the paper's: about c targets per user
+        keep = capped_groups(g_users, n_targets, config.user_sample_cap, generator)
+        g_users, g_items, n_targets = g_users[keep], g_items[keep], n_targets[keep]
     lengths = (counts[g_users] - n_targets).clamp(max=model.config.max_len)          # encoder input length
     batches = batch_indices(lengths, config.batch_size, generator, config.bucket_by_length, sizes=n_targets)
     item_counts = torch.bincount(items, minlength=model.n_items)                    # (n_items,) pop(i)
@@ -324,7 +354,7 @@ def run_epoch(model: MMGRecGenerator, optimizer: torch.optim.Optimizer, users: t
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
             total += loss_sum
-    mean = float(total) / max(g_users.numel() if config.set_loss else users.numel(), 1)
+    mean = float(total) / max(g_users.numel() if config.set_loss else int(n_targets.sum()), 1)
     if not np.isfinite(mean):
         raise FloatingPointError(f"generator training loss became {mean}; lower the learning rate or check "
                                  "the input representations")
@@ -486,6 +516,6 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-__all__ = ["build_generator", "make_optimizer", "training_pairs", "training_groups", "warmup_factor",
+__all__ = ["build_generator", "capped_groups", "make_optimizer", "training_pairs", "training_groups", "warmup_factor",
            "batch_indices", "run_epoch", "target_weights",
            "train_generator", "evaluate_generator", "level_accuracy", "TIME_KEYS"]

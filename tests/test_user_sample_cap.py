@@ -1,0 +1,82 @@
+"""Per-user sampling of training targets (``TrainConfig.user_sample_cap``, not the paper's): the groups an epoch
+keeps, their invariants, and a generator trained with it."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from _fixtures import make_tiny_dataset
+from mmgrec_lib.generator import GeneratorConfig
+from mmgrec_lib.generator import training as gt
+from mmgrec_lib.tokenizer.recid import RecIDTable, disambiguate
+from mmgrec_lib.training import LoopConfig
+
+SMALL = dict(d_model=16, n_layers=1, n_heads=2, dim_feedforward=32, max_len=8)
+CFG = dict(SMALL, batch_size=64, beam_width=10, val_ks=(10,), lr=5e-3, device="cpu", dropout=0.0,
+           targets_per_input=2)
+
+
+def _groups(counts, T, seed=0):
+    counts = torch.as_tensor(counts)
+    users = torch.repeat_interleave(torch.arange(counts.numel()), counts)
+    items = torch.arange(users.numel())
+    return gt.training_groups(counts, users, items, T, torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("T", [1, 3])
+@pytest.mark.parametrize("cap", [1, 4, 25])
+def test_each_user_keeps_about_cap_targets_and_light_users_keep_all(T, cap):
+    counts = [1, 3, 7, 40, 0, 100]
+    g_users, g_items = _groups(counts, T)
+    n = (g_items >= 0).sum(1)
+    keep = gt.capped_groups(g_users, n, cap, torch.Generator().manual_seed(1))
+    for user, total in enumerate(counts):
+        mine = g_users == user
+        if total == 0:
+            assert not mine.any()
+            continue
+        kept = int(n[mine & keep].sum())
+        largest = int(n[mine].max())
+        if total <= cap:
+            assert kept == total                                  # light users keep every target
+        else:
+            assert cap <= kept < cap + largest                    # stops at the first group past the cap
+        assert (mine & keep).any()                                # everyone keeps a group
+
+
+def test_the_kept_groups_are_a_fresh_random_draw():
+    g_users, g_items = _groups([50, 60], 1)
+    n = (g_items >= 0).sum(1)
+    a = gt.capped_groups(g_users, n, 5, torch.Generator().manual_seed(1))
+    b = gt.capped_groups(g_users, n, 5, torch.Generator().manual_seed(1))
+    c = gt.capped_groups(g_users, n, 5, torch.Generator().manual_seed(2))
+    assert torch.equal(a, b) and not torch.equal(a, c)            # seeded, and another seed draws others
+    with pytest.raises(ValueError, match="cap"):
+        gt.capped_groups(g_users, n, 0, torch.Generator())
+
+
+@pytest.mark.parametrize("bad", [-1, 2.5, True])
+def test_field_is_checked_and_left_out_of_run_keys_while_off(bad):
+    base = GeneratorConfig.from_dict(CFG)
+    assert "user_sample_cap" not in base.key_settings()
+    assert base.replace(user_sample_cap=5).key_settings()["user_sample_cap"] == 5
+    with pytest.raises((ValueError, TypeError), match="user_sample_cap"):    # wrong type or range, named
+        GeneratorConfig.from_dict({**CFG, "user_sample_cap": bad})
+
+
+def test_training_with_a_cap_sees_fewer_targets_and_still_learns():
+    ds = make_tiny_dataset(n_users=30, n_items=60)
+    rng = np.random.default_rng(3)
+    table = RecIDTable(disambiguate(rng.integers(0, 3, (ds.n_items, 2)), ds.item_popularity()))
+    g = torch.Generator().manual_seed(3)
+    u, i = torch.randn(ds.n_users, 8, generator=g), torch.randn(ds.n_items, 8, generator=g)
+    loop = LoopConfig(epochs=2, patience=0, progress=False)
+    model, res = gt.train_generator(ds, table, u, i, GeneratorConfig.from_dict({**CFG, "user_sample_cap": 2}), loop,
+                                    torch.Generator().manual_seed(3))
+    plain, res0 = gt.train_generator(ds, table, u, i, GeneratorConfig.from_dict(CFG), loop,
+                                     torch.Generator().manual_seed(3))
+    assert all(np.isfinite(r["loss"]) for r in res.history)
+    assert not all(torch.equal(a, b) for a, b in zip(plain.parameters(), model.parameters()))
+    lists, _ = model.recommend(torch.arange(ds.n_users), 10, 10)
+    assert lists.shape == (ds.n_users, 10)
