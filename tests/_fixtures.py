@@ -31,6 +31,20 @@ def make_tiny_dataset(n_users: int = 40, n_items: int = 60, per_user: int = 12, 
     return ds
 
 
+def random_recid_setup(n_users: int = 30, n_items: int = 60, codes: int = 3, seed: int = 0, dim: int = 8):
+    """A tiny dataset with random two-level Rec-IDs (``codes`` per level, a popularity token appended) and random
+    ``dim``-wide user and item vectors: ``(dataset, RecIDTable, user vectors, item vectors)``."""
+    import torch
+
+    from mmgrec_lib.tokenizer.recid import RecIDTable, disambiguate
+
+    ds = make_tiny_dataset(n_users=n_users, n_items=n_items)
+    rng = np.random.default_rng(seed)
+    table = RecIDTable(disambiguate(rng.integers(0, codes, (ds.n_items, 2)), ds.item_popularity()))
+    g = torch.Generator().manual_seed(seed)
+    return ds, table, torch.randn(ds.n_users, dim, generator=g), torch.randn(ds.n_items, dim, generator=g)
+
+
 def rung_config(params: dict, name: str, ladder: list[dict]) -> tuple:
     """The (Rec-ID, generator, loop) configs of rung ``name`` of ``ladder`` on a notebook's base settings, built from
     its profile's parameters as notebooks 03, 04 and 09 build them (a rung with ``base`` or below others carries

@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from _fixtures import make_tiny_dataset
+from _fixtures import random_recid_setup
 from mmgrec_lib.generator import GeneratorConfig
 from mmgrec_lib.generator import training as gt
-from mmgrec_lib.tokenizer.recid import RecIDTable, disambiguate
 from mmgrec_lib.training import LoopConfig
 
 SMALL = dict(d_model=16, n_layers=1, n_heads=2, dim_feedforward=32, max_len=8)
@@ -66,11 +65,7 @@ def test_field_is_checked_and_left_out_of_run_keys_while_off(bad):
 
 
 def test_training_with_a_cap_sees_fewer_targets_and_still_learns():
-    ds = make_tiny_dataset(n_users=30, n_items=60)
-    rng = np.random.default_rng(3)
-    table = RecIDTable(disambiguate(rng.integers(0, 3, (ds.n_items, 2)), ds.item_popularity()))
-    g = torch.Generator().manual_seed(3)
-    u, i = torch.randn(ds.n_users, 8, generator=g), torch.randn(ds.n_items, 8, generator=g)
+    ds, table, u, i = random_recid_setup(n_users=30, n_items=60, codes=3, seed=3)
     loop = LoopConfig(epochs=2, patience=0, progress=False)
     model, res = gt.train_generator(ds, table, u, i, GeneratorConfig.from_dict({**CFG, "user_sample_cap": 2}), loop,
                                     torch.Generator().manual_seed(3))
