@@ -75,3 +75,19 @@ def test_training_with_a_cap_sees_fewer_targets_and_still_learns():
     assert not all(torch.equal(a, b) for a, b in zip(plain.parameters(), model.parameters()))
     lists, _ = model.recommend(torch.arange(ds.n_users), 10, 10)
     assert lists.shape == (ds.n_users, 10)
+
+
+def test_shuffled_within_keeps_users_grouped_and_draws_one_uniform_per_entry():
+    """The shuffle both training_groups and capped_groups use: a permutation that keeps each user's entries
+    together and in user order, varies the order within users, and draws exactly one float64 uniform per entry
+    (so the generator's stream after it is the one the epochs drew before the helper existed)."""
+    users = torch.repeat_interleave(torch.arange(5), torch.tensor([4, 0, 9, 1, 30]))
+    g = torch.Generator().manual_seed(3)
+    order = gt.shuffled_within(users, g)
+    assert sorted(order.tolist()) == list(range(users.numel()))
+    assert torch.equal(users[order], users)                               # grouped, users in order
+    assert not torch.equal(order, torch.arange(users.numel()))           # shuffled within users
+    ref = torch.Generator().manual_seed(3)
+    expected = torch.argsort(users.double() + torch.rand(users.numel(), generator=ref, dtype=torch.float64))
+    assert torch.equal(order, expected)
+    assert torch.equal(torch.rand(3, generator=g), torch.rand(3, generator=ref))   # same stream afterwards

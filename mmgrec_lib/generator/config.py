@@ -257,9 +257,8 @@ class TrainConfig:
             raise ValueError(f"{where}: distill_temperature must be finite and > 0, got {self.distill_temperature}")
         if not 0.0 <= self.target_pop_power < math.inf:
             raise ValueError(f"{where}: target_pop_power must be finite and >= 0, got {self.target_pop_power}")
-        if not isinstance(self.user_sample_cap, int) or isinstance(self.user_sample_cap, bool) \
-                or self.user_sample_cap < 0:
-            raise ValueError(f"{where}: user_sample_cap must be an integer >= 0, got {self.user_sample_cap!r}")
+        if self.user_sample_cap < 0:                        # its type (an int, not a bool): check_fields above
+            raise ValueError(f"{where}: user_sample_cap must be >= 0, got {self.user_sample_cap!r}")
         if not 0.0 <= self.logit_adjust < math.inf:
             raise ValueError(f"{where}: logit_adjust must be finite and >= 0, got {self.logit_adjust}")
         if self.set_loss:

@@ -112,6 +112,13 @@ def training_pairs(dataset: RecDataset) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 # ---------------------------------------------------------------------- one epoch
+def shuffled_within(keys: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A permutation ``(n,)`` that keeps sorted integer ``keys`` ``(n,)`` (e.g. users) grouped and in order and
+    shuffles the entries within each key: ``argsort(keys + u)`` with ``u ~ U[0, 1)`` in float64, one draw per entry
+    from ``generator``."""
+    return torch.argsort(keys.double() + torch.rand(keys.numel(), generator=generator, dtype=torch.float64))
+
+
 def training_groups(history_counts: torch.Tensor, users: torch.Tensor, items: torch.Tensor, targets: int,
                     generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Split each user's training items at random into groups of at most ``targets`` items.
@@ -129,7 +136,7 @@ def training_groups(history_counts: torch.Tensor, users: torch.Tensor, items: to
     if targets == 1:
         return users, items[:, None]
     E = users.numel()
-    order = torch.argsort(users.double() + torch.rand(E, generator=generator, dtype=torch.float64))
+    order = shuffled_within(users, generator)
     u, it = users[order], items[order]                                    # random order within each user
     starts = torch.cumsum(history_counts, 0) - history_counts             # (n_users,)
     pos = torch.arange(E) - starts[u]                                     # rank within the user
@@ -157,7 +164,7 @@ def capped_groups(group_users: torch.Tensor, n_targets: torch.Tensor, cap: int,
     if cap < 1:
         raise ValueError(f"capped_groups: cap must be >= 1, got {cap}")
     G = group_users.numel()
-    order = torch.argsort(group_users.double() + torch.rand(G, generator=generator, dtype=torch.float64))
+    order = shuffled_within(group_users, generator)
     u, n = group_users[order], n_targets[order]                           # random order within each user
     done = torch.cumsum(n, 0) - n                                          # targets before each group, overall
     first = torch.ones(G, dtype=torch.bool)
