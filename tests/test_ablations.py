@@ -12,11 +12,12 @@ from scipy import stats
 
 from mmgrec_lib.evaluation import EvalResult
 from mmgrec_lib.experiments import ModelRun
-from mmgrec_lib.experiments.ablations import (ABLATION_COLUMNS, ABLATIONS, HYPER_COLUMNS, PAPER_ABLATIONS, Variant,
-                                              ablation_reading, ablation_runs, ablation_table, ablation_tasks,
-                                              baseline_spec, choose_value, generator_spec, hyper_reading,
-                                              hyper_table, hyper_tasks, select_variants, sweep_ablations,
-                                              sweep_hyper, variant_configs)
+from mmgrec_lib.experiments.ablations import (ABLATION_COLUMNS, ABLATION_SEED_COLUMNS, ABLATIONS, HYPER_COLUMNS,
+                                              PAPER_ABLATIONS, Variant, ablation_reading, ablation_runs,
+                                              ablation_seed_table, ablation_table, ablation_tasks, baseline_spec,
+                                              choose_value, generator_spec, hyper_reading, hyper_table, hyper_tasks,
+                                              seed_ablation_tasks, select_variants, sweep_ablations, sweep_hyper,
+                                              variant_configs)
 from mmgrec_lib.generator import GeneratorConfig
 from mmgrec_lib.tokenizer import GraphRQVAEConfig
 from mmgrec_lib.training import FitResult, LoopConfig
@@ -107,6 +108,79 @@ def test_ablation_table_schema_p_values_and_paper_columns():
     assert list(reading["below_full"]) == [True, False] and reading.loc[0, "paper_claim"]
     with pytest.raises(ValueError, match="reference"):
         ablation_table(variants, {"id_wo": worse}, "tiktok")
+
+
+# ---------------------------------------------------------------------- over several seeds
+def test_seed_ablation_tasks_vary_split_recids_and_generator_and_reuse_the_base_seed(tmp_path):
+    rc, gc, loop = _base()
+    variants = select_variants(["full", "hkmeans", "no_pe"])
+    by_seed = seed_ablation_tasks("synthetic", [0, 2], rc, gc, loop, variants, tmp_path, TINY_KW)
+    assert list(by_seed) == [0, 2]
+    assert by_seed[0] == ablation_tasks("synthetic", 0, rc, gc, loop, variants, tmp_path, TINY_KW)   # base seed's runs
+    for name, spec in by_seed[2].items():
+        assert spec["seed"] == 2 and spec["recid"]["seed"] == 2 and spec["generator"]["seed"] == 2, name
+        other = by_seed[0][name]
+        assert {k: v for k, v in spec["recid"].items() if k != "seed"} == \
+            {k: v for k, v in other["recid"].items() if k != "seed"}
+        assert (spec["method"], spec["collision"], spec["loop"]) == (other["method"], other["collision"], other["loop"])
+    for bad in ([], [1, 1]):
+        with pytest.raises(ValueError, match="distinct seeds"):
+            seed_ablation_tasks("synthetic", bad, rc, gc, loop, variants, tmp_path, TINY_KW)
+
+
+def test_tiny_seed_study_end_to_end(tmp_path):
+    """Notebook 05's seed section on tiny data: each seed's tasks sweep and load, the base seed's runs are those of
+    the one-seed study, and the seed table pairs every variant with the full model of its own seed."""
+    from mmgrec_lib.data import load_dataset
+    rc, gc, loop = _base()
+    variants = select_variants(["full", "no_pe", "relation"])
+    by_seed = seed_ablation_tasks("synthetic", [0, 1], rc, gc, loop, variants, tmp_path, TINY_KW)
+    per_seed = {}
+    for s, tasks in by_seed.items():
+        sweep_ablations(tasks, executor="serial", progress=False)
+        per_seed[s] = ablation_runs(load_dataset("synthetic", seed=s, **TINY_KW), tasks)
+    assert per_seed[0]["full"].checkpoint != per_seed[1]["full"].checkpoint
+    table = ablation_seed_table(variants, per_seed, "synthetic")
+    one = {s: ablation_table(variants, per_seed[s], "synthetic").set_index("variant") for s in per_seed}
+    assert table.loc[1, "recall@10"] == pytest.approx(np.mean([one[s].loc["no_pe", "recall@10"] for s in (0, 1)]))
+    assert table.loc[1, "p_ndcg@10_users_max"] == pytest.approx(max(one[s].loc["no_pe", "p_ndcg@10"] for s in (0, 1)))
+    assert table.loc[2, "ours"] == "the full model" and pd.isna(table.loc[2, "p_recall@10_seeds"])
+
+
+def test_ablation_seed_table_means_p_values_and_seed_counts():
+    rng = np.random.default_rng(1)
+    metrics = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
+    variants = select_variants(["full", "id_wo", "graph_rqvae", "hkmeans"])
+    per_seed, bases = {}, {}
+    for s, mixed_factor in ((0, 0.9), (1, 1.2), (2, 0.8)):
+        base = {m: rng.random(40).tolist() for m in metrics}
+        full = _run(base)
+        per_seed[s] = {"full": full, "graph_rqvae": full,
+                       "id_wo": _run({m: [v * 0.5 for v in vals] for m, vals in base.items()}),
+                       "hkmeans": _run({m: [v * mixed_factor for v in vals] for m, vals in base.items()})}
+        bases[s] = base
+    table = ablation_seed_table(variants, per_seed, "tiktok")
+    assert list(table.columns) == ABLATION_SEED_COLUMNS
+    assert list(table["variant"]) == ["full", "id_wo", "graph_rqvae", "hkmeans"] and (table["n_seeds"] == 3).all()
+    full_means = [np.mean(bases[s]["recall@10"]) for s in range(3)]
+    assert table.loc[0, "recall@10"] == pytest.approx(np.mean(full_means))
+    assert table.loc[0, "recall@10_std"] == pytest.approx(np.std(full_means, ddof=1))
+    assert table.loc[[0, 2], ["p_recall@10_seeds", "p_ndcg@10_users_max", "seeds_below"]].isna().all().all()
+    assert list(table.loc[[0, 2], "ours"]) == ["the full model"] * 2
+    worse = [np.mean(bases[s]["recall@10"]) * 0.5 for s in range(3)]
+    assert table.loc[1, "p_recall@10_seeds"] == pytest.approx(stats.ttest_rel(worse, full_means).pvalue)
+    per_user = [stats.wilcoxon(bases[s]["ndcg@10"], [v * 0.5 for v in bases[s]["ndcg@10"]]).pvalue for s in range(3)]
+    assert table.loc[1, "p_ndcg@10_users_max"] == pytest.approx(max(per_user))
+    assert (table.loc[1, "seeds_below"], table.loc[1, "seeds_above"]) == (3, 0)
+    assert table.loc[1, "ours"] == "below the full model on every seed"
+    assert (table.loc[3, "seeds_below"], table.loc[3, "seeds_above"]) == (2, 1)
+    assert table.loc[3, "ours"] == "mixed: below on 2, above on 1 of 3 seeds"
+    one = ablation_seed_table(variants, {0: per_seed[0]}, "tiktok")              # one seed: no std, no t-test
+    assert one[["recall@10_std", "p_recall@10_seeds"]].isna().all().all() and one.loc[1, "seeds_below"] == 1
+    with pytest.raises(ValueError, match="no run for"):
+        ablation_seed_table(variants, {0: per_seed[0], 1: {"full": per_seed[1]["full"]}}, "tiktok")
+    with pytest.raises(ValueError, match="no seeds"):
+        ablation_seed_table(variants, {}, "tiktok")
 
 
 # ---------------------------------------------------------------------- layers and heads

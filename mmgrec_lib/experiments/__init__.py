@@ -1,6 +1,7 @@
 """Runs, studies and analyses the notebooks call: keyed, resumable, reused by run key (``runs``)."""
-from .ablations import (ABLATIONS, Variant, ablation_runs, ablation_table, ablation_tasks, choose_value, hyper_table,
-                        hyper_tasks, select_variants, sweep_ablations, sweep_hyper)
+from .ablations import (ABLATIONS, Variant, ablation_runs, ablation_seed_table, ablation_table, ablation_tasks,
+                        choose_value, hyper_table, hyper_tasks, seed_ablation_tasks, select_variants, sweep_ablations,
+                        sweep_hyper)
 from .analysis import (BASELINE_NAMES, baseline_overrides, beam_width_table, example_recommendations, example_users,
                        gap_summary, list_table, split_lists, split_users, test_users, top_k_lists)
 from .ladder import (Rung, built_chain, chosen_rung, hybrid_rung, ladder_bases, prior_rung, ladder_tasks, rung_configs, run_ladder,
@@ -15,8 +16,9 @@ from .runs import (ModelRun, codebook_size_sweep, load_or_assign_recids, loop_ke
                    study_variants, variant_configs, baseline_teacher)
 from .teachers import parse_teacher_spec, teacher_spec, teacher_vectors
 
-__all__ = ["ABLATIONS", "Variant", "ablation_runs", "ablation_table", "ablation_tasks", "choose_value", "hyper_table",
-           "hyper_tasks", "select_variants", "sweep_ablations", "sweep_hyper",
+__all__ = ["ABLATIONS", "Variant", "ablation_runs", "ablation_seed_table", "ablation_table", "ablation_tasks",
+           "choose_value", "hyper_table", "hyper_tasks", "seed_ablation_tasks", "select_variants", "sweep_ablations",
+           "sweep_hyper",
            "BASELINE_NAMES", "baseline_overrides", "beam_width_table", "example_recommendations", "example_users",
            "gap_summary", "list_table", "split_lists", "split_users", "test_users", "top_k_lists", "Rung", "built_chain",
            "chosen_rung",

@@ -21,7 +21,10 @@ chosen rung and every finished variant is reused. :func:`sweep_ablations` trains
 :func:`~mmgrec_lib.experiments.sweep.run_sweep` (serially, in a local process pool or on a Dask cluster);
 variants with identical settings (the full model appears once per table) train once. :func:`ablation_runs`
 then loads the runs in the caller's process (test evaluated again, per user) and :func:`ablation_table` pairs
-each variant with the full model over test users (two-sided Wilcoxon).
+each variant with the full model over test users (two-sided Wilcoxon). Over several seeds,
+:func:`seed_ablation_tasks` gives each seed its own tasks (split, Rec-ID and generator seed) and
+:func:`ablation_seed_table` reports every variant's mean and std over the seeds, with p-values against the full
+model of the same seed and the seeds on which it is below or above it.
 
 **Layers and heads** (notebook 06). :func:`hyper_tasks` sweeps ``n_layers`` at a fixed head count or
 ``n_heads`` at a fixed depth, for MMGRec (:class:`~mmgrec_lib.generator.ModelConfig`) and a Transformer
@@ -56,6 +59,10 @@ TABLE_METRICS = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
 P_METRICS = ("recall@10", "ndcg@10")
 ABLATION_COLUMNS = ["dataset", "table", "variant", "note", *TABLE_METRICS, *(f"p_{m}" for m in P_METRICS),
                     "paper_recall@10", "paper_ndcg@10"]
+ABLATION_SEED_COLUMNS = ["dataset", "table", "variant", "note", "n_seeds",
+                         *[c for m in TABLE_METRICS for c in (m, f"{m}_std")],
+                         *[c for m in P_METRICS for c in (f"p_{m}_seeds", f"p_{m}_users_max")],
+                         "seeds_below", "seeds_above", "ours"]
 HYPER_COLUMNS = ["dataset", "sweep", "value", "fixed", "model", "recall@10", "ndcg@10", "best_val_recall@10"]
 TABLE_TOPICS = {"3": "item representations", "4": "Rec-ID assignment", "5": "self-attention"}
 HYPER_FIELDS = {"layers": "n_layers", "heads": "n_heads"}        # sweep -> the field in ModelConfig / LightGTConfig
@@ -474,6 +481,69 @@ def ablation_plot(table: pd.DataFrame, dataset: str = "",
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), frameon=False, fontsize=8, ncol=2)
     fig.suptitle(f"{dataset}: ablations against the full model" if dataset else "ablations against the full model")
     return fig
+
+
+# ---------------------------------------------------------------------- over several seeds
+def seed_ablation_tasks(dataset: str, seeds: Sequence[int], recid_base, gen_base, loop: LoopConfig,
+                        variants: Sequence[Variant], runs_dir,
+                        dataset_kwargs: Mapping[str, Any] | None = None) -> dict[int, dict[str, dict]]:
+    """Seed -> :func:`ablation_tasks` with that seed as the split's, the Graph RQ-VAE's and the generator's seed
+    (``recid_base`` and ``gen_base`` otherwise unchanged; datasets with a fixed split, e.g. TikTok, vary the
+    training only). The seed that built ``recid_base`` / ``gen_base`` gives the same tasks as
+    :func:`ablation_tasks` on them, so its finished runs are reused."""
+    seeds = [int(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seed_ablation_tasks: need distinct seeds, got {seeds}")
+    return {s: ablation_tasks(dataset, s, dataclasses.replace(recid_base, seed=s), gen_base.replace(seed=s), loop,
+                              variants, runs_dir, dataset_kwargs) for s in seeds}
+
+
+def ablation_seed_table(variants: Sequence[Variant], per_seed: Mapping[int, Mapping[str, ModelRun]], dataset: str,
+                        reference: str = "full") -> pd.DataFrame:
+    """Tables 3-5 over several seeds: one row per variant (the schema :data:`ABLATION_SEED_COLUMNS`).
+
+    ``per_seed``: seed -> {variant name -> run} (:func:`ablation_runs` of that seed's tasks), every seed holding
+    every variant of ``variants`` and ``reference``. Per variant: ``n_seeds``, each test metric's mean over the
+    seeds and sample std (``<metric>_std``, NaN with one seed); against the reference of the same seed
+    (:func:`~mmgrec_lib.experiments.ladder.seed_table`), for Recall@10 and NDCG@10, ``p_<metric>_seeds`` (paired
+    t-test of the per-seed means across seeds) and ``p_<metric>_users_max`` (the largest per-seed two-sided
+    Wilcoxon p over test users: below 0.05 when every seed alone is significant); ``seeds_below`` /
+    ``seeds_above``: the seeds on which the variant is below / above the reference on both metrics; ``ours``:
+    the verdict in words. Rows whose run is the reference's on every seed (the full model once per table) have
+    NaN p-values and counts."""
+    from .ladder import seed_table
+    seeds = sorted(int(s) for s in per_seed)
+    if not seeds:
+        raise ValueError("ablation_seed_table: no seeds")
+    names = [v.name for v in variants]
+    for s in seeds:
+        missing = [n for n in dict.fromkeys([reference, *names]) if n not in per_seed[s]]
+        if missing:
+            raise ValueError(f"seed {s} has no run for {missing} (reference {reference!r})")
+    ordered = {s: {n: per_seed[s][n] for n in dict.fromkeys([reference, *names])} for s in seeds}
+    summary = seed_table(ordered, reference=reference, metrics=TABLE_METRICS).set_index("model")
+    rows = []
+    for v in variants:
+        row: dict[str, Any] = {"dataset": dataset, "table": v.table, "variant": v.name, "note": v.note,
+                               "n_seeds": len(seeds)}
+        for m in TABLE_METRICS:
+            row[m], row[f"{m}_std"] = summary.loc[v.name, f"{m}_mean"], summary.loc[v.name, f"{m}_std"]
+        if all(ordered[s][v.name] is ordered[s][reference] for s in seeds):
+            row.update({f"p_{m}_{k}": math.nan for m in P_METRICS for k in ("seeds", "users_max")})
+            row.update({"seeds_below": math.nan, "seeds_above": math.nan, "ours": "the full model"})
+            rows.append(row)
+            continue
+        row.update({f"p_{m}_{k}": summary.loc[v.name, f"p_{m}_{k}"] for m in P_METRICS for k in ("seeds", "users_max")})
+        diffs = [[ordered[s][v.name].test[m] - ordered[s][reference].test[m] for m in P_METRICS] for s in seeds]
+        below = sum(all(d < 0 for d in ds) for ds in diffs)
+        above = sum(all(d > 0 for d in ds) for ds in diffs)
+        row.update({"seeds_below": below, "seeds_above": above,
+                    "ours": ("below the full model on every seed" if below == len(seeds)
+                             else "above the full model on every seed" if above == len(seeds)
+                             else f"mixed: below on {below}, above on {above} of {len(seeds)} seeds")})
+        rows.append(row)
+    table = pd.DataFrame(rows, columns=ABLATION_SEED_COLUMNS)
+    return table.astype({"seeds_below": "Int64", "seeds_above": "Int64"})          # counts; <NA> on the full model's rows
 
 
 # ---------------------------------------------------------------------- layers and heads
