@@ -199,6 +199,39 @@ def test_ablation_claims_each_way(tmp_path, claim_id):
     assert row(both, claim_id)["verdict"] == MIXED                                      # datasets disagree
 
 
+def ablation_seeds(ds, n_seeds=3, full=0.20, **variants):
+    """ablation_seeds_<ds> (notebook 05's seed table): like :func:`ablation`, ``name=(mean, p_users_max)``."""
+    rows = []
+    for table, variant in ABLATION_ROWS:
+        is_full = variant in ("full", "graph_rqvae", "relation")
+        value, p = (full, NAN) if is_full else variants.get(variant, (0.9 * full, 1e-4))
+        row = {"dataset": ds, "table": table, "variant": variant, "note": "", "n_seeds": n_seeds}
+        for m in cl.METRICS:
+            row[m], row[f"{m}_std"] = value, 0.01
+        for m in cl.METRICS_10:
+            row[f"p_{m}_seeds"], row[f"p_{m}_users_max"] = NAN, p
+        rows.append({**row, "seeds_below": NAN, "seeds_above": NAN, "ours": ""})
+    return pd.DataFrame(rows)
+
+
+def test_ablation_claims_read_the_seed_table_when_it_has_several_seeds(tmp_path):
+    """One seed says HK-Means loses (p 1e-4); three seeds say it wins on every seed: the seed table decides, and
+    the evidence says so. A seed table of one seed leaves the one-seed table in charge."""
+    write(tmp_path, "ablation_a", ablation("a", hkmeans=(0.15, 1e-4)))
+    assert cl.find_tables(tmp_path / "tables", "ablation") == {"a": tmp_path / "tables" / "ablation_a.csv"}
+    assert row(tmp_path, "hkmeans_worse")["verdict"] == REPRODUCED
+    write(tmp_path, "ablation_seeds_a", ablation_seeds("a", hkmeans=(0.25, 1e-3)))
+    r = row(tmp_path, "hkmeans_worse")
+    assert r["verdict"] == NOT_REPRODUCED and "ablation_seeds_a" in r["tables"]
+    assert "hkmeans 0.2500" in r["evidence"] and "p_users_max 0.001, 3 seeds" in r["evidence"]
+    assert "opposite" in r["evidence"]
+    r = row(tmp_path, "sinusoidal_pe_over_no_pe")                                      # means over the seeds
+    assert "means only, 3 seeds" in r["evidence"]
+    write(tmp_path, "ablation_seeds_a", ablation_seeds("a", n_seeds=1, hkmeans=(0.25, 1e-3)))
+    r = row(tmp_path, "hkmeans_worse")
+    assert r["verdict"] == REPRODUCED and "p 0.0001" in r["evidence"] and "seeds" not in r["evidence"]
+
+
 def test_sinusoidal_over_no_pe_is_decided_on_means(tmp_path):
     write(tmp_path, "ablation_a", ablation("a", sinusoidal_pe=(0.19, 0.01), no_pe=(0.18, 1e-3)))
     r = row(tmp_path, "sinusoidal_pe_over_no_pe")

@@ -21,7 +21,9 @@ Verdict rules (the same text is the table's caption, :data:`CAPTION`):
 
    Tests used: ``overall_gain_<ds>``: ``p_users_max`` (the largest over seeds of the paired Wilcoxon p over
    test users; ``p_seeds`` is shown, not used). ``ablation_<ds>``: the variant row's ``p_recall@10`` /
-   ``p_ndcg@10`` (paired Wilcoxon against the full model). Comparisons the tables hold no test for (two
+   ``p_ndcg@10`` (paired Wilcoxon against the full model); where an ``ablation_seeds_<ds>`` table of two or more
+   seeds holds both rows, its means over the seeds and ``p_<metric>_users_max`` (the largest over seeds of the
+   Wilcoxon p against the full model of the same seed) instead. Comparisons the tables hold no test for (two
    ablation variants against each other, the hyper-parameter sweeps, the strongest baseline, the timing
    tables) are decided on the means alone and say ``means only``.
 2. A dataset's verdict: ``reproduced`` when every comparison holds; ``not reproduced`` when none holds or is
@@ -70,7 +72,7 @@ PAPER_LOW_ITEMS = PAPER_LARGE_ITEMS // 4   # 1/4 Kwai: the top of the paper's "i
 METRICS_10 = ("recall@10", "ndcg@10")
 METRICS = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
 #: table families the claims read (``<family>_<ds>``) and other families that share a prefix with them
-FAMILIES = ("overall", "overall_gain", "ablation", "hyper", "efficiency", "efficiency_claims",
+FAMILIES = ("overall", "overall_gain", "ablation", "ablation_seeds", "hyper", "efficiency", "efficiency_claims",
             "efficiency_crossover")
 _OTHER_PREFIXES = ("efficiency_memory", "efficiency_detail")
 #: reference (full-model) variant of each ablation table (schema: notebook 05)
@@ -82,7 +84,9 @@ CAPTION = (
     f"direction with paired two-sided p < {ALPHA} (where the table has a test) and within the claim's size band; "
     "weak = right direction but not significant, no p-value, or outside the band; fails = direction does not "
     f"hold; opposite = reversed with p < {ALPHA}. Tests: overall_gain p_users_max (largest over seeds of the "
-    "paired Wilcoxon over test users); ablation p_recall@10 / p_ndcg@10 (Wilcoxon against the full model); "
+    "paired Wilcoxon over test users); ablation p_recall@10 / p_ndcg@10 (Wilcoxon against the full model), or, "
+    "where ablation_seeds has two or more seeds, its means over seeds and p_<metric>_users_max (largest over "
+    "seeds of the Wilcoxon against the full model of the same seed); "
     "comparisons without a test in the tables are decided on means ('means only'). Per dataset: reproduced = "
     "every comparison holds; not reproduced = every comparison fails or is opposite; mixed otherwise. Per "
     "claim: reproduced / not reproduced when every dataset with evidence agrees, mixed when they disagree, "
@@ -222,25 +226,46 @@ def _ablation_row(df: pd.DataFrame, variant: str) -> pd.Series | None:
     return rows.iloc[0] if len(rows) else None
 
 
+def _seed_rows(seeds: pd.DataFrame | None, better: str, worse: str) -> tuple[pd.Series, pd.Series] | None:
+    """The two variants' rows of an ``ablation_seeds`` table when it has both, over two or more seeds."""
+    if seeds is None or seeds.empty or "n_seeds" not in seeds.columns:
+        return None
+    a, b = _ablation_row(seeds, better), _ablation_row(seeds, worse)
+    if a is None or b is None or _nan(a["n_seeds"]) or _nan(b["n_seeds"]) or min(a["n_seeds"], b["n_seeds"]) < 2:
+        return None
+    return a, b
+
+
 def ablation_comparison(df: pd.DataFrame, better: str, worse: str, test_on: str | None,
-                        rel_min: float | None = None, rel_max: float | None = None) -> Finding:
+                        rel_min: float | None = None, rel_max: float | None = None,
+                        seeds: pd.DataFrame | None = None) -> Finding:
     """``better`` variant above ``worse`` on Recall@10 and NDCG@10 of an ablation table; the p-value is read
-    from variant ``test_on``'s row (its paired test against the full model); ``None``: means only."""
+    from variant ``test_on``'s row (its paired test against the full model); ``None``: means only. ``seeds``:
+    the dataset's ``ablation_seeds`` table; where it holds both variants over two or more seeds, the means are
+    its means over the seeds and the p-value its ``p_<metric>_users_max`` (the paper's numbers still come from
+    ``df``)."""
     a, b = _ablation_row(df, better), _ablation_row(df, worse)
     if a is None or b is None:
         missing = [v for v, r in ((better, a), (worse, b)) if r is None]
         return Finding(NO_EVIDENCE, f"no row {', '.join(missing)}")
+    over_seeds = _seed_rows(seeds, better, worse)
+    paper_rows = (a, b)
+    if over_seeds is not None:
+        a, b = over_seeds
     statuses, parts = [], []
     for m in METRICS_10:
-        p = None if test_on is None else (a if test_on == better else b)[f"p_{m}"]
+        p_col = f"p_{m}_users_max" if over_seeds is not None else f"p_{m}"
+        p = None if test_on is None else (a if test_on == better else b)[p_col]
         s = status(a[m], b[m], p, test=test_on is not None, rel_min=rel_min, rel_max=rel_max)
         statuses.append(s)
         rel = (b[m] - a[m]) / a[m] if a[m] else float("nan")
         paper = ""
-        pa, pb = a.get(f"paper_{m}"), b.get(f"paper_{m}")
+        pa, pb = paper_rows[0].get(f"paper_{m}"), paper_rows[1].get(f"paper_{m}")
         if not _nan(pa) and not _nan(pb) and pa:
             paper = f"; paper {100 * (pb - pa) / pa:+.1f}%"
         test = f"p {_p(p)}" if test_on is not None else "means only"
+        if over_seeds is not None:
+            test = (f"p_users_max {_p(p)}" if test_on is not None else "means only") + f", {int(a['n_seeds'])} seeds"
         parts.append(f"{_short(m)} {better} {a[m]:.4f} vs {worse} {b[m]:.4f} ({worse} {100 * rel:+.1f}%, "
                      f"{test}{paper}) {s}")
     return _finding(statuses, parts)
@@ -248,38 +273,45 @@ def ablation_comparison(df: pd.DataFrame, better: str, worse: str, test_on: str 
 
 def check_id_wo(tables):
     """ID w/o much worse than the full model (relative drop >= MUCH_WORSE, p < ALPHA)."""
-    return ablation_comparison(tables["ablation"], _FULL["3"], "id_wo", "id_wo", rel_min=MUCH_WORSE)
+    return ablation_comparison(tables["ablation"], _FULL["3"], "id_wo", "id_wo", rel_min=MUCH_WORSE,
+                               seeds=tables.get("ablation_seeds"))
 
 
 def check_emb_wo(tables):
     """Emb w/o slightly worse than the full model (relative drop <= SLIGHTLY_WORSE, p < ALPHA)."""
-    return ablation_comparison(tables["ablation"], _FULL["3"], "emb_wo", "emb_wo", rel_max=SLIGHTLY_WORSE)
+    return ablation_comparison(tables["ablation"], _FULL["3"], "emb_wo", "emb_wo", rel_max=SLIGHTLY_WORSE,
+                               seeds=tables.get("ablation_seeds"))
 
 
 def check_hkmeans(tables):
     """HK-Means Rec-IDs worse than Graph RQ-VAE's (p < ALPHA)."""
-    return ablation_comparison(tables["ablation"], _FULL["4"], "hkmeans", "hkmeans")
+    return ablation_comparison(tables["ablation"], _FULL["4"], "hkmeans", "hkmeans",
+                               seeds=tables.get("ablation_seeds"))
 
 
 def check_random_collision(tables):
     """A random collision token worse than the popularity token (p < ALPHA)."""
-    return ablation_comparison(tables["ablation"], _FULL["4"], "random_collision", "random_collision")
+    return ablation_comparison(tables["ablation"], _FULL["4"], "random_collision", "random_collision",
+                               seeds=tables.get("ablation_seeds"))
 
 
 def check_relation_over_sinusoidal(tables):
     """Relation-aware self-attention above sinusoidal positional encoding (p < ALPHA)."""
-    return ablation_comparison(tables["ablation"], _FULL["5"], "sinusoidal_pe", "sinusoidal_pe")
+    return ablation_comparison(tables["ablation"], _FULL["5"], "sinusoidal_pe", "sinusoidal_pe",
+                               seeds=tables.get("ablation_seeds"))
 
 
 def check_sinusoidal_over_none(tables):
     """Sinusoidal positional encoding above none (means only: the table tests variants against the full
     model only)."""
-    return ablation_comparison(tables["ablation"], "sinusoidal_pe", "no_pe", None)
+    return ablation_comparison(tables["ablation"], "sinusoidal_pe", "no_pe", None,
+                               seeds=tables.get("ablation_seeds"))
 
 
 def check_no_pe_poor(tables):
     """No positional encoding worse than relation-aware self-attention (p < ALPHA)."""
-    return ablation_comparison(tables["ablation"], _FULL["5"], "no_pe", "no_pe")
+    return ablation_comparison(tables["ablation"], _FULL["5"], "no_pe", "no_pe",
+                               seeds=tables.get("ablation_seeds"))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -501,31 +533,31 @@ CLAIMS: tuple[Claim, ...] = (
           "lightgt is the strongest baseline on every metric (the margin is not checked)", check_lightgt_strongest),
     Claim("id_wo_much_worse",
           "The poor performance of ID w/o suggests that heterogeneous multimodal features cannot be directly "
-          "used for Rec-ID assignment.", "5.2.1, Table 3", ("ablation",),
+          "used for Rec-ID assignment.", "5.2.1, Table 3", ("ablation", "ablation_seeds"),
           f"full > id_wo on R@10 and N@10 by >= {MUCH_WORSE:.0%}, p < 0.05", check_id_wo),
     Claim("emb_wo_slightly_worse",
           "Despite parameterizing input embedding, Emb w/o underperforms and is inferior to utilizing "
-          "well-trained item representations.", "5.2.1, Table 3", ("ablation",),
+          "well-trained item representations.", "5.2.1, Table 3", ("ablation", "ablation_seeds"),
           f"full > emb_wo on R@10 and N@10 by <= {SLIGHTLY_WORSE:.0%}, p < 0.05", check_emb_wo),
     Claim("hkmeans_worse",
           "Graph RQ-VAE consistently outperforms HK-Means, illustrating the advantageous quantization ability.",
-          "5.2.2, Table 4", ("ablation",), "graph_rqvae > hkmeans on R@10 and N@10, p < 0.05", check_hkmeans),
+          "5.2.2, Table 4", ("ablation", "ablation_seeds"), "graph_rqvae > hkmeans on R@10 and N@10, p < 0.05", check_hkmeans),
     Claim("random_collision_worse",
           "it is obvious that such a random method is consistently inferior to our solution.",
-          "5.2.2, Table 4", ("ablation",), "graph_rqvae (popularity token) > random_collision on R@10 and N@10, "
+          "5.2.2, Table 4", ("ablation", "ablation_seeds"), "graph_rqvae (popularity token) > random_collision on R@10 and N@10, "
           "p < 0.05", check_random_collision),
     Claim("relation_over_sinusoidal_pe",
           "Compared to default positional encoding, relation-aware self-attention yields remarkable "
-          "improvements", "5.2.3, Table 5", ("ablation",),
+          "improvements", "5.2.3, Table 5", ("ablation", "ablation_seeds"),
           "relation > sinusoidal_pe on R@10 and N@10, p < 0.05", check_relation_over_sinusoidal),
     Claim("sinusoidal_pe_over_no_pe",
           "Even using absolute positions of input elements for positional encoding can improve the performance.",
-          "5.2.3, Table 5", ("ablation",),
+          "5.2.3, Table 5", ("ablation", "ablation_seeds"),
           "sinusoidal_pe > no_pe on R@10 and N@10 (means only: no paired test between the two)",
           check_sinusoidal_over_none),
     Claim("no_pe_poor",
           "The variant without any positional encoding achieves poor performance.", "5.2.3, Table 5",
-          ("ablation",), "relation > no_pe on R@10 and N@10, p < 0.05", check_no_pe_poor),
+          ("ablation", "ablation_seeds"), "relation > no_pe on R@10 and N@10, p < 0.05", check_no_pe_poor),
     Claim("few_layers_suffice",
           "MMGRec can achieve quite good performance with fewer layers.", "5.3, Fig. 4 left", ("hyper",),
           f"best of the smaller half of layer counts >= {NEAR_BEST:.0%} of the best (R@10, N@10; "
