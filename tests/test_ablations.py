@@ -235,6 +235,17 @@ def test_figures_name_the_dataset_and_keep_legends_outside():
     assert len(fig.axes) == 2 and fig.axes[1].get_title() == "Table 5: self-attention"
     assert_labelled(fig, "tinyset")
     assert_legends_outside(fig)
+    other = {m: rng.random(20).tolist() for m in base}
+    full1 = _run(other)
+    runs1 = {"full": full1, "id_wo": _run({m: [v * 0.6 for v in vals] for m, vals in other.items()}),
+             "relation": full1, "no_pe": _run({m: [v * 1.1 for v in vals] for m, vals in other.items()})}
+    seeds = ablation_seed_table(select_variants(list(runs)), {0: runs, 1: runs1}, "tinyset")     # the seed table
+    fig = ablation_plot(seeds, dataset="tinyset")
+    assert len(fig.axes) == 2 and "mean ± std over 2 seeds" in fig._suptitle.get_text()
+    kinds = [type(c).__name__ for c in fig.axes[0].containers]
+    assert kinds.count("BarContainer") == 1 and kinds.count("ErrorbarContainer") == 1   # id_wo's bars, with std
+    assert_labelled(fig, "tinyset")
+    assert_legends_outside(fig)
     table = pd.DataFrame([{"dataset": "tinyset", "sweep": s, "value": v, "fixed": 2, "model": m, "recall@10": 0.1 * v,
                            "ndcg@10": 0.05, "best_val_recall@10": 0.1} for s in ("layers", "heads")
                           for v in (1, 2, 4) for m in ("mmgrec", "lightgt")])

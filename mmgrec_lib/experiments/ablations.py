@@ -456,30 +456,41 @@ def ablation_reading(table: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
 def ablation_plot(table: pd.DataFrame, dataset: str = "",
                   metrics: Sequence[str] = TABLE_METRICS):
     """One panel per paper table: the test metrics of its variants as grouped bars (one group per metric), the
-    full model (the rows whose p-values are NaN) as a dashed reference line over each group."""
+    full model as a dashed reference line over each group. ``table``: :func:`ablation_table` (the full model: the
+    rows whose p-values are NaN) or :func:`ablation_seed_table` (the rows ``ours`` calls the full model; the bars
+    are means over the seeds with their std as error bars, and the full model's std as a grey band)."""
     import matplotlib.pyplot as plt
     import numpy as np
 
+    over_seeds = "ours" in table.columns
+    is_full = (table["ours"] == "the full model") if over_seeds else table[f"p_{P_METRICS[0]}"].isna()
     tables = list(dict.fromkeys(table["table"]))
     fig, axes = plt.subplots(1, len(tables), figsize=(4.6 * len(tables), 3.8), layout="constrained", squeeze=False)
     x = np.arange(len(metrics))
     for ax, t in zip(axes[0], tables):
-        part = table[table["table"] == t]
-        full = part[part[f"p_{P_METRICS[0]}"].isna()]
-        others = part[part[f"p_{P_METRICS[0]}"].notna()]
+        in_t = table["table"] == t
+        full, others = table[in_t & is_full], table[in_t & ~is_full]
         width = 0.8 / max(len(others), 1)
         for k, row in enumerate(others.to_dict("records")):
-            ax.bar(x - 0.4 + width * (k + 0.5), [row[m] for m in metrics], width, label=row["variant"],
-                   color=f"C{k}")
+            err = [row[f"{m}_std"] for m in metrics] if over_seeds else None
+            ax.bar(x - 0.4 + width * (k + 0.5), [row[m] for m in metrics], width, yerr=err, capsize=2,
+                   label=row["variant"], color=f"C{k}")
         if len(full):
             ref = full.iloc[0]
             label = "full model" if ref["variant"] == "full" else f"{ref['variant']} (= full model)"
             ax.hlines([ref[m] for m in metrics], x - 0.45, x + 0.45, colors="k", linestyles="--", label=label)
+            if over_seeds:
+                for j, (xi, m) in enumerate(zip(x, metrics)):
+                    ax.fill_between([xi - 0.45, xi + 0.45], ref[m] - ref[f"{m}_std"], ref[m] + ref[f"{m}_std"],
+                                    color="0.5", alpha=0.25, linewidth=0, label="full model ± std" if j == 0 else None)
         ax.set_xticks(x, list(metrics))
         ax.set(xlabel="test metric", ylabel="test Recall@K / NDCG@K",
                title=f"Table {t}" + (f": {TABLE_TOPICS[t]}" if t in TABLE_TOPICS else ""))
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), frameon=False, fontsize=8, ncol=2)
-    fig.suptitle(f"{dataset}: ablations against the full model" if dataset else "ablations against the full model")
+    title = f"{dataset}: ablations against the full model" if dataset else "ablations against the full model"
+    if over_seeds:
+        title += f" (mean ± std over {int(table['n_seeds'].max())} seeds)"
+    fig.suptitle(title)
     return fig
 
 
