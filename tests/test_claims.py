@@ -199,8 +199,10 @@ def test_ablation_claims_each_way(tmp_path, claim_id):
     assert row(both, claim_id)["verdict"] == MIXED                                      # datasets disagree
 
 
-def ablation_seeds(ds, n_seeds=3, full=0.20, **variants):
-    """ablation_seeds_<ds> (notebook 05's seed table): like :func:`ablation`, ``name=(mean, p_users_max)``."""
+def ablation_seeds(ds, n_seeds=3, full=0.20, disagree=(), **variants):
+    """ablation_seeds_<ds> (notebook 05's seed table): like :func:`ablation`, ``name=(mean, p_users_max)``; every
+    seed on the side of the full model that the mean is on, except for the variants in ``disagree`` (one seed on
+    the other side)."""
     rows = []
     for table, variant in ABLATION_ROWS:
         is_full = variant in ("full", "graph_rqvae", "relation")
@@ -210,7 +212,9 @@ def ablation_seeds(ds, n_seeds=3, full=0.20, **variants):
             row[m], row[f"{m}_std"] = value, 0.01
         for m in cl.METRICS_10:
             row[f"p_{m}_seeds"], row[f"p_{m}_users_max"] = NAN, p
-        rows.append({**row, "seeds_below": NAN, "seeds_above": NAN, "ours": ""})
+        side = n_seeds - (variant in disagree)
+        below, above = (NAN, NAN) if is_full else ((side, n_seeds - side) if value < full else (n_seeds - side, side))
+        rows.append({**row, "seeds_below": below, "seeds_above": above, "ours": ""})
     return pd.DataFrame(rows)
 
 
@@ -223,8 +227,14 @@ def test_ablation_claims_read_the_seed_table_when_it_has_several_seeds(tmp_path)
     write(tmp_path, "ablation_seeds_a", ablation_seeds("a", hkmeans=(0.25, 1e-3)))
     r = row(tmp_path, "hkmeans_worse")
     assert r["verdict"] == NOT_REPRODUCED and "ablation_seeds_a" in r["tables"]
-    assert "hkmeans 0.2500" in r["evidence"] and "p_users_max 0.001, 3 seeds" in r["evidence"]
+    assert "hkmeans 0.2500" in r["evidence"] and "p_users_max 0.001, below on 0 / above on 3, 3 seeds" in r["evidence"]
     assert "opposite" in r["evidence"]
+    write(tmp_path, "ablation_seeds_a", ablation_seeds("a", hkmeans=(0.15, 1e-3)))      # below on every seed
+    assert row(tmp_path, "hkmeans_worse")["verdict"] == REPRODUCED
+    write(tmp_path, "ablation_seeds_a", ablation_seeds("a", hkmeans=(0.15, 1e-3), disagree=("hkmeans",)))
+    r = row(tmp_path, "hkmeans_worse")                                    # one seed above: no significance
+    assert r["verdict"] == MIXED and "weak" in r["evidence"]
+    assert "p_users_max 0.001, below on 2 / above on 1: seeds disagree, 3 seeds" in r["evidence"]
     r = row(tmp_path, "sinusoidal_pe_over_no_pe")                                      # means over the seeds
     assert "means only, 3 seeds" in r["evidence"]
     write(tmp_path, "ablation_seeds_a", ablation_seeds("a", n_seeds=1, hkmeans=(0.25, 1e-3)))

@@ -23,7 +23,8 @@ Verdict rules (the same text is the table's caption, :data:`CAPTION`):
    test users; ``p_seeds`` is shown, not used). ``ablation_<ds>``: the variant row's ``p_recall@10`` /
    ``p_ndcg@10`` (paired Wilcoxon against the full model); where an ``ablation_seeds_<ds>`` table of two or more
    seeds holds both rows, its means over the seeds and ``p_<metric>_users_max`` (the largest over seeds of the
-   Wilcoxon p against the full model of the same seed) instead. Comparisons the tables hold no test for (two
+   Wilcoxon p against the full model of the same seed) instead, significant only when every seed puts the
+   variant on the side of the full model that the means do. Comparisons the tables hold no test for (two
    ablation variants against each other, the hyper-parameter sweeps, the strongest baseline, the timing
    tables) are decided on the means alone and say ``means only``.
 2. A dataset's verdict: ``reproduced`` when every comparison holds; ``not reproduced`` when none holds or is
@@ -86,7 +87,8 @@ CAPTION = (
     f"hold; opposite = reversed with p < {ALPHA}. Tests: overall_gain p_users_max (largest over seeds of the "
     "paired Wilcoxon over test users); ablation p_recall@10 / p_ndcg@10 (Wilcoxon against the full model), or, "
     "where ablation_seeds has two or more seeds, its means over seeds and p_<metric>_users_max (largest over "
-    "seeds of the Wilcoxon against the full model of the same seed); "
+    "seeds of the Wilcoxon against the full model of the same seed; significant only when every seed puts the "
+    "variant on the side of the full model that the means do); "
     "comparisons without a test in the tables are decided on means ('means only'). Per dataset: reproduced = "
     "every comparison holds; not reproduced = every comparison fails or is opposite; mixed otherwise. Per "
     "claim: reproduced / not reproduced when every dataset with evidence agrees, mixed when they disagree, "
@@ -236,14 +238,28 @@ def _seed_rows(seeds: pd.DataFrame | None, better: str, worse: str) -> tuple[pd.
     return a, b
 
 
+def _count(x) -> str:
+    return "?" if _nan(x) else str(int(x))
+
+
+def _seeds_agree(a: pd.Series, b: pd.Series, metric: str, better: str, test_on: str) -> bool:
+    """Whether every seed of an ``ablation_seeds`` table puts the tested variant (``test_on``'s row, compared
+    with the full model) on the side of the full model that the means over seeds put it on (``seeds_below`` /
+    ``seeds_above`` count the seeds where it is below / above on both Recall@10 and NDCG@10)."""
+    variant, other = (a, b) if test_on == better else (b, a)
+    side = "seeds_below" if variant[metric] < other[metric] else "seeds_above"
+    return not _nan(variant.get(side)) and int(variant[side]) == int(variant["n_seeds"])
+
+
 def ablation_comparison(df: pd.DataFrame, better: str, worse: str, test_on: str | None,
                         rel_min: float | None = None, rel_max: float | None = None,
                         seeds: pd.DataFrame | None = None) -> Finding:
     """``better`` variant above ``worse`` on Recall@10 and NDCG@10 of an ablation table; the p-value is read
     from variant ``test_on``'s row (its paired test against the full model); ``None``: means only. ``seeds``:
     the dataset's ``ablation_seeds`` table; where it holds both variants over two or more seeds, the means are
-    its means over the seeds and the p-value its ``p_<metric>_users_max`` (the paper's numbers still come from
-    ``df``)."""
+    its means over the seeds and the p-value its ``p_<metric>_users_max``, counted only when every seed puts the
+    variant on the same side of the full model as the means do (else no significance); the paper's numbers
+    still come from ``df``."""
     a, b = _ablation_row(df, better), _ablation_row(df, worse)
     if a is None or b is None:
         missing = [v for v, r in ((better, a), (worse, b)) if r is None]
@@ -255,7 +271,10 @@ def ablation_comparison(df: pd.DataFrame, better: str, worse: str, test_on: str 
     statuses, parts = [], []
     for m in METRICS_10:
         p_col = f"p_{m}_users_max" if over_seeds is not None else f"p_{m}"
-        p = None if test_on is None else (a if test_on == better else b)[p_col]
+        p = p_read = None if test_on is None else (a if test_on == better else b)[p_col]
+        agree = over_seeds is None or test_on is None or _seeds_agree(a, b, m, better, test_on)
+        if not agree:
+            p = math.nan                  # the seeds disagree on the direction: no significance, whatever p says
         s = status(a[m], b[m], p, test=test_on is not None, rel_min=rel_min, rel_max=rel_max)
         statuses.append(s)
         rel = (b[m] - a[m]) / a[m] if a[m] else float("nan")
@@ -265,7 +284,10 @@ def ablation_comparison(df: pd.DataFrame, better: str, worse: str, test_on: str 
             paper = f"; paper {100 * (pb - pa) / pa:+.1f}%"
         test = f"p {_p(p)}" if test_on is not None else "means only"
         if over_seeds is not None:
-            test = (f"p_users_max {_p(p)}" if test_on is not None else "means only") + f", {int(a['n_seeds'])} seeds"
+            r = a if test_on == better else b
+            test = ("means only" if test_on is None else f"p_users_max {_p(p_read)}, below on "
+                    f"{_count(r['seeds_below'])} / above on {_count(r['seeds_above'])}"
+                    + ("" if agree else ": seeds disagree")) + f", {int(a['n_seeds'])} seeds"
         parts.append(f"{_short(m)} {better} {a[m]:.4f} vs {worse} {b[m]:.4f} ({worse} {100 * rel:+.1f}%, "
                      f"{test}{paper}) {s}")
     return _finding(statuses, parts)
