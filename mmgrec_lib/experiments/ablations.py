@@ -63,6 +63,7 @@ ABLATION_SEED_COLUMNS = ["dataset", "table", "variant", "note", "n_seeds",
                          *[c for m in TABLE_METRICS for c in (m, f"{m}_std")],
                          *[c for m in P_METRICS for c in (f"p_{m}_seeds", f"p_{m}_users_max")],
                          "seeds_below", "seeds_above", "ours"]
+FULL_MODEL_ROW = "the full model"      # ``ours`` of the seed table's rows that are the full model's run
 HYPER_COLUMNS = ["dataset", "sweep", "value", "fixed", "model", "recall@10", "ndcg@10", "best_val_recall@10"]
 TABLE_TOPICS = {"3": "item representations", "4": "Rec-ID assignment", "5": "self-attention"}
 HYPER_FIELDS = {"layers": "n_layers", "heads": "n_heads"}        # sweep -> the field in ModelConfig / LightGTConfig
@@ -463,7 +464,7 @@ def ablation_plot(table: pd.DataFrame, dataset: str = "",
     import numpy as np
 
     over_seeds = "ours" in table.columns
-    is_full = (table["ours"] == "the full model") if over_seeds else table[f"p_{P_METRICS[0]}"].isna()
+    is_full = (table["ours"] == FULL_MODEL_ROW) if over_seeds else table[f"p_{P_METRICS[0]}"].isna()
     tables = list(dict.fromkeys(table["table"]))
     fig, axes = plt.subplots(1, len(tables), figsize=(4.6 * len(tables), 3.8), layout="constrained", squeeze=False)
     x = np.arange(len(metrics))
@@ -541,7 +542,7 @@ def ablation_seed_table(variants: Sequence[Variant], per_seed: Mapping[int, Mapp
             row[m], row[f"{m}_std"] = summary.loc[v.name, f"{m}_mean"], summary.loc[v.name, f"{m}_std"]
         if all(ordered[s][v.name] is ordered[s][reference] for s in seeds):
             row.update({f"p_{m}_{k}": math.nan for m in P_METRICS for k in ("seeds", "users_max")})
-            row.update({"seeds_below": math.nan, "seeds_above": math.nan, "ours": "the full model"})
+            row.update({"seeds_below": math.nan, "seeds_above": math.nan, "ours": FULL_MODEL_ROW})
             rows.append(row)
             continue
         row.update({f"p_{m}_{k}": summary.loc[v.name, f"p_{m}_{k}"] for m in P_METRICS for k in ("seeds", "users_max")})
@@ -554,7 +555,7 @@ def ablation_seed_table(variants: Sequence[Variant], per_seed: Mapping[int, Mapp
                              else f"mixed: below on {below}, above on {above} of {len(seeds)} seeds")})
         rows.append(row)
     table = pd.DataFrame(rows, columns=ABLATION_SEED_COLUMNS)
-    return table.astype({"seeds_below": "Int64", "seeds_above": "Int64"})          # counts; <NA> on the full model's rows
+    return table.astype({"seeds_below": "Int64", "seeds_above": "Int64"})   # counts; <NA> on the full model's rows
 
 
 # ---------------------------------------------------------------------- layers and heads

@@ -78,6 +78,8 @@ FAMILIES = ("overall", "overall_gain", "ablation", "ablation_seeds", "hyper", "e
 _OTHER_PREFIXES = ("efficiency_memory", "efficiency_detail")
 #: reference (full-model) variant of each ablation table (schema: notebook 05)
 _FULL = {"3": "full", "4": "graph_rqvae", "5": "relation"}
+#: what the ablation claims read: the one-seed table (required) and notebook 05's seed table (when present)
+_ABLATION_TABLES = ("ablation", "ablation_seeds")
 
 CAPTION = (
     "The paper's empirical claims (section 5) checked against our tables; every number comes from the table "
@@ -282,58 +284,62 @@ def ablation_comparison(df: pd.DataFrame, better: str, worse: str, test_on: str 
         pa, pb = paper_rows[0].get(f"paper_{m}"), paper_rows[1].get(f"paper_{m}")
         if not _nan(pa) and not _nan(pb) and pa:
             paper = f"; paper {100 * (pb - pa) / pa:+.1f}%"
-        test = f"p {_p(p)}" if test_on is not None else "means only"
-        if over_seeds is not None:
+        if test_on is None:
+            test = "means only"
+        elif over_seeds is None:
+            test = f"p {_p(p)}"
+        else:
             r = a if test_on == better else b
-            test = ("means only" if test_on is None else f"p_users_max {_p(p_read)}, below on "
-                    f"{_count(r['seeds_below'])} / above on {_count(r['seeds_above'])}"
-                    + ("" if agree else ": seeds disagree")) + f", {int(a['n_seeds'])} seeds"
+            test = (f"p_users_max {_p(p_read)}, below on {_count(r['seeds_below'])} / above on "
+                    f"{_count(r['seeds_above'])}" + ("" if agree else ": seeds disagree"))
+        if over_seeds is not None:
+            test += f", {int(a['n_seeds'])} seeds"
         parts.append(f"{_short(m)} {better} {a[m]:.4f} vs {worse} {b[m]:.4f} ({worse} {100 * rel:+.1f}%, "
                      f"{test}{paper}) {s}")
     return _finding(statuses, parts)
 
 
+def _ablation_claim(tables: Mapping[str, pd.DataFrame | None], better: str, worse: str, test_on: str | None,
+                    **band: float) -> Finding:
+    """:func:`ablation_comparison` on a dataset's ``ablation`` table and, when there is one, its ``ablation_seeds``
+    table (``band``: ``rel_min`` / ``rel_max``)."""
+    return ablation_comparison(tables["ablation"], better, worse, test_on, seeds=tables.get("ablation_seeds"), **band)
+
+
 def check_id_wo(tables):
     """ID w/o much worse than the full model (relative drop >= MUCH_WORSE, p < ALPHA)."""
-    return ablation_comparison(tables["ablation"], _FULL["3"], "id_wo", "id_wo", rel_min=MUCH_WORSE,
-                               seeds=tables.get("ablation_seeds"))
+    return _ablation_claim(tables, _FULL["3"], "id_wo", "id_wo", rel_min=MUCH_WORSE)
 
 
 def check_emb_wo(tables):
     """Emb w/o slightly worse than the full model (relative drop <= SLIGHTLY_WORSE, p < ALPHA)."""
-    return ablation_comparison(tables["ablation"], _FULL["3"], "emb_wo", "emb_wo", rel_max=SLIGHTLY_WORSE,
-                               seeds=tables.get("ablation_seeds"))
+    return _ablation_claim(tables, _FULL["3"], "emb_wo", "emb_wo", rel_max=SLIGHTLY_WORSE)
 
 
 def check_hkmeans(tables):
     """HK-Means Rec-IDs worse than Graph RQ-VAE's (p < ALPHA)."""
-    return ablation_comparison(tables["ablation"], _FULL["4"], "hkmeans", "hkmeans",
-                               seeds=tables.get("ablation_seeds"))
+    return _ablation_claim(tables, _FULL["4"], "hkmeans", "hkmeans")
 
 
 def check_random_collision(tables):
     """A random collision token worse than the popularity token (p < ALPHA)."""
-    return ablation_comparison(tables["ablation"], _FULL["4"], "random_collision", "random_collision",
-                               seeds=tables.get("ablation_seeds"))
+    return _ablation_claim(tables, _FULL["4"], "random_collision", "random_collision")
 
 
 def check_relation_over_sinusoidal(tables):
     """Relation-aware self-attention above sinusoidal positional encoding (p < ALPHA)."""
-    return ablation_comparison(tables["ablation"], _FULL["5"], "sinusoidal_pe", "sinusoidal_pe",
-                               seeds=tables.get("ablation_seeds"))
+    return _ablation_claim(tables, _FULL["5"], "sinusoidal_pe", "sinusoidal_pe")
 
 
 def check_sinusoidal_over_none(tables):
     """Sinusoidal positional encoding above none (means only: the table tests variants against the full
     model only)."""
-    return ablation_comparison(tables["ablation"], "sinusoidal_pe", "no_pe", None,
-                               seeds=tables.get("ablation_seeds"))
+    return _ablation_claim(tables, "sinusoidal_pe", "no_pe", None)
 
 
 def check_no_pe_poor(tables):
     """No positional encoding worse than relation-aware self-attention (p < ALPHA)."""
-    return ablation_comparison(tables["ablation"], _FULL["5"], "no_pe", "no_pe",
-                               seeds=tables.get("ablation_seeds"))
+    return _ablation_claim(tables, _FULL["5"], "no_pe", "no_pe")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -555,31 +561,31 @@ CLAIMS: tuple[Claim, ...] = (
           "lightgt is the strongest baseline on every metric (the margin is not checked)", check_lightgt_strongest),
     Claim("id_wo_much_worse",
           "The poor performance of ID w/o suggests that heterogeneous multimodal features cannot be directly "
-          "used for Rec-ID assignment.", "5.2.1, Table 3", ("ablation", "ablation_seeds"),
+          "used for Rec-ID assignment.", "5.2.1, Table 3", _ABLATION_TABLES,
           f"full > id_wo on R@10 and N@10 by >= {MUCH_WORSE:.0%}, p < 0.05", check_id_wo),
     Claim("emb_wo_slightly_worse",
           "Despite parameterizing input embedding, Emb w/o underperforms and is inferior to utilizing "
-          "well-trained item representations.", "5.2.1, Table 3", ("ablation", "ablation_seeds"),
+          "well-trained item representations.", "5.2.1, Table 3", _ABLATION_TABLES,
           f"full > emb_wo on R@10 and N@10 by <= {SLIGHTLY_WORSE:.0%}, p < 0.05", check_emb_wo),
     Claim("hkmeans_worse",
           "Graph RQ-VAE consistently outperforms HK-Means, illustrating the advantageous quantization ability.",
-          "5.2.2, Table 4", ("ablation", "ablation_seeds"), "graph_rqvae > hkmeans on R@10 and N@10, p < 0.05", check_hkmeans),
+          "5.2.2, Table 4", _ABLATION_TABLES, "graph_rqvae > hkmeans on R@10 and N@10, p < 0.05", check_hkmeans),
     Claim("random_collision_worse",
           "it is obvious that such a random method is consistently inferior to our solution.",
-          "5.2.2, Table 4", ("ablation", "ablation_seeds"), "graph_rqvae (popularity token) > random_collision on R@10 and N@10, "
+          "5.2.2, Table 4", _ABLATION_TABLES, "graph_rqvae (popularity token) > random_collision on R@10 and N@10, "
           "p < 0.05", check_random_collision),
     Claim("relation_over_sinusoidal_pe",
           "Compared to default positional encoding, relation-aware self-attention yields remarkable "
-          "improvements", "5.2.3, Table 5", ("ablation", "ablation_seeds"),
+          "improvements", "5.2.3, Table 5", _ABLATION_TABLES,
           "relation > sinusoidal_pe on R@10 and N@10, p < 0.05", check_relation_over_sinusoidal),
     Claim("sinusoidal_pe_over_no_pe",
           "Even using absolute positions of input elements for positional encoding can improve the performance.",
-          "5.2.3, Table 5", ("ablation", "ablation_seeds"),
+          "5.2.3, Table 5", _ABLATION_TABLES,
           "sinusoidal_pe > no_pe on R@10 and N@10 (means only: no paired test between the two)",
           check_sinusoidal_over_none),
     Claim("no_pe_poor",
           "The variant without any positional encoding achieves poor performance.", "5.2.3, Table 5",
-          ("ablation", "ablation_seeds"), "relation > no_pe on R@10 and N@10, p < 0.05", check_no_pe_poor),
+          _ABLATION_TABLES, "relation > no_pe on R@10 and N@10, p < 0.05", check_no_pe_poor),
     Claim("few_layers_suffice",
           "MMGRec can achieve quite good performance with fewer layers.", "5.3, Fig. 4 left", ("hyper",),
           f"best of the smaller half of layer counts >= {NEAR_BEST:.0%} of the best (R@10, N@10; "
