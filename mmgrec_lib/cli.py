@@ -714,8 +714,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="torch threads (default 1, as the notebooks train; any count is bit-reproducible, "
                          "LightGCN also matches one thread)")
     tr.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
-    tr.add_argument("--recid-schedule", choices=("alternate", "two_stage"), default="alternate",
-                    help="Graph RQ-VAE schedule timed (default alternate, the paper's; two_stage: its BPR stage)")
+    tr.add_argument("--recid-schedule", choices=("alternate", "two_stage", "joint"), default="alternate",
+                    help="Graph RQ-VAE schedule timed (default alternate, the paper's; two_stage: its BPR stage; "
+                         "joint: one step on the sum of both losses, not the paper's)")
     tr.add_argument("--recid-encoder", choices=("sage", "lightgcn"), default="sage",
                     help="Graph RQ-VAE graph encoder timed (default sage, eq. 5; lightgcn: LightGCN-style propagation "
                          "of the fused nodes, the ladders' choice)")

@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from mmgrec_lib.numerics import portable_numerics
+
+portable_numerics()   # the notebook kernels inherit the entry points' AVX2 kernels (see tests/conftest.py)
+
 
 @lru_cache(maxsize=None)
 def needs_data(path: str) -> bool:

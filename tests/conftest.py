@@ -5,11 +5,18 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
 
-from mmgrec_lib.data.dataset import RecDataset
+from mmgrec_lib.numerics import portable_numerics
 
-from _fixtures import make_tiny_dataset  # noqa: F401  (re-exported for fixtures)
+# the kernels the entry points use (AVX2 code paths on every x86-64 CPU; MMGREC_NATIVE_ISA=1 opts out), set before
+# torch computes anything, so bit-level tests give the same answer on AVX2 and AVX-512 machines
+portable_numerics()
+
+import torch  # noqa: E402
+
+from mmgrec_lib.data.dataset import RecDataset  # noqa: E402
+
+from _fixtures import make_tiny_dataset  # noqa: F401, E402  (re-exported for fixtures)
 
 torch.set_num_threads(1)
 

@@ -38,7 +38,8 @@ def run(dataset) -> RecIDRun:
 # ---------------------------------------------------------------------- config and inputs
 def test_config_validation():
     with pytest.raises(ValueError, match="schedule"):
-        GraphRQVAEConfig(schedule="joint")
+        GraphRQVAEConfig(schedule="sequential")
+    assert GraphRQVAEConfig(schedule="joint").schedule == "joint"
     with pytest.raises(ValueError, match="codebook_size"):
         GraphRQVAEConfig(codebook_size=1)
     with pytest.raises(ValueError, match="lr"):
@@ -304,3 +305,39 @@ def test_rq_weight_scales_the_alternating_rq_step(dataset):
                       trainer.model.rqvae.encoder[0].weight.grad.clone()))
     for full, quarter in zip(*grads):
         assert full.abs().sum() > 0 and torch.allclose(quarter, 0.25 * full, atol=1e-7)
+
+
+@pytest.mark.parametrize("weight", [1.0, 0.25])
+def test_joint_step_is_one_step_on_the_sum_of_both_losses(dataset, weight):
+    """The joint schedule's step: the gradient of L_bpr + rq_weight * L_rqvae computed from the full forward
+    (eq. 10's sum), from one graph pass whose last layer runs at the batch's users and every item."""
+    from mmgrec_lib.tokenizer.graph_rqvae import _Trainer
+    cfg = GraphRQVAEConfig(**{**TINY, "schedule": "joint", "rq_weight": weight})
+    ref, joint = (_Trainer(dataset, cfg, torch.device("cpu")) for _ in range(2))
+    u, i, j = (t[:64] for t in ref.sampler.epoch_triples(torch.Generator().manual_seed(0)))
+    h_u, h_i = ref.embed()
+    bpr = ref.model.bpr_loss(h_u, h_i, u, i, j, cfg.reg)
+    rq = ref.model.rq_loss(h_i)
+    (bpr + weight * rq.loss).backward()
+    joint.opt.step = lambda: None                                # keep the gradients, skip the update
+    loss, out = joint._joint_step(u, i, j, torch.Generator().manual_seed(0))
+    assert loss == pytest.approx(bpr.item(), rel=1e-6) and out.loss.item() == pytest.approx(rq.loss.item(), rel=1e-5)
+    for (name, a), b in zip(ref.model.named_parameters(), joint.model.parameters()):
+        assert (a.grad is None) == (b.grad is None), name
+        if a.grad is not None:
+            assert torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-7), name
+    assert joint.model.graph.proj.weight.grad.abs().sum() > 0      # both terms reach the graph
+
+
+def test_joint_schedule_end_to_end(dataset):
+    cfg = GraphRQVAEConfig(**{**TINY, "schedule": "joint"})
+    run = assign_recids(dataset, cfg, progress=False)
+    assert run.semantic.shape == (dataset.n_items, 3) and run.config["schedule"] == "joint"
+    phases = [r["phase"] for r in run.history]
+    assert phases.count("joint") == 3 and phases.count("rq") == 5
+    graph_rows = [r for r in run.history if r["phase"] == "joint"]
+    assert all({"bpr", "recall@10", "usage_l1"} <= set(r) for r in graph_rows)
+    again = assign_recids(dataset, cfg, progress=False)
+    assert torch.equal(again.codes, run.codes)
+    other = assign_recids(dataset, GraphRQVAEConfig(**TINY), progress=False)     # alternate: another optimisation
+    assert not torch.equal(other.item_emb, run.item_emb)

@@ -87,7 +87,7 @@ def bench_lightgcn(dataset: RecDataset, epochs: int = 2, threads: int = 1, devic
 def bench_graph_rqvae(dataset: RecDataset, epochs: int = 2, threads: int = 1, device: str = "cpu", seed: int = 0,
                       codebook_size: int = 256, schedule: str = "alternate", encoder: str = "sage") -> dict:
     """Graph RQ-VAE's graph phase with the default config, ``schedule`` (``"alternate"``: BPR and RQ-VAE steps
-    alternate, the default; ``"two_stage"``: its first stage, BPR steps only) and ``encoder`` (``"sage"``: eq. 5,
+    alternate, the default; ``"two_stage"``: its first stage, BPR steps only; ``"joint"``: one step on their sum) and ``encoder`` (``"sage"``: eq. 5,
     the default; ``"lightgcn"``: LightGCN-style propagation of the fused nodes, the ladders' choice): seconds per
     epoch and per validation pass."""
     from ..data.device import resolve_device
@@ -98,7 +98,7 @@ def bench_graph_rqvae(dataset: RecDataset, epochs: int = 2, threads: int = 1, de
     cfg = GraphRQVAEConfig(codebook_size=codebook_size, epochs=epochs, seed=seed, device=device, schedule=schedule,
                            encoder=encoder)
     trainer = _Trainer(dataset, cfg, resolve_device(device))
-    step = trainer.epoch_alternate if cfg.schedule == "alternate" else trainer.epoch_bpr
+    step = trainer.graph_epoch()
     gen = torch.Generator().manual_seed(seed)
     with cpu_threads(threads):
         trainer.model.train()
