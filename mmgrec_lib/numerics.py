@@ -1,4 +1,5 @@
-"""Portable CPU numerics: the same seed gives the same numbers on every x86-64 CPU with AVX2.
+"""Portable CPU numerics: the libraries' AVX2 code paths on every x86-64 CPU with AVX2, so that machines of
+different vector widths take the same kernels (it does not make every machine agree: see below).
 
 torch picks its element-wise and reduction kernels (ATen's ``DispatchStub``) by the widest vector instruction set
 the CPU has, and MKL (matrix products) and oneDNN pick their code paths the same way. AVX-512 kernels add up in
@@ -10,8 +11,12 @@ gave ml100k test R@10 0.2470 and 0.2437.
 :data:`PORTABLE_ENV` pins all three libraries to their AVX2 code paths, which every x86-64 CPU of the last ten years
 has: ``ATEN_CPU_CAPABILITY=avx2`` (torch's kernels), ``MKL_CBWR=AVX2`` (MKL's conditional numerical
 reproducibility branch) and ``ONEDNN_MAX_CPU_ISA=AVX2``. On an AVX2 machine this is what the libraries choose anyway
-(bit-identical results); on an AVX-512 machine it trades the wider kernels for numbers that match the AVX2
-machines'. The thread count still matters for some operations: the notebooks train with one thread per run.
+(bit-identical results); on an AVX-512 machine it trades the wider kernels for the AVX2 ones. That alone does
+not reproduce another machine's runs: on 2026-12-05 an Intel Xeon with AVX-512, pinned here, retrained a TikTok
+run key at the ledger line's own commit and got another validation curve than the AMD EPYC (AVX2) that recorded
+it (identical runs on the Intel machine at that commit and at the current code; libraries that size their blocks
+by the cache, or take vendor-specific paths, are the likely rest). The thread count matters as well: the
+notebooks train with one thread per run.
 
 The variables are read when a library first needs them (ATen at its first kernel dispatch, MKL at its first call),
 so :func:`portable_numerics` must run before the process computes anything with torch; the command-line entry
