@@ -415,3 +415,43 @@ def test_hyper_sweep_records_its_runs_and_a_fresh_machine_reads_them_back(tmp_pa
     cols = ["task", "model", "value", "fixed", "val_recall@10", "best_epoch", "test_recall@10", "test_ndcg@10"]
     pd.testing.assert_frame_equal(first[cols], again[cols])
     pd.testing.assert_frame_equal(hyper_table(first, "s"), hyper_table(again, "s"))
+
+
+def test_ablation_key_ignores_later_fields_at_their_defaults_and_finds_lines_of_older_code(tmp_path):
+    """A generator option added later (held at its default) changes neither ablation_key nor which ledger line a
+    variant finds; a line that older code wrote (its key hashed every field that existed then, the later ones at
+    their defaults included) is still found, and one written with a later field off its default is not."""
+    from mmgrec_lib.data import load_dataset
+    from mmgrec_lib.experiments.ablations import ablation_key, ablation_keys
+    from mmgrec_lib.experiments.runs import dataset_key, run_key
+    from mmgrec_lib.generator.config import LATER_DEFAULTS
+    from mmgrec_lib.generator.training import TRAINING_VERSION
+    rc, gc, loop = _base()
+    tasks = ablation_tasks("synthetic", 0, rc, gc, loop, select_variants(["full"]), tmp_path / "runs", TINY_KW)
+    spec = tasks["full"]
+    ds = load_dataset("synthetic", seed=0, **TINY_KW)
+    newest = list(LATER_DEFAULTS)[-1]
+    assert spec["generator"][newest] == LATER_DEFAULTS[newest]
+    before_newest = {**spec, "generator": {k: v for k, v in spec["generator"].items() if k != newest}}
+    assert ablation_key(before_newest, ds) == ablation_key(spec, ds)                  # the option did not exist
+
+    def old_style(generator):                                 # how the key was formed until 2026-12-05
+        def plain(part):
+            return {k: plain(v) for k, v in part.items() if k != "device"} if isinstance(part, dict) else part
+        what = plain({**{k: v for k, v in spec.items() if k not in ("runs_dir", "ks")}, "generator": generator})
+        return f"ablation_{ds.name}_{run_key(dataset_key(ds), what, TRAINING_VERSION)}"
+
+    keys = ablation_keys(spec, ds)
+    assert keys[0] == ablation_key(spec, ds) and len(set(keys)) == len(keys)
+    assert old_style(spec["generator"]) in keys                                        # every field present
+    assert old_style(before_newest["generator"]) in keys                               # before the newest one
+    on = {**spec, "generator": {**spec["generator"], newest: 1}}                       # the newest option in use
+    assert ablation_key(on, ds) != ablation_key(spec, ds)
+    assert old_style(before_newest["generator"]) not in ablation_keys(on, ds)          # older code could not run it
+    ledger = tmp_path / "seed_runs_synthetic.jsonl"
+    from mmgrec_lib.experiments.ledger import RunLedger
+    book = RunLedger(ledger)
+    book.record("generator_synthetic_0123456789", {"val_recall@10": 0.5, "best_epoch": 1})
+    book.annotate("generator_synthetic_0123456789", {"ablation_key": old_style(before_newest["generator"]),
+                                                     "variant": "full"})
+    assert _recorded(ledger, tasks, ds) is not None                                    # the old line stands in

@@ -268,14 +268,39 @@ def _variant_run(ds: RecDataset, spec: Mapping[str, Any], ks: tuple[int, ...] = 
 def ablation_key(spec: Mapping[str, Any], dataset: RecDataset) -> str:
     """What a seed-run ledger knows a variant's run by without its Rec-IDs (``ablation_key`` of its line): the
     dataset (:func:`~mmgrec_lib.experiments.runs.dataset_key`), the task spec but its folder and devices, and the
-    generator's ``TRAINING_VERSION``. (The run's own key, its checkpoint's name, hashes the Rec-ID run's config,
-    which for HK-Means or ID w/o exists only once those Rec-IDs are derived.)"""
+    generator's ``TRAINING_VERSION``; the generator's settings without the fields added after runs existed while
+    they hold their original defaults (``LATER_DEFAULTS``, as in its run key), so adding an option keeps the key.
+    (The run's own key, its checkpoint's name, hashes the Rec-ID run's config, which for HK-Means or ID w/o exists
+    only once those Rec-IDs are derived.)"""
+    return ablation_keys(spec, dataset)[0]
+
+
+def ablation_keys(spec: Mapping[str, Any], dataset: RecDataset) -> list[str]:
+    """:func:`ablation_key` first, then the keys that lines recorded by older code give the same variant: until
+    2026-12-05 the key hashed every generator field that existed when the line was written, later-added ones at
+    their defaults included, so each older key keeps the later-added fields that existed then (in the order they
+    were added: ``LATER_DEFAULTS``) and drops the newer ones (only while those hold their defaults)."""
+    from ..generator.config import LATER_DEFAULTS
     from ..generator.training import TRAINING_VERSION
 
     def plain(part: Any) -> Any:
         return {k: plain(v) for k, v in part.items() if k != "device"} if isinstance(part, Mapping) else part
-    what = plain({k: v for k, v in spec.items() if k not in ("runs_dir", "ks")})
-    return f"ablation_{dataset.name}_{run_key(dataset_key(dataset), what, TRAINING_VERSION)}"
+
+    def key(generator: Mapping[str, Any]) -> str:
+        what = plain({**{k: v for k, v in spec.items() if k not in ("runs_dir", "ks")}, "generator": generator})
+        return f"ablation_{dataset.name}_{run_key(dataset_key(dataset), what, TRAINING_VERSION)}"
+
+    gen = dict(spec.get("generator", {}))
+    at_default = {k for k, v in LATER_DEFAULTS.items() if k in gen and gen[k] == v}
+    keys = [key({k: v for k, v in gen.items() if k not in at_default})]
+    later = list(LATER_DEFAULTS)
+    for start in range(len(later), 0, -1):               # the fields later[start:] did not exist yet
+        newer = set(later[start:])
+        if not (newer & set(gen)) - at_default:             # the newer fields all at their defaults
+            older = key({k: v for k, v in gen.items() if k not in newer})
+            if older not in keys:
+                keys.append(older)
+    return keys
 
 
 #: what a seed-run ledger line of an ablation variant holds besides the recorded run's facts
@@ -302,9 +327,9 @@ def _recorded_variant(book, spec: Mapping[str, Any], dataset: RecDataset) -> tup
     machine); else ``None`` (the run is trained or loaded)."""
     if book is None:
         return None
-    key = ablation_key(spec, dataset)
+    keys = set(ablation_keys(spec, dataset))              # today's key and those of lines of older code
     for row in book.rows():
-        if row.get("ablation_key") == key:
+        if row.get("ablation_key") in keys:
             path = Path(spec["runs_dir"]) / f"{row['key']}.pt"
             return (None if path.exists() else (book.get(row["key"]), path))
     return None
@@ -709,7 +734,7 @@ def hyper_plot(table: pd.DataFrame, dataset: str = "", metric: str = "recall@10"
     return fig
 
 
-__all__ = ["ABLATIONS", "ABLATION_COLUMNS", "HYPER_COLUMNS", "PAPER_ABLATIONS", "PAPER_CLAIMS", "PAPER_DATASETS",
+__all__ = ["ABLATIONS", "ABLATION_COLUMNS", "ablation_keys", "HYPER_COLUMNS", "PAPER_ABLATIONS", "PAPER_CLAIMS", "PAPER_DATASETS",
            "PAPER_HYPER_CLAIMS", "Variant", "ablation_plot", "ablation_reading", "ablation_runs", "ablation_table",
            "ablation_task", "ablation_tasks", "baseline_spec", "choose_value", "derive_recids", "derived_recid_path",
            "generator_spec", "hyper_plot", "hyper_reading", "hyper_table", "hyper_task", "hyper_tasks",
