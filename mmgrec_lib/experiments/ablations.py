@@ -734,9 +734,9 @@ def hyper_plot(table: pd.DataFrame, dataset: str = "", metric: str = "recall@10"
     return fig
 
 
-__all__ = ["ABLATIONS", "ABLATION_COLUMNS", "ablation_keys", "HYPER_COLUMNS", "PAPER_ABLATIONS", "PAPER_CLAIMS", "PAPER_DATASETS",
-           "PAPER_HYPER_CLAIMS", "Variant", "ablation_plot", "ablation_reading", "ablation_runs", "ablation_table",
-           "ablation_task", "ablation_tasks", "baseline_spec", "choose_value", "derive_recids", "derived_recid_path",
-           "generator_spec", "hyper_plot", "hyper_reading", "hyper_table", "hyper_task", "hyper_tasks",
-           "load_or_derive_recids", "paper_numbers", "select_variants", "skip_reason", "sweep_ablations",
-           "sweep_hyper", "variant_configs"]
+__all__ = ["ABLATIONS", "ABLATION_COLUMNS", "HYPER_COLUMNS", "PAPER_ABLATIONS", "PAPER_CLAIMS", "PAPER_DATASETS",
+           "PAPER_HYPER_CLAIMS", "Variant", "ablation_keys", "ablation_plot", "ablation_reading", "ablation_runs",
+           "ablation_table", "ablation_task", "ablation_tasks", "baseline_spec", "choose_value", "derive_recids",
+           "derived_recid_path", "generator_spec", "hyper_plot", "hyper_reading", "hyper_table", "hyper_task",
+           "hyper_tasks", "load_or_derive_recids", "paper_numbers", "select_variants", "skip_reason",
+           "sweep_ablations", "sweep_hyper", "variant_configs"]

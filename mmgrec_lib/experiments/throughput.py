@@ -87,9 +87,9 @@ def bench_lightgcn(dataset: RecDataset, epochs: int = 2, threads: int = 1, devic
 def bench_graph_rqvae(dataset: RecDataset, epochs: int = 2, threads: int = 1, device: str = "cpu", seed: int = 0,
                       codebook_size: int = 256, schedule: str = "alternate", encoder: str = "sage") -> dict:
     """Graph RQ-VAE's graph phase with the default config, ``schedule`` (``"alternate"``: BPR and RQ-VAE steps
-    alternate, the default; ``"two_stage"``: its first stage, BPR steps only; ``"joint"``: one step on their sum) and ``encoder`` (``"sage"``: eq. 5,
-    the default; ``"lightgcn"``: LightGCN-style propagation of the fused nodes, the ladders' choice): seconds per
-    epoch and per validation pass."""
+    alternate, the default; ``"two_stage"``: its first stage, BPR steps only; ``"joint"``: one step on their sum)
+    and ``encoder`` (``"sage"``: eq. 5, the default; ``"lightgcn"``: LightGCN-style propagation of the fused nodes,
+    the ladders' choice): seconds per epoch and per validation pass."""
     from ..data.device import resolve_device
     from ..tokenizer import GraphRQVAEConfig
     from ..tokenizer.graph_rqvae import _Trainer

@@ -532,15 +532,30 @@ class _Trainer:
         self.opt.step()
         return loss.item(), keep
 
-    def _rq_step(self, h_i: torch.Tensor, generator: torch.Generator) -> RQVAEOutput:
+    def _rq_loss(self, h_i: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, RQVAEOutput]:
+        """``rq_weight * L_rqvae`` on ``h_i`` ``(I, D)`` (a random ``rq_batch_size`` of its rows when set) and the
+        RQ-VAE output."""
         if self.rq_bs < h_i.shape[0]:
             idx = torch.randperm(h_i.shape[0], generator=generator)[:self.rq_bs].to(self.device)
             h_i = h_i[idx]
         out = self.model.rq_loss(h_i)
+        return (out.loss * self.cfg.rq_weight if self.cfg.rq_weight != 1.0 else out.loss), out
+
+    def _rq_step(self, h_i: torch.Tensor, generator: torch.Generator) -> RQVAEOutput:
+        loss, out = self._rq_loss(h_i, generator)
         self.opt.zero_grad(set_to_none=True)
-        (out.loss * self.cfg.rq_weight if self.cfg.rq_weight != 1.0 else out.loss).backward()
+        loss.backward()
         self.opt.step()
         return out
+
+    def _alternate_step(self, u: torch.Tensor, i: torch.Tensor, j: torch.Tensor,
+                        generator: torch.Generator) -> tuple[float, RQVAEOutput]:
+        """One Adam step on L_bpr, then one on L_rqvae (the ``alternate`` schedule)."""
+        bpr, h_i = self._bpr_step(u, i, j)                                     # step on L_bpr
+        if self.cfg.rq_grad_to_graph:
+            h_i = self.items()                                                 # (I, D), differentiable
+        # else: sg(h_i) from this step's forward (before the BPR update): saves a graph forward
+        return bpr, self._rq_step(h_i, generator)                              # step on L_rqvae
 
     def _joint_step(self, u: torch.Tensor, i: torch.Tensor, j: torch.Tensor,
                     generator: torch.Generator) -> tuple[float, RQVAEOutput]:
@@ -551,14 +566,9 @@ class _Trainer:
         h = self.model.graph.node_embeddings(self.adj, torch.cat([users, self.item_nodes]),
                                              self.features, self.mask)        # (n_b + I, D)
         bpr = self.model.bpr_loss(h, h, u, i, j, self.cfg.reg, rows=(inv, i + n_b, j + n_b))
-        h_i = h[n_b:]                                                          # (I, D), differentiable
-        if self.rq_bs < h_i.shape[0]:
-            idx = torch.randperm(h_i.shape[0], generator=generator)[:self.rq_bs].to(self.device)
-            h_i = h_i[idx]
-        out = self.model.rq_loss(h_i)
-        loss = bpr + (out.loss * self.cfg.rq_weight if self.cfg.rq_weight != 1.0 else out.loss)
+        rq, out = self._rq_loss(h[n_b:], generator)                            # on every item's h_i (I, D)
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (bpr + rq).backward()
         self.opt.step()
         return bpr.item(), out
 
@@ -570,27 +580,18 @@ class _Trainer:
 
     # -------------------------------------------------------------- epochs
     def epoch_alternate(self, epoch: int, generator: torch.Generator) -> dict[str, float]:
-        t0, sums, n = time.perf_counter(), {}, 0
-        reseeded0 = int(self.model.rqvae.quantizer.n_reseeded.sum())
-        for u, i, j in self._triples(generator):
-            bpr, h_i = self._bpr_step(u, i, j)                                 # step on L_bpr
-            if self.cfg.rq_grad_to_graph:
-                h_i = self.items()                                             # (I, D), differentiable
-            # else: sg(h_i) from this step's forward (before the BPR update): saves a graph forward
-            out = self._rq_step(h_i, generator)                                # step on L_rqvae
-            for k, v in {"bpr": bpr, **out.parts()}.items():
-                sums[k] = sums.get(k, 0.0) + v
-            n += 1
-        row = {k: v / max(n, 1) for k, v in sums.items()}
-        row["reseeded"] = int(self.model.rqvae.quantizer.n_reseeded.sum()) - reseeded0
-        row["time_s"] = time.perf_counter() - t0
-        return row
+        return self._epoch_with_rq(self._alternate_step, generator)
 
     def epoch_joint(self, epoch: int, generator: torch.Generator) -> dict[str, float]:
+        return self._epoch_with_rq(self._joint_step, generator)
+
+    def _epoch_with_rq(self, step, generator: torch.Generator) -> dict[str, float]:
+        """One pass over the epoch's BPR triples with ``step(u, i, j, generator) -> (bpr, RQVAEOutput)`` per batch;
+        the mean losses, the codes re-seeded and the time."""
         t0, sums, n = time.perf_counter(), {}, 0
         reseeded0 = int(self.model.rqvae.quantizer.n_reseeded.sum())
         for u, i, j in self._triples(generator):
-            bpr, out = self._joint_step(u, i, j, generator)                    # one step on L_bpr + L_rqvae
+            bpr, out = step(u, i, j, generator)
             for k, v in {"bpr": bpr, **out.parts()}.items():
                 sums[k] = sums.get(k, 0.0) + v
             n += 1
