@@ -125,8 +125,9 @@ class RowProduct:
         adj: sparse CSR ``(N, M)``.
         rows: ``(n,)`` long row indices (any order).
 
-    ``__call__(x (M, D)) -> (n, D)``, differentiable in ``x``; same values and gradients, bit for bit, as the
-    full product followed by ``[rows]`` (tested).
+    ``__call__(x (M, D)) -> (n, D)``, differentiable in ``x``; the same values, bit for bit, as the full product
+    followed by ``[rows]``, and the same gradients bit for bit when ``rows`` ascend (the gradient sums each column
+    in the order of ``rows``; in another order it is equal up to float rounding on some machines; tested).
     """
 
     def __init__(self, adj: torch.Tensor, rows: torch.Tensor) -> None:
@@ -142,7 +143,7 @@ def row_spmm(adj: torch.Tensor, rows: torch.Tensor, x: torch.Tensor) -> torch.Te
     """``(adj @ x)[rows]`` differentiable in ``x``, computing only those rows: ``adj`` a constant sparse CSR
     ``(N, M)``, ``rows`` ``(n,)`` long, ``x`` ``(M, D)`` -> ``(n, D)``. Cost O(the rows' non-zeros × D) each way
     (plus sorting them once for the transpose), against O(all non-zeros × D) for the full product; same values
-    and gradients bit for bit (tested). For rows reused at every step, build a :class:`RowProduct` once."""
+    bit for bit, and gradients too when ``rows`` ascend (see :class:`RowProduct`; tested). For rows reused at every step, build a :class:`RowProduct` once."""
     return RowProduct(adj, rows)(x)
 
 
