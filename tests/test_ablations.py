@@ -455,3 +455,26 @@ def test_ablation_key_ignores_later_fields_at_their_defaults_and_finds_lines_of_
     book.annotate("generator_synthetic_0123456789", {"ablation_key": old_style(before_newest["generator"]),
                                                      "variant": "full"})
     assert _recorded(ledger, tasks, ds) is not None                                    # the old line stands in
+
+
+def test_a_variant_is_found_by_its_own_run_key_when_its_line_has_no_ablation_key(tmp_path):
+    """A run another notebook recorded (no ablation_key on its line) stands in for the variants whose run key is
+    known before training (Graph RQ-VAE Rec-IDs); derived Rec-IDs (HK-Means) still need their ablation_key."""
+    import json as _json
+    from mmgrec_lib.data import load_dataset
+    rc, gc, loop = _base()
+    ledger = tmp_path / "ledgers" / "seed_runs_synthetic.jsonl"
+    variants = select_variants(["full", "hkmeans"])
+    tasks = ablation_tasks("synthetic", 0, rc, gc, loop, variants, tmp_path / "runs", TINY_KW)
+    ds = load_dataset("synthetic", seed=0, **TINY_KW)
+    first = sweep_ablations(tasks, executor="serial", progress=False, ledger=ledger)
+    lines = [_json.loads(x) for x in ledger.read_text().splitlines()]
+    for line in lines:                                            # as if notebook 06 or 09 had recorded them
+        for k in ("ablation_key", "variant", "unique_semantic_frac", "max_group_size"):
+            line.pop(k, None)
+    ledger.write_text("".join(_json.dumps(x, sort_keys=True) + "\n" for x in lines))
+    fresh = {n: {**s, "runs_dir": str(tmp_path / "fresh")} for n, s in tasks.items()}   # a new machine
+    full = _recorded(ledger, {"full": fresh["full"]}, ds)
+    assert full is not None and full[1].stem == first.loc[0, "run_key"]
+    assert _recorded(ledger, {"hkmeans": fresh["hkmeans"]}, ds) is None
+    assert _recorded(ledger, {"full": tasks["full"]}, ds) is None                       # its checkpoint is here

@@ -332,7 +332,25 @@ def _recorded_variant(book, spec: Mapping[str, Any], dataset: RecDataset) -> tup
         if row.get("ablation_key") in keys:
             path = Path(spec["runs_dir"]) / f"{row['key']}.pt"
             return (None if path.exists() else (book.get(row["key"]), path))
+    path = _own_run_path(spec, dataset)                   # a line another notebook recorded for the same run
+    if path is not None and not path.exists() and path.stem in book:
+        return book.get(path.stem), path
     return None
+
+
+def _own_run_path(spec: Mapping[str, Any], dataset: RecDataset) -> Path | None:
+    """The checkpoint path of a variant whose Rec-IDs are its Graph RQ-VAE run itself (no derived Rec-IDs, so
+    the run key is known before anything trains: the full model, Emb w/o, the attention variants), as
+    :func:`_variant_run` trains it; ``None`` for HK-Means, ID w/o or another collision token."""
+    from ..generator import GeneratorConfig
+    from ..tokenizer import GraphRQVAEConfig
+    from .runs import generator_run_path
+    recid = GraphRQVAEConfig.from_dict(dict(spec.get("recid", {})))
+    if spec.get("method", "graph_rqvae") != "graph_rqvae" or spec.get("collision") not in (None, recid.collision):
+        return None
+    loop = LoopConfig(**{"progress": False, **dict(spec.get("loop", {}))})
+    return generator_run_path(spec["runs_dir"], dataset, recid.to_dict(),
+                              GeneratorConfig.from_dict(dict(spec.get("generator", {}))), loop)
 
 
 def _pretrain_recids(specs: Sequence[Mapping[str, Any]], executor: Any, threads: int, progress: bool) -> None:
