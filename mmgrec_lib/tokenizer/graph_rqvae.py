@@ -503,7 +503,6 @@ class _Trainer:
                                      {"params": dense, "lr": cfg.lr, "weight_decay": cfg.weight_decay},
                                      {"params": self.model.rqvae.parameters(), "lr": cfg.rq_lr}])
         self.frozen_items: torch.Tensor | None = None
-        self.item_nodes = items                                                # (I,) item rows of the graph
 
     # -------------------------------------------------------------- pieces
     def embed(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -563,7 +562,7 @@ class _Trainer:
         last layer runs at the batch's users and at every item; returns the BPR loss and the RQ-VAE output."""
         users, inv = torch.unique(u, return_inverse=True)                     # (n_b,), (B,)
         n_b = users.numel()
-        h = self.model.graph.node_embeddings(self.adj, torch.cat([users, self.item_nodes]),
+        h = self.model.graph.node_embeddings(self.adj, torch.cat([users, self.item_rows.rows]),
                                              self.features, self.mask)        # (n_b + I, D)
         bpr = self.model.bpr_loss(h, h, u, i, j, self.cfg.reg, rows=(inv, i + n_b, j + n_b))
         rq, out = self._rq_loss(h[n_b:], generator)                            # on every item's h_i (I, D)
