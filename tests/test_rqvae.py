@@ -40,6 +40,19 @@ def test_residuals_follow_eq8():
     assert torch.allclose(out.z_hat, z_hat, atol=1e-5)
 
 
+def test_tied_codewords_pick_the_lowest_index_as_argmin_does():
+    """Duplicated codewords tie exactly; the quantiser takes the first of them, as ``argmin`` would (it uses
+    ``min(-1).indices``, the same index, faster on CPU)."""
+    q = ResidualQuantizer(3, 6, n_levels=2, kmeans_init=False, reseed_dead=False, seed=0)
+    with torch.no_grad():
+        q.codebooks[:, 3:] = q.codebooks[:, :3].clone()                     # codes 3-5 repeat codes 0-2
+    z = clustered(64, 3, seed=4)
+    out = q(z)
+    assert int(out.codes.max()) < 3                                         # never a later duplicate
+    for m in range(2):
+        assert torch.equal(out.codes[:, m], squared_distances(out.residuals[m], q.codebooks[m].detach()).argmin(-1))
+
+
 def test_straight_through_gradients():
     model = RQVAE(6, latent_dim=4, hidden_dim=8, codebook_size=4, seed=0)
     x = clustered(40)

@@ -30,6 +30,7 @@ from ..data.sparse import rows_mask
 from ..evaluation import evaluate
 from ..training.sampling import BPRSampler
 from ..training.loop import FitResult, LoopConfig, fit as fit_loop, require_validation
+from ..training.optim import adam
 from ..data.device import resolve_device
 from ..utils import atomic_save, check_ids, check_unknown, load_checkpoint
 
@@ -214,7 +215,7 @@ class BPRRecommender(Recommender):
         self.reset_parameters(generator)
         self.prepare(dataset)
         sampler = BPRSampler(dataset.train)
-        optimizer = torch.optim.Adam(self.parameters(), lr=self.config.lr)
+        optimizer = adam(self.parameters(), self.config.lr)
         bs, dev = int(self.config.batch_size), self.device
 
         def train_epoch(epoch: int, gen: torch.Generator) -> dict:

@@ -110,6 +110,7 @@ import torch.nn.functional as F
 from ..data.dataset import RecDataset
 from ..data.sparse import symmetric_adjacency
 from ..training.sampling import BPRSampler
+from ..training.optim import adam
 from ..utils import check_fields
 from .base import check_non_negative, check_positive, init_normal_, init_xavier_uniform_, optional_tuple, weights_key
 from .mmgcn import MultimodalGraphRecommender, lightgcn_propagate
@@ -177,7 +178,7 @@ def fit_environment_scorers(features: torch.Tensor, users: torch.Tensor, items: 
     init_normal_(pref, c.init_std, generator)
     init_xavier_uniform_(proj, generator)
     pref, proj = pref.to(dev).requires_grad_(), proj.to(dev).requires_grad_()
-    optimizer = torch.optim.Adam([pref, proj], lr=c.stage_lr)
+    optimizer = adam([pref, proj], c.stage_lr)
     for _ in range(c.env_epochs):
         order = torch.randperm(len(users), generator=generator)
         for start in range(0, len(order), c.batch_size):
@@ -254,7 +255,7 @@ def learn_mask(features: torch.Tensor, users: torch.Tensor, items: torch.Tensor,
     init_xavier_uniform_(proj, generator)
     pref, proj = pref.to(dev).requires_grad_(), proj.to(dev).requires_grad_()
     mu = torch.zeros(features.shape[1], device=dev, requires_grad=True)                 # (F,)
-    optimizer = torch.optim.Adam([pref, proj, mu], lr=c.stage_lr)
+    optimizer = adam([pref, proj, mu], c.stage_lr)
     members = [torch.nonzero(env == e).flatten() for e in range(c.n_envs)]
     members = [m for m in members if len(m)]                                            # non-empty environments
     per_env = max(1, c.batch_size // len(members))

@@ -54,6 +54,7 @@ from .model import MMGRecGenerator
 from .prior import LogitAdjustment
 from ..tokenizer.recid import RecIDTable
 from ..training.loop import FitResult, LoopConfig, fit, require_validation
+from ..training.optim import adam, sgd
 from ..data.progress import progress_bar
 from ..data.device import resolve_device
 from ..utils import eval_mode, seeded_rng
@@ -100,10 +101,10 @@ def build_generator(dataset: RecDataset, table: RecIDTable, user_repr: torch.Ten
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+        return adam(params, config.lr, config.weight_decay)
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+        return adam(params, config.lr, config.weight_decay, decoupled=True)
+    return sgd(params, config.lr, config.momentum, config.weight_decay)
 
 
 def training_pairs(dataset: RecDataset) -> tuple[torch.Tensor, torch.Tensor]:

@@ -75,6 +75,7 @@ from .stats import level_usage
 from .rqvae import RQVAE, RQVAEOutput
 from ..training.sampling import BPRSampler
 from ..training.loop import FitResult, LoopConfig, cpu_threads, fit, require_validation
+from ..training.optim import adam
 from ..data.device import resolve_device
 from ..utils import check_fields, check_unknown, seeded_rng
 
@@ -499,9 +500,9 @@ class _Trainer:
         g = self.model.graph
         embeddings = [g.user_emb.weight, g.item_emb.weight]
         dense = [p for n, p in g.named_parameters() if not n.endswith("_emb.weight")]
-        self.opt = torch.optim.Adam([{"params": embeddings, "lr": cfg.lr},
-                                     {"params": dense, "lr": cfg.lr, "weight_decay": cfg.weight_decay},
-                                     {"params": self.model.rqvae.parameters(), "lr": cfg.rq_lr}])
+        self.opt = adam([{"params": embeddings, "lr": cfg.lr},
+                         {"params": dense, "lr": cfg.lr, "weight_decay": cfg.weight_decay},
+                         {"params": self.model.rqvae.parameters(), "lr": cfg.rq_lr}], cfg.lr)
         self.frozen_items: torch.Tensor | None = None
 
     # -------------------------------------------------------------- pieces

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from ..utils import eval_mode, seeded_rng
+from ..training.optim import adam
 
 
 def mlp(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
@@ -182,7 +183,7 @@ class ResidualQuantizer(nn.Module):
                 self._reseed_level(m, residual.detach())
             book = self.codebooks[m]                                               # (L, d)
             with torch.no_grad():
-                idx = squared_distances(residual.detach(), book.detach()).argmin(-1)  # (B,)
+                idx = squared_distances(residual.detach(), book.detach()).min(-1).indices  # (B,) argmin
             b = book[idx]                                                          # (B, d)
             codebook_loss = codebook_loss + (residual.detach() - b).pow(2).sum(-1).mean()
             commitment_loss = commitment_loss + (residual - b.detach()).pow(2).sum(-1).mean()
@@ -301,7 +302,7 @@ def train_rqvae(model: RQVAE, x: torch.Tensor, epochs: int, lr: float = 1e-3, ba
     trainer in :mod:`mmgrec_lib.tokenizer.graph_rqvae` drives the same module through the generic fit loop.
     """
     gen = generator if generator is not None else torch.Generator().manual_seed(model.quantizer.seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opt = adam(model.parameters(), lr)
     n = x.shape[0]
     bs = n if not batch_size else min(int(batch_size), n)
     history = []
