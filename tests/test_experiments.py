@@ -285,6 +285,30 @@ def test_longer_patience_continues_the_shorter_run_exactly(tmp_path):
     assert len(extended.fit.epoch_seconds) == len(extended.fit.history)     # time of the whole run, both parts
 
 
+def test_extend_epochs_needs_a_finished_source_and_keeps_an_early_stop(tmp_path):
+    import torch
+
+    from mmgrec_lib.training import extend_epochs
+    from mmgrec_lib.utils import CheckpointError, atomic_save
+
+    with pytest.raises(FileNotFoundError, match="nothing.pt"):
+        extend_epochs(tmp_path / "nothing.pt", tmp_path / "target.pt")
+    state = {"model": {}, "optimizer": {}, "generator": torch.Generator().get_state(), "history": [], "epoch": 2,
+             "best_score": 0.1, "best_epoch": 2, "bad": 0, "best_model": {}, "finished": False,
+             "stopped_early": False}
+    atomic_save(state, tmp_path / "running.pt")
+    with pytest.raises(CheckpointError, match="running.pt.*not finished"):
+        extend_epochs(tmp_path / "running.pt", tmp_path / "target.pt")
+    atomic_save({**state, "finished": True}, tmp_path / "ran_out.pt")
+    extended = torch.load(extend_epochs(tmp_path / "ran_out.pt", tmp_path / "a.pt"), weights_only=False)
+    assert not extended["finished"] and extended["extended_from"] == "ran_out.pt"
+    atomic_save({**state, "finished": True, "stopped_early": True}, tmp_path / "stopped.pt")
+    extended = torch.load(extend_epochs(tmp_path / "stopped.pt", tmp_path / "b.pt"), weights_only=False)
+    assert extended["finished"] and extended["stopped_early"]              # the longer run stops there too
+    with pytest.raises(FileExistsError, match="b.pt"):
+        extend_epochs(tmp_path / "stopped.pt", tmp_path / "b.pt")
+
+
 def test_extend_patience_refuses_to_overwrite_and_names_a_missing_source(tmp_path):
     from mmgrec_lib.training import extend_patience
     from mmgrec_lib.utils import CheckpointError

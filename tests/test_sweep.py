@@ -257,3 +257,86 @@ def test_built_chain_follows_the_tables_built_on_column_not_the_rung_order():
         built_chain(rungs, table, "missing")
     with pytest.raises(KeyError, match="not in the given ladder"):
         built_chain(rungs[2:], table, "user_memory")
+
+
+def _same_run(a, b) -> None:
+    """Two generator checkpoints hold the same run: weights, optimiser, best weights and history (times aside)."""
+    import torch
+    sa, sb = torch.load(a, weights_only=False), torch.load(b, weights_only=False)
+    for key in ("model", "best_model"):
+        assert sa[key].keys() == sb[key].keys()
+        assert all(torch.equal(sa[key][k], sb[key][k]) for k in sa[key] if torch.is_tensor(sa[key][k]))
+    strip = lambda h: [{k: v for k, v in row.items() if not k.endswith("_s")} for row in h]    # noqa: E731
+    assert strip(sa["history"]) == strip(sb["history"])
+    assert (sa["epoch"], sa["best_epoch"], sa["best_score"], sa["stopped_early"]) == \
+           (sb["epoch"], sb["best_epoch"], sb["best_score"], sb["stopped_early"])
+
+
+@pytest.mark.parametrize("patience", [0, 1])
+def test_notebook03_main_run_continues_from_its_study_base(tmp_path, patience):
+    """When notebook 03's study budget is a prefix of the main run's (same loop but fewer epochs, validated
+    alike), the main task trains the study's base first and continues from it: both runs equal their
+    from-scratch runs bit for bit (patience 1 stops the runs early on this data), and the notebook's serial
+    calls load them."""
+    from mmgrec_lib.data import load_dataset
+    from mmgrec_lib.experiments import (generator_study_tasks, load_or_assign_recids, run_generator,
+                                        run_generator_variants)
+    from mmgrec_lib.generator import GeneratorConfig
+    from mmgrec_lib.tokenizer import GraphRQVAEConfig
+    from mmgrec_lib.training import LoopConfig
+    kwargs = {"n_users": 40, "n_items": 60, "mean_items_per_user": 8.0}
+    rc, gc = GraphRQVAEConfig(**TINY_RECID), GeneratorConfig.from_dict(TINY_GEN)
+    loop = LoopConfig(epochs=5, patience=patience, eval_every=1, monitor="recall@10", progress=False)
+    study_loop = LoopConfig(epochs=2, patience=patience, eval_every=1, monitor="recall@10", progress=False)
+    variants = {"base": {}, "N = 20": {"max_len": 20}}
+    tasks = generator_study_tasks("synthetic", 0, rc, gc, loop, tmp_path / "chained", variants=variants,
+                                  study_loop=study_loop)
+    assert list(tasks) == ["main", "study: N = 20"]                     # the base is trained by the main task
+    assert tasks["main"]["prefix_loop"]["epochs"] == 2
+    swept = sweep_generators({n: {**t, "dataset_kwargs": kwargs} for n, t in tasks.items()}, executor="serial",
+                             progress=False)
+    ds = load_dataset("synthetic", seed=0, **kwargs)
+    recids, _, _ = load_or_assign_recids(ds, rc, runs_dir=tmp_path / "chained")
+    main = run_generator(ds, recids, gc, loop, runs_dir=tmp_path / "chained")
+    study = run_generator_variants(ds, recids, gc, variants, study_loop, runs_dir=tmp_path / "chained")
+    assert str(main.checkpoint) == swept.loc[swept["task"] == "main", "checkpoint"].item()
+    assert main.fit.resumed_from > 0 and all(r.fit.resumed_from > 0 for r in study.values())   # loaded
+    import torch
+    seconds = [torch.load(r.checkpoint, weights_only=False)["epoch_seconds"] for r in (main, study["base"])]
+    assert seconds[0][:len(seconds[1])] == seconds[1]           # the main run's first epochs are the base's own
+    # the same runs trained from scratch, one by one
+    recids2, _, _ = load_or_assign_recids(ds, rc, runs_dir=tmp_path / "alone")
+    alone_main = run_generator(ds, recids2, gc, loop, runs_dir=tmp_path / "alone")
+    alone_base = run_generator(ds, recids2, gc, study_loop, runs_dir=tmp_path / "alone")
+    _same_run(main.checkpoint, alone_main.checkpoint)
+    _same_run(study["base"].checkpoint, alone_base.checkpoint)
+    assert main.test.mean() == alone_main.test.mean()
+
+
+def test_prefix_loops_must_validate_alike(tmp_path):
+    from mmgrec_lib.experiments import generator_study_tasks
+    from mmgrec_lib.experiments.runs import is_prefix_loop
+    from mmgrec_lib.generator import GeneratorConfig
+    from mmgrec_lib.tokenizer import GraphRQVAEConfig
+    from mmgrec_lib.training import LoopConfig
+    long = LoopConfig(epochs=60, patience=5, eval_every=2)
+    assert is_prefix_loop(LoopConfig(epochs=16, patience=5, eval_every=2), long)
+    assert not is_prefix_loop(LoopConfig(epochs=15, patience=5, eval_every=2), long)     # 15 is not validated
+    assert not is_prefix_loop(LoopConfig(epochs=16, patience=5, eval_every=1), long)     # other validations
+    assert not is_prefix_loop(LoopConfig(epochs=16, patience=4, eval_every=2), long)
+    assert not is_prefix_loop(LoopConfig(epochs=60, patience=5, eval_every=2), long)     # not shorter
+    assert not is_prefix_loop(LoopConfig(epochs=16, patience=5, eval_every=2), long, eval_every=3)
+    # TikTok's profile: the main run validates every epoch, the study every second one: no chaining
+    rc, gc = GraphRQVAEConfig(**TINY_RECID), GeneratorConfig.from_dict(TINY_GEN)
+    tasks = generator_study_tasks("synthetic", 0, rc, gc, LoopConfig(epochs=30, eval_every=1), tmp_path,
+                                  variants={"base": {}}, study_loop=LoopConfig(epochs=8, eval_every=2))
+    assert set(tasks) == {"main", "study: base"} and "prefix_loop" not in tasks["main"]
+
+
+def test_run_generator_rejects_a_start_that_is_not_a_prefix(tmp_path):
+    from mmgrec_lib.experiments import run_generator
+    from mmgrec_lib.generator import GeneratorConfig
+    from mmgrec_lib.training import LoopConfig
+    with pytest.raises(ValueError, match="start_from"):
+        run_generator(None, None, GeneratorConfig.from_dict(TINY_GEN), LoopConfig(epochs=4, eval_every=2),
+                      runs_dir=tmp_path, start_from=LoopConfig(epochs=3, eval_every=2))

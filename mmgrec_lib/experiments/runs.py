@@ -20,7 +20,7 @@ import torch
 from ..baselines import BASELINES, Recommender
 from ..data.dataset import RecDataset
 from ..evaluation import EvalResult, evaluate, paired_test
-from ..training.loop import FitResult, LoopConfig, extend_patience
+from ..training.loop import FitResult, LoopConfig, extend_epochs, extend_patience
 
 
 @dataclass
@@ -237,7 +237,8 @@ def load_or_assign_recids(dataset: RecDataset, config, runs_dir: str | Path | No
 def run_generator(dataset: RecDataset, recid_run, config, loop: LoopConfig | None = None,
                   runs_dir: str | Path | None = None, ks: tuple[int, ...] = (10, 20),
                   test_beam_width: int | None = None,
-                  teacher: tuple[torch.Tensor, torch.Tensor] | None = None) -> ModelRun:
+                  teacher: tuple[torch.Tensor, torch.Tensor] | None = None,
+                  start_from: LoopConfig | None = None) -> ModelRun:
     """Train the MMGRec generator on a Rec-ID run (resumable checkpoint in ``runs_dir``) and test it.
 
     ``config`` is a :class:`~mmgrec_lib.generator.config.GeneratorConfig`; the test uses beam width
@@ -246,11 +247,18 @@ def run_generator(dataset: RecDataset, recid_run, config, loop: LoopConfig | Non
     ``distill_teacher`` names it (not the paper's). Left out while ``distill_teacher`` is a teacher spec
     (:func:`~mmgrec_lib.experiments.teachers.teacher_spec`), the spec's baseline run is loaded from ``runs_dir``
     or trained there, with the generator's seed (:func:`baseline_teacher`).
+    ``start_from``: a shorter budget of the same run (:func:`is_prefix_loop`; else ``ValueError``). When this
+    run has no checkpoint yet and that one's run is finished in ``runs_dir``, this run continues from it
+    (:func:`~mmgrec_lib.training.loop.extend_epochs`) instead of training its first epochs again: the same
+    result (tested).
     """
     from ..generator.training import evaluate_generator, train_generator
     from .decode_cache import cached, decode_result, encode_result
 
     loop = loop or LoopConfig()
+    if start_from is not None and not is_prefix_loop(start_from, loop, config.train.eval_every):
+        raise ValueError(f"run_generator: start_from {loop_key(start_from)} is not a shorter budget of the loop "
+                         f"{loop_key(loop)} ending on an epoch that loop validates (is_prefix_loop)")
     codebooks = recid_run.semantic_codebooks() if config.model.tie_output else None   # raises when it has none
     if teacher is None and config.train.distill_weight > 0 and config.train.distill_teacher:
         from .teachers import parse_teacher_spec
@@ -258,6 +266,11 @@ def run_generator(dataset: RecDataset, recid_run, config, loop: LoopConfig | Non
         teacher = baseline_teacher(dataset, model_name, fields, LoopConfig(**loop_fields), config.train.seed,
                                    runs_dir)
     ckpt = None if runs_dir is None else generator_run_path(runs_dir, dataset, recid_run.config, config, loop)
+    if start_from is not None:
+        if ckpt is not None and not ckpt.exists():
+            prefix = generator_run_path(runs_dir, dataset, recid_run.config, config, start_from)
+            if _finished(prefix):
+                extend_epochs(prefix, ckpt)        # exact: the longer run passes through the shorter run's states
     start = time.perf_counter()
     model, result = train_generator(dataset, recid_run.table, recid_run.user_emb, recid_run.item_emb, config,
                                     dataclasses.replace(loop, checkpoint=ckpt),
@@ -269,6 +282,29 @@ def run_generator(dataset: RecDataset, recid_run, config, loop: LoopConfig | Non
     test = cached(ckpt, key, lambda: evaluate_generator(model, dataset, "test", ks=ks, beam_width=beam, name="mmgrec"),
                   encode_result, decode_result)          # a finished run reused: its test decoding, not again
     return ModelRun("mmgrec", model, result, test, seconds, ckpt)
+
+
+def is_prefix_loop(short: LoopConfig, long: LoopConfig, eval_every: int | None = None) -> bool:
+    """Whether a run under ``short`` is the start of the same run under ``long``: every setting equal but
+    ``epochs`` (``short``'s smaller), and ``short``'s last epoch, which it always validates, is one that ``long``
+    validates too (a multiple of the effective ``eval_every``: ``eval_every`` when given, as a generator config's
+    ``train.eval_every`` overrides the loop's, else the loops'). Then ``short``'s finished checkpoint is a resume
+    point of ``long`` (:func:`~mmgrec_lib.training.loop.extend_epochs`)."""
+    a, b = loop_key(short), loop_key(long)
+    if {k: v for k, v in a.items() if k != "epochs"} != {k: v for k, v in b.items() if k != "epochs"}:
+        return False
+    every = int(eval_every or long.eval_every)
+    return 0 < short.epochs < long.epochs and short.epochs % every == 0
+
+
+def _finished(path: Path) -> bool:
+    """Whether ``path`` holds a finished training checkpoint (missing: ``False``; unreadable: the
+    :class:`~mmgrec_lib.utils.CheckpointError` of :func:`~mmgrec_lib.utils.load_checkpoint`, naming it)."""
+    from ..utils import load_checkpoint
+    if not path.is_file():
+        return False
+    state = load_checkpoint(path)
+    return isinstance(state, dict) and bool(state.get("finished"))
 
 
 def baseline_teacher(dataset: RecDataset, model: str, config: Mapping[str, Any], loop: LoopConfig, seed: int,

@@ -160,7 +160,9 @@ def recid_task(spec: dict) -> dict:
 def generator_task(spec: dict) -> dict:
     """Train (or reuse) one generator on its Rec-ID run and test it. ``spec``: as :func:`recid_task` plus
     ``generator`` (:class:`~mmgrec_lib.generator.GeneratorConfig` fields) and ``loop``
-    (:class:`~mmgrec_lib.training.LoopConfig` fields). Returns validation / test metrics and times."""
+    (:class:`~mmgrec_lib.training.LoopConfig` fields), optionally ``prefix_loop``: a shorter budget of the same run
+    (:func:`~mmgrec_lib.experiments.runs.is_prefix_loop`), trained and tested first, from whose checkpoint this run
+    continues. Returns validation / test metrics and times (of the run under ``loop``)."""
     from ..generator import GeneratorConfig
     from ..tokenizer import GraphRQVAEConfig
     from ..training import LoopConfig
@@ -169,8 +171,13 @@ def generator_task(spec: dict) -> dict:
     recids, _, _ = load_or_assign_recids(ds, GraphRQVAEConfig.from_dict(dict(spec.get("recid", {}))),
                                          runs_dir=spec["runs_dir"], progress=False)
     loop = LoopConfig(**{"progress": False, **dict(spec.get("loop", {}))})
-    run = run_generator(ds, recids, GeneratorConfig.from_dict(dict(spec.get("generator", {}))), loop,
-                        runs_dir=spec["runs_dir"], ks=tuple(spec.get("ks", (10, 20))))
+    config = GeneratorConfig.from_dict(dict(spec.get("generator", {})))
+    ks = tuple(spec.get("ks", (10, 20)))
+    start_from = None
+    if spec.get("prefix_loop") is not None:            # a shorter budget of this run, trained (and tested) first
+        start_from = LoopConfig(**{"progress": False, **dict(spec["prefix_loop"])})
+        run_generator(ds, recids, config, start_from, runs_dir=spec["runs_dir"], ks=ks)
+    run = run_generator(ds, recids, config, loop, runs_dir=spec["runs_dir"], ks=ks, start_from=start_from)
     return {"checkpoint": str(run.checkpoint), "val_recall@10": run.fit.best_score, "best_epoch": run.fit.best_epoch,
             "epochs_run": len(run.fit.history), **{f"test_{k}": v for k, v in run.test.mean().items()},
             "train_seconds": run.train_seconds}
@@ -194,7 +201,9 @@ def generator_study_tasks(dataset: str, seed: int, recid_config, gen_config, loo
     run keys as its serial calls): the main run (``recid_config``, ``gen_config``, ``loop``), the ``variants`` of
     :func:`~mmgrec_lib.experiments.runs.run_generator_variants` under ``study_loop``, and
     :func:`~mmgrec_lib.experiments.runs.codebook_size_sweep`'s run per codebook size in ``sizes``
-    (``sweep_config`` under ``study_loop``). Tasks that would train the same run appear once."""
+    (``sweep_config`` under ``study_loop``). Tasks that would train the same run appear once, and a study task that
+    is the main run under a shorter budget (the ``base`` variant, when the two loops validate alike) is trained by
+    the main task on its way (``prefix_loop``; :func:`~mmgrec_lib.experiments.runs.is_prefix_loop`)."""
     from .runs import variant_configs
 
     study_loop = study_loop or loop
@@ -207,7 +216,28 @@ def generator_study_tasks(dataset: str, seed: int, recid_config, gen_config, loo
     distinct: dict[str, str] = {}
     for name, spec in tasks.items():
         distinct.setdefault(json.dumps(spec, sort_keys=True, default=str), name)
-    return {name: tasks[name] for name in distinct.values()}
+    tasks = {name: tasks[name] for name in distinct.values()}
+    return _chain_prefix_runs(tasks, gen_config, loop)
+
+
+def _chain_prefix_runs(tasks: dict[str, dict], gen_config, loop) -> dict[str, dict]:
+    """Fold a study task that is the main run under a shorter budget (the ``base`` variant:
+    :func:`~mmgrec_lib.experiments.runs.is_prefix_loop`) into the main task, which then trains it first and
+    continues from its checkpoint (``prefix_loop``): the same two runs, the shorter one's epochs trained once."""
+    from ..training import LoopConfig
+    from .runs import is_prefix_loop
+    main = tasks.get("main")
+    if main is None:
+        return tasks
+    for name, spec in tasks.items():
+        if name == "main" or spec["generator"] != main["generator"] or spec["recid"] != main["recid"]:
+            continue
+        short = LoopConfig(**spec["loop"])
+        if is_prefix_loop(short, loop, gen_config.train.eval_every):
+            chained = {n: s for n, s in tasks.items() if n != name}
+            chained["main"] = {**main, "prefix_loop": spec["loop"]}
+            return chained
+    return tasks
 
 
 def _recid_key(spec: dict) -> str:

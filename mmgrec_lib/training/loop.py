@@ -229,6 +229,39 @@ def extend_patience(source: str | Path, target: str | Path) -> Path:
     return atomic_save(state, target)
 
 
+def extend_epochs(source: str | Path, target: str | Path) -> Path:
+    """Start the run at ``target`` from the finished checkpoint at ``source`` of the same run with fewer ``epochs``.
+
+    The ``epochs`` budget only decides where a run ends (and that its last epoch is validated): with everything
+    else equal (model, data, seed, ``patience``, ``eval_every``, ``monitor``, threads, and a training epoch that
+    does not read the budget), the longer run passes through exactly the states of the shorter one, so the
+    shorter run's checkpoint is a resume point of the longer run *when the shorter run's last epoch is also one
+    the longer run validates* (its ``epochs`` a multiple of ``eval_every``) or it stopped early. This copies
+    it to ``target``, and :func:`fit` with ``resume`` continues from there to the result of an uninterrupted
+    longer run (tested); a source that stopped early stays stopped (the longer run stops there too). The caller
+    is responsible for the "everything else equal" and the validation schedule:
+    :func:`~mmgrec_lib.experiments.runs.is_prefix_loop` checks it for the run keys of
+    :mod:`mmgrec_lib.experiments.runs`.
+
+    Raises:
+        FileNotFoundError: ``source`` is missing.
+        CheckpointError: ``source`` is unreadable, not a checkpoint of this loop, or not finished (an
+            interrupted run is resumed under its own key, not extended).
+        FileExistsError: ``target`` exists (it would be overwritten).
+    """
+    source, target = Path(source), Path(target)
+    if target.exists():
+        raise FileExistsError(f"extend_epochs: target checkpoint {target} exists; it is not overwritten")
+    state = _load_resumable(source)
+    if not state.get("finished"):
+        raise CheckpointError(f"extend_epochs: checkpoint {source} is not finished (epoch {state['epoch']}); "
+                              f"resume it under its own budget first")
+    if not state.get("stopped_early"):
+        state["finished"] = False
+    state["extended_from"] = str(source.name)
+    return atomic_save(state, target)
+
+
 def require_validation(dataset, where: str) -> None:
     """Raise ``ValueError`` when ``dataset.val`` holds no interactions: early stopping on validation metrics
     (and keeping the best epoch's weights) needs some. Call before training, so nothing is spent first."""
