@@ -340,3 +340,43 @@ def test_run_generator_rejects_a_start_that_is_not_a_prefix(tmp_path):
     with pytest.raises(ValueError, match="start_from"):
         run_generator(None, None, GeneratorConfig.from_dict(TINY_GEN), LoopConfig(epochs=4, eval_every=2),
                       runs_dir=tmp_path, start_from=LoopConfig(epochs=3, eval_every=2))
+
+
+def _timed_job(spec: dict) -> dict:
+    import time
+    start = time.monotonic()
+    if spec.get("fail"):
+        raise RuntimeError("boom")
+    time.sleep(spec["sleep"])
+    return {"start": start, "end": time.monotonic()}
+
+
+def test_run_after_starts_a_job_when_its_own_needs_are_done():
+    """A job waits for the jobs it needs only: ``c`` (needs the quick ``b``) starts while the slow ``a`` still runs;
+    ``d`` (needs ``a``) after ``a``. Serially, the jobs run in their order."""
+    import concurrent.futures as cf
+
+    from mmgrec_lib.experiments import run_after
+    jobs = {"a": (_timed_job, {"sleep": 0.6}, ()), "b": (_timed_job, {"sleep": 0.0}, ()),
+            "c": (_timed_job, {"sleep": 0.0}, ("b",)), "d": (_timed_job, {"sleep": 0.0}, ("a",))}
+    with cf.ThreadPoolExecutor(2) as pool:
+        rows = run_after(jobs, executor=pool, progress=False)
+    assert set(rows) == set(jobs)
+    assert rows["c"]["start"] >= rows["b"]["end"] and rows["c"]["start"] < rows["a"]["end"]
+    assert rows["d"]["start"] >= rows["a"]["end"]
+    serial = run_after(jobs, executor="serial", progress=False)
+    starts = [serial[n]["start"] for n in jobs]
+    assert starts == sorted(starts)
+
+
+def test_run_after_names_a_failing_job_and_rejects_bad_needs():
+    import concurrent.futures as cf
+
+    from mmgrec_lib.experiments import run_after
+    with pytest.raises(ValueError, match="'b' needs \\['c'\\]"):
+        run_after({"b": (_timed_job, {"sleep": 0}, ("c",)), "c": (_timed_job, {"sleep": 0}, ())}, "serial")
+    with pytest.raises(TypeError, match="'x'"):
+        run_after({"x": (None, {}, ())}, "serial")
+    with cf.ThreadPoolExecutor(2) as pool, pytest.raises(RuntimeError, match="'bad' failed: boom"):
+        run_after({"ok": (_timed_job, {"sleep": 0}, ()), "bad": (_timed_job, {"fail": True}, ("ok",))}, pool,
+                  progress=False)

@@ -8,7 +8,7 @@ from .ladder import (Rung, built_chain, chosen_rung, hybrid_rung, ladder_bases, 
                      settled_rungs, seed_runs, seed_table, validation_coverage)
 from .tuning import baseline_spec, baseline_task, grid_points, tune_baseline
 from .sweep import (generator_spec, generator_study_tasks, generator_task, local_workers, notebook_executor, recid_task,
-                    run_sweep, sweep_generators)
+                    run_after, run_sweep, sweep_generators)
 from .overall import (applicable_baselines, chosen_overrides, gain_table, marked_markdown, overall_runs,
                       overall_table, seed_run_table, split_note)
 from .runs import (ModelRun, codebook_size_sweep, load_or_assign_recids, loop_key,
@@ -25,7 +25,7 @@ __all__ = ["ABLATIONS", "Variant", "ablation_runs", "ablation_seed_table", "abla
            "hybrid_rung", "ladder_bases", "prior_rung", "validation_coverage", "ladder_tasks", "settled_rungs",
            "rung_configs", "seed_table", "run_ladder", "baseline_spec", "baseline_task", "grid_points",
            "tune_baseline", "generator_spec", "generator_task", "local_workers", "notebook_executor", "recid_task",
-           "run_sweep", "sweep_generators", "ModelRun", "codebook_size_sweep",
+           "run_after", "run_sweep", "sweep_generators", "ModelRun", "codebook_size_sweep",
            "load_or_assign_recids", "loop_key", "recid_run_path", "results_table", "run_baselines",
            "run_generator", "run_generator_variants", "run_key", "seed_runs", "applicable_baselines",
            "chosen_overrides", "gain_table", "marked_markdown", "overall_runs", "overall_table", "seed_run_table",

@@ -14,8 +14,8 @@ Runs stay keyed, resumable and reused: the task functions here train through
 :func:`~mmgrec_lib.experiments.runs.load_or_assign_recids` and
 :func:`~mmgrec_lib.experiments.runs.run_generator` with a ``runs_dir``, single-threaded, so a result does not
 depend on which worker ran it (training is bit-deterministic on one CPU thread). :func:`sweep_generators`
-first trains the distinct Rec-ID runs its tasks need (in parallel), then the generators, so two generators on
-the same Rec-IDs never train those Rec-IDs twice.
+trains the distinct Rec-ID runs its tasks need and starts each generator as soon as its own Rec-ID run is there
+(:func:`run_after`), so two generators on the same Rec-IDs never train those Rec-IDs twice.
 """
 from __future__ import annotations
 
@@ -138,6 +138,58 @@ def run_sweep(fn: Callable[[dict], dict], tasks: Mapping[str, dict], executor: A
     return table
 
 
+def run_after(jobs: Mapping[str, tuple[Callable[[dict], dict], dict, Iterable[str]]], executor: Any = None,
+              threads: int = 1, progress: bool = True) -> dict[str, dict]:
+    """Run every job ``name -> (fn, spec, needs)`` as :func:`run_sweep` runs a task, each as soon as the jobs
+    it ``needs`` (names of earlier jobs) have finished; ready jobs start in the order of ``jobs``. Returns
+    ``name -> row`` (with ``task_seconds`` and ``worker_pid``). A job that raises stops the rest, with its name in
+    the message (finished jobs keep their saved runs). Serially (``executor="serial"``) the jobs run in order."""
+    names = list(jobs)
+    for name, (fn, _, needs) in jobs.items():
+        if not callable(fn):
+            raise TypeError(f"run_after: job {name!r}: fn must be callable, got {type(fn).__name__}")
+        unknown = [n for n in needs if n not in names[:names.index(name)]]
+        if unknown:
+            raise ValueError(f"run_after: job {name!r} needs {unknown}, which are not earlier jobs")
+    if int(threads) < 1:
+        raise ValueError(f"run_after: threads must be >= 1, got {threads}")
+    pool, owned = _executor(executor, int(threads))
+    results: dict[str, dict] = {}
+
+    def report(name: str, row: dict) -> None:
+        results[name] = row
+        if progress:
+            print(f"[{len(results)}/{len(jobs)}] {name}: done in {row['task_seconds']:.0f}s", file=sys.stderr,
+                  flush=True)
+
+    try:
+        if pool is None:
+            for name, (fn, spec, _) in jobs.items():
+                report(name, _call(fn, dict(spec), int(threads)))
+            return results
+        running: dict[cf.Future, str] = {}
+        waiting = list(names)
+        while waiting or running:
+            for name in [n for n in waiting if all(d in results for d in jobs[n][2])]:
+                fn, spec, _ = jobs[name]
+                running[pool.submit(_call, fn, dict(spec), int(threads))] = name
+                waiting.remove(name)
+            done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+            for fut in done:
+                name = running.pop(fut)
+                try:
+                    row = fut.result()
+                except Exception as exc:
+                    for other in running:
+                        other.cancel()
+                    raise RuntimeError(f"sweep task {name!r} failed: {exc}") from exc
+                report(name, row)
+    finally:
+        if owned:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return results
+
+
 # ---------------------------------------------------------------------- generator sweeps
 def _dataset(spec: dict):
     from ..data import load_dataset
@@ -247,22 +299,34 @@ def _recid_key(spec: dict) -> str:
 
 def sweep_generators(tasks: Mapping[str, dict], executor: Any = None, threads: int = 1,
                      progress: bool = True) -> pd.DataFrame:
-    """Generator runs in parallel (see :func:`generator_task` for a task's fields): first the distinct Rec-ID
-    runs they need, then the generators. One row per task, with its Rec-ID facts."""
+    """Generator runs in parallel (see :func:`generator_task` for a task's fields): the distinct Rec-ID runs they
+    need, each generator as soon as its own Rec-ID run is there (:func:`run_after`; ready generators start in the
+    order of ``tasks``), so two generators on the same Rec-IDs never train those Rec-IDs twice. One row per task,
+    in the order of ``tasks``, with its Rec-ID facts."""
+    if not tasks:
+        raise ValueError("sweep_generators: no tasks")
     for name, spec in tasks.items():
         missing = {"dataset", "runs_dir"} - set(spec)
         if missing:
             raise ValueError(f"sweep task {name!r} lacks {sorted(missing)}")
-    recid_keys: dict[str, dict] = {}
+    recid_names: dict[str, str] = {}
     for spec in tasks.values():
-        recid_keys.setdefault(_recid_key(spec), spec)
-    recid_rows = run_sweep(recid_task, {f"recid {i}": s for i, s in enumerate(recid_keys.values())}, executor,
-                           threads, progress)
-    by_key = dict(zip(recid_keys, recid_rows.drop(columns=["task", "task_seconds", "worker_pid"]).to_dict("records")))
-    gen_rows = run_sweep(generator_task, tasks, executor, threads, progress)
-    facts = [by_key[_recid_key(spec)] for spec in tasks.values()]
+        recid_names.setdefault(_recid_key(spec), f"recid {len(recid_names)}")
+    jobs = {job: (recid_task, next(s for s in tasks.values() if _recid_key(s) == key), ())
+            for key, job in recid_names.items()}
+    jobs.update({name: (generator_task, spec, (recid_names[_recid_key(spec)],)) for name, spec in tasks.items()})
+    t0 = time.perf_counter()
+    results = run_after(jobs, executor, threads, progress)
+    if progress:
+        print(f"sweep: {len(tasks)} generator(s) on {len(recid_names)} Rec-ID run(s) in "
+              f"{time.perf_counter() - t0:.0f}s", file=sys.stderr, flush=True)
+    facts = []
+    for spec in tasks.values():
+        row = results[recid_names[_recid_key(spec)]]
+        facts.append({k: v for k, v in row.items() if k not in ("task_seconds", "worker_pid")})
+    gen_rows = pd.DataFrame([{"task": name, **results[name]} for name in tasks])
     return pd.concat([gen_rows, pd.DataFrame(facts)], axis=1)
 
 
 __all__ = ["WORKERS_ENV", "generator_spec", "generator_study_tasks", "generator_task", "local_workers", "recid_task",
-           "run_sweep", "sweep_generators"]
+           "run_after", "run_sweep", "sweep_generators"]
