@@ -96,68 +96,41 @@ def run_sweep(fn: Callable[[dict], dict], tasks: Mapping[str, dict], executor: A
     """
     if not tasks:
         raise ValueError("run_sweep: no tasks")
-    if int(threads) < 1:
-        raise ValueError(f"run_sweep: threads must be >= 1, got {threads}")
-    if not callable(fn):
-        raise TypeError(f"run_sweep: fn must be callable, got {type(fn).__name__}")
-    pool, owned = _executor(executor, int(threads))
-    results: dict[str, dict] = {}
     t0 = time.perf_counter()
-
-    def report(name: str, row: dict) -> None:
-        results[name] = row
-        if on_result is not None:
-            on_result(name, row)
-        if progress:
-            print(f"[{len(results)}/{len(tasks)}] {name}: done in {row['task_seconds']:.0f}s", file=sys.stderr,
-                  flush=True)
-
-    try:
-        if pool is None:
-            for name, spec in tasks.items():
-                report(name, _call(fn, dict(spec), int(threads)))
-        else:
-            futures = {pool.submit(_call, fn, dict(spec), int(threads)): name for name, spec in tasks.items()}
-            for fut in cf.as_completed(futures):
-                name = futures[fut]
-                try:
-                    row = fut.result()
-                except Exception as exc:
-                    for other in futures:
-                        other.cancel()
-                    raise RuntimeError(f"sweep task {name!r} failed: {exc}") from exc
-                report(name, row)
-    finally:
-        if owned:
-            pool.shutdown(wait=True, cancel_futures=True)
+    results = run_after({name: (fn, spec, ()) for name, spec in tasks.items()}, executor, threads, progress,
+                        on_result)
     table = pd.DataFrame([{"task": name, **results[name]} for name in tasks])
     if progress:
-        print(f"sweep: {len(tasks)} task(s) in {time.perf_counter() - t0:.0f}s "
-              f"({'serial' if pool is None else type(pool).__name__}, {threads} thread(s) each)",
+        how = "serial" if executor == "serial" else "local pool" if executor is None else type(executor).__name__
+        print(f"sweep: {len(tasks)} task(s) in {time.perf_counter() - t0:.0f}s ({how}, {threads} thread(s) each)",
               file=sys.stderr, flush=True)
     return table
 
 
 def run_after(jobs: Mapping[str, tuple[Callable[[dict], dict], dict, Iterable[str]]], executor: Any = None,
-              threads: int = 1, progress: bool = True) -> dict[str, dict]:
-    """Run every job ``name -> (fn, spec, needs)`` as :func:`run_sweep` runs a task, each as soon as the jobs
-    it ``needs`` (names of earlier jobs) have finished; ready jobs start in the order of ``jobs``. Returns
-    ``name -> row`` (with ``task_seconds`` and ``worker_pid``). A job that raises stops the rest, with its name in
-    the message (finished jobs keep their saved runs). Serially (``executor="serial"``) the jobs run in order."""
+              threads: int = 1, progress: bool = True,
+              on_result: Callable[[str, dict], None] | None = None) -> dict[str, dict]:
+    """Run every job ``name -> (fn, spec, needs)`` as :func:`run_sweep` runs a task (its ``executor``,
+    ``threads``, ``progress`` and ``on_result``), each as soon as the jobs it ``needs`` (names of earlier jobs)
+    have finished; ready jobs start in the order of ``jobs``. Returns ``name -> row`` (with ``task_seconds`` and
+    ``worker_pid``). A job that raises stops the rest, with its name in the message (finished jobs keep their
+    saved runs). Serially (``executor="serial"``) the jobs run in order."""
     names = list(jobs)
     for name, (fn, _, needs) in jobs.items():
         if not callable(fn):
-            raise TypeError(f"run_after: job {name!r}: fn must be callable, got {type(fn).__name__}")
+            raise TypeError(f"job {name!r}: fn must be callable, got {type(fn).__name__}")
         unknown = [n for n in needs if n not in names[:names.index(name)]]
         if unknown:
-            raise ValueError(f"run_after: job {name!r} needs {unknown}, which are not earlier jobs")
+            raise ValueError(f"job {name!r} needs {unknown}, which are not earlier jobs")
     if int(threads) < 1:
-        raise ValueError(f"run_after: threads must be >= 1, got {threads}")
+        raise ValueError(f"sweep: threads must be >= 1, got {threads}")
     pool, owned = _executor(executor, int(threads))
     results: dict[str, dict] = {}
 
     def report(name: str, row: dict) -> None:
         results[name] = row
+        if on_result is not None:
+            on_result(name, row)
         if progress:
             print(f"[{len(results)}/{len(jobs)}] {name}: done in {row['task_seconds']:.0f}s", file=sys.stderr,
                   flush=True)
