@@ -269,7 +269,7 @@ def run_generator(dataset: RecDataset, recid_run, config, loop: LoopConfig | Non
     if start_from is not None:
         if ckpt is not None and not ckpt.exists():
             prefix = generator_run_path(runs_dir, dataset, recid_run.config, config, start_from)
-            if _finished(prefix):
+            if finished_score(prefix, start_from) is not None:
                 extend_epochs(prefix, ckpt)        # exact: the longer run passes through the shorter run's states
     start = time.perf_counter()
     model, result = train_generator(dataset, recid_run.table, recid_run.user_emb, recid_run.item_emb, config,
@@ -295,16 +295,6 @@ def is_prefix_loop(short: LoopConfig, long: LoopConfig, eval_every: int | None =
         return False
     every = int(eval_every or long.eval_every)
     return 0 < short.epochs < long.epochs and short.epochs % every == 0
-
-
-def _finished(path: Path) -> bool:
-    """Whether ``path`` holds a finished training checkpoint (missing: ``False``; unreadable: the
-    :class:`~mmgrec_lib.utils.CheckpointError` of :func:`~mmgrec_lib.utils.load_checkpoint`, naming it)."""
-    from ..utils import load_checkpoint
-    if not path.is_file():
-        return False
-    state = load_checkpoint(path)
-    return isinstance(state, dict) and bool(state.get("finished"))
 
 
 def baseline_teacher(dataset: RecDataset, model: str, config: Mapping[str, Any], loop: LoopConfig, seed: int,

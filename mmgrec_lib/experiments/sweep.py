@@ -283,10 +283,12 @@ def sweep_generators(tasks: Mapping[str, dict], executor: Any = None, threads: i
         if missing:
             raise ValueError(f"sweep task {name!r} lacks {sorted(missing)}")
     recid_names: dict[str, str] = {}
+    jobs: dict[str, tuple] = {}
     for spec in tasks.values():
-        recid_names.setdefault(_recid_key(spec), f"recid {len(recid_names)}")
-    jobs = {job: (recid_task, next(s for s in tasks.values() if _recid_key(s) == key), ())
-            for key, job in recid_names.items()}
+        key = _recid_key(spec)
+        if key not in recid_names:
+            recid_names[key] = f"recid {len(recid_names)}"
+            jobs[recid_names[key]] = (recid_task, spec, ())
     jobs.update({name: (generator_task, spec, (recid_names[_recid_key(spec)],)) for name, spec in tasks.items()})
     t0 = time.perf_counter()
     results = run_after(jobs, executor, threads, progress)
