@@ -37,6 +37,13 @@ def test_lightgcn_encoder_is_timed_on_request():
         tp.bench_training(300, 120, 2000, stages=["graph_rqvae"], epochs=1, recid_encoder="gat")
 
 
+def test_recid_batch_size_is_timed_on_request():
+    df = tp.bench_training(300, 120, 2000, stages=["graph_rqvae"], epochs=1, recid_batch_size=500)
+    assert "batch 500" in df["detail"].iloc[0] and df["train_s"].iloc[0] > 0
+    with pytest.raises(ValueError, match="batch_size"):
+        tp.bench_training(300, 120, 2000, stages=["graph_rqvae"], epochs=1, recid_batch_size=0)
+
+
 def test_bad_arguments_fail_before_work():
     with pytest.raises(ValueError, match="unknown stage"):
         tp.bench_training(300, 120, 2000, stages=["lightgcn", "nope"])
@@ -48,6 +55,7 @@ def test_bad_arguments_fail_before_work():
     (["--stages", "evaluation,foo"], "unknown stage"),
     (["--epochs", "0"], "--epochs"),
     (["--users", "5"], "--users"),
+    (["--recid-batch-size", "0"], "--recid-batch-size"),
 ])
 def test_cli_rejects_bad_arguments(argv, message, capsys):
     assert cli.main(["bench", "train", *argv]) == 2

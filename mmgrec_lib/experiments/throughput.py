@@ -85,18 +85,21 @@ def bench_lightgcn(dataset: RecDataset, epochs: int = 2, threads: int = 1, devic
 
 
 def bench_graph_rqvae(dataset: RecDataset, epochs: int = 2, threads: int = 1, device: str = "cpu", seed: int = 0,
-                      codebook_size: int = 256, schedule: str = "alternate", encoder: str = "sage") -> dict:
+                      codebook_size: int = 256, schedule: str = "alternate", encoder: str = "sage",
+                      batch_size: int | None = None) -> dict:
     """Graph RQ-VAE's graph phase with the default config, ``schedule`` (``"alternate"``: BPR and RQ-VAE steps
     alternate, the default; ``"two_stage"``: its first stage, BPR steps only; ``"joint"``: one step on their sum)
     and ``encoder`` (``"sage"``: eq. 5, the default; ``"lightgcn"``: LightGCN-style propagation of the fused nodes,
-    the ladders' choice): seconds per epoch and per validation pass."""
+    the ladders' choice), ``batch_size`` BPR triples per step (``None``: the config's default): seconds per epoch
+    and per validation pass."""
     from ..data.device import resolve_device
     from ..tokenizer import GraphRQVAEConfig
     from ..tokenizer.graph_rqvae import _Trainer
     from ..training.loop import cpu_threads
 
+    sizes = {} if batch_size is None else {"batch_size": batch_size}
     cfg = GraphRQVAEConfig(codebook_size=codebook_size, epochs=epochs, seed=seed, device=device, schedule=schedule,
-                           encoder=encoder)
+                           encoder=encoder, **sizes)
     trainer = _Trainer(dataset, cfg, resolve_device(device))
     step = trainer.graph_epoch()
     gen = torch.Generator().manual_seed(seed)
@@ -142,10 +145,11 @@ BENCHES: dict[str, Callable[..., dict]] = {"evaluation": bench_evaluation, "ligh
 def bench_training(users: int = PAPER_SCALE["users"], items: int = PAPER_SCALE["items"],
                    interactions: int = PAPER_SCALE["interactions"], stages: Sequence[str] = STAGES, epochs: int = 2,
                    threads: int = 1, device: str = "cpu", seed: int = 0, recid_schedule: str = "alternate",
-                   recid_encoder: str = "sage", report: Callable[[dict], None] | None = None) -> pd.DataFrame:
+                   recid_encoder: str = "sage", recid_batch_size: int | None = None,
+                   report: Callable[[dict], None] | None = None) -> pd.DataFrame:
     """Time each of ``stages`` on one synthetic dataset of the given size; one row per stage (``COLUMNS``).
-    ``recid_schedule``, ``recid_encoder``: the Graph RQ-VAE schedule and graph encoder timed
-    (:func:`bench_graph_rqvae`).
+    ``recid_schedule``, ``recid_encoder``, ``recid_batch_size``: the Graph RQ-VAE schedule, graph encoder and BPR
+    batch size timed (:func:`bench_graph_rqvae`; ``None``: the default batch size).
 
     ``report`` is called with each row as soon as it is measured (the CLI prints it).
     """
@@ -163,7 +167,7 @@ def bench_training(users: int = PAPER_SCALE["users"], items: int = PAPER_SCALE["
             kwargs = {"device": device} if stage == "evaluation" else \
                 {"epochs": epochs, "threads": threads, "device": device, "seed": seed}
             if stage == "graph_rqvae":
-                kwargs.update(schedule=recid_schedule, encoder=recid_encoder)
+                kwargs.update(schedule=recid_schedule, encoder=recid_encoder, batch_size=recid_batch_size)
             out = BENCHES[stage](dataset, **kwargs)
             row = {"stage": stage, "train_s": out["train_s"], "eval_s": out["eval_s"],
                    "epochs": epochs if stage != "evaluation" else 0, "users": dataset.n_users,
