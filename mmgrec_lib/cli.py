@@ -586,14 +586,16 @@ def bench_train(args) -> int:
         train = "" if row["train_s"] != row["train_s"] else f"{row['train_s']:8.2f} s per epoch  "
         print(f"  {row['stage']:<12} {train}{row['eval_s']:8.2f} s per validation pass   ({row['detail']})",
               flush=True)
+        if row.get("phases"):
+            print(f"  {'':<12} ms per step: {row['phases']}", flush=True)
 
     df = tp.bench_training(args.users, args.items, args.interactions, stages, epochs=args.epochs,
                            threads=args.threads, device=args.device, seed=args.seed,
                            recid_schedule=args.recid_schedule, recid_encoder=args.recid_encoder,
-                           recid_batch_size=args.recid_batch_size, report=report)
+                           recid_batch_size=args.recid_batch_size, breakdown=args.breakdown, report=report)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 2):
         print()
-        print(df.drop(columns=["detail"]).to_string(index=False))
+        print(df.drop(columns=[c for c in ("detail", "phases") if c in df]).to_string(index=False))
     if args.csv:
         args.csv.parent.mkdir(parents=True, exist_ok=True)
         df.to_csv(args.csv, index=False)
@@ -726,6 +728,10 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--recid-batch-size", type=int,
                     help="Graph RQ-VAE BPR triples per step timed (default: the config's 2048; the paper's grid is "
                          "500, 1000, 2000, 3000)")
+    tr.add_argument("--breakdown", action="store_true",
+                    help="also print where a training step's time goes: wall-clock milliseconds per step of each "
+                         "phase (forward, backward, optimiser; the BPR and the RQ-VAE step apart) of the Graph "
+                         "RQ-VAE and the generator")
     tr.add_argument("--csv", type=Path, help="also write the table here")
     tr.add_argument("--seed", type=int, default=0)
     led = sub.add_parser("ledger", help="summarise run ledgers (reports/ledgers/*.jsonl): per model, the grid points "

@@ -44,6 +44,16 @@ def test_recid_batch_size_is_timed_on_request():
         tp.bench_training(300, 120, 2000, stages=["graph_rqvae"], epochs=1, recid_batch_size=0)
 
 
+def test_breakdown_adds_the_phases_of_the_phased_stages():
+    df = tp.bench_training(300, 120, 2000, stages=["lightgcn", "graph_rqvae", "generator"], epochs=1, breakdown=True)
+    assert list(df.columns) == list(tp.COLUMNS) + ["phases"]
+    phases = dict(zip(df["stage"], df["phases"]))
+    assert phases["lightgcn"] == ""
+    assert phases["graph_rqvae"].startswith("bpr_forward ") and "rq_optimizer " in phases["graph_rqvae"]
+    assert [p.split()[0] for p in phases["generator"].split(", ")] == ["forward", "backward", "optimizer"]
+    assert "phases" not in tp.bench_training(300, 120, 2000, stages=["evaluation"]).columns
+
+
 def test_bad_arguments_fail_before_work():
     with pytest.raises(ValueError, match="unknown stage"):
         tp.bench_training(300, 120, 2000, stages=["lightgcn", "nope"])
@@ -74,3 +84,11 @@ def test_cli_prints_and_writes_the_table(tmp_path, capsys):
                      "--stages", "evaluation,lightgcn", "--epochs", "1", "--csv", str(out)]) == 0
     text = capsys.readouterr().out
     assert "lightgcn" in text and "s per epoch" in text and out.is_file()
+    assert "ms per step" not in text
+
+
+def test_cli_prints_the_breakdown_on_request(capsys):
+    assert cli.main(["bench", "train", "--users", "200", "--items", "80", "--interactions", "1200",
+                     "--stages", "graph_rqvae", "--epochs", "1", "--breakdown"]) == 0
+    text = capsys.readouterr().out
+    assert "ms per step: bpr_forward" in text

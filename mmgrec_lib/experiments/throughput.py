@@ -31,6 +31,7 @@ import torch
 from ..data.dataset import RecDataset
 from ..data.synthetic import make_synthetic
 from ..training.loop import LoopConfig
+from ..training.timing import PhaseTimer
 
 #: the stages in pipeline order
 STAGES = ("evaluation", "lightgcn", "graph_rqvae", "generator")
@@ -86,12 +87,13 @@ def bench_lightgcn(dataset: RecDataset, epochs: int = 2, threads: int = 1, devic
 
 def bench_graph_rqvae(dataset: RecDataset, epochs: int = 2, threads: int = 1, device: str = "cpu", seed: int = 0,
                       codebook_size: int = 256, schedule: str = "alternate", encoder: str = "sage",
-                      batch_size: int | None = None) -> dict:
+                      batch_size: int | None = None, breakdown: bool = False) -> dict:
     """Graph RQ-VAE's graph phase with the default config, ``schedule`` (``"alternate"``: BPR and RQ-VAE steps
     alternate, the default; ``"two_stage"``: its first stage, BPR steps only; ``"joint"``: one step on their sum)
     and ``encoder`` (``"sage"``: eq. 5, the default; ``"lightgcn"``: LightGCN-style propagation of the fused nodes,
     the ladders' choice), ``batch_size`` BPR triples per step (``None``: the config's default): seconds per epoch
-    and per validation pass."""
+    and per validation pass; with ``breakdown``, also ``"phases"``: milliseconds per step of each phase of a step
+    (:class:`~mmgrec_lib.training.timing.PhaseTimer`)."""
     from ..data.device import resolve_device
     from ..tokenizer import GraphRQVAEConfig
     from ..tokenizer.graph_rqvae import _Trainer
@@ -101,6 +103,7 @@ def bench_graph_rqvae(dataset: RecDataset, epochs: int = 2, threads: int = 1, de
     cfg = GraphRQVAEConfig(codebook_size=codebook_size, epochs=epochs, seed=seed, device=device, schedule=schedule,
                            encoder=encoder, **sizes)
     trainer = _Trainer(dataset, cfg, resolve_device(device))
+    trainer.timer = PhaseTimer(trainer.device) if breakdown else None
     step = trainer.graph_epoch()
     gen = torch.Generator().manual_seed(seed)
     with cpu_threads(threads):
@@ -110,13 +113,15 @@ def bench_graph_rqvae(dataset: RecDataset, epochs: int = 2, threads: int = 1, de
         with torch.no_grad():
             eval_s, _ = _timed(trainer.validate_graph)
     return {"train_s": float(np.mean(train)), "eval_s": eval_s,
-            "detail": f"{cfg.schedule}, {cfg.encoder} encoder, batch {cfg.batch_size}, L = {codebook_size}"}
+            "detail": f"{cfg.schedule}, {cfg.encoder} encoder, batch {cfg.batch_size}, L = {codebook_size}",
+            **({"phases": trainer.timer.per_step_ms()} if breakdown else {})}
 
 
 def bench_generator(dataset: RecDataset, epochs: int = 2, threads: int = 1, device: str = "cpu", seed: int = 0,
-                    codebook_size: int = 256, targets_per_input: int = 8) -> dict:
+                    codebook_size: int = 256, targets_per_input: int = 8, breakdown: bool = False) -> dict:
     """The generator (default model, ``targets_per_input`` targets per input) on random Rec-IDs: seconds per
-    epoch and per beam-search validation pass (beam 20)."""
+    epoch and per beam-search validation pass (beam 20); with ``breakdown``, also ``"phases"``: milliseconds per
+    step of its forward passes, backward passes and optimiser step."""
     from ..generator import GeneratorConfig, ModelConfig, TrainConfig
     from ..generator.training import train_generator
     from ..tokenizer.recid import RecIDTable
@@ -130,13 +135,18 @@ def bench_generator(dataset: RecDataset, epochs: int = 2, threads: int = 1, devi
     item_repr = torch.randn(dataset.n_items, 64, generator=g)
     config = GeneratorConfig(model=ModelConfig(), train=TrainConfig(targets_per_input=targets_per_input, seed=seed,
                                                                     device=device))
-    _, res = train_generator(dataset, table, user_repr, item_repr, config, _loop(epochs, threads))
+    timer = PhaseTimer(device if device != "auto" else None) if breakdown else None
+    _, res = train_generator(dataset, table, user_repr, item_repr, config, _loop(epochs, threads), timer=timer)
     train = [row["train_s"] for row in res.history]
     eval_s = [row["val_s"] for row in res.history if "val_s" in row]
     return {"train_s": float(np.mean(train)), "eval_s": float(eval_s[-1]) if eval_s else float("nan"),
             "detail": f"{targets_per_input} targets per input, batch {config.train.batch_size}, beam "
-                      f"{config.train.beam_width}, L = {codebook_size}"}
+                      f"{config.train.beam_width}, L = {codebook_size}",
+            **({"phases": timer.per_step_ms()} if breakdown else {})}
 
+
+#: stages whose steps ``breakdown`` splits into phases
+PHASED = ("graph_rqvae", "generator")
 
 BENCHES: dict[str, Callable[..., dict]] = {"evaluation": bench_evaluation, "lightgcn": bench_lightgcn,
                                           "graph_rqvae": bench_graph_rqvae, "generator": bench_generator}
@@ -145,11 +155,13 @@ BENCHES: dict[str, Callable[..., dict]] = {"evaluation": bench_evaluation, "ligh
 def bench_training(users: int = PAPER_SCALE["users"], items: int = PAPER_SCALE["items"],
                    interactions: int = PAPER_SCALE["interactions"], stages: Sequence[str] = STAGES, epochs: int = 2,
                    threads: int = 1, device: str = "cpu", seed: int = 0, recid_schedule: str = "alternate",
-                   recid_encoder: str = "sage", recid_batch_size: int | None = None,
+                   recid_encoder: str = "sage", recid_batch_size: int | None = None, breakdown: bool = False,
                    report: Callable[[dict], None] | None = None) -> pd.DataFrame:
     """Time each of ``stages`` on one synthetic dataset of the given size; one row per stage (``COLUMNS``).
     ``recid_schedule``, ``recid_encoder``, ``recid_batch_size``: the Graph RQ-VAE schedule, graph encoder and BPR
-    batch size timed (:func:`bench_graph_rqvae`; ``None``: the default batch size).
+    batch size timed (:func:`bench_graph_rqvae`; ``None``: the default batch size). ``breakdown``: one more column,
+    ``phases``, with the milliseconds per step of each phase of the Graph RQ-VAE's and the generator's steps
+    (``""`` for the other stages).
 
     ``report`` is called with each row as soon as it is measured (the CLI prints it).
     """
@@ -168,17 +180,21 @@ def bench_training(users: int = PAPER_SCALE["users"], items: int = PAPER_SCALE["
                 {"epochs": epochs, "threads": threads, "device": device, "seed": seed}
             if stage == "graph_rqvae":
                 kwargs.update(schedule=recid_schedule, encoder=recid_encoder, batch_size=recid_batch_size)
+            if breakdown and stage in PHASED:
+                kwargs["breakdown"] = True
             out = BENCHES[stage](dataset, **kwargs)
             row = {"stage": stage, "train_s": out["train_s"], "eval_s": out["eval_s"],
                    "epochs": epochs if stage != "evaluation" else 0, "users": dataset.n_users,
                    "items": dataset.n_items, "train_interactions": int(dataset.train.nnz), "threads": threads,
                    "device": device, "detail": out["detail"]}
+            if breakdown:
+                row["phases"] = ", ".join(f"{k} {v:.1f}" for k, v in out.get("phases", {}).items())
             rows.append(row)
             if report is not None:
                 report(row)
     finally:
         torch.set_num_threads(before)
-    return pd.DataFrame(rows, columns=list(COLUMNS))
+    return pd.DataFrame(rows, columns=list(COLUMNS) + (["phases"] if breakdown else []))
 
 
 def machine_line() -> str:

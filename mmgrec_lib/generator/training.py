@@ -55,6 +55,7 @@ from .prior import LogitAdjustment
 from ..tokenizer.recid import RecIDTable
 from ..training.loop import FitResult, LoopConfig, fit, require_validation
 from ..training.optim import adam, sgd
+from ..training.timing import PhaseTimer, phase
 from ..data.progress import progress_bar
 from ..data.device import resolve_device
 from ..utils import eval_mode, seeded_rng
@@ -228,7 +229,8 @@ def accumulate_gradients(model: MMGRecGenerator, users: torch.Tensor, items: tor
                          label_smoothing: float = 0.0, restricted: bool = False,
                          weights: torch.Tensor | None = None, distill_weight: float = 0.0,
                          distill_temperature: float = 1.0, set_loss: bool = False,
-                         adjust: LogitAdjustment | None = None) -> tuple[torch.Tensor, int]:
+                         adjust: LogitAdjustment | None = None,
+                         timer: PhaseTimer | None = None) -> tuple[torch.Tensor, int]:
     """Back-propagate the batch's mean loss chunk by chunk: each chunk's mean loss is weighted by its share of
     the batch's targets (of their summed ``weights`` when given: ``(B,)`` per user row, or ``(B, T)`` per
     target with ``(B, T)`` items), so the gradients add up to those of the whole batch at once (one encoder
@@ -237,7 +239,8 @@ def accumulate_gradients(model: MMGRecGenerator, users: torch.Tensor, items: tor
     ``distill_temperature``: see :meth:`~mmgrec_lib.generator.model.MMGRecGenerator.loss`) is a (weighted)
     mean over targets too, so the same shares keep it exact. With ``set_loss`` the loss is a (weighted) mean
     over the rows that hold targets, and the shares are the chunk's rows (their ``(B,)`` weights). ``adjust``:
-    the logit adjustment passed to :meth:`~mmgrec_lib.generator.model.MMGRecGenerator.loss`. Returns
+    the logit adjustment passed to :meth:`~mmgrec_lib.generator.model.MMGRecGenerator.loss`. ``timer``: wall time of
+    the chunks' forward and backward passes (:class:`~mmgrec_lib.training.timing.PhaseTimer`; benchmarks). Returns
     the summed (weighted) loss over targets (rows with ``set_loss``; detached, float64) and the number of
     targets (rows)."""
     terms = {"distill_weight": distill_weight, "distill_temperature": distill_temperature, "adjust": adjust}
@@ -269,15 +272,19 @@ def accumulate_gradients(model: MMGRecGenerator, users: torch.Tensor, items: tor
             w = w[:, :width] if w is not None and w.dim() == 2 else w
         if weights is None:
             n_part = int(units[part].sum()) if set_loss else n
-            loss = model.loss(u, i, generator=generator, label_smoothing=label_smoothing, restricted=restricted,
-                              set_loss=set_loss, **terms)
-            (loss * (n_part / count)).backward()
+            with phase(timer, "forward"):
+                loss = model.loss(u, i, generator=generator, label_smoothing=label_smoothing, restricted=restricted,
+                                  set_loss=set_loss, **terms)
+            with phase(timer, "backward"):
+                (loss * (n_part / count)).backward()
             total += loss.detach().double() * n_part
         else:
             w_part = float(mass[part].sum())
-            loss = model.loss(u, i, generator=generator, label_smoothing=label_smoothing, restricted=restricted,
-                              weights=w, set_loss=set_loss, **terms)
-            (loss * (w_part / w_total)).backward()
+            with phase(timer, "forward"):
+                loss = model.loss(u, i, generator=generator, label_smoothing=label_smoothing, restricted=restricted,
+                                  weights=w, set_loss=set_loss, **terms)
+            with phase(timer, "backward"):
+                (loss * (w_part / w_total)).backward()
             total += loss.detach().double() * w_part
     return total, count
 
@@ -314,14 +321,15 @@ def target_weights(config: TrainConfig, history_counts: torch.Tensor, item_count
 
 def run_epoch(model: MMGRecGenerator, optimizer: torch.optim.Optimizer, users: torch.Tensor, items: torch.Tensor,
               config: TrainConfig, generator: torch.Generator, progress: bool = False,
-              epoch: int = 1) -> dict[str, float]:
+              epoch: int = 1, timer: PhaseTimer | None = None) -> dict[str, float]:
     """One pass over all training pairs ``(users, items)`` (sorted by user), in groups of
     ``config.targets_per_input`` and batches of about ``config.batch_size`` targets drawn from ``generator``;
     each batch's step accumulates its gradient over :func:`length_chunks`; loss weights from
     :func:`target_weights`; the logit adjustment of ``config.logit_adjust`` from the pairs' item counts; with
     ``config.user_sample_cap``, the groups :func:`capped_groups` keeps.
     ``epoch`` (1-based) places the steps in ``config.warmup_epochs``'s warm-up
-    (:func:`warmup_factor`, which scales each parameter group's rate as the epoch starts). Returns
+    (:func:`warmup_factor`, which scales each parameter group's rate as the epoch starts). ``timer``: wall time per
+    phase of each step (:class:`~mmgrec_lib.training.timing.PhaseTimer`; benchmarks). Returns
     ``{"loss": mean loss per target}`` (the cross-entropy, plus the distillation term when it is on; per row
     with ``set_loss``)."""
     dev = model.device
@@ -357,11 +365,14 @@ def run_epoch(model: MMGRecGenerator, optimizer: torch.optim.Optimizer, users: t
             loss_sum, _ = accumulate_gradients(model, u, i, [c.to(dev) for c in chunks], generator,
                                                config.label_smoothing, config.restricted_loss, w,
                                                config.distill_weight, config.distill_temperature,
-                                               set_loss=config.set_loss, adjust=adjust)
-            if config.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
+                                               set_loss=config.set_loss, adjust=adjust, timer=timer)
+            with phase(timer, "optimizer"):
+                if config.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                optimizer.step()
             total += loss_sum
+            if timer is not None:
+                timer.step()
     mean = float(total) / max(g_users.numel() if config.set_loss else int(n_targets.sum()), 1)
     if not np.isfinite(mean):
         raise FloatingPointError(f"generator training loss became {mean}; lower the learning rate or check "
@@ -392,7 +403,8 @@ def train_generator(dataset: RecDataset, table: RecIDTable, user_repr: torch.Ten
                     config: GeneratorConfig | None = None, loop: LoopConfig | None = None,
                     generator: torch.Generator | None = None,
                     codebooks: torch.Tensor | None = None,
-                    teacher: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[MMGRecGenerator, FitResult]:
+                    teacher: tuple[torch.Tensor, torch.Tensor] | None = None,
+                    timer: PhaseTimer | None = None) -> tuple[MMGRecGenerator, FitResult]:
     """Train the generator with early stopping on validation ``loop.monitor`` (beam-search decoded).
 
     Args:
@@ -405,6 +417,8 @@ def train_generator(dataset: RecDataset, table: RecIDTable, user_repr: torch.Ten
         codebooks: the Rec-ID run's RQ-VAE codebooks, for ``config.model.tie_output`` (see
             :func:`build_generator`).
         teacher: an external distillation teacher's ``(user, item)`` vectors (see :func:`build_generator`).
+        timer: wall time per phase of every training step (:class:`~mmgrec_lib.training.timing.PhaseTimer`;
+            benchmarks).
 
     Returns:
         the model with the best validation weights loaded, and the :class:`FitResult` (history rows hold
@@ -428,7 +442,8 @@ def train_generator(dataset: RecDataset, table: RecIDTable, user_repr: torch.Ten
             scale = epoch_lr(config.train, epoch + 1) / config.train.lr          # fit counts epochs from 0
             for group in optimizer.param_groups:
                 group["lr"] = group.setdefault("base_lr", group["lr"]) * scale
-        out = run_epoch(model, optimizer, users, items, config.train, gen, progress=loop.progress, epoch=epoch + 1)
+        out = run_epoch(model, optimizer, users, items, config.train, gen, progress=loop.progress, epoch=epoch + 1,
+                        timer=timer)
         _sync(model.device)
         return {**out, "lr": optimizer.param_groups[0]["lr"], "train_s": time.perf_counter() - t0}
 

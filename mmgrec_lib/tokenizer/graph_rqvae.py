@@ -76,6 +76,7 @@ from .rqvae import RQVAE, RQVAEOutput
 from ..training.sampling import BPRSampler
 from ..training.loop import FitResult, LoopConfig, cpu_threads, fit, require_validation
 from ..training.optim import adam
+from ..training.timing import PhaseTimer, phase
 from ..data.device import resolve_device
 from ..utils import check_fields, check_unknown, seeded_rng
 
@@ -504,6 +505,7 @@ class _Trainer:
                          {"params": dense, "lr": cfg.lr, "weight_decay": cfg.weight_decay},
                          {"params": self.model.rqvae.parameters(), "lr": cfg.rq_lr}], cfg.lr)
         self.frozen_items: torch.Tensor | None = None
+        self.timer: PhaseTimer | None = None          # set by benchmarks: wall time per phase of a step
 
     # -------------------------------------------------------------- pieces
     def embed(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -519,17 +521,20 @@ class _Trainer:
 
         The last GCN layer runs at the batch's nodes only (:meth:`GraphEncoder.node_embeddings`) unless all item
         representations are needed afterwards."""
-        if self.cfg.schedule == "alternate" and not self.cfg.rq_grad_to_graph:
-            h_u, h_i = self.embed()
-            loss, keep = self.model.bpr_loss(h_u, h_i, u, i, j, self.cfg.reg), h_i.detach()
-        else:
-            n_u = self.ds.n_users
-            nodes, inv = torch.unique(torch.cat([u, i + n_u, j + n_u]), return_inverse=True)   # (n,), (3B,)
-            h = self.model.graph.node_embeddings(self.adj, nodes, self.features, self.mask)    # (n, D)
-            loss, keep = self.model.bpr_loss(h, h, u, i, j, self.cfg.reg, rows=inv.split(u.numel())), None
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
+        with phase(self.timer, "bpr_forward"):
+            if self.cfg.schedule == "alternate" and not self.cfg.rq_grad_to_graph:
+                h_u, h_i = self.embed()
+                loss, keep = self.model.bpr_loss(h_u, h_i, u, i, j, self.cfg.reg), h_i.detach()
+            else:
+                n_u = self.ds.n_users
+                nodes, inv = torch.unique(torch.cat([u, i + n_u, j + n_u]), return_inverse=True)   # (n,), (3B,)
+                h = self.model.graph.node_embeddings(self.adj, nodes, self.features, self.mask)    # (n, D)
+                loss, keep = self.model.bpr_loss(h, h, u, i, j, self.cfg.reg, rows=inv.split(u.numel())), None
+        with phase(self.timer, "bpr_backward"):
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+        with phase(self.timer, "bpr_optimizer"):
+            self.opt.step()
         return loss.item(), keep
 
     def _rq_loss(self, h_i: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, RQVAEOutput]:
@@ -542,10 +547,13 @@ class _Trainer:
         return (out.loss * self.cfg.rq_weight if self.cfg.rq_weight != 1.0 else out.loss), out
 
     def _rq_step(self, h_i: torch.Tensor, generator: torch.Generator) -> RQVAEOutput:
-        loss, out = self._rq_loss(h_i, generator)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
+        with phase(self.timer, "rq_forward"):
+            loss, out = self._rq_loss(h_i, generator)
+        with phase(self.timer, "rq_backward"):
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+        with phase(self.timer, "rq_optimizer"):
+            self.opt.step()
         return out
 
     def _alternate_step(self, u: torch.Tensor, i: torch.Tensor, j: torch.Tensor,
@@ -553,7 +561,8 @@ class _Trainer:
         """One Adam step on L_bpr, then one on L_rqvae (the ``alternate`` schedule)."""
         bpr, h_i = self._bpr_step(u, i, j)                                     # step on L_bpr
         if self.cfg.rq_grad_to_graph:
-            h_i = self.items()                                                 # (I, D), differentiable
+            with phase(self.timer, "rq_graph_forward"):
+                h_i = self.items()                                             # (I, D), differentiable
         # else: sg(h_i) from this step's forward (before the BPR update): saves a graph forward
         return bpr, self._rq_step(h_i, generator)                              # step on L_rqvae
 
@@ -561,15 +570,18 @@ class _Trainer:
                     generator: torch.Generator) -> tuple[float, RQVAEOutput]:
         """One Adam step on ``L_bpr + rq_weight * L_rqvae`` (the ``joint`` schedule): one graph forward whose
         last layer runs at the batch's users and at every item; returns the BPR loss and the RQ-VAE output."""
-        users, inv = torch.unique(u, return_inverse=True)                     # (n_b,), (B,)
-        n_b = users.numel()
-        h = self.model.graph.node_embeddings(self.adj, torch.cat([users, self.item_rows.rows]),
-                                             self.features, self.mask)        # (n_b + I, D)
-        bpr = self.model.bpr_loss(h, h, u, i, j, self.cfg.reg, rows=(inv, i + n_b, j + n_b))
-        rq, out = self._rq_loss(h[n_b:], generator)                            # on every item's h_i (I, D)
-        self.opt.zero_grad(set_to_none=True)
-        (bpr + rq).backward()
-        self.opt.step()
+        with phase(self.timer, "forward"):
+            users, inv = torch.unique(u, return_inverse=True)                 # (n_b,), (B,)
+            n_b = users.numel()
+            h = self.model.graph.node_embeddings(self.adj, torch.cat([users, self.item_rows.rows]),
+                                                 self.features, self.mask)    # (n_b + I, D)
+            bpr = self.model.bpr_loss(h, h, u, i, j, self.cfg.reg, rows=(inv, i + n_b, j + n_b))
+            rq, out = self._rq_loss(h[n_b:], generator)                        # on every item's h_i (I, D)
+        with phase(self.timer, "backward"):
+            self.opt.zero_grad(set_to_none=True)
+            (bpr + rq).backward()
+        with phase(self.timer, "optimizer"):
+            self.opt.step()
         return bpr.item(), out
 
     def _triples(self, generator: torch.Generator):
@@ -592,6 +604,8 @@ class _Trainer:
         reseeded0 = int(self.model.rqvae.quantizer.n_reseeded.sum())
         for u, i, j in self._triples(generator):
             bpr, out = step(u, i, j, generator)
+            if self.timer is not None:
+                self.timer.step()
             for k, v in {"bpr": bpr, **out.parts()}.items():
                 sums[k] = sums.get(k, 0.0) + v
             n += 1
@@ -609,6 +623,8 @@ class _Trainer:
         for u, i, j in self._triples(generator):
             total += self._bpr_step(u, i, j)[0]
             n += 1
+            if self.timer is not None:
+                self.timer.step()
         return {"bpr": total / max(n, 1), "time_s": time.perf_counter() - t0}
 
     def epoch_rq(self, epoch: int, generator: torch.Generator) -> dict[str, float]:
