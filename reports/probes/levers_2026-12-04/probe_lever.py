@@ -4,12 +4,15 @@ notebook 09's seed runs and notebook 04 record it; trained here when neither exi
 paired p over test users, list coverage@10.
 
 Usage, from the repository root:
-    probe_lever.py DATASET BASE_RUNG NAME FIELD=VALUE [FIELD=VALUE ...] --seeds 0 1 2
+    probe_lever.py DATASET BASE_RUNG NAME FIELD=VALUE [FIELD=VALUE ...] --seeds 0 1 2 [--fresh-base] [--out DIR]
 FIELD: a GeneratorConfig or LoopConfig field, or recid.FIELD for a GraphRQVAEConfig field (VALUE parsed as YAML:
 2, 2.0e-3, false). Split and training seeds
 are each seed, as in notebook 09's seed runs, so the run keys are those of a ladder rung
-{name: NAME, base: BASE_RUNG, generator: {FIELD: VALUE}, recid: {FIELD: VALUE}}. Writes result_DATASET_NAME_seedN.json beside this file;
-every run is recorded in reports/ledgers/seed_runs_DATASET.jsonl."""
+{name: NAME, base: BASE_RUNG, generator: {FIELD: VALUE}, recid: {FIELD: VALUE}}. Writes result_DATASET_NAME_seedN.json beside this file
+(or into --out); every run is recorded in reports/ledgers/seed_runs_DATASET.jsonl. With --fresh-base the base rung
+is trained on this machine too (or loaded from its checkpoint in runs/), never read from the ledger, whose lines may
+come from another machine (runs of one key differ between machines), and it is not recorded there (its key keeps the
+line the notebooks read); each side trained or loaded here also reports its first stage (first_stage)."""
 import argparse, dataclasses, json, time
 from pathlib import Path
 from mmgrec_lib.numerics import portable_numerics
@@ -20,11 +23,13 @@ from mmgrec_lib.evaluation.significance import paired_test
 from mmgrec_lib.experiments import Rung, ladder_bases, rung_configs, run_generator, load_or_assign_recids
 from mmgrec_lib.experiments.ledger import RunLedger
 from mmgrec_lib.experiments.recorded import list_coverage, recall, remember
-from mmgrec_lib.experiments.runs import generator_run_path
+from mmgrec_lib.experiments.runs import generator_run_path, recid_run_path
 
 ap = argparse.ArgumentParser()
 ap.add_argument("dataset"); ap.add_argument("base"); ap.add_argument("name"); ap.add_argument("changes", nargs="+")
 ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+ap.add_argument("--fresh-base", action="store_true", help="train the base here too; do not read or record it in the ledger")
+ap.add_argument("--out", type=Path, default=Path(__file__).parent, help="folder of the result files")
 args = ap.parse_args()
 changes = {k: yaml.safe_load(v) for k, v in (c.split("=", 1) for c in args.changes)}
 recid_changes = {k[len("recid."):]: v for k, v in changes.items() if k.startswith("recid.")}
@@ -65,15 +70,21 @@ for seed in args.seeds:
         rc, gc = dataclasses.replace(rc, seed=seed), gc.replace(seed=seed)
         path = generator_run_path(RUNS, ds, rc.to_dict(), gc, lp)
         t0 = time.time()
-        run = recall(book, path, ds)                                  # the ledger's line when the file is missing
-        recid_s = 0.0
+        fresh = args.fresh_base and which == "base"
+        run = None if fresh else recall(book, path, ds)               # the ledger's line when the file is missing
+        recid_s, first = 0.0, None
         if run is None:
-            recids, _, _ = load_or_assign_recids(ds, rc, runs_dir=RUNS, progress=False)
+            recids, _, reused = load_or_assign_recids(ds, rc, runs_dir=RUNS, progress=False)
             recid_s = time.time() - t0
             run = run_generator(ds, recids, gc, lp, runs_dir=RUNS)
-            remember(book, run)
+            if not fresh:
+                remember(book, run)
+            first = {"recid_key": recid_run_path(RUNS, ds, rc).stem, "reused": reused,
+                     **{k: recids.stats.get(k) for k in ("val_recall@10", "best_epoch", "epochs_run",
+                                                         "unique_semantic_frac", "sec_per_epoch", "total_sec")}}
         runs[which] = run
-        out[which] = {"rung": name, "key": path.stem, "from_ledger": run.model is None, "recid_seconds": recid_s,
+        out[which] = {"rung": name, "key": path.stem, "from_ledger": run.model is None, "first_stage": first,
+                      "recid_seconds": recid_s,
                       "train_seconds": run.train_seconds, "best_epoch": run.fit.best_epoch,
                       "epochs_run": len(run.fit.history), "val_recall@10": run.fit.best_score,
                       "test": run.test.mean(),
@@ -81,5 +92,5 @@ for seed in args.seeds:
     out["p_lever_vs_base"] = {m: paired_test(runs["lever"].test, runs["base"].test, m)["p_wilcoxon"]
                               for m in ("recall@10", "ndcg@10", "recall@20")}
     print(json.dumps(out, default=float), flush=True)
-    Path(__file__).with_name(f"result_{args.dataset}_{args.name}_seed{seed}.json").write_text(
+    (args.out / f"result_{args.dataset}_{args.name}_seed{seed}.json").write_text(
         json.dumps(out, default=float, indent=1))
