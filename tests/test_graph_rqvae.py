@@ -283,7 +283,7 @@ def test_lightgcn_encoder_is_the_layer_mean_of_symmetric_propagation(dataset):
 def test_later_fields_at_their_defaults_leave_saved_configs_and_keys_unchanged(dataset, tmp_path):
     from mmgrec_lib.experiments.runs import recid_run_path
     base = GraphRQVAEConfig(**TINY)
-    assert "encoder" not in base.to_dict() and "rq_weight" not in base.to_dict()
+    assert not {"encoder", "rq_weight", "rq_every"} & set(base.to_dict())
     assert GraphRQVAEConfig.from_dict(base.to_dict()) == base
     other = GraphRQVAEConfig(**{**TINY, "encoder": "lightgcn", "rq_weight": 0.5})
     assert other.to_dict()["encoder"] == "lightgcn" and other.to_dict()["rq_weight"] == 0.5
@@ -292,6 +292,34 @@ def test_later_fields_at_their_defaults_leave_saved_configs_and_keys_unchanged(d
         GraphRQVAEConfig(**{**TINY, "encoder": "gat"})
     with pytest.raises(ValueError, match="rq_weight"):
         GraphRQVAEConfig(**{**TINY, "rq_weight": -1.0})
+    with pytest.raises(ValueError, match="rq_every"):
+        GraphRQVAEConfig(**{**TINY, "rq_every": 0})
+
+
+def test_rq_every_k_takes_the_rq_step_after_every_kth_bpr_step(dataset):
+    from mmgrec_lib.tokenizer.graph_rqvae import _Trainer
+    from mmgrec_lib.training.timing import PhaseTimer
+    cfg = {**TINY, "batch_size": 64}
+    n_batches = -(-int(dataset.train.nnz) // cfg["batch_size"])
+    assert n_batches >= 3
+    rows, trainers = {}, {}
+    for k in (1, 2):
+        tr = _Trainer(dataset, GraphRQVAEConfig(**{**cfg, "rq_every": k}), torch.device("cpu"))
+        tr.timer = PhaseTimer()
+        rows[k] = tr.epoch_alternate(0, torch.Generator().manual_seed(5))
+        trainers[k] = tr
+    assert int(trainers[1].model.rqvae.quantizer.steps) == n_batches               # one RQ-VAE forward per step
+    assert int(trainers[2].model.rqvae.quantizer.steps) == -(-n_batches // 2)      # batches 0, 2, 4, ...
+    assert trainers[2].timer.steps == n_batches and set(rows[2]) == set(rows[1])
+    first = {}
+    for k in (1, 2):                                            # the first step (batch 0) is the same either way
+        tr = _Trainer(dataset, GraphRQVAEConfig(**{**cfg, "rq_every": k}), torch.device("cpu"))
+        u, i, j = next(tr._triples(torch.Generator().manual_seed(5)))
+        tr._alternate_step(u, i, j, torch.Generator().manual_seed(6), batch=0)
+        first[k] = [p.detach().clone() for p in tr.model.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(first[1], first[2]))
+    run = assign_recids(dataset, GraphRQVAEConfig(**{**TINY, "rq_every": 2}), progress=False)
+    assert run.config["rq_every"] == 2 and run.semantic.shape == (dataset.n_items, 3)
 
 
 def test_rq_weight_scales_the_alternating_rq_step(dataset):

@@ -44,6 +44,11 @@ def test_recid_batch_size_is_timed_on_request():
         tp.bench_training(300, 120, 2000, stages=["graph_rqvae"], epochs=1, recid_batch_size=0)
 
 
+def test_rq_every_is_timed_on_request():
+    df = tp.bench_training(300, 120, 2000, stages=["graph_rqvae"], epochs=1, recid_rq_every=3)
+    assert df["detail"].iloc[0].endswith("RQ step every 3 BPR steps") and df["train_s"].iloc[0] > 0
+
+
 def test_breakdown_adds_the_phases_of_the_phased_stages():
     df = tp.bench_training(300, 120, 2000, stages=["lightgcn", "graph_rqvae", "generator"], epochs=1, breakdown=True)
     assert list(df.columns) == list(tp.COLUMNS) + ["phases"]
@@ -66,6 +71,7 @@ def test_bad_arguments_fail_before_work():
     (["--epochs", "0"], "--epochs"),
     (["--users", "5"], "--users"),
     (["--recid-batch-size", "0"], "--recid-batch-size"),
+    (["--recid-rq-every", "0"], "--recid-rq-every"),
 ])
 def test_cli_rejects_bad_arguments(argv, message, capsys):
     assert cli.main(["bench", "train", *argv]) == 2

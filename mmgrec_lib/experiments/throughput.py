@@ -87,11 +87,12 @@ def bench_lightgcn(dataset: RecDataset, epochs: int = 2, threads: int = 1, devic
 
 def bench_graph_rqvae(dataset: RecDataset, epochs: int = 2, threads: int = 1, device: str = "cpu", seed: int = 0,
                       codebook_size: int = 256, schedule: str = "alternate", encoder: str = "sage",
-                      batch_size: int | None = None, breakdown: bool = False) -> dict:
+                      batch_size: int | None = None, rq_every: int = 1, breakdown: bool = False) -> dict:
     """Graph RQ-VAE's graph phase with the default config, ``schedule`` (``"alternate"``: BPR and RQ-VAE steps
     alternate, the default; ``"two_stage"``: its first stage, BPR steps only; ``"joint"``: one step on their sum)
     and ``encoder`` (``"sage"``: eq. 5, the default; ``"lightgcn"``: LightGCN-style propagation of the fused nodes,
-    the ladders' choice), ``batch_size`` BPR triples per step (``None``: the config's default): seconds per epoch
+    the ladders' choice), ``batch_size`` BPR triples per step (``None``: the config's default), ``rq_every`` (the
+    alternating schedule's RQ-VAE step after every ``rq_every``-th BPR step): seconds per epoch
     and per validation pass; with ``breakdown``, also ``"phases"``: milliseconds per step of each phase of a step
     (:class:`~mmgrec_lib.training.timing.PhaseTimer`)."""
     from ..data.device import resolve_device
@@ -101,7 +102,7 @@ def bench_graph_rqvae(dataset: RecDataset, epochs: int = 2, threads: int = 1, de
 
     sizes = {} if batch_size is None else {"batch_size": batch_size}
     cfg = GraphRQVAEConfig(codebook_size=codebook_size, epochs=epochs, seed=seed, device=device, schedule=schedule,
-                           encoder=encoder, **sizes)
+                           encoder=encoder, rq_every=rq_every, **sizes)
     trainer = _Trainer(dataset, cfg, resolve_device(device))
     trainer.timer = PhaseTimer(trainer.device) if breakdown else None
     step = trainer.graph_epoch()
@@ -113,7 +114,8 @@ def bench_graph_rqvae(dataset: RecDataset, epochs: int = 2, threads: int = 1, de
         with torch.no_grad():
             eval_s, _ = _timed(trainer.validate_graph)
     return {"train_s": float(np.mean(train)), "eval_s": eval_s,
-            "detail": f"{cfg.schedule}, {cfg.encoder} encoder, batch {cfg.batch_size}, L = {codebook_size}",
+            "detail": f"{cfg.schedule}, {cfg.encoder} encoder, batch {cfg.batch_size}, L = {codebook_size}"
+                      + (f", RQ step every {rq_every} BPR steps" if rq_every != 1 else ""),
             **({"phases": trainer.timer.per_step_ms()} if breakdown else {})}
 
 
@@ -155,11 +157,12 @@ BENCHES: dict[str, Callable[..., dict]] = {"evaluation": bench_evaluation, "ligh
 def bench_training(users: int = PAPER_SCALE["users"], items: int = PAPER_SCALE["items"],
                    interactions: int = PAPER_SCALE["interactions"], stages: Sequence[str] = STAGES, epochs: int = 2,
                    threads: int = 1, device: str = "cpu", seed: int = 0, recid_schedule: str = "alternate",
-                   recid_encoder: str = "sage", recid_batch_size: int | None = None, breakdown: bool = False,
+                   recid_encoder: str = "sage", recid_batch_size: int | None = None, recid_rq_every: int = 1,
+                   breakdown: bool = False,
                    report: Callable[[dict], None] | None = None) -> pd.DataFrame:
     """Time each of ``stages`` on one synthetic dataset of the given size; one row per stage (``COLUMNS``).
-    ``recid_schedule``, ``recid_encoder``, ``recid_batch_size``: the Graph RQ-VAE schedule, graph encoder and BPR
-    batch size timed (:func:`bench_graph_rqvae`; ``None``: the default batch size). ``breakdown``: one more column,
+    ``recid_schedule``, ``recid_encoder``, ``recid_batch_size``, ``recid_rq_every``: the Graph RQ-VAE schedule, graph
+    encoder, BPR batch size and RQ-step frequency timed (:func:`bench_graph_rqvae`; ``None``: the default batch size). ``breakdown``: one more column,
     ``phases``, with the milliseconds per step of each phase of the Graph RQ-VAE's and the generator's steps
     (``""`` for the other stages).
 
@@ -179,7 +182,8 @@ def bench_training(users: int = PAPER_SCALE["users"], items: int = PAPER_SCALE["
             kwargs = {"device": device} if stage == "evaluation" else \
                 {"epochs": epochs, "threads": threads, "device": device, "seed": seed}
             if stage == "graph_rqvae":
-                kwargs.update(schedule=recid_schedule, encoder=recid_encoder, batch_size=recid_batch_size)
+                kwargs.update(schedule=recid_schedule, encoder=recid_encoder, batch_size=recid_batch_size,
+                              rq_every=recid_rq_every)
             if breakdown and stage in PHASED:
                 kwargs["breakdown"] = True
             out = BENCHES[stage](dataset, **kwargs)

@@ -34,6 +34,9 @@ Pipeline of :func:`assign_recids`:
      regulariser that pulls item representations towards a quantisable cluster structure and slows the
      over-fitting of BPR on sparse data, at the price of a less used third level (the measurements are in
      the README, "How the defaults were chosen").
+     *Frequency:* ``rq_every = k`` takes the RQ-VAE step after every ``k``-th BPR step of an epoch only (batches
+     ``0, k, 2k, ...``); ``k = 1`` (default) is one RQ-VAE step per BPR step. The paper does not say how often the
+     two sub-losses alternate; ``k > 1`` is not its per-batch reading and costs fewer full-graph passes per epoch.
    * ``"two_stage"`` (the authors' code): BPR alone with early stopping on validation Recall@10, then the
      RQ-VAE for ``rq_epochs`` epochs on the frozen representations.
    * ``"joint"`` (not the paper's schedule; eq. 10's sum read literally): every mini-batch step is one Adam
@@ -114,6 +117,7 @@ class GraphRQVAEConfig:
         eval_every: validate every this many epochs.
         schedule: ``"alternate"``, ``"two_stage"`` or ``"joint"`` (see the module docstring).
         rq_grad_to_graph: in ``alternate``, let the RQ-VAE loss back-propagate into the graph model.
+        rq_every: in ``alternate``, one RQ-VAE step after every ``rq_every``-th BPR step (1: after each).
         kmeans_init: k-means initialisation of each codebook on the first batch's residuals.
         reseed_dead: re-seed codes unused over one pass over the items with residuals of random items.
         collision: ``"popularity"`` (eq. 11-12), ``"random"`` (TIGER) or ``"none"`` (no table, report only).
@@ -150,6 +154,7 @@ class GraphRQVAEConfig:
     eval_every: int = 1
     schedule: str = "alternate"
     rq_grad_to_graph: bool = True
+    rq_every: int = 1
     encoder: str = "sage"
     rq_weight: float = 1.0
     kmeans_init: bool = True
@@ -166,7 +171,7 @@ class GraphRQVAEConfig:
         check_fields(self)
         positive = {"dim": self.dim, "n_layers": self.n_layers, "n_levels": self.n_levels,
                     "batch_size": self.batch_size, "rq_hidden_dim": self.rq_hidden_dim,
-                    "rq_latent_dim": self.rq_latent_dim, "eval_every": self.eval_every}
+                    "rq_latent_dim": self.rq_latent_dim, "eval_every": self.eval_every, "rq_every": self.rq_every}
         for name, value in positive.items():
             if int(value) < 1:
                 raise ValueError(f"GraphRQVAEConfig.{name} must be >= 1, got {value}")
@@ -207,7 +212,7 @@ class GraphRQVAEConfig:
 
 
 # fields added after the first saved runs, with the defaults that reproduce those runs (left out of to_dict)
-_LATER_FIELDS: dict[str, Any] = {"encoder": "sage", "rq_weight": 1.0}
+_LATER_FIELDS: dict[str, Any] = {"encoder": "sage", "rq_weight": 1.0, "rq_every": 1}
 
 
 # ====================================================================== inputs
@@ -557,9 +562,12 @@ class _Trainer:
         return out
 
     def _alternate_step(self, u: torch.Tensor, i: torch.Tensor, j: torch.Tensor,
-                        generator: torch.Generator) -> tuple[float, RQVAEOutput]:
-        """One Adam step on L_bpr, then one on L_rqvae (the ``alternate`` schedule)."""
+                        generator: torch.Generator, batch: int = 0) -> tuple[float, RQVAEOutput | None]:
+        """One Adam step on L_bpr, then one on L_rqvae (the ``alternate`` schedule) when ``batch`` (the step's index
+        in the epoch) is a multiple of ``rq_every``; the RQ-VAE output is ``None`` when its step is skipped."""
         bpr, h_i = self._bpr_step(u, i, j)                                     # step on L_bpr
+        if batch % self.cfg.rq_every:
+            return bpr, None
         if self.cfg.rq_grad_to_graph:
             with phase(self.timer, "rq_graph_forward"):
                 h_i = self.items()                                             # (I, D), differentiable
@@ -567,7 +575,7 @@ class _Trainer:
         return bpr, self._rq_step(h_i, generator)                              # step on L_rqvae
 
     def _joint_step(self, u: torch.Tensor, i: torch.Tensor, j: torch.Tensor,
-                    generator: torch.Generator) -> tuple[float, RQVAEOutput]:
+                    generator: torch.Generator, batch: int = 0) -> tuple[float, RQVAEOutput]:
         """One Adam step on ``L_bpr + rq_weight * L_rqvae`` (the ``joint`` schedule): one graph forward whose
         last layer runs at the batch's users and at every item; returns the BPR loss and the RQ-VAE output."""
         with phase(self.timer, "forward"):
@@ -598,18 +606,21 @@ class _Trainer:
         return self._epoch_with_rq(self._joint_step, generator)
 
     def _epoch_with_rq(self, step, generator: torch.Generator) -> dict[str, float]:
-        """One pass over the epoch's BPR triples with ``step(u, i, j, generator) -> (bpr, RQVAEOutput)`` per batch;
-        the mean losses, the codes re-seeded and the time."""
-        t0, sums, n = time.perf_counter(), {}, 0
+        """One pass over the epoch's BPR triples with ``step(u, i, j, generator, batch) -> (bpr, RQVAEOutput or
+        None)`` per batch; the mean losses (the RQ-VAE's over the steps that took one), the codes re-seeded and the
+        time."""
+        t0, bpr_sum, sums, n, n_rq = time.perf_counter(), 0.0, {}, 0, 0
         reseeded0 = int(self.model.rqvae.quantizer.n_reseeded.sum())
-        for u, i, j in self._triples(generator):
-            bpr, out = step(u, i, j, generator)
+        for batch, (u, i, j) in enumerate(self._triples(generator)):
+            bpr, out = step(u, i, j, generator, batch)
             if self.timer is not None:
                 self.timer.step()
-            for k, v in {"bpr": bpr, **out.parts()}.items():
-                sums[k] = sums.get(k, 0.0) + v
-            n += 1
-        row = {k: v / max(n, 1) for k, v in sums.items()}
+            bpr_sum, n = bpr_sum + bpr, n + 1
+            if out is not None:
+                for k, v in out.parts().items():
+                    sums[k] = sums.get(k, 0.0) + v
+                n_rq += 1
+        row = {"bpr": bpr_sum / max(n, 1), **{k: v / max(n_rq, 1) for k, v in sums.items()}}
         row["reseeded"] = int(self.model.rqvae.quantizer.n_reseeded.sum()) - reseeded0
         row["time_s"] = time.perf_counter() - t0
         return row
