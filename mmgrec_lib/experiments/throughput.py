@@ -94,7 +94,7 @@ def bench_graph_rqvae(dataset: RecDataset, epochs: int = 2, threads: int = 1, de
     the ladders' choice), ``batch_size`` BPR triples per step (``None``: the config's default), ``rq_every`` (the
     alternating schedule's RQ-VAE step after every ``rq_every``-th BPR step): seconds per epoch
     and per validation pass; with ``breakdown``, also ``"phases"``: milliseconds per step of each phase of a step
-    (:class:`~mmgrec_lib.training.timing.PhaseTimer`)."""
+    (:meth:`~mmgrec_lib.training.timing.PhaseTimer.per_step_text`)."""
     from ..data.device import resolve_device
     from ..tokenizer import GraphRQVAEConfig
     from ..tokenizer.graph_rqvae import _Trainer
@@ -116,7 +116,7 @@ def bench_graph_rqvae(dataset: RecDataset, epochs: int = 2, threads: int = 1, de
     return {"train_s": float(np.mean(train)), "eval_s": eval_s,
             "detail": f"{cfg.schedule}, {cfg.encoder} encoder, batch {cfg.batch_size}, L = {codebook_size}"
                       + (f", RQ step every {rq_every} BPR steps" if rq_every != 1 else ""),
-            **({"phases": trainer.timer.per_step_ms()} if breakdown else {})}
+            **({"phases": trainer.timer.per_step_text()} if breakdown else {})}
 
 
 def bench_generator(dataset: RecDataset, epochs: int = 2, threads: int = 1, device: str = "cpu", seed: int = 0,
@@ -124,6 +124,7 @@ def bench_generator(dataset: RecDataset, epochs: int = 2, threads: int = 1, devi
     """The generator (default model, ``targets_per_input`` targets per input) on random Rec-IDs: seconds per
     epoch and per beam-search validation pass (beam 20); with ``breakdown``, also ``"phases"``: milliseconds per
     step of its forward passes, backward passes and optimiser step."""
+    from ..data.device import resolve_device
     from ..generator import GeneratorConfig, ModelConfig, TrainConfig
     from ..generator.training import train_generator
     from ..tokenizer.recid import RecIDTable
@@ -137,14 +138,14 @@ def bench_generator(dataset: RecDataset, epochs: int = 2, threads: int = 1, devi
     item_repr = torch.randn(dataset.n_items, 64, generator=g)
     config = GeneratorConfig(model=ModelConfig(), train=TrainConfig(targets_per_input=targets_per_input, seed=seed,
                                                                     device=device))
-    timer = PhaseTimer(device if device != "auto" else None) if breakdown else None
+    timer = PhaseTimer(resolve_device(device)) if breakdown else None
     _, res = train_generator(dataset, table, user_repr, item_repr, config, _loop(epochs, threads), timer=timer)
     train = [row["train_s"] for row in res.history]
     eval_s = [row["val_s"] for row in res.history if "val_s" in row]
     return {"train_s": float(np.mean(train)), "eval_s": float(eval_s[-1]) if eval_s else float("nan"),
             "detail": f"{targets_per_input} targets per input, batch {config.train.batch_size}, beam "
                       f"{config.train.beam_width}, L = {codebook_size}",
-            **({"phases": timer.per_step_ms()} if breakdown else {})}
+            **({"phases": timer.per_step_text()} if breakdown else {})}
 
 
 #: stages whose steps ``breakdown`` splits into phases
@@ -192,7 +193,7 @@ def bench_training(users: int = PAPER_SCALE["users"], items: int = PAPER_SCALE["
                    "items": dataset.n_items, "train_interactions": int(dataset.train.nnz), "threads": threads,
                    "device": device, "detail": out["detail"]}
             if breakdown:
-                row["phases"] = ", ".join(f"{k} {v:.1f}" for k, v in out.get("phases", {}).items())
+                row["phases"] = out.get("phases", "")
             rows.append(row)
             if report is not None:
                 report(row)

@@ -45,12 +45,14 @@ class PhaseTimer:
         """Milliseconds per step of every phase (empty before the first step)."""
         return {k: 1e3 * v / self.steps for k, v in self.seconds.items()} if self.steps else {}
 
+    def per_step_text(self) -> str:
+        """``"phase 12.3, other 4.5"`` (milliseconds per step), or ``""`` before the first step."""
+        return ", ".join(f"{k} {v:.1f}" for k, v in self.per_step_ms().items())
+
     def summary(self) -> str:
         """``"phase 12.3, other 4.5 ms per step (N steps)"``, or ``""`` before the first step."""
-        ms = self.per_step_ms()
-        if not ms:
-            return ""
-        return ", ".join(f"{k} {v:.1f}" for k, v in ms.items()) + f" ms per step ({self.steps} steps)"
+        text = self.per_step_text()
+        return f"{text} ms per step ({self.steps} steps)" if text else ""
 
 
 def phase(timer: PhaseTimer | None, name: str):
