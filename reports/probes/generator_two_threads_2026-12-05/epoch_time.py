@@ -36,4 +36,4 @@ t0 = time.perf_counter()
 model, res = train_generator(ds, recids.table, recids.user_emb, recids.item_emb, gc, lp, timer=timer)
 print(json.dumps({"threads": threads, "batch": gc.train.batch_size, "epochs": [r.get("train_s") for r in res.history],
                   "val_s": res.history[-1].get("val_s"), "total": time.perf_counter() - t0}), flush=True)
-print(timer.summary() if hasattr(timer, "summary") else timer, flush=True)
+print(timer.summary(), flush=True)
