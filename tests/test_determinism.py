@@ -3,6 +3,9 @@
 conftest pins torch to one thread for speed; these tests switch to two on purpose, because multi-threaded
 float reductions are where run-to-run differences came from (they flipped Rec-ID codes).
 """
+import contextlib
+import copy
+
 import pytest
 import torch
 
@@ -74,11 +77,82 @@ def test_cpu_threads_switches_on_deterministic_algorithms_and_restores():
     with cpu_threads(2):
         assert torch.are_deterministic_algorithms_enabled()
         assert torch.is_deterministic_algorithms_warn_only_enabled()
+        assert not torch.utils.deterministic.fill_uninitialized_memory      # no NaN pass over each allocation
         assert torch.get_num_threads() == 2
     assert not torch.are_deterministic_algorithms_enabled()
+    assert torch.utils.deterministic.fill_uninitialized_memory
     with pytest.raises(RuntimeError), cpu_threads(2):
         raise RuntimeError("boom")
     assert not torch.are_deterministic_algorithms_enabled()      # restored after an error too
+    assert torch.utils.deterministic.fill_uninitialized_memory
+
+
+def test_cpu_threads_leaves_a_callers_deterministic_settings_alone():
+    with _deterministic_with_fill():
+        with cpu_threads(2):
+            assert torch.are_deterministic_algorithms_enabled()
+            assert torch.utils.deterministic.fill_uninitialized_memory
+        assert torch.are_deterministic_algorithms_enabled()
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
+@contextlib.contextmanager
+def _deterministic_with_fill():
+    """Deterministic algorithms with torch's default NaN fill of new tensors, switched on by the caller (so
+    :func:`cpu_threads` leaves both alone): the setting before ``cpu_threads`` turned the fill off."""
+    assert not torch.are_deterministic_algorithms_enabled() and torch.utils.deterministic.fill_uninitialized_memory
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(False)
+
+
+def _alternating_epoch_state(ds) -> dict:
+    from mmgrec_lib.tokenizer.graph_rqvae import _Trainer
+
+    cfg = GraphRQVAEConfig(codebook_size=16, batch_size=512, device="cpu")
+    trainer = _Trainer(ds, cfg, torch.device("cpu"))
+    with cpu_threads(2):
+        trainer.model.train()
+        trainer.epoch_alternate(0, torch.Generator().manual_seed(0))
+    return copy.deepcopy(trainer.model.state_dict())
+
+
+def _generator_run(threads: int):
+    from _fixtures import random_recid_setup
+    from mmgrec_lib.generator import GeneratorConfig
+    from mmgrec_lib.generator.training import train_generator
+
+    ds, table, u, i = random_recid_setup(n_users=60, n_items=80, dim=16)
+    cfg = GeneratorConfig.from_dict(dict(d_model=32, n_layers=1, n_heads=2, dim_feedforward=64, max_len=8,
+                                         batch_size=64, beam_width=10, val_ks=(10,), device="cpu"))
+    model, res = train_generator(ds, table, u, i, cfg, LoopConfig(epochs=2, patience=0, progress=False,
+                                                                  cpu_threads=threads),
+                                 torch.Generator().manual_seed(0))
+    return copy.deepcopy(model.state_dict()), [r["recall@10"] for r in res.history if "recall@10" in r]
+
+
+def test_two_thread_training_is_the_same_without_the_nan_fill():
+    """Turning off the NaN fill of new tensors (what :func:`cpu_threads` does above one thread) changes no
+    result: an alternating Graph RQ-VAE epoch and a generator training on two threads, bit for bit."""
+    ds = make_synthetic(n_users=300, n_items=400, seed=0)
+    gen_without = _generator_run(2)
+    recid_without = _alternating_epoch_state(ds)
+    with _deterministic_with_fill():
+        gen_with = _generator_run(2)
+        recid_with = _alternating_epoch_state(ds)
+    assert _same(recid_without, recid_with) and _same(gen_without[0], gen_with[0])
+    assert gen_without[1] == gen_with[1]
+
+
+def _same(a, b) -> bool:
+    """Bit-for-bit equality of state dicts (tensors, and the extra states' dicts of tensors)."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if torch.is_tensor(a):
+        return torch.is_tensor(b) and a.dtype == b.dtype and torch.equal(a, b)
+    return a == b
 
 
 def _lightgcn_weights(ds, threads: int) -> torch.Tensor:

@@ -5,6 +5,7 @@ import pytest
 
 from mmgrec_lib import cli
 from mmgrec_lib.experiments import throughput as tp
+from mmgrec_lib.numerics import numerics_tag
 
 
 def test_bench_dataset_has_about_the_asked_training_size():
@@ -22,6 +23,7 @@ def test_every_stage_is_timed():
     trained = df[df["stage"] != "evaluation"]
     assert (trained["train_s"] > 0).all() and math.isnan(df.loc[df["stage"] == "evaluation", "train_s"].iloc[0])
     assert (df["train_interactions"] > 1000).all() and (df["threads"] == 1).all()
+    assert set(df["kernels"]) == {numerics_tag()}                       # the kernels this process runs with
 
 
 def test_two_stage_schedule_is_timed_on_request():

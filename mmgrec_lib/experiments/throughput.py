@@ -14,8 +14,11 @@ and per full-ranking validation pass:
 
 Each stage trains ``epochs`` epochs (default 2) from a fixed seed; ``train_s`` is the mean of the epochs'
 training times (the first epoch included: nothing is compiled or cached across epochs), ``eval_s`` one
-validation pass. Threads are fixed for all stages (``threads``). Numbers depend on the machine and its load;
-measure on a quiet machine, and compare stages within one run.
+validation pass. Threads are fixed for all stages (``threads``). ``kernels`` says which float kernels ran
+(:func:`~mmgrec_lib.numerics.numerics_tag`): the portable AVX2 ones the entry points pin (the notebooks train with
+them), or the CPU's own with ``MMGREC_NATIVE_ISA=1`` (faster on AVX-512 machines, runs not comparable across
+machines). Numbers depend on the machine and its load; measure on a quiet machine, and compare stages within one
+run.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ import pandas as pd
 import torch
 
 from ..data.dataset import RecDataset
+from ..numerics import numerics_tag
 from ..data.synthetic import make_synthetic
 from ..training.loop import LoopConfig
 from ..training.timing import PhaseTimer
@@ -38,7 +42,7 @@ STAGES = ("evaluation", "lightgcn", "graph_rqvae", "generator")
 #: the held-out dataset of issue 10 (train interactions), the size the throughput targets refer to
 PAPER_SCALE = {"users": 35_600, "items": 18_400, "interactions": 218_000}
 COLUMNS = ("stage", "train_s", "eval_s", "epochs", "users", "items", "train_interactions", "threads", "device",
-           "detail")
+           "kernels", "detail")
 
 
 def bench_dataset(users: int, items: int, interactions: int, seed: int = 0) -> RecDataset:
@@ -175,6 +179,7 @@ def bench_training(users: int = PAPER_SCALE["users"], items: int = PAPER_SCALE["
     if epochs < 1 or threads < 1:
         raise ValueError(f"epochs and threads must be >= 1, got {epochs} and {threads}")
     dataset = bench_dataset(users, items, interactions, seed)
+    kernels = numerics_tag() if device == "cpu" else ""
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     rows = []
@@ -191,7 +196,7 @@ def bench_training(users: int = PAPER_SCALE["users"], items: int = PAPER_SCALE["
             row = {"stage": stage, "train_s": out["train_s"], "eval_s": out["eval_s"],
                    "epochs": epochs if stage != "evaluation" else 0, "users": dataset.n_users,
                    "items": dataset.n_items, "train_interactions": int(dataset.train.nnz), "threads": threads,
-                   "device": device, "detail": out["detail"]}
+                   "device": device, "kernels": kernels, "detail": out["detail"]}
             if breakdown:
                 row["phases"] = out.get("phases", "")
             rows.append(row)
@@ -204,8 +209,9 @@ def bench_training(users: int = PAPER_SCALE["users"], items: int = PAPER_SCALE["
 
 def machine_line() -> str:
     """One line naming the machine the numbers come from."""
+    load = f"load average {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else platform.platform()
     return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-            f"load average {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else platform.platform())
+            f"{numerics_tag()}, {load}")
 
 
 __all__ = ["BENCHES", "COLUMNS", "PAPER_SCALE", "STAGES", "bench_dataset", "bench_training", "machine_line"]
