@@ -22,6 +22,8 @@ def two_threads():
 
 
 def test_recids_identical_with_two_threads(two_threads):
+    """``assign_recids`` called with two threads set: its loop trains on its own ``LoopConfig.cpu_threads`` (one
+    thread) and restores the caller's two; the two-thread alternating epoch itself is checked below."""
     ds = make_synthetic(n_users=200, n_items=500, seed=0)
     cfg = GraphRQVAEConfig(epochs=2, rq_epochs=3, codebook_size=16, device="cpu")
     a = assign_recids(ds, cfg, progress=False)
@@ -131,6 +133,11 @@ def _generator_run(threads: int):
                                                                   cpu_threads=threads),
                                  torch.Generator().manual_seed(0))
     return copy.deepcopy(model.state_dict()), [r["recall@10"] for r in res.history if "recall@10" in r]
+
+
+def test_alternating_epoch_identical_with_two_threads():
+    ds = make_synthetic(n_users=300, n_items=400, seed=0)
+    assert _same(_alternating_epoch_state(ds), _alternating_epoch_state(ds))
 
 
 def test_two_thread_training_is_the_same_without_the_nan_fill():
