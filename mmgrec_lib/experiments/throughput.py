@@ -32,8 +32,8 @@ import pandas as pd
 import torch
 
 from ..data.dataset import RecDataset
-from ..numerics import numerics_tag
 from ..data.synthetic import make_synthetic
+from ..numerics import numerics_tag
 from ..training.loop import LoopConfig
 from ..training.timing import PhaseTimer
 
