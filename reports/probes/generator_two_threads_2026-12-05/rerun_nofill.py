@@ -1,0 +1,44 @@
+"""Retrain the three two-thread ml100k generator runs of this probe (notebook 03's configuration distill_lgc_w3,
+cpu_threads 2, split seeds 0-2) after the NaN-fill change of session 33, into a scratch runs folder, and compare
+them with the committed runs of the same keys: validation curve, best epoch and test metrics must be equal bit for
+bit; the seconds are the new ones.
+
+Usage, from the repository root, with `eval "$(.venv/bin/mmgrec env)"` and MMGREC_DATA set, quiet machine:
+    python reports/probes/generator_two_threads_2026-12-05/rerun_nofill.py SCRATCH_DIR SEED...
+Reads the Rec-ID runs and the committed generator runs from runs/ (or the seed-run ledger's lines)."""
+import dataclasses, json, sys, time
+from pathlib import Path
+from mmgrec_lib.numerics import portable_numerics
+portable_numerics()
+import pandas as pd, yaml
+from mmgrec_lib.data import load_dataset
+from mmgrec_lib.experiments import Rung, built_chain, ladder_bases, load_or_assign_recids, rung_configs, run_generator
+
+scratch, seeds = Path(sys.argv[1]), [int(s) for s in sys.argv[2:]]
+scratch.mkdir(parents=True, exist_ok=True)
+here = Path(__file__).parent
+prof = [p for p in yaml.safe_load(open("notebooks/09_accuracy_ladder.yaml"))["full"] if p["DATASET"] == "ml100k"][0]
+recid_base, gen_base, loop = ladder_bases(*(prof[k] for k in ("CODEBOOK_SIZE", "RECID_EPOCHS", "RECID_RQ_EPOCHS",
+                                                              "FINETUNE_ITEM_EMB", "EPOCHS", "PATIENCE", "EVAL_EVERY")))
+rungs = [Rung.from_dict(r) for r in prof["LADDER"]]
+chain = built_chain(rungs, pd.read_csv("reports/tables/ladder_ml100k.csv"), "distill_lgc_w3")
+rc0, gc0, lp0 = rung_configs(recid_base, gen_base, loop, chain)[-1]
+lp0 = dataclasses.replace(lp0, cpu_threads=2)
+for seed in seeds:
+    before = json.loads((here / f"result_ml100k_w3_threads2_seed{seed}.json").read_text())["lever"]
+    ds = load_dataset("ml100k", seed=seed)
+    rc, gc = dataclasses.replace(rc0, seed=seed), gc0.replace(seed=seed)
+    recids, _, reused = load_or_assign_recids(ds, rc, runs_dir="runs", progress=False)
+    t0 = time.time()
+    run = run_generator(ds, recids, gc, lp0, runs_dir=scratch)
+    wall = time.time() - t0
+    test = run.test.mean()
+    same = (run.fit.best_epoch == before["best_epoch"] and len(run.fit.history) == before["epochs_run"]
+            and run.fit.best_score == before["val_recall@10"]
+            and all(test[k] == before["test"][k] for k in before["test"]))
+    out = {"seed": seed, "recids_reused": reused, "train_seconds": run.train_seconds, "wall_seconds": wall,
+           "train_seconds_before": before["train_seconds"], "epochs_run": len(run.fit.history),
+           "best_epoch": run.fit.best_epoch, "val_recall@10": run.fit.best_score, "test": test,
+           "same_as_before_bit_for_bit": same}
+    print(json.dumps(out, default=float), flush=True)
+    (here / f"result_ml100k_w3_threads2_nofill_seed{seed}.json").write_text(json.dumps(out, default=float, indent=1))
