@@ -259,6 +259,28 @@ def test_built_chain_follows_the_tables_built_on_column_not_the_rung_order():
         built_chain(rungs[2:], table, "user_memory")
 
 
+def test_profile_rung_config_builds_a_committed_rung_from_a_profile_entry():
+    """Scripts that retrain a committed rung read notebook 09's profile entry: its base parameters through
+    ``profile_bases`` (the same as ``ladder_bases`` with them) and the rung's chain from the table."""
+    from mmgrec_lib.experiments import LADDER_BASE_PARAMS, built_chain, ladder_bases, profile_bases, \
+        profile_rung_config, rung_configs, Rung
+    ladder = [{"name": "paper"}, {"name": "two_stage", "recid": {"schedule": "two_stage"}},
+              {"name": "user_memory", "generator": {"user_memory": True}},
+              {"name": "lever", "base": "user_memory", "generator": {"logit_adjust": 0.5}}]
+    profile = {"DATASET": "x", "CODEBOOK_SIZE": 8, "RECID_EPOCHS": 1, "RECID_RQ_EPOCHS": 2, "FINETUNE_ITEM_EMB": True,
+               "EPOCHS": 3, "PATIENCE": 0, "EVAL_EVERY": 1, "LADDER": ladder}
+    table = pd.DataFrame({"rung": ["paper", "two_stage", "user_memory", "lever"],
+                          "built_on": ["", "paper", "paper", "user_memory"]})
+    bases = ladder_bases(8, 1, 2, True, 3, 0, 1)
+    assert profile_bases(profile) == bases
+    rc, gc, lp = profile_rung_config(profile, "lever", table)
+    want = rung_configs(*bases, built_chain([Rung.from_dict(r) for r in ladder], table, "lever"))[-1]
+    assert (rc, gc.key_settings(), lp) == (want[0], want[1].key_settings(), want[2])
+    assert rc.schedule == "alternate" and gc.model.user_memory and gc.train.logit_adjust == 0.5 and lp.epochs == 3
+    with pytest.raises(KeyError, match="EVAL_EVERY"):
+        profile_bases({k: profile[k] for k in LADDER_BASE_PARAMS[:-1]})
+
+
 def _same_run(a, b) -> None:
     """Two generator checkpoints hold the same run: weights, optimiser, best weights and history (times aside)."""
     import torch

@@ -119,6 +119,29 @@ def built_chain(rungs: Sequence[Rung], table: pd.DataFrame, name: str) -> list[R
     return [dataclasses.replace(by_name[n], base="") for n in chain]
 
 
+#: notebook 09's parameters that :func:`ladder_bases` takes, in its argument order
+LADDER_BASE_PARAMS = ("CODEBOOK_SIZE", "RECID_EPOCHS", "RECID_RQ_EPOCHS", "FINETUNE_ITEM_EMB", "EPOCHS", "PATIENCE",
+                      "EVAL_EVERY")
+
+
+def profile_bases(profile: Mapping[str, Any]):
+    """:func:`ladder_bases` from one entry of notebook 09's YAML profile (its parameters
+    :data:`LADDER_BASE_PARAMS`; the others are ignored): what a script that trains a rung outside the notebook
+    starts from."""
+    missing = [k for k in LADDER_BASE_PARAMS if k not in profile]
+    if missing:
+        raise KeyError(f"ladder profile lacks the parameter(s) {missing} (needs {list(LADDER_BASE_PARAMS)})")
+    return ladder_bases(*(profile[k] for k in LADDER_BASE_PARAMS))
+
+
+def profile_rung_config(profile: Mapping[str, Any], name: str, table: pd.DataFrame):
+    """The ``(recid_config, generator_config, loop)`` rung ``name`` of a notebook-09 profile entry (its base
+    parameters and ``LADDER``) was trained with, as the ladder ``table`` records it (:func:`built_chain`), so a
+    script retraining a committed rung gets its run keys."""
+    chain = built_chain([Rung.from_dict(r) for r in profile["LADDER"]], table, name)
+    return rung_configs(*profile_bases(profile), chain)[-1]
+
+
 def settled_rungs(rungs: Sequence[Rung], greedy: bool = True) -> list[str]:
     """The names of the rungs whose configuration is known before any rung is trained: every rung of a cumulative
     ladder (``greedy=False``); in a greedy one, the rungs that no keep decision can change. The first rung is
@@ -399,4 +422,4 @@ def _paired(run: ModelRun, prev: ModelRun | None) -> dict[str, float]:
     return {f"p_{m}_vs_base": paired_test(prev.test, run.test, m)["p_wilcoxon"] for m in ("ndcg@10", "recall@10")}
 
 
-__all__ = ["EXTRA_ROWS", "Rung", "built_chain", "chosen_rung", "ladder_bases", "hybrid_rung", "prior_rung", "validation_coverage", "ladder_tasks", "settled_rungs", "seed_runs", "seed_table", "rung_configs", "run_ladder"]
+__all__ = ["EXTRA_ROWS", "LADDER_BASE_PARAMS", "Rung", "built_chain", "profile_bases", "profile_rung_config", "chosen_rung", "ladder_bases", "hybrid_rung", "prior_rung", "validation_coverage", "ladder_tasks", "settled_rungs", "seed_runs", "seed_table", "rung_configs", "run_ladder"]

@@ -179,7 +179,8 @@ def bench_training(users: int = PAPER_SCALE["users"], items: int = PAPER_SCALE["
     if epochs < 1 or threads < 1:
         raise ValueError(f"epochs and threads must be >= 1, got {epochs} and {threads}")
     dataset = bench_dataset(users, items, interactions, seed)
-    kernels = numerics_tag() if device == "cpu" else ""
+    from ..data.device import resolve_device
+    kernels = numerics_tag() if resolve_device(device).type == "cpu" else ""     # "auto" on a CPU machine too
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     rows = []

@@ -9,21 +9,15 @@ from mmgrec_lib.numerics import portable_numerics
 portable_numerics()
 import torch, yaml
 from mmgrec_lib.data import load_dataset
-from mmgrec_lib.experiments import Rung, ladder_bases, rung_configs, load_or_assign_recids
+from mmgrec_lib.experiments import load_or_assign_recids, profile_rung_config
 from mmgrec_lib.training.loop import LoopConfig
 from mmgrec_lib.training.timing import PhaseTimer
 from mmgrec_lib.generator.training import train_generator
 threads, batch, epochs = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 torch.set_num_threads(threads)
 prof = [p for p in yaml.safe_load(open("notebooks/09_accuracy_ladder.yaml"))["full"] if p["DATASET"] == "ml100k"][0]
-recid_base, gen_base, loop = ladder_bases(*(prof[k] for k in ("CODEBOOK_SIZE", "RECID_EPOCHS", "RECID_RQ_EPOCHS",
-                                                              "FINETUNE_ITEM_EMB", "EPOCHS", "PATIENCE", "EVAL_EVERY")))
-rungs = [Rung.from_dict(r) for r in prof["LADDER"]]
 import pandas as pd
-from mmgrec_lib.experiments import built_chain
-table = pd.read_csv("reports/tables/ladder_ml100k.csv")
-chain = built_chain(rungs, table, "distill_lgc_w3")
-rc, gc, lp = rung_configs(recid_base, gen_base, loop, chain)[-1]
+rc, gc, lp = profile_rung_config(prof, "distill_lgc_w3", pd.read_csv("reports/tables/ladder_ml100k.csv"))
 ds = load_dataset("ml100k", seed=0)
 recids, _, reused = load_or_assign_recids(ds, rc, runs_dir="runs", progress=False)
 print("recids reused", reused, flush=True)

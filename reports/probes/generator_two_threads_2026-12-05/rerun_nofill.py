@@ -12,17 +12,13 @@ from mmgrec_lib.numerics import portable_numerics
 portable_numerics()
 import pandas as pd, yaml
 from mmgrec_lib.data import load_dataset
-from mmgrec_lib.experiments import Rung, built_chain, ladder_bases, load_or_assign_recids, rung_configs, run_generator
+from mmgrec_lib.experiments import load_or_assign_recids, profile_rung_config, run_generator
 
 scratch, seeds = Path(sys.argv[1]), [int(s) for s in sys.argv[2:]]
 scratch.mkdir(parents=True, exist_ok=True)
 here = Path(__file__).parent
 prof = [p for p in yaml.safe_load(open("notebooks/09_accuracy_ladder.yaml"))["full"] if p["DATASET"] == "ml100k"][0]
-recid_base, gen_base, loop = ladder_bases(*(prof[k] for k in ("CODEBOOK_SIZE", "RECID_EPOCHS", "RECID_RQ_EPOCHS",
-                                                              "FINETUNE_ITEM_EMB", "EPOCHS", "PATIENCE", "EVAL_EVERY")))
-rungs = [Rung.from_dict(r) for r in prof["LADDER"]]
-chain = built_chain(rungs, pd.read_csv("reports/tables/ladder_ml100k.csv"), "distill_lgc_w3")
-rc0, gc0, lp0 = rung_configs(recid_base, gen_base, loop, chain)[-1]
+rc0, gc0, lp0 = profile_rung_config(prof, "distill_lgc_w3", pd.read_csv("reports/tables/ladder_ml100k.csv"))
 lp0 = dataclasses.replace(lp0, cpu_threads=2)
 for seed in seeds:
     before = json.loads((here / f"result_ml100k_w3_threads2_seed{seed}.json").read_text())["lever"]

@@ -20,7 +20,7 @@ portable_numerics()
 import torch, yaml
 from mmgrec_lib.data import load_dataset
 from mmgrec_lib.evaluation.significance import paired_test
-from mmgrec_lib.experiments import Rung, ladder_bases, rung_configs, run_generator, load_or_assign_recids
+from mmgrec_lib.experiments import Rung, profile_bases, rung_configs, run_generator, load_or_assign_recids
 from mmgrec_lib.experiments.ledger import RunLedger
 from mmgrec_lib.experiments.recorded import list_coverage, recall, remember
 from mmgrec_lib.experiments.runs import generator_run_path, recid_run_path
@@ -37,8 +37,7 @@ gen_changes = {k: v for k, v in changes.items() if not k.startswith("recid.")}
 torch.set_num_threads(1)
 RUNS = "runs"
 prof = [p for p in yaml.safe_load(open("notebooks/09_accuracy_ladder.yaml"))["full"] if p["DATASET"] == args.dataset][0]
-recid_base, gen_base, loop = ladder_bases(*(prof[k] for k in ("CODEBOOK_SIZE", "RECID_EPOCHS", "RECID_RQ_EPOCHS",
-                                                              "FINETUNE_ITEM_EMB", "EPOCHS", "PATIENCE", "EVAL_EVERY")))
+recid_base, gen_base, loop = profile_bases(prof)
 rungs = [Rung.from_dict(r) for r in prof["LADDER"]]
 lever = Rung.from_dict({"name": args.name, "base": args.base, "generator": gen_changes, "recid": recid_changes})
 known = {r.name: r for r in rungs}

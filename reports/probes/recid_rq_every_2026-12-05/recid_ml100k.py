@@ -9,11 +9,10 @@ from mmgrec_lib.numerics import portable_numerics
 portable_numerics()
 import torch, yaml
 from mmgrec_lib.data import load_dataset
-from mmgrec_lib.experiments import ladder_bases, load_or_assign_recids
+from mmgrec_lib.experiments import load_or_assign_recids, profile_bases
 torch.set_num_threads(1)
 prof = [p for p in yaml.safe_load(open("notebooks/09_accuracy_ladder.yaml"))["full"] if p["DATASET"] == "ml100k"][0]
-recid_base, _, _ = ladder_bases(*(prof[k] for k in ("CODEBOOK_SIZE", "RECID_EPOCHS", "RECID_RQ_EPOCHS",
-                                                     "FINETUNE_ITEM_EMB", "EPOCHS", "PATIENCE", "EVAL_EVERY")))
+recid_base, _, _ = profile_bases(prof)
 for job in sys.argv[1:]:
     k, seed = map(int, job.split(":"))
     ds = load_dataset("ml100k", seed=seed)

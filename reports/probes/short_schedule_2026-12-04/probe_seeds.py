@@ -7,15 +7,14 @@ from mmgrec_lib.numerics import portable_numerics
 portable_numerics()
 import torch, yaml
 from mmgrec_lib.data import load_dataset
-from mmgrec_lib.experiments import Rung, ladder_bases, rung_configs, run_generator, load_or_assign_recids
+from mmgrec_lib.experiments import Rung, profile_bases, rung_configs, run_generator, load_or_assign_recids
 from mmgrec_lib.experiments.ledger import RunLedger
 from mmgrec_lib.experiments.runs import generator_run_path
 torch.set_num_threads(1)
 seed = int(sys.argv[1]); RUNS = "runs"
 prof = [p for p in yaml.safe_load(open("notebooks/09_accuracy_ladder.yaml"))["full"] if p["DATASET"] == "ml100k"][0]
 ds = load_dataset("ml100k", seed=seed)
-recid_base, gen_base, loop = ladder_bases(*(prof[k] for k in ("CODEBOOK_SIZE", "RECID_EPOCHS", "RECID_RQ_EPOCHS",
-                                                              "FINETUNE_ITEM_EMB", "EPOCHS", "PATIENCE", "EVAL_EVERY")))
+recid_base, gen_base, loop = profile_bases(prof)
 rungs = [Rung.from_dict(r) for r in prof["LADDER"]]
 configs = dict(zip([r.name for r in rungs], rung_configs(recid_base, gen_base, loop, rungs)))
 out = {"seed": seed}
