@@ -145,3 +145,16 @@ def test_fused_kernel_only_where_the_square_root_is_exact(monkeypatch):
     assert fused_exact(torch.zeros(32))
     monkeypatch.setattr(optim, "sqrt_is_exact", lambda: False)
     assert not fused_exact(torch.zeros(32))
+
+
+def test_adam_bumps_parameter_versions_as_foreach_does():
+    """Caches of propagated embeddings key on a parameter's version counter (``baselines.base.weights_key``); the
+    fused kernel writes through raw pointers, so the optimiser bumps the counter itself."""
+    for make in (lambda ps: adam(ps, 1e-3), lambda ps: torch.optim.Adam(ps, lr=1e-3, foreach=True)):
+        fused, tail, idle = (torch.nn.Parameter(torch.randn(n)) for n in (32, 7, 16))
+        opt = make([fused, tail, idle])
+        fused.grad, tail.grad = torch.ones(32), torch.ones(7)
+        before = [p._version for p in (fused, tail, idle)]
+        opt.step()
+        after = [p._version for p in (fused, tail, idle)]
+        assert after[0] > before[0] and after[1] > before[1] and after[2] == before[2]

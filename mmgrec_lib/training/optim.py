@@ -21,7 +21,8 @@ the ``foreach`` arithmetic in the same order, bit for bit, with two conditions:
 101, every parameter off the CPU, all of them where the square root is not exact) with ``foreach``: the same
 results bit for bit as ``foreach`` alone (tested), with less memory traffic (measured: README, "Where the time
 goes"). The optimiser's param groups and ``state_dict`` are those of ``torch.optim.Adam``, so checkpoints load
-either way.
+either way. The fused kernel does not bump a parameter's version counter as ``foreach``'s in-place operations do;
+the optimiser bumps it (caches of propagated embeddings key on it: ``baselines.base.weights_key``).
 """
 from __future__ import annotations
 
@@ -67,11 +68,16 @@ class _FusedWhereExact:
                 split.append({**group, "params": exact, "fused": True, "foreach": False})
             if rest:
                 split.append({**group, "params": rest})
+        stepped = [p for group in split if group.get("fused") for p in group["params"] if p.grad is not None]
         self.param_groups = split
         try:
-            return super().step(closure)
+            loss = super().step(closure)
         finally:
             self.param_groups = groups
+        # the fused kernel writes through raw pointers: bump the version counters foreach's in-place ops bump, which
+        # caches of propagated embeddings key on (and autograd's check of tensors saved for backward)
+        torch.autograd.graph.increment_version(stepped)
+        return loss
 
 
 class Adam(_FusedWhereExact, torch.optim.Adam):
