@@ -62,8 +62,9 @@ class _FusedWhereExact:
         groups = self.param_groups
         split = []
         for group in groups:
-            exact = [p for p in group["params"] if fused_exact(p)]
-            rest = [p for p in group["params"] if not fused_exact(p)]
+            exact, rest = [], []
+            for p in group["params"]:
+                (exact if fused_exact(p) else rest).append(p)
             if exact:
                 split.append({**group, "params": exact, "fused": True, "foreach": False})
             if rest:

@@ -27,6 +27,7 @@ from mmgrec_lib.training.loop import LoopConfig, cpu_threads
 
 
 def digest(module: torch.nn.Module) -> str:
+    """SHA-256 (16 hex digits) of every tensor in ``module.state_dict()``; step_levers.py uses it too."""
     h = hashlib.sha256()
     for v in module.state_dict().values():
         if torch.is_tensor(v):
@@ -34,22 +35,23 @@ def digest(module: torch.nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
-threads = int(sys.argv[1]) if len(sys.argv) > 1 else 1
-ds = load_dataset("ml100k", seed=0)
-out = {}
-with cpu_threads(threads):
-    run = assign_recids(ds, GraphRQVAEConfig(epochs=3, rq_epochs=5, codebook_size=128, seed=0, device="cpu"),
-                        progress=False)
-    out["graph_rqvae"] = hashlib.sha256(run.semantic.numpy().tobytes() + run.item_emb.numpy().tobytes()
-                                        + run.user_emb.numpy().tobytes()).hexdigest()[:16]
-    for name in ("mf", "lightgcn", "vbpr", "lattice"):
-        model = BASELINES[name].from_dataset(ds, device="cpu")
-        model.fit(ds, LoopConfig(epochs=3, patience=0, eval_every=3, progress=False), torch.Generator().manual_seed(0))
-        res = evaluate(model.score, ds, "test", ks=(10,), device=model.device).mean()
-        out[name] = {"hash": digest(model), "recall@10": res["recall@10"]}
-    prof = [p for p in yaml.safe_load(open("notebooks/09_accuracy_ladder.yaml"))["full"] if p["DATASET"] == "ml100k"][0]
-    rc, gc, lp = profile_rung_config(prof, "distill_lgc_w3", pd.read_csv("reports/tables/ladder_ml100k.csv"))
-    lp = dataclasses.replace(lp, epochs=2, eval_every=2, patience=0, checkpoint=None, progress=False, cpu_threads=threads)
-    model, res = train_generator(ds, run.table, run.user_emb, run.item_emb, gc, lp)
-    out["generator"] = {"hash": digest(model), "val": res.history[-1].get("recall@10")}
-print(json.dumps({"threads": threads, **out}, indent=1))
+if __name__ == "__main__":
+    threads = int(sys.argv[1]) if len(sys.argv) > 1 else 1
+    ds = load_dataset("ml100k", seed=0)
+    out = {}
+    with cpu_threads(threads):
+        run = assign_recids(ds, GraphRQVAEConfig(epochs=3, rq_epochs=5, codebook_size=128, seed=0, device="cpu"),
+                            progress=False)
+        out["graph_rqvae"] = hashlib.sha256(run.semantic.numpy().tobytes() + run.item_emb.numpy().tobytes()
+                                            + run.user_emb.numpy().tobytes()).hexdigest()[:16]
+        for name in ("mf", "lightgcn", "vbpr", "lattice"):
+            model = BASELINES[name].from_dataset(ds, device="cpu")
+            model.fit(ds, LoopConfig(epochs=3, patience=0, eval_every=3, progress=False), torch.Generator().manual_seed(0))
+            res = evaluate(model.score, ds, "test", ks=(10,), device=model.device).mean()
+            out[name] = {"hash": digest(model), "recall@10": res["recall@10"]}
+        prof = [p for p in yaml.safe_load(open("notebooks/09_accuracy_ladder.yaml"))["full"] if p["DATASET"] == "ml100k"][0]
+        rc, gc, lp = profile_rung_config(prof, "distill_lgc_w3", pd.read_csv("reports/tables/ladder_ml100k.csv"))
+        lp = dataclasses.replace(lp, epochs=2, eval_every=2, patience=0, checkpoint=None, progress=False, cpu_threads=threads)
+        model, res = train_generator(ds, run.table, run.user_emb, run.item_emb, gc, lp)
+        out["generator"] = {"hash": digest(model), "val": res.history[-1].get("recall@10")}
+    print(json.dumps({"threads": threads, **out}, indent=1))

@@ -23,7 +23,6 @@ hash = the same run bit for bit). Variants:
 Also printed: the share of nodes the BPR step's last layer reaches through one and two hops (how much of the
 first layer a batch really needs), and whether fused Adam equals the foreach Adam on tests/test_optim.py's inputs.
 """
-import hashlib
 import json
 import os
 import subprocess
@@ -71,11 +70,8 @@ def child(variant: str, threads: int) -> None:
         for b, (u, i, j) in enumerate(steps[10:], start=10):
             tr._alternate_step(u, i, j, gen, b)
         ms = (time.perf_counter() - t0) / 30 * 1000
-    h = hashlib.sha256()
-    for v in tr.model.state_dict().values():
-        if torch.is_tensor(v):
-            h.update(v.detach().contiguous().numpy().tobytes())
-    print(json.dumps({"variant": variant, "ms_per_step": round(ms, 1), "hash": h.hexdigest()[:16]}), flush=True)
+    from e2e_hashes import digest                                     # this folder's state hash
+    print(json.dumps({"variant": variant, "ms_per_step": round(ms, 1), "hash": digest(tr.model)}), flush=True)
 
 
 def reach() -> dict:
@@ -84,17 +80,13 @@ def reach() -> dict:
     from mmgrec_lib.tokenizer import GraphRQVAEConfig
     from mmgrec_lib.tokenizer.graph_rqvae import _Trainer
 
+    from mmgrec_lib.data.sparse import csr_rows
+
     ds = bench_dataset(**PAPER_SCALE)
     tr = _Trainer(ds, GraphRQVAEConfig(epochs=1), torch.device("cpu"))
-    crow, col = tr.adj.crow_indices(), tr.adj.col_indices()
-    owner = torch.repeat_interleave(torch.arange(tr.adj.shape[0]), crow[1:] - crow[:-1])
 
-    def hop(rows):
-        mask = torch.zeros(tr.adj.shape[0], dtype=torch.bool)
-        mask[rows] = True
-        out = mask.clone()
-        out[col[mask[owner]]] = True
-        return out.nonzero().flatten()
+    def hop(rows):                                                    # rows and their neighbours, sorted
+        return torch.unique(torch.cat([rows, csr_rows(tr.adj, rows).col_indices()]))
     u, i, j = next(tr._triples(torch.Generator().manual_seed(0)))
     nodes = torch.unique(torch.cat([u, i + ds.n_users, j + ds.n_users]))
     one = hop(nodes)
