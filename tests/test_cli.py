@@ -320,3 +320,26 @@ def test_datasets_run_side_by_side_and_each_in_order(nbdir, tmp_path):
 def test_schedule_estimate():
     assert cli._schedule_seconds([100.0, 60.0, 50.0], 2) == 110.0
     assert cli._schedule_seconds([100.0, 60.0], 1) == 160.0 and cli._schedule_seconds([], 2) == 0.0
+
+
+def test_committed_readme_results_match_the_tables(tmp_path):
+    """The README's results section is what ``mmgrec readme`` writes from ``reports/tables`` (a table regenerated
+    without refreshing the README fails here); the headings' dates are left out, as they depend on git."""
+    import re
+
+    readme = cli.REPO / "README.md"
+    tables = cli.REPO / "reports" / "tables"
+    if not readme.is_file() or not tables.is_dir():
+        pytest.skip("README.md or reports/tables missing (not a checkout of the repository)")
+    copy = tmp_path / "README.md"
+    copy.write_text(readme.read_text())
+    assert cli.update_readme(copy, tables)
+
+    def tables_in(text):                                  # {table name: its text}, in the section's order
+        body = text.split(cli.RESULTS_START, 1)[1].split(cli.RESULTS_END, 1)[0]
+        parts = re.split(r"^#### `([^`]+)` \([^)]*\)$", body, flags=re.M)
+        return dict(zip(parts[1::2], parts[2::2]))
+    want, have = tables_in(copy.read_text()), tables_in(readme.read_text())
+    stale = [name for name in want if have.get(name) != want[name]] + [name for name in have if name not in want]
+    assert list(want) == list(have) and not stale, f"README.md's results section is out of date for {stale}: " \
+                                                   "run `mmgrec readme`"
