@@ -14,6 +14,7 @@ from mmgrec_lib.data import load_dataset
 from mmgrec_lib.evaluation.significance import paired_test
 from mmgrec_lib.experiments.ledger import RunLedger
 from mmgrec_lib.experiments.recorded import recorded_run
+from mmgrec_lib.generator.training import TIME_KEYS
 
 CAPPED, UNCAPPED = "generator_ml100k_fe68ddcad4", "generator_ml100k_8adbc3e8a6"   # w3_threads2_cap28 / w3_threads2, seed 2
 
@@ -21,7 +22,7 @@ book = RunLedger("reports/ledgers/seed_runs_ml100k.jsonl")
 ds = load_dataset("ml100k", seed=2)
 runs = {k: recorded_run(book.get(k), ds, Path("runs") / f"{k}.pt", where=k) for k in (CAPPED, UNCAPPED)}
 out = {"capped": CAPPED, "uncapped": UNCAPPED}
-strip = lambda h: [{k: v for k, v in r.items() if k not in ("train_s", "val_s")} for r in h]
+strip = lambda h: [{k: v for k, v in r.items() if k not in TIME_KEYS} for r in h]   # the rest is equal in equal runs
 ckpt = {k: torch.load(Path("runs") / f"{k}.pt", map_location="cpu", weights_only=False) for k in (CAPPED, UNCAPPED)
         if (Path("runs") / f"{k}.pt").exists()}
 if len(ckpt) == 2:

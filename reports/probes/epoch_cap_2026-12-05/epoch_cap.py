@@ -13,12 +13,13 @@ unchanged too; the others lose the difference printed here on validation (their 
 are not known without retraining).
 """
 import glob
-import json
 import sys
 from pathlib import Path
 
 import pandas as pd
 import torch
+
+from mmgrec_lib.experiments.ledger import RunLedger
 
 CAPS = (24, 26, 28, 30)
 PATIENCES = (3, 4)
@@ -42,12 +43,8 @@ def selected(val, cap=None, patience=None):
 
 
 def ledger_names(path: str = "reports/ledgers/seed_runs_ml100k.jsonl") -> dict[str, str]:
-    """Run key -> what the seed-run ledger says the run is (an ablation variant and seed, or a plain MMGRec run)."""
-    names = {}
-    for line in Path(path).read_text().splitlines() if Path(path).is_file() else []:
-        r = json.loads(line)
-        names[r["key"]] = r.get("variant") or r.get("model", "")
-    return names
+    """Run key -> what the seed-run ledger says the run is (an ablation variant, or the model of a plain run)."""
+    return {r["key"]: r.get("variant") or r.get("model", "") for r in RunLedger(path).rows()}
 
 
 def main(runs_dir: str = "runs") -> pd.DataFrame:
