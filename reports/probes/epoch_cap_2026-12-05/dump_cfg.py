@@ -5,7 +5,6 @@ import os
 os.makedirs("/tmp/prof", exist_ok=True)
 import json, yaml, pandas as pd, dataclasses
 from mmgrec_lib.experiments import profile_rung_config
-from mmgrec_lib.experiments.runs import generator_run_path, recid_run_path
 prof = [p for p in yaml.safe_load(open("notebooks/09_accuracy_ladder.yaml"))["full"] if p["DATASET"] == "ml100k"][0]
 rc, gc, lp = profile_rung_config(prof, "distill_lgc_w3", pd.read_csv("reports/tables/ladder_ml100k.csv"))
 print(rc); print(gc); print(lp)

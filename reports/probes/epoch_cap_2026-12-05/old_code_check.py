@@ -5,7 +5,7 @@ keys it computes and the config fields the old code does not have (all at their 
     git worktree add --detach /tmp/wt_cbc cbcfe7b; mkdir -p /tmp/oldruns
     ln -s $PWD/runs/recid_ml100k_L128_c6542c8db8.* /tmp/oldruns/
     eval "$(.venv/bin/mmgrec env)"; (cd /tmp/wt_cbc && PYTHONPATH=/tmp/wt_cbc python <this file>)"""
-import json, sys, dataclasses, time, torch
+import json, dataclasses, torch
 from mmgrec_lib.data import load_dataset
 from mmgrec_lib.tokenizer import GraphRQVAEConfig
 from mmgrec_lib.generator import GeneratorConfig, ModelConfig, TrainConfig
