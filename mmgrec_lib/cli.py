@@ -586,7 +586,8 @@ def bench_train(args) -> int:
 
     def report(row: dict) -> None:
         train = "" if row["train_s"] != row["train_s"] else f"{row['train_s']:8.2f} s per epoch  "
-        print(f"  {row['stage']:<12} {train}{row['eval_s']:8.2f} s per validation pass   ({row['detail']})",
+        setup = f"{row['setup_s']:6.2f} s once (k-means init)  " if row["setup_s"] > 0 else ""
+        print(f"  {row['stage']:<12} {train}{setup}{row['eval_s']:8.2f} s per validation pass   ({row['detail']})",
               flush=True)
         if row.get("phases"):
             print(f"  {'':<12} ms per step: {row['phases']}", flush=True)

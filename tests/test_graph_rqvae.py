@@ -65,6 +65,8 @@ def test_missing_modality_contributes_exact_zeros(dataset):
     for norm in ("l2", "standardize", "none"):
         feats, col_mask = item_feature_matrix(ds, norm)
         assert (feats[:5, :d_v] == 0).all() and not col_mask[:5, :d_v].any() and col_mask[:5, d_v:].all()
+        # masking them again is the identity, bit for bit: why the trainer passes no mask to its forwards
+        assert torch.equal(feats.masked_fill(~col_mask, 0.0), feats)
     feats, col_mask = item_feature_matrix(ds, "standardize")
     assert torch.isfinite(feats).all() and feats[5:, :d_v].abs().max() < 10    # statistics ignore garbage rows
     feats, col_mask = item_feature_matrix(ds, "l2")
@@ -139,6 +141,80 @@ def test_node_embeddings_are_rows_of_the_full_forward(dataset, encoder, n_layers
                 assert torch.allclose(g_rows[name], g_full[name], rtol=1e-5, atol=1e-7), name
     items = tr.items()
     assert torch.equal(items, enc(tr.adj, tr.features, tr.mask)[1])
+
+
+def _eq5_out_of_place(enc, adj, adj_t, feats, rows=None):
+    """GraphEncoder's forward as written before session 36 (a new tensor for every operation; gathers by
+    indexing): the reference its in-place additions and activations, and its index_select gathers, must equal."""
+    import torch.nn.functional as F
+    from mmgrec_lib.data.sparse import RowProduct, constant_spmm
+
+    h = torch.cat([enc.user_emb.weight, torch.cat([enc.proj(feats), enc.item_emb.weight], 1)])
+    for n, conv in enumerate(enc.convs):
+        last = rows is not None and n == len(enc.convs) - 1
+        product = RowProduct(adj, rows) if last else None
+        mean = product if last else (lambda z: constant_spmm(adj, z, adj_t))
+        root = h[rows] if last else h
+        if conv.in_channels > conv.out_channels:
+            out = mean(F.linear(h, conv.lin_l.weight)) + conv.lin_l.bias
+        else:
+            out = conv.lin_l(mean(h))
+        h = F.leaky_relu(out + conv.lin_r(root), enc.negative_slope)
+    return h
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_encoder_and_bpr_loss_equal_their_out_of_place_form_bit_for_bit(dataset, threads):
+    """Session 36's exact step changes: eq. 5's sums added in place into one buffer, LeakyReLU in place, and
+    gathers by ``index_select`` (its backward is a cheaper ``index_add_``; a batch's users repeat) give the values
+    and the gradients of the out-of-place form bit for bit, on one thread and on two (deterministic algorithms,
+    as ``cpu_threads`` sets them)."""
+    from mmgrec_lib.data.sparse import transpose_csr
+    from mmgrec_lib.tokenizer.graph_rqvae import _Trainer
+    from mmgrec_lib.training.loop import cpu_threads
+
+    tr = _Trainer(dataset, GraphRQVAEConfig(dim=8, codebook_size=8, epochs=1, device="cpu"), torch.device("cpu"))
+    enc, model, n_u = tr.model.graph, tr.model, dataset.n_users
+    adj_t = transpose_csr(tr.adj)
+    u, i, j = (t[:96] for t in tr.sampler.epoch_triples(torch.Generator().manual_seed(0)))
+    assert u.unique().numel() < u.numel()                                     # repeated users
+    nodes, inv = torch.unique(torch.cat([u, i + n_u, j + n_u]), return_inverse=True)
+    ru, rp, rn = inv.split(u.numel())
+    upstream = torch.randn(dataset.n_users + dataset.n_items, enc.out_dim, generator=torch.Generator().manual_seed(1))
+
+    def grads(fn):
+        model.zero_grad(set_to_none=True)
+        out = fn()
+        out.backward() if out.ndim == 0 else (out * upstream[:out.shape[0]]).sum().backward()
+        return out.detach(), {n: p.grad.clone() for n, p in enc.named_parameters() if p.grad is not None}
+
+    def ref_bpr():
+        h = _eq5_out_of_place(enc, tr.adj, adj_t, tr.features, nodes)
+        x = (h[ru] * (h[rp] - h[rn])).sum(-1)
+        e = enc
+        l2 = (e.user_emb(u).pow(2).sum() + e.item_emb(i).pow(2).sum() + e.item_emb(j).pow(2).sum()) / (2 * u.numel())
+        return -torch.nn.functional.logsigmoid(x).mean() + tr.cfg.reg * l2
+
+    def new_bpr():
+        h = enc.node_embeddings(tr.adj, nodes, tr.features, tr.mask)
+        return model.bpr_loss(h, h, u, i, j, tr.cfg.reg, rows=(ru, rp, rn))
+
+    with cpu_threads(threads):
+        pairs = [(lambda: torch.cat(enc(tr.adj, tr.features, tr.mask)),
+                  lambda: _eq5_out_of_place(enc, tr.adj, adj_t, tr.features)),
+                 (tr.items, lambda: _eq5_out_of_place(enc, tr.adj, adj_t, tr.features, tr.item_rows.rows)),
+                 (new_bpr, ref_bpr)]
+        for new, ref in pairs:
+            (out, g_new), (want, g_ref) = grads(new), grads(ref)
+            assert torch.equal(out, want) and g_new.keys() == g_ref.keys()
+            for name in g_ref:
+                assert torch.equal(g_new[name], g_ref[name]), name
+
+
+def test_encoder_refuses_a_negative_slope():
+    """The in-place LeakyReLU's backward reads its output, which a negative slope would make ambiguous."""
+    with pytest.raises(ValueError, match="negative_slope"):
+        GraphEncoder(5, 5, 0, dim=4, negative_slope=-0.1)
 
 
 def test_bpr_step_on_batch_rows_matches_the_full_forward_loss(dataset):

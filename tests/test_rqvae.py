@@ -156,3 +156,35 @@ def test_squared_distances_are_the_three_pass_expression_bit_for_bit(shape):
         got = squared_distances(x, c)
         assert got.shape == (B, L) and torch.equal(got, reference)
         torch.testing.assert_close(got, torch.cdist(x.double(), c.double()).pow(2).float(), rtol=1e-4, atol=1e-3 * scale ** 2)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_codeword_gather_gradients_equal_indexing_bit_for_bit(threads):
+    """The quantiser gathers each item's codeword with ``index_select`` (its backward, ``index_add_``, is cheaper
+    than indexing's ``index_put_``): the codebooks' gradient equals that of ``book[idx]`` bit for bit, with
+    thousands of items on few codes, on one thread and on two (deterministic algorithms, as ``cpu_threads`` sets
+    them)."""
+    from mmgrec_lib.training.loop import cpu_threads
+
+    g = torch.Generator().manual_seed(3)
+    book = torch.randn(16, 5, generator=g, requires_grad=True)
+    idx = torch.randint(16, (5000,), generator=g)
+    up = torch.randn(5000, 5, generator=g)
+    with cpu_threads(threads):
+        (book.index_select(0, idx) * up).sum().backward()
+        got, book.grad = book.grad.clone(), None
+        (book[idx] * up).sum().backward()
+    assert torch.equal(got, book.grad)
+
+
+def test_kmeans_initialisation_time_is_recorded_once_and_not_saved():
+    q = ResidualQuantizer(4, 6, n_levels=2, kmeans_init=True, seed=0)
+    assert q.init_seconds == 0.0
+    q(clustered(50, 4))                                          # first training forward: k-means for both levels
+    first = q.init_seconds
+    assert first > 0
+    q(clustered(50, 4, seed=1))
+    assert q.init_seconds == first and "init_seconds" not in str(list(q.state_dict()))
+    plain = ResidualQuantizer(4, 6, kmeans_init=False)
+    plain(clustered(50, 4))
+    assert plain.init_seconds == 0.0                             # no k-means, nothing recorded

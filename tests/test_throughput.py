@@ -23,12 +23,16 @@ def test_every_stage_is_timed():
     trained = df[df["stage"] != "evaluation"]
     assert (trained["train_s"] > 0).all() and math.isnan(df.loc[df["stage"] == "evaluation", "train_s"].iloc[0])
     assert (df["train_interactions"] > 1000).all() and (df["threads"] == 1).all()
+    # the one-off k-means initialisation of the alternating Graph RQ-VAE is timed apart from its epochs
+    setup = df.set_index("stage")["setup_s"]
+    assert setup["graph_rqvae"] > 0 and setup["lightgcn"] == setup["generator"] == 0 and math.isnan(setup["evaluation"])
     assert set(df["kernels"]) == {numerics_tag()}                       # the kernels this process runs with
 
 
 def test_two_stage_schedule_is_timed_on_request():
     df = tp.bench_training(300, 120, 2000, stages=["graph_rqvae"], epochs=1, recid_schedule="two_stage")
     assert df["detail"].iloc[0].startswith("two_stage") and df["train_s"].iloc[0] > 0
+    assert df["setup_s"].iloc[0] == 0                                   # its BPR stage runs no RQ-VAE
 
 
 def test_lightgcn_encoder_is_timed_on_request():

@@ -180,6 +180,26 @@ def test_row_product_reused_across_calls_and_transpose_of_coo_input():
     assert torch.equal(transpose_csr(coo).to_dense(), coo.to_dense().T)
 
 
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_transpose_csr_on_cpu_gives_torchs_csc_arrays(dtype):
+    """On CPU the transpose is scipy's counting sort; it gives the arrays of torch's ``to_sparse_csc`` exactly
+    (pointers, indices, values in the same order), with empty rows and columns and rows taken out of order."""
+    from mmgrec_lib.data.sparse import csr_rows, transpose_csr
+
+    g = torch.Generator().manual_seed(5)
+    dense = (torch.rand(60, 45, generator=g, dtype=dtype) * (torch.rand(60, 45, generator=g) < 0.15)).to(dtype)
+    dense[10], dense[:, 7] = 0, 0                                                # an empty row and column
+    for adj in (dense.to_sparse_csr(), csr_rows(dense.to_sparse_csr(), torch.tensor([59, 3, 10, 3, 20])),
+                torch.zeros(4, 6, dtype=dtype).to_sparse_csr()):
+        csc = adj.to_sparse_csc()
+        got = transpose_csr(adj)
+        assert got.shape == (adj.shape[1], adj.shape[0]) and got.values().dtype == dtype
+        assert torch.equal(got.crow_indices(), csc.ccol_indices())
+        assert torch.equal(got.col_indices(), csc.row_indices())
+        assert torch.equal(got.values(), csc.values())
+
+
 @pytest.mark.parametrize("n_layers", [0, 1, 2, 3])
 def test_lightgcn_batch_rows_equal_the_full_propagation_bit_for_bit(n_layers):
     """LightGCN's training loss propagates the last layer only into the batch's nodes: the loss and the

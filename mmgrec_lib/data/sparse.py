@@ -149,14 +149,28 @@ def row_spmm(adj: torch.Tensor, rows: torch.Tensor, x: torch.Tensor) -> torch.Te
 
 def transpose_csr(adj: torch.Tensor) -> torch.Tensor:
     """The transpose of a sparse CSR (or COO) matrix, as CSR: its CSC form read as the transpose's CSR (a counting
-    sort; each row's entries in the order of the original rows, as a coalesced COO transpose gives them)."""
+    sort; each row's entries in the order of the original rows, as a coalesced COO transpose gives them).
+
+    On CPU the counting sort is scipy's (``csr_matrix.tocsc``), about four times faster than torch's
+    ``to_sparse_csc`` at a BPR batch's rows (:class:`RowProduct` transposes them at every step) and the same
+    arrays (tested); elsewhere torch's."""
     with warnings.catch_warnings():                     # "sparse CSR support is in beta state"
         warnings.simplefilter("ignore", UserWarning)
         if adj.layout != torch.sparse_csr:
             adj = adj.to_sparse_csr()
+        shape_t = (adj.shape[1], adj.shape[0])
+        crow, col, val = adj.crow_indices(), adj.col_indices(), adj.values()
+        if adj.device.type == "cpu" and val.dtype in _SCIPY_DTYPES:
+            csc = sp.csr_matrix((val.numpy(), col.numpy(), crow.numpy()), shape=tuple(adj.shape)).tocsc()
+            return torch.sparse_csr_tensor(torch.from_numpy(csc.indptr.astype(np.int64)),
+                                           torch.from_numpy(csc.indices.astype(np.int64)),
+                                           torch.from_numpy(csc.data), shape_t)
         csc = adj.to_sparse_csc()
-        return torch.sparse_csr_tensor(csc.ccol_indices(), csc.row_indices(), csc.values(),
-                                       (adj.shape[1], adj.shape[0]))
+        return torch.sparse_csr_tensor(csc.ccol_indices(), csc.row_indices(), csc.values(), shape_t)
+
+
+#: value types :func:`transpose_csr` hands to scipy (the ones numpy holds as they are)
+_SCIPY_DTYPES = (torch.float32, torch.float64)
 
 
 def bipartite_edge_index(edge_index: torch.Tensor, n_users: int) -> torch.Tensor:

@@ -13,8 +13,9 @@ and per full-ranking validation pass:
   does not depend on what the tokens mean) and its validation (constrained beam search, beam 20).
 
 Each stage trains ``epochs`` epochs (default 2) from a fixed seed; ``train_s`` is the mean of the epochs'
-training times (the first epoch included: nothing is compiled or cached across epochs), ``eval_s`` one
-validation pass. Threads are fixed for all stages (``threads``). ``kernels`` says which float kernels ran
+training times (the first epoch included: nothing is compiled or cached across epochs) less the one-off work
+timed inside them, which ``setup_s`` shows apart (the RQ-VAE's k-means initialisation of its codebooks, inside the
+Graph RQ-VAE's first step; ``0`` for the stages that do none inside an epoch); ``eval_s`` is one validation pass. Threads are fixed for all stages (``threads``). ``kernels`` says which float kernels ran
 (:func:`~mmgrec_lib.numerics.numerics_tag`): the portable AVX2 ones the entry points pin (the notebooks train with
 them), or the CPU's own with ``MMGREC_NATIVE_ISA=1`` (faster on AVX-512 machines, runs not comparable across
 machines). Numbers depend on the machine and its load; measure on a quiet machine, and compare stages within one
@@ -41,7 +42,7 @@ from ..training.timing import PhaseTimer
 STAGES = ("evaluation", "lightgcn", "graph_rqvae", "generator")
 #: the held-out dataset of issue 10 (train interactions), the size the throughput targets refer to
 PAPER_SCALE = {"users": 35_600, "items": 18_400, "interactions": 218_000}
-COLUMNS = ("stage", "train_s", "eval_s", "epochs", "users", "items", "train_interactions", "threads", "device",
+COLUMNS = ("stage", "train_s", "setup_s", "eval_s", "epochs", "users", "items", "train_interactions", "threads", "device",
            "kernels", "detail")
 
 
@@ -73,7 +74,8 @@ def bench_evaluation(dataset: RecDataset, device: str = "cpu", **_) -> dict:
     model = BASELINES["mostpop"].from_dataset(dataset, device=device)
     model.fit(dataset)
     seconds, res = _timed(lambda: evaluate(model.score, dataset, "val", ks=(10, 20), device=model.device))
-    return {"train_s": float("nan"), "eval_s": seconds, "detail": f"{len(res.per_user)} validation users"}
+    return {"train_s": float("nan"), "setup_s": float("nan"), "eval_s": seconds,
+            "detail": f"{len(res.per_user)} validation users"}
 
 
 def bench_lightgcn(dataset: RecDataset, epochs: int = 2, threads: int = 1, device: str = "cpu", seed: int = 0) -> dict:
@@ -85,7 +87,7 @@ def bench_lightgcn(dataset: RecDataset, epochs: int = 2, threads: int = 1, devic
     eval_s, _ = _timed(lambda: model._validate(dataset))
     # every epoch but the last is pure training; the last one also validated once
     train = [s for s in res.epoch_seconds[:-1]] + [res.epoch_seconds[-1] - eval_s]
-    return {"train_s": float(np.mean(train)), "eval_s": eval_s,
+    return {"train_s": float(np.mean(train)), "setup_s": 0.0, "eval_s": eval_s,
             "detail": f"batch {model.config.batch_size}, {model.config.n_layers} layers, dim {model.config.dim}"}
 
 
@@ -96,8 +98,9 @@ def bench_graph_rqvae(dataset: RecDataset, epochs: int = 2, threads: int = 1, de
     alternate, the default; ``"two_stage"``: its first stage, BPR steps only; ``"joint"``: one step on their sum)
     and ``encoder`` (``"sage"``: eq. 5, the default; ``"lightgcn"``: LightGCN-style propagation of the fused nodes,
     the ladders' choice), ``batch_size`` BPR triples per step (``None``: the config's default), ``rq_every`` (the
-    alternating schedule's RQ-VAE step after every ``rq_every``-th BPR step): seconds per epoch
-    and per validation pass; with ``breakdown``, also ``"phases"``: milliseconds per step of each phase of a step
+    alternating schedule's RQ-VAE step after every ``rq_every``-th BPR step): seconds per epoch (``train_s``,
+    without the k-means initialisation of the codebooks in the first step, which ``setup_s`` gives) and per
+    validation pass; with ``breakdown``, also ``"phases"``: milliseconds per step of each phase of a step
     (:meth:`~mmgrec_lib.training.timing.PhaseTimer.per_step_text`)."""
     from ..data.device import resolve_device
     from ..tokenizer import GraphRQVAEConfig
@@ -117,7 +120,8 @@ def bench_graph_rqvae(dataset: RecDataset, epochs: int = 2, threads: int = 1, de
         trainer.model.eval()
         with torch.no_grad():
             eval_s, _ = _timed(trainer.validate_graph)
-    return {"train_s": float(np.mean(train)), "eval_s": eval_s,
+    setup_s = trainer.model.rqvae.quantizer.init_seconds                   # k-means, once, in the first step
+    return {"train_s": (float(np.sum(train)) - setup_s) / epochs, "setup_s": setup_s, "eval_s": eval_s,
             "detail": f"{cfg.schedule}, {cfg.encoder} encoder, batch {cfg.batch_size}, L = {codebook_size}"
                       + (f", RQ step every {rq_every} BPR steps" if rq_every != 1 else ""),
             **({"phases": trainer.timer.per_step_text()} if breakdown else {})}
@@ -146,7 +150,8 @@ def bench_generator(dataset: RecDataset, epochs: int = 2, threads: int = 1, devi
     _, res = train_generator(dataset, table, user_repr, item_repr, config, _loop(epochs, threads), timer=timer)
     train = [row["train_s"] for row in res.history]
     eval_s = [row["val_s"] for row in res.history if "val_s" in row]
-    return {"train_s": float(np.mean(train)), "eval_s": float(eval_s[-1]) if eval_s else float("nan"),
+    return {"train_s": float(np.mean(train)), "setup_s": 0.0,
+            "eval_s": float(eval_s[-1]) if eval_s else float("nan"),
             "detail": f"{targets_per_input} targets per input, batch {config.train.batch_size}, beam "
                       f"{config.train.beam_width}, L = {codebook_size}",
             **({"phases": timer.per_step_text()} if breakdown else {})}
@@ -194,7 +199,7 @@ def bench_training(users: int = PAPER_SCALE["users"], items: int = PAPER_SCALE["
             if breakdown and stage in PHASED:
                 kwargs["breakdown"] = True
             out = BENCHES[stage](dataset, **kwargs)
-            row = {"stage": stage, "train_s": out["train_s"], "eval_s": out["eval_s"],
+            row = {"stage": stage, "train_s": out["train_s"], "setup_s": out["setup_s"], "eval_s": out["eval_s"],
                    "epochs": epochs if stage != "evaluation" else 0, "users": dataset.n_users,
                    "items": dataset.n_items, "train_interactions": int(dataset.train.nnz), "threads": threads,
                    "device": device, "kernels": kernels, "detail": out["detail"]}

@@ -279,17 +279,18 @@ class MeanSAGEConv(SAGEConv):
     def at_rows(self, x: torch.Tensor, product: RowProduct) -> torch.Tensor:
         """The layer's output at ``product.rows`` only (``product``: a :class:`~mmgrec_lib.data.sparse.RowProduct`
         of the adjacency), with the same order of operations as :meth:`forward`: ``(n, out)``."""
-        return self._eq5(x, product, x[product.rows])
+        return self._eq5(x, product, x.index_select(0, product.rows))
 
     def _eq5(self, x: torch.Tensor, mean, root: torch.Tensor) -> torch.Tensor:
         """``W2 mean(x) + b + W1 root``; ``mean`` maps node values to their neighbour means (at the output rows).
         W2 goes before the mean where the layer narrows, after it (as PyG's ``SAGEConv``) otherwise."""
         if isinstance(self.in_channels, int) and self.in_channels > self.out_channels:
             out = mean(F.linear(x, self.lin_l.weight))                          # (n, out)  mean(W2 x)
-            out = out + self.lin_l.bias if self.lin_l.bias is not None else out
+            if self.lin_l.bias is not None:
+                out.add_(self.lin_l.bias)                                       # in place: same sums, one buffer
         else:
             out = self.lin_l(mean(x))                                           # (n, out)  W2 mean(x)
-        return out + self.lin_r(root) if self.root_weight else out
+        return out.add_(self.lin_r(root)) if self.root_weight else out
 
     def message_and_aggregate(self, adj_t: torch.Tensor, x) -> torch.Tensor:
         x = x[0] if isinstance(x, tuple) else x
@@ -307,7 +308,7 @@ class GraphEncoder(nn.Module):
         dim: ``D``; the projection :math:`\mathbf{W}` and the CF embedding are ``D``-wide, so layer-0 nodes are
             ``2D``-wide with features and ``D``-wide without; every GCN layer outputs ``D``.
         n_layers: GCN depth.
-        negative_slope: LeakyReLU slope.
+        negative_slope: LeakyReLU slope (>= 0: the activation runs in place, and its backward reads the output).
         init_std: std of the normal init of user and CF embeddings.
         seed: parameter initialisation seed.
 
@@ -318,9 +319,10 @@ class GraphEncoder(nn.Module):
     def __init__(self, n_users: int, n_items: int, feature_dim: int = 0, dim: int = 64, n_layers: int = 2,
                  negative_slope: float = 0.01, init_std: float = 0.1, seed: int = 0) -> None:
         super().__init__()
-        if n_users < 1 or n_items < 1 or dim < 1 or n_layers < 1 or feature_dim < 0:
+        if n_users < 1 or n_items < 1 or dim < 1 or n_layers < 1 or feature_dim < 0 or negative_slope < 0:
             raise ValueError(f"GraphEncoder: n_users ({n_users}), n_items ({n_items}), dim ({dim}) and n_layers "
-                             f"({n_layers}) must be >= 1 and feature_dim ({feature_dim}) >= 0")
+                             f"({n_layers}) must be >= 1, feature_dim ({feature_dim}) and negative_slope "
+                             f"({negative_slope}) >= 0")
         self.n_users, self.n_items, self.feature_dim = int(n_users), int(n_items), int(feature_dim)
         self.dim, self.negative_slope = int(dim), float(negative_slope)
         in_width = 2 * dim if feature_dim else dim
@@ -355,7 +357,7 @@ class GraphEncoder(nn.Module):
         h_u, h_i = self.layer0(features, feature_mask)
         h = torch.cat([h_u, h_i], dim=0)                                       # (U + I, W0)
         for conv in self.convs:
-            h = F.leaky_relu(conv(h, adj), self.negative_slope)               # (U + I, D)   eq. 5
+            h = F.leaky_relu(conv(h, adj), self.negative_slope, inplace=True)  # (U + I, D)   eq. 5
         return h[:self.n_users], h[self.n_users:]
 
     def node_embeddings(self, adj: torch.Tensor, nodes: torch.Tensor | RowProduct,
@@ -371,9 +373,9 @@ class GraphEncoder(nn.Module):
         h_u, h_i = self.layer0(features, feature_mask)
         h = torch.cat([h_u, h_i], dim=0)                                       # (U + I, W0)
         for conv in self.convs[:-1]:
-            h = F.leaky_relu(conv(h, adj), self.negative_slope)               # (U + I, D)
+            h = F.leaky_relu(conv(h, adj), self.negative_slope, inplace=True)  # (U + I, D)
         out = self.convs[-1].at_rows(h, product)                               # (n, D)   eq. 5 at nodes
-        return F.leaky_relu(out, self.negative_slope)
+        return F.leaky_relu(out, self.negative_slope, inplace=True)
 
 
 class LightGCNEncoder(GraphEncoder):
@@ -417,10 +419,10 @@ class LightGCNEncoder(GraphEncoder):
         product = nodes if isinstance(nodes, RowProduct) else RowProduct(adj, nodes)
         h_u, h_i = self.layer0(features, feature_mask)
         h = torch.cat([h_u, h_i], dim=0)                                       # (U + I, W0)
-        total = h[product.rows]                                                # (n, W0)
+        total = h.index_select(0, product.rows)                                # (n, W0)
         for conv in self.convs[:-1]:
             h = conv(h, adj)                                                   # (U + I, W0)
-            total = total + h[product.rows]
+            total = total + h.index_select(0, product.rows)
         total = total + product(h)                                             # last layer, rows only
         return total / (len(self.convs) + 1)
 
@@ -460,8 +462,10 @@ class GraphRQVAE(nn.Module):
         ``rows``: where the triples' vectors sit in ``h_u`` / ``h_i`` when those hold only the batch's nodes
         (:meth:`GraphEncoder.node_embeddings`); by default ``users``, ``pos`` and ``neg`` themselves."""
         ru, rp, rn = (users, pos, neg) if rows is None else rows
-        hu = h_u[ru]                                                           # (B, D)
-        x = (hu * (h_i[rp] - h_i[rn])).sum(-1)                                 # (B,)
+        # index_select rather than h[idx]: the same values and gradients bit for bit, with a cheaper backward
+        # (tests/test_graph_rqvae.py)
+        hu = h_u.index_select(0, ru)                                           # (B, D)
+        x = (hu * (h_i.index_select(0, rp) - h_i.index_select(0, rn))).sum(-1)   # (B,)
         loss = -F.logsigmoid(x).mean()
         if reg > 0:
             e = self.graph
@@ -491,9 +495,11 @@ class _Trainer:
 
     def __init__(self, dataset: RecDataset, cfg: GraphRQVAEConfig, device: torch.device) -> None:
         self.ds, self.cfg, self.device = dataset, cfg, device
-        feats, mask = item_feature_matrix(dataset, cfg.feature_norm)
+        feats, _ = item_feature_matrix(dataset, cfg.feature_norm)
         self.features = feats.to(device) if feats.shape[1] else None
-        self.mask = mask.to(device) if feats.shape[1] else None
+        # item_feature_matrix has already set missing modalities to exact zeros: masking them again at every
+        # graph forward (layer0's feature_mask) would copy the feature matrix for nothing
+        self.mask: torch.Tensor | None = None
         adjacency = symmetric_adjacency if cfg.encoder == "lightgcn" else mean_adjacency
         self.adj = adjacency(dataset.train_edge_index(), dataset.n_users, dataset.n_items).to(device)
         items = torch.arange(dataset.n_users, dataset.n_users + dataset.n_items, device=device)
