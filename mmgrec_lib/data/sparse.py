@@ -160,7 +160,7 @@ def transpose_csr(adj: torch.Tensor) -> torch.Tensor:
             adj = adj.to_sparse_csr()
         shape_t = (adj.shape[1], adj.shape[0])
         crow, col, val = adj.crow_indices(), adj.col_indices(), adj.values()
-        if adj.device.type == "cpu" and val.dtype in _SCIPY_DTYPES:
+        if adj.device.type == "cpu" and val.dtype in _SCIPY_DTYPES and not val.requires_grad:
             csc = sp.csr_matrix((val.numpy(), col.numpy(), crow.numpy()), shape=tuple(adj.shape)).tocsc()
             return torch.sparse_csr_tensor(torch.from_numpy(csc.indptr.astype(np.int64)),
                                            torch.from_numpy(csc.indices.astype(np.int64)),
