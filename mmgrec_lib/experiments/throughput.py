@@ -15,7 +15,8 @@ and per full-ranking validation pass:
 Each stage trains ``epochs`` epochs (default 2) from a fixed seed; ``train_s`` is the mean of the epochs'
 training times (the first epoch included: nothing is compiled or cached across epochs) less the one-off work
 timed inside them, which ``setup_s`` shows apart (the RQ-VAE's k-means initialisation of its codebooks, inside the
-Graph RQ-VAE's first step; ``0`` for the stages that do none inside an epoch); ``eval_s`` is one validation pass. Threads are fixed for all stages (``threads``). ``kernels`` says which float kernels ran
+Graph RQ-VAE's first step; ``0`` for the stages that do none inside an epoch); ``eval_s`` is one validation pass.
+Threads are fixed for all stages (``threads``). ``kernels`` says which float kernels ran
 (:func:`~mmgrec_lib.numerics.numerics_tag`): the portable AVX2 ones the entry points pin (the notebooks train with
 them), or the CPU's own with ``MMGREC_NATIVE_ISA=1`` (faster on AVX-512 machines, runs not comparable across
 machines). Numbers depend on the machine and its load; measure on a quiet machine, and compare stages within one
@@ -42,8 +43,8 @@ from ..training.timing import PhaseTimer
 STAGES = ("evaluation", "lightgcn", "graph_rqvae", "generator")
 #: the held-out dataset of issue 10 (train interactions), the size the throughput targets refer to
 PAPER_SCALE = {"users": 35_600, "items": 18_400, "interactions": 218_000}
-COLUMNS = ("stage", "train_s", "setup_s", "eval_s", "epochs", "users", "items", "train_interactions", "threads", "device",
-           "kernels", "detail")
+COLUMNS = ("stage", "train_s", "setup_s", "eval_s", "epochs", "users", "items", "train_interactions", "threads",
+           "device", "kernels", "detail")
 
 
 def bench_dataset(users: int, items: int, interactions: int, seed: int = 0) -> RecDataset:
