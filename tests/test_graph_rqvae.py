@@ -130,9 +130,9 @@ def test_node_embeddings_are_rows_of_the_full_forward(dataset, encoder, n_layers
         (out * grad).sum().backward()
         return out.detach(), {n: p.grad.clone() for n, p in enc.named_parameters() if p.grad is not None}
 
-    full, g_full = grads(lambda: torch.cat(enc(tr.adj, tr.features, tr.mask))[nodes])
+    full, g_full = grads(lambda: torch.cat(enc(tr.adj, tr.features))[nodes])
     for arg in (nodes, RowProduct(tr.adj, nodes)):
-        rows, g_rows = grads(lambda: enc.node_embeddings(tr.adj, arg, tr.features, tr.mask))
+        rows, g_rows = grads(lambda: enc.node_embeddings(tr.adj, arg, tr.features))
         assert torch.equal(rows, full) and g_rows.keys() == g_full.keys()
         for name in g_full:
             if encoder == "lightgcn":
@@ -140,7 +140,7 @@ def test_node_embeddings_are_rows_of_the_full_forward(dataset, encoder, n_layers
             else:
                 assert torch.allclose(g_rows[name], g_full[name], rtol=1e-5, atol=1e-7), name
     items = tr.items()
-    assert torch.equal(items, enc(tr.adj, tr.features, tr.mask)[1])
+    assert torch.equal(items, enc(tr.adj, tr.features)[1])
 
 
 def _eq5_out_of_place(enc, adj, adj_t, feats, rows=None):
@@ -196,11 +196,11 @@ def test_encoder_and_bpr_loss_equal_their_out_of_place_form_bit_for_bit(dataset,
         return -torch.nn.functional.logsigmoid(x).mean() + tr.cfg.reg * l2
 
     def new_bpr():
-        h = enc.node_embeddings(tr.adj, nodes, tr.features, tr.mask)
+        h = enc.node_embeddings(tr.adj, nodes, tr.features)
         return model.bpr_loss(h, h, u, i, j, tr.cfg.reg, rows=(ru, rp, rn))
 
     with cpu_threads(threads):
-        pairs = [(lambda: torch.cat(enc(tr.adj, tr.features, tr.mask)),
+        pairs = [(lambda: torch.cat(enc(tr.adj, tr.features)),
                   lambda: _eq5_out_of_place(enc, tr.adj, adj_t, tr.features)),
                  (tr.items, lambda: _eq5_out_of_place(enc, tr.adj, adj_t, tr.features, tr.item_rows.rows)),
                  (new_bpr, ref_bpr)]

@@ -147,6 +147,10 @@ def row_spmm(adj: torch.Tensor, rows: torch.Tensor, x: torch.Tensor) -> torch.Te
     return RowProduct(adj, rows)(x)
 
 
+#: value types :func:`transpose_csr` hands to scipy (the ones numpy holds as they are)
+_SCIPY_DTYPES = (torch.float32, torch.float64)
+
+
 def transpose_csr(adj: torch.Tensor) -> torch.Tensor:
     """The transpose of a sparse CSR (or COO) matrix, as CSR: its CSC form read as the transpose's CSR (a counting
     sort; each row's entries in the order of the original rows, as a coalesced COO transpose gives them).
@@ -168,9 +172,6 @@ def transpose_csr(adj: torch.Tensor) -> torch.Tensor:
         csc = adj.to_sparse_csc()
         return torch.sparse_csr_tensor(csc.ccol_indices(), csc.row_indices(), csc.values(), shape_t)
 
-
-#: value types :func:`transpose_csr` hands to scipy (the ones numpy holds as they are)
-_SCIPY_DTYPES = (torch.float32, torch.float64)
 
 
 def bipartite_edge_index(edge_index: torch.Tensor, n_users: int) -> torch.Tensor:

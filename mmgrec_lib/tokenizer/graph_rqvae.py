@@ -495,11 +495,10 @@ class _Trainer:
 
     def __init__(self, dataset: RecDataset, cfg: GraphRQVAEConfig, device: torch.device) -> None:
         self.ds, self.cfg, self.device = dataset, cfg, device
+        # item_feature_matrix has already set missing modalities to exact zeros, so the forwards pass no
+        # feature_mask: masking again at every graph forward would copy the feature matrix for nothing
         feats, _ = item_feature_matrix(dataset, cfg.feature_norm)
         self.features = feats.to(device) if feats.shape[1] else None
-        # item_feature_matrix has already set missing modalities to exact zeros: masking them again at every
-        # graph forward (layer0's feature_mask) would copy the feature matrix for nothing
-        self.mask: torch.Tensor | None = None
         adjacency = symmetric_adjacency if cfg.encoder == "lightgcn" else mean_adjacency
         self.adj = adjacency(dataset.train_edge_index(), dataset.n_users, dataset.n_items).to(device)
         items = torch.arange(dataset.n_users, dataset.n_users + dataset.n_items, device=device)
@@ -520,11 +519,11 @@ class _Trainer:
 
     # -------------------------------------------------------------- pieces
     def embed(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.model(self.adj, self.features, self.mask)
+        return self.model(self.adj, self.features)
 
     def items(self) -> torch.Tensor:
         """Final item representations ``(I, D)``, differentiable, the last layer computed at the items only."""
-        return self.model.graph.node_embeddings(self.adj, self.item_rows, self.features, self.mask)
+        return self.model.graph.node_embeddings(self.adj, self.item_rows, self.features)
 
     def _bpr_step(self, u: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> tuple[float, torch.Tensor | None]:
         """One Adam step on L_bpr; returns the loss and, where the alternating RQ-VAE step reads them
@@ -539,7 +538,7 @@ class _Trainer:
             else:
                 n_u = self.ds.n_users
                 nodes, inv = torch.unique(torch.cat([u, i + n_u, j + n_u]), return_inverse=True)   # (n,), (3B,)
-                h = self.model.graph.node_embeddings(self.adj, nodes, self.features, self.mask)    # (n, D)
+                h = self.model.graph.node_embeddings(self.adj, nodes, self.features)               # (n, D)
                 loss, keep = self.model.bpr_loss(h, h, u, i, j, self.cfg.reg, rows=inv.split(u.numel())), None
         with phase(self.timer, "bpr_backward"):
             self.opt.zero_grad(set_to_none=True)
@@ -588,7 +587,7 @@ class _Trainer:
             users, inv = torch.unique(u, return_inverse=True)                 # (n_b,), (B,)
             n_b = users.numel()
             h = self.model.graph.node_embeddings(self.adj, torch.cat([users, self.item_rows.rows]),
-                                                 self.features, self.mask)    # (n_b + I, D)
+                                                 self.features)               # (n_b + I, D)
             bpr = self.model.bpr_loss(h, h, u, i, j, self.cfg.reg, rows=(inv, i + n_b, j + n_b))
             rq, out = self._rq_loss(h[n_b:], generator)                        # on every item's h_i (I, D)
         with phase(self.timer, "backward"):

@@ -5,8 +5,8 @@ Usage, from the repository root, with ``eval "$(.venv/bin/mmgrec env)"`` and ``M
 
     python reports/probes/recid_step_2026-12-05/graphsage_hash.py THREADS
 """
-import hashlib
 import sys
+from pathlib import Path
 
 import torch
 
@@ -14,13 +14,12 @@ from mmgrec_lib.baselines import BASELINES
 from mmgrec_lib.data import load_dataset
 from mmgrec_lib.training.loop import LoopConfig, cpu_threads
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "step_levers_2026-12-05"))
+from e2e_hashes import digest                                            # noqa: E402  session 34's state hash
+
 threads = int(sys.argv[1])
 ds = load_dataset("ml100k", seed=0)
 with cpu_threads(threads):
     model = BASELINES["graphsage"].from_dataset(ds, device="cpu")
     model.fit(ds, LoopConfig(epochs=2, patience=0, eval_every=2, progress=False), torch.Generator().manual_seed(0))
-h = hashlib.sha256()
-for v in model.state_dict().values():
-    if torch.is_tensor(v):
-        h.update(v.detach().contiguous().numpy().tobytes())
-print(threads, h.hexdigest()[:16])
+print(threads, digest(model))
