@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from _fixtures import make_tiny_dataset
-from mmgrec_lib.generator.model import MMGRecGenerator, RelationAwareSelfAttention
+import mmgrec_lib.generator.model as gm
+from mmgrec_lib.generator.model import MMGRecGenerator, RelationAwareSelfAttention, math_attention
 from mmgrec_lib.tokenizer.recid import RecIDTable, disambiguate
 
 SMALL = dict(d_model=16, n_layers=1, n_heads=2, dim_feedforward=32)
@@ -143,6 +145,132 @@ def test_relation_attention_matches_eq_17_and_19_written_out():
         heads.append(torch.cat(out_b, -1))
     want = att.out(torch.stack(heads))
     torch.testing.assert_close(att(E, pad, h_u), want, rtol=1e-5, atol=1e-5)
+
+
+def _attention_inputs(B: int = 6, N: int = 9, H: int = 2, dh: int = 8, seed: int = 0):
+    """q, k, v (B, H, N, dh) as the encoder makes them (views of one projection) and the relation bias with padded
+    keys (each row keeps key 0), all from ``x``, the leaf whose gradient the tests compare."""
+    g = torch.Generator().manual_seed(seed)
+    D = H * dh
+    x = torch.randn(B, N, 5 * D, generator=g, requires_grad=True)
+    q, k, v, eq, ek = x.split(D, dim=-1)
+    pad = torch.rand(B, N, generator=g) < 0.4
+    pad[:, 0] = False
+    bias = (eq @ ek.transpose(1, 2) / 5.0).masked_fill(pad[:, None, :], float("-inf"))[:, None]   # (B, 1, N, N)
+    q, k, v = (t.reshape(B, N, H, dh).transpose(1, 2) for t in (q, k, v))
+    return x, q, k, v, bias
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_math_attention_is_sdpa_bit_for_bit(threads):
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        out = {}
+        for name, fn in (("sdpa", lambda q, k, v, b: F.scaled_dot_product_attention(q, k, v, attn_mask=b)),
+                         ("math", math_attention)):
+            x, q, k, v, bias = _attention_inputs(B=40, N=30)
+            y = fn(q, k, v, bias)
+            y.backward(torch.randn(y.shape, generator=torch.Generator().manual_seed(1)))
+            out[name] = (y.detach(), x.grad)
+        assert torch.equal(out["math"][0], out["sdpa"][0])
+        assert torch.equal(out["math"][1], out["sdpa"][1])
+        assert out["math"][1].abs().sum() > 0
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_relation_attention_takes_math_attention_exactly_where_sdpa_would_take_its_math_path(monkeypatch):
+    torch.manual_seed(0)
+    att = RelationAwareSelfAttention(16, 2, d_user=5).train()
+    x, h_u = torch.randn(4, 7, 16), torch.randn(4, 5)
+    pad = torch.zeros(4, 7, dtype=torch.bool)
+    pad[1, 3:] = True
+
+    def run():
+        att.zero_grad(set_to_none=True)
+        y = att(x, pad, h_u)
+        y.square().sum().backward()
+        return y.detach(), [p.grad.clone() for p in att.parameters()]
+
+    y_math, g_math = run()
+    calls = []
+    monkeypatch.setattr(gm, "math_attention",
+                        lambda q, k, v, b: calls.append(1) or F.scaled_dot_product_attention(q, k, v, attn_mask=b))
+    y_sdpa, g_sdpa = run()
+    assert calls and torch.equal(y_math, y_sdpa) and all(torch.equal(a, b) for a, b in zip(g_math, g_sdpa))
+    calls.clear()
+    with torch.no_grad():                     # no gradient: SDPA picks its fused kernel, so it is called itself
+        att(x, pad, h_u)
+    att.eval()
+    att(x, pad, h_u)                          # eval with gradients: still the math path
+    assert calls == [1]
+    calls.clear()
+    RelationAwareSelfAttention(16, 2, d_user=5, dropout=0.1).train()(x, pad, h_u)   # attention dropout: SDPA's
+    RelationAwareSelfAttention(16, 2, d_user=None).train()(x, pad, None)            # constant key mask: SDPA's
+    assert calls == []
+
+
+def _padded_loss(model, users, items, weights=None, restricted=False, distill_weight=0.0):
+    """The loss as written before it read the levels' logits one by one: from :meth:`forward`'s padded
+    ``(B, T, M, Cmax)`` logits, sliced per level (the reference of the test below)."""
+    logits = model(users, items)
+    B, T = items.shape
+    flat = items.reshape(-1)
+    valid = flat >= 0
+    logits = logits.reshape(-1, model.n_levels, logits.shape[-1])[valid]
+    targets = flat[valid]
+    codes = model.codes[targets]
+
+    def level(lvl):
+        z = logits[:, lvl, :model.cardinalities[lvl]]
+        if restricted:
+            z = z.masked_fill(~model.trie.allowed(lvl, model.trie.item_node(lvl)[targets]), float("-inf"))
+        return z
+
+    w = None if weights is None else weights.reshape(-1, 1).expand(-1, T).reshape(-1)[valid]
+    if w is None:
+        total = logits.new_zeros(())
+        for lvl in range(model.n_levels):
+            total = total + F.cross_entropy(level(lvl), codes[:, lvl])
+        ce = total / model.n_levels
+    else:
+        per_target = logits.new_zeros(targets.shape[0])
+        for lvl in range(model.n_levels):
+            per_target = per_target + F.cross_entropy(level(lvl), codes[:, lvl], reduction="none")
+        ce = (w * per_target).sum() / (w.sum().clamp_min(1e-12) * model.n_levels)
+    if not distill_weight:
+        return ce
+    teacher = model.teacher_log_conditionals(users.reshape(-1, 1).expand(-1, T).reshape(-1)[valid], targets, 1.0)
+    kl = logits.new_zeros(targets.shape[0])
+    for lvl in range(model.n_levels):
+        kl = kl + model.distill_kl(teacher[lvl], F.log_softmax(level(lvl), dim=1))
+    kl_mean = kl.mean() / model.n_levels if w is None else (w * kl).sum() / (w.sum() * model.n_levels)
+    return ce + distill_weight * kl_mean
+
+
+@pytest.mark.parametrize("kw", [{}, {"weights": True}, {"restricted": True}, {"distill_weight": 2.0},
+                                {"distill_weight": 1.0, "weights": True, "restricted": True}])
+def test_loss_reads_each_levels_logits_as_the_padded_forward_holds_them(ds, kw):
+    u, i = _reprs(ds.n_users, ds.n_items, du=10, di=10)
+    torch.manual_seed(0)
+    model = MMGRecGenerator(_table(ds.n_items), u, i, ds.train, **SMALL, max_len=6, dropout=0.0,
+                            distill_teacher=True).train()
+    users = torch.arange(10)
+    items = torch.stack([torch.arange(10), torch.arange(10, 20), torch.arange(20, 30)], 1)   # (10, 3)
+    items[2, 1:] = -1
+    items[5, 2] = -1
+    weights = torch.rand(10, generator=torch.Generator().manual_seed(2)) + 0.5 if kw.get("weights") else None
+    args = dict(restricted=kw.get("restricted", False), distill_weight=kw.get("distill_weight", 0.0))
+    out = []
+    for fn in (lambda: model.loss(users, items, weights=weights, distill_temperature=1.0, **args),
+               lambda: _padded_loss(model, users, items, weights, **args)):
+        model.zero_grad(set_to_none=True)
+        loss = fn()
+        loss.backward()
+        out.append((loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
+    (a, ga), (b, gb) = out
+    assert torch.equal(a, b) and len(ga) == len(gb) and all(torch.equal(x, y) for x, y in zip(ga, gb))
 
 
 # ---------------------------------------------------------------------- encoder inputs

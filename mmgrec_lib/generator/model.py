@@ -66,6 +66,21 @@ def sinusoidal_positions(n: int, d: int) -> torch.Tensor:
     return pe
 
 
+def math_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``softmax(q kᵀ / sqrt(d) + bias) v`` for ``q, k, v (B, H, N, d)`` and an additive ``bias`` broadcast to
+    ``(B, H, N, N)``, by the same operations as the math path of ``F.scaled_dot_product_attention`` (which
+    PyTorch takes on CPU when the mask needs a gradient, as the relation term does): ``q`` and ``k`` each scaled
+    by ``d^-1/4``, the bias added (in place: the product's backward does not read its output), a softmax, the
+    product with ``v``. So values and gradients are bit for bit SDPA's (tested).
+
+    Left out: SDPA's guard for rows whose every score is ``-inf`` (its ``_safe_softmax`` zeroes them, at two more
+    passes over the scores). The encoder never builds such a row: it always keeps one key
+    (:meth:`MMGRecGenerator.encoder_inputs`)."""
+    s = math.sqrt(1.0 / math.sqrt(q.shape[-1]))
+    scores = torch.matmul(q * s, k.transpose(-2, -1) * s)                                 # (B, H, N, N)
+    return torch.matmul(torch.softmax(scores.add_(bias), dim=-1), v)                      # (B, H, N, d)
+
+
 # ====================================================================== encoder
 class RelationAwareSelfAttention(nn.Module):
     """Multi-head self-attention with the user-specific relation term of eq. 14-19.
@@ -121,8 +136,11 @@ class RelationAwareSelfAttention(nn.Module):
             bias = torch.zeros(B, 1, 1, N, dtype=x.dtype, device=x.device)
             bias = bias.masked_fill(pad[:, None, None, :], float("-inf"))       # (B, 1, 1, N) key mask
         q, k, v = (t.view(B, N, H, dh).transpose(1, 2) for t in (q, k, v))      # 3 x (B, H, N, dh)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias,
-                                           dropout_p=self.dropout if self.training else 0.0)  # (B, H, N, dh)
+        p = self.dropout if self.training else 0.0
+        if bias.requires_grad and not p and x.device.type == "cpu":            # what SDPA's math path computes
+            y = math_attention(q, k, v, bias)                                   # (B, H, N, dh)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p)   # (B, H, N, dh)
         return self.out(y.transpose(1, 2).reshape(B, N, D))                     # (B, N, D)
 
 
@@ -527,8 +545,19 @@ class MMGRecGenerator(nn.Module):
         ``items (B,)``: one target per user row (the paper's sample ``(u, i)``); returns ``(B, M, Cmax)``.
         ``items (B, T)``: ``T`` targets (``-1`` = none) that share one encoder input from which *all* of them
         are left out, decoded side by side against one encoder pass (see :meth:`decode`); returns
-        ``(B, T, M, Cmax)``. Row ``l`` holds level ``l``'s logits in columns ``[0, card_l)``, ``-inf`` beyond.
+        ``(B, T, M, Cmax)``. Row ``l`` holds level ``l``'s logits in columns ``[0, card_l)``, ``-inf`` beyond
+        (:meth:`target_logits` without the padding).
         """
+        levels = self.target_logits(users, items, generator)                        # M x (B, T, card_l)
+        cmax = max(self.cardinalities)
+        logits = torch.stack([F.pad(z, (0, cmax - z.shape[-1]), value=float("-inf")) for z in levels],
+                             dim=2)                                                 # (B, T, M, Cmax)
+        return logits[:, 0] if torch.as_tensor(items).dim() == 1 else logits
+
+    def target_logits(self, users: torch.Tensor, items: torch.Tensor,
+                      generator: torch.Generator | None = None) -> list[torch.Tensor]:
+        """:meth:`forward`'s logits level by level, unpadded: ``M`` tensors ``(B, T, card_l)`` (``T = 1`` for
+        ``items (B,)``), what :meth:`loss` reads."""
         users = self.check_users(users)
         items = torch.as_tensor(items, dtype=torch.long).to(self.device)
         single = items.dim() == 1
@@ -540,10 +569,7 @@ class MMGRecGenerator(nn.Module):
         codes = self.codes[targets.clamp(min=0)]                                    # (B, T, M)
         memory, pad = self.encode(users, exclude_items=targets, generator=generator)  # (B, n, D), (B, n)
         h = self.decode(memory, pad, codes[..., :-1])                               # (B, T, M, D)
-        cmax = max(self.cardinalities)
-        logits = torch.stack([F.pad(self.level_logits(h[:, :, lvl], lvl), (0, cmax - card), value=float("-inf"))
-                              for lvl, card in enumerate(self.cardinalities)], dim=2)   # (B, T, M, Cmax)
-        return logits[:, 0] if single else logits
+        return [self.level_logits(h_l, lvl) for lvl, h_l in enumerate(h.unbind(2))]   # M x (B, T, card_l)
 
     def loss(self, users: torch.Tensor, items: torch.Tensor, generator: torch.Generator | None = None,
              label_smoothing: float = 0.0, restricted: bool = False,
@@ -591,17 +617,17 @@ class MMGRecGenerator(nn.Module):
                              f"{distill_temperature}")
         if set_loss and (label_smoothing or distill_weight):
             raise ValueError("set_loss cannot be combined with label smoothing or distillation")
-        logits = self(users, items, generator)                                      # (B, [T,] M, Cmax)
+        levels = self.target_logits(users, items, generator)                        # M x (B, T, card_l)
         items = torch.as_tensor(items, dtype=torch.long).to(self.device)
         T = 1 if items.dim() == 1 else items.shape[1]
         B = items.shape[0]
         items = items.reshape(-1)
         valid = items >= 0                                                          # (B*T,)
-        logits = logits.reshape(-1, self.n_levels, logits.shape[-1])[valid]         # (P, M, Cmax)
+        logits = [z.reshape(-1, z.shape[-1])[valid] for z in levels]               # M x (P, card_l)
         targets = items[valid]
         codes = self.codes[targets]                                                 # (P, M)
         def level(lvl: int) -> torch.Tensor:                                        # (P, card_lvl) logits
-            z = logits[:, lvl, :self.cardinalities[lvl]]
+            z = logits[lvl]
             if adjust is None and not restricted:
                 return z
             prefix = self.trie.item_node(lvl)[targets]                              # (P,) the targets' prefixes
@@ -614,13 +640,13 @@ class MMGRecGenerator(nn.Module):
         if set_loss:
             return self._set_loss(level, codes, valid.view(B, T), weights)
         if weights is None:
-            total = logits.new_zeros(())
+            total = levels[0].new_zeros(())
             for lvl in range(self.n_levels):
                 total = total + F.cross_entropy(level(lvl), codes[:, lvl], label_smoothing=label_smoothing)
             ce = total / self.n_levels
             w = None
         else:
-            w = torch.as_tensor(weights, dtype=logits.dtype, device=self.device)
+            w = torch.as_tensor(weights, dtype=levels[0].dtype, device=self.device)
             if w.dim() == 1:                                                        # (B,) per row
                 w = w.reshape(-1, 1).expand(-1, T).reshape(-1)[valid]              # (P,)
             elif w.shape == (B, T):                                                 # (B, T) per target
@@ -628,7 +654,7 @@ class MMGRecGenerator(nn.Module):
             else:
                 raise ValueError(f"weights must be (B,) = ({B},) per row or (B, T) = ({B}, {T}) per target; "
                                  f"got shape {tuple(w.shape)}")
-            per_target = logits.new_zeros(targets.shape[0])
+            per_target = levels[0].new_zeros(targets.shape[0])
             for lvl in range(self.n_levels):
                 per_target = per_target + F.cross_entropy(level(lvl), codes[:, lvl], reduction="none",
                                                           label_smoothing=label_smoothing)
@@ -638,7 +664,7 @@ class MMGRecGenerator(nn.Module):
         # ---- distillation (not the paper's): the targets' users, the teacher's and the student's levels
         target_users = self.check_users(users).reshape(-1, 1).expand(-1, T).reshape(-1)[valid]   # (P,)
         teacher = self.teacher_log_conditionals(target_users, targets, distill_temperature)    # M x (P, card_l)
-        kl = logits.new_zeros(targets.shape[0])                                     # (P,) summed over levels
+        kl = levels[0].new_zeros(targets.shape[0])                                  # (P,) summed over levels
         for lvl in range(self.n_levels):
             kl = kl + self.distill_kl(teacher[lvl], F.log_softmax(level(lvl), dim=1))
         if w is None:
@@ -751,4 +777,4 @@ def _check_repr(x, n_rows: int | None, name: str) -> torch.Tensor:
 
 
 __all__: Sequence[str] = ("MMGRecGenerator", "RelationAwareSelfAttention", "EncoderLayer", "sinusoidal_positions",
-                          "grouped_logsumexp", "tied_codewords", "ATTENTION_MODES", "ITEM_EMBEDDINGS")
+                          "math_attention", "grouped_logsumexp", "tied_codewords", "ATTENTION_MODES", "ITEM_EMBEDDINGS")
