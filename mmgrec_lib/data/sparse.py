@@ -173,7 +173,6 @@ def transpose_csr(adj: torch.Tensor) -> torch.Tensor:
         return torch.sparse_csr_tensor(csc.ccol_indices(), csc.row_indices(), csc.values(), shape_t)
 
 
-
 def bipartite_edge_index(edge_index: torch.Tensor, n_users: int) -> torch.Tensor:
     """(user, item) pairs ``(2, E)`` -> the undirected bipartite graph as ``(2, 2E)`` (source, target) edges over
     nodes ``0..U-1`` (users) and ``U..U+I-1`` (items): first every user -> item edge, then item -> user."""

@@ -47,14 +47,27 @@ def digest(model: torch.nn.Module, history: list[dict]) -> str:
     return h.hexdigest()[:16]
 
 
-def rung_run(dataset: str, rung: str, epochs: int, threads: int) -> dict:
+def rung_setup(dataset: str, rung: str):
+    """A rung of notebook 09's ladder in its full profile, split seed 0: ``(dataset, Rec-ID run, generator config,
+    loop config)``, the Rec-ID run from ``runs/`` (trained first if missing). ``profile_step.py`` and
+    ``epoch_time_rung.py`` use it too."""
     prof = [p for p in yaml.safe_load(open("notebooks/09_accuracy_ladder.yaml"))["full"] if p["DATASET"] == dataset][0]
     rc, gc, lp = profile_rung_config(prof, rung, pd.read_csv(f"reports/tables/ladder_{dataset}.csv"))
     ds = load_dataset(dataset, seed=0)
     recids, _, _ = load_or_assign_recids(ds, rc, runs_dir="runs", progress=False)
+    return ds, recids, gc, lp
+
+
+def rung_training(dataset: str, rung: str, epochs: int, threads: int):
+    """``(model, FitResult)`` of ``epochs`` epochs of the rung on ``threads`` threads, validated after the last."""
+    ds, recids, gc, lp = rung_setup(dataset, rung)
     lp = dataclasses.replace(lp, epochs=epochs, eval_every=epochs, patience=0, checkpoint=None, progress=False,
                              cpu_threads=threads)
-    model, res = train_generator(ds, recids.table, recids.user_emb, recids.item_emb, gc.replace(eval_every=None), lp)
+    return train_generator(ds, recids.table, recids.user_emb, recids.item_emb, gc.replace(eval_every=None), lp)
+
+
+def rung_run(dataset: str, rung: str, epochs: int, threads: int) -> dict:
+    model, res = rung_training(dataset, rung, epochs, threads)
     last = res.history[-1]
     return {"hash": digest(model, res.history), "loss": [r["loss"] for r in res.history],
             "val_recall@10": last.get("recall@10"), "val_ndcg@10": last.get("ndcg@10")}

@@ -14,23 +14,20 @@ per-epoch reseeding.
 import collections
 import sys
 import time
+from pathlib import Path
 
-import pandas as pd
 import torch
-import yaml
 from torch.profiler import ProfilerActivity, profile
 
-from mmgrec_lib.data import load_dataset
-from mmgrec_lib.experiments import load_or_assign_recids, profile_rung_config
 from mmgrec_lib.generator.training import (accumulate_gradients, batch_indices, build_generator, length_chunks,
                                            make_optimizer, training_groups, training_pairs)
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gen_hashes import rung_setup  # noqa: E402  (notebook 03's rung, as the hash probe builds it)
+
 threads, n_steps = int(sys.argv[1]), int(sys.argv[2])
 torch.set_num_threads(threads)
-prof = [p for p in yaml.safe_load(open("notebooks/09_accuracy_ladder.yaml"))["full"] if p["DATASET"] == "ml100k"][0]
-rc, gc, _ = profile_rung_config(prof, "distill_lgc_w3", pd.read_csv("reports/tables/ladder_ml100k.csv"))
-ds = load_dataset("ml100k", seed=0)
-recids, _, _ = load_or_assign_recids(ds, rc, runs_dir="runs", progress=False)
+ds, recids, gc, _ = rung_setup("ml100k", "distill_lgc_w3")
 model = build_generator(ds, recids.table, recids.user_emb, recids.item_emb, gc).train()
 cfg = gc.train
 opt = make_optimizer(model, cfg)
