@@ -12,7 +12,7 @@ from torch import nn
 
 from _fixtures import make_tiny_dataset
 import mmgrec_lib.generator.model as gm
-from mmgrec_lib.generator.model import MMGRecGenerator, RelationAwareSelfAttention, math_attention
+from mmgrec_lib.generator.model import DecoderLayer, MMGRecGenerator, RelationAwareSelfAttention, math_attention
 from mmgrec_lib.tokenizer.recid import RecIDTable, disambiguate
 
 SMALL = dict(d_model=16, n_layers=1, n_heads=2, dim_feedforward=32)
@@ -208,6 +208,66 @@ def test_relation_attention_takes_math_attention_exactly_where_sdpa_would_take_i
     calls.clear()
     RelationAwareSelfAttention(16, 2, d_user=5, dropout=0.1).train()(x, pad, h_u)   # attention dropout: SDPA's
     RelationAwareSelfAttention(16, 2, d_user=None).train()(x, pad, None)            # constant key mask: SDPA's
+    assert calls == []
+
+
+def _decoder_layer_run(layer: nn.Module, beams: int, seed: int = 0):
+    """Output and every gradient (inputs, then parameters) of ``layer`` on the generator's teacher-forcing
+    shapes: ``beams`` target sequences of 4 positions per row side by side (block-diagonal causal mask; one
+    sequence: the causal flag), a memory of 7 with padded keys; torch's generator seeded for dropout."""
+    g = torch.Generator().manual_seed(seed)
+    B, S, l, E = 48, 7, 4, 16
+    x = torch.randn(B, beams * l, E, generator=g, requires_grad=True)
+    memory = torch.randn(B, S, E, generator=g, requires_grad=True)
+    pad = torch.rand(B, S, generator=g) < 0.3
+    pad[:, 0] = False
+    beam, pos = torch.arange(beams).repeat_interleave(l), torch.arange(l).repeat(beams)
+    mask = (beam[:, None] != beam[None, :]) | (pos[None, :] > pos[:, None])
+    layer.zero_grad(set_to_none=True)
+    torch.manual_seed(seed + 1)
+    y = layer(x, memory, tgt_mask=mask, memory_key_padding_mask=pad, tgt_is_causal=beams == 1)
+    y.backward(torch.randn(y.shape, generator=g))
+    return [y.detach(), x.grad, memory.grad] + [p.grad for p in layer.parameters()]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("beams, attn_dropout", [(8, 0.0), (1, 0.0), (3, 0.2)])
+def test_decoder_layer_is_torch_decoder_layer_bit_for_bit(threads, beams, attn_dropout):
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        torch.manual_seed(0)
+        ours = DecoderLayer(16, 2, 32, 0.1, batch_first=True).train()
+        ref = nn.TransformerDecoderLayer(16, 2, 32, 0.1, batch_first=True).train()
+        ref.load_state_dict(ours.state_dict())
+        for layer in (ours, ref):
+            layer.self_attn.dropout = layer.multihead_attn.dropout = attn_dropout
+        got, want = _decoder_layer_run(ours, beams), _decoder_layer_run(ref, beams)
+        assert len(got) == len(want) == 3 + len(list(ref.parameters()))
+        for a, b in zip(got, want):
+            assert torch.equal(a, b)
+        assert got[2].abs().sum() > 0 and got[3].abs().sum() > 0
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_decoder_layer_leaves_everything_but_training_attention_to_torch(monkeypatch):
+    real, calls = gm.packed_attention, []
+    monkeypatch.setattr(gm, "packed_attention", lambda *a, **k: calls.append(1) or real(*a, **k))
+    torch.manual_seed(0)
+    ours = DecoderLayer(16, 2, 32, 0.0, batch_first=True).train()
+    _decoder_layer_run(ours, beams=2)
+    assert calls == [1, 1]                                  # self- and cross-attention
+    calls.clear()
+    ref = nn.TransformerDecoderLayer(16, 2, 32, 0.0, batch_first=True)
+    ref.load_state_dict(ours.state_dict())
+    x, memory = torch.randn(5, 4, 16), torch.randn(5, 7, 16)
+    causal = torch.triu(torch.ones(4, 4, dtype=torch.bool), 1)
+    with torch.no_grad():                                   # eval: MHA's own (possibly fused) inference path
+        assert torch.equal(ours.eval()(x, memory, tgt_mask=causal), ref.eval()(x, memory, tgt_mask=causal))
+    ours.train()(x, memory)                                 # no target mask: torch's layer
+    DecoderLayer(16, 2, 32, 0.0, batch_first=True, norm_first=True).train()(x, memory, tgt_mask=causal)
+    ours(x, memory, tgt_mask=causal, tgt_key_padding_mask=torch.zeros(5, 4, dtype=torch.bool))
     assert calls == []
 
 

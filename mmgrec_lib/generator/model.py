@@ -15,7 +15,9 @@ Paper sections 3.3-3.4. Read top to bottom:
    square root of its own dimension (the paper's ``sqrt(D)`` with full-width heads); with ``s = 0`` this is
    exactly standard multi-head attention (tested against ``nn.MultiheadAttention``).
 3. ``EncoderLayer`` -- attention sublayer + feed-forward sublayer, residual + LayerNorm after each (post-LN,
-   as in the paper and in ``nn.TransformerDecoderLayer``'s default).
+   as in the paper and in ``nn.TransformerDecoderLayer``'s default). ``DecoderLayer`` -- the standard decoder
+   layer (``nn.TransformerDecoderLayer``), its training-mode attention computed by ``packed_attention``: the
+   same products without ``nn.MultiheadAttention``'s copies (same values and gradients).
 4. ``MMGRecGenerator`` -- input embedding (eq. 13), encoder, standard decoder over Rec-ID tokens, per-level
    output head, loss, and ``recommend`` (constrained beam search, :mod:`mmgrec_lib.generator.decoding`).
 5. Optional, not the paper's: knowledge distillation of the first stage's dot-product ranking into the loss
@@ -161,6 +163,80 @@ class EncoderLayer(nn.Module):
         return self.norm2(x + self.drop2(self.ff(x)))                           # (B, N, D)
 
 
+# ====================================================================== decoder
+def _additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A boolean mask (True = blocked) as ``0`` / ``-inf``, as ``nn.MultiheadAttention`` converts it; a float
+    mask as it is."""
+    if mask.dtype == torch.bool:
+        return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(mask, float("-inf"))
+    return mask
+
+
+def _plain(attn: nn.MultiheadAttention) -> bool:
+    """Whether :func:`packed_attention` computes ``attn``: batch-first, one packed projection with a bias, no
+    extra key / value biases or zero attention."""
+    return (attn.batch_first and attn._qkv_same_embed_dim and attn.in_proj_bias is not None
+            and attn.bias_k is None and not attn.add_zero_attn)
+
+
+def packed_attention(attn: nn.MultiheadAttention, x: torch.Tensor, memory: torch.Tensor | None = None,
+                     mask: torch.Tensor | None = None, is_causal: bool = False) -> torch.Tensor:
+    """``attn(x, kv, kv, need_weights=False)`` of a batch-first ``nn.MultiheadAttention`` in training mode, with
+    ``kv = x`` (self-attention, ``memory=None``) or ``kv = memory``: ``(B, L, E) -> (B, L, E)``. ``mask``: an
+    additive mask broadcast to ``(B, H, L, S)``.
+
+    The same products as ``F.multi_head_attention_forward``, on the same inputs in its ``(L, B)`` row order, so
+    the same values and gradients bit for bit (tested). What it leaves out: the packed projection's copy into
+    a ``(3, L, B, E)`` (self) or ``(2, S, B, E)`` (cross) tensor and the backward of the selects that split it
+    (a zero-filled buffer per select); q, k and v are views of the projection here. The cross-attention query
+    keeps MHA's own views: its gradient then reaches the product in MHA's layout, so the bias gradient sums in
+    MHA's order."""
+    B, L, E = x.shape
+    H = attn.num_heads
+    dh = E // H
+    xt = x.transpose(0, 1)                                                     # (L, B, E), as MHA reads it
+    if memory is None:
+        q, k, v = F.linear(xt, attn.in_proj_weight, attn.in_proj_bias).split(E, dim=-1)   # 3 x (L, B, E)
+        q = q.view(L, B, H, dh).permute(1, 2, 0, 3)                            # (B, H, L, dh)
+        S = L
+    else:
+        w_q, w_kv = attn.in_proj_weight.split([E, 2 * E])
+        b_q, b_kv = attn.in_proj_bias.split([E, 2 * E])
+        q = F.linear(xt, w_q, b_q).view(L, B * H, dh).transpose(0, 1).view(B, H, L, dh)    # (B, H, L, dh)
+        S = memory.shape[1]
+        k, v = F.linear(memory.transpose(0, 1), w_kv, b_kv).split(E, dim=-1)  # 2 x (S, B, E)
+    k, v = (t.view(S, B, H, dh).permute(1, 2, 0, 3) for t in (k, v))          # 2 x (B, H, S, dh)
+    y = F.scaled_dot_product_attention(q, k, v, mask, attn.dropout, is_causal)  # (B, H, L, dh)
+    y = F.linear(y.permute(2, 0, 1, 3).reshape(L * B, E), attn.out_proj.weight, attn.out_proj.bias)
+    return y.view(L, B, E).transpose(0, 1)                                      # (B, L, E)
+
+
+class DecoderLayer(nn.TransformerDecoderLayer):
+    """``nn.TransformerDecoderLayer`` (post-LN, batch-first) whose training-mode attention sublayers run
+    :func:`packed_attention`: the layer's own parameters and products, without ``nn.MultiheadAttention``'s
+    copies, so the same values and gradients bit for bit. Anything else (eval mode, where MHA may take its
+    fused inference path; pre-LN; target padding or memory masks) goes to ``nn.TransformerDecoderLayer``."""
+
+    def forward(self, tgt: torch.Tensor, memory: torch.Tensor, tgt_mask: torch.Tensor | None = None,
+                memory_mask: torch.Tensor | None = None, tgt_key_padding_mask: torch.Tensor | None = None,
+                memory_key_padding_mask: torch.Tensor | None = None, tgt_is_causal: bool = False,
+                memory_is_causal: bool = False) -> torch.Tensor:
+        if (not self.training or self.norm_first or not (_plain(self.self_attn) and _plain(self.multihead_attn))
+                or tgt_mask is None or tgt_key_padding_mask is not None or memory_mask is not None or memory_is_causal):
+            return super().forward(tgt, memory, tgt_mask, memory_mask, tgt_key_padding_mask,
+                                   memory_key_padding_mask, tgt_is_causal, memory_is_causal)
+        x = tgt                                                                     # (B, L, D)
+        sa_mask = None if tgt_is_causal else _additive_mask(tgt_mask, x.dtype)[None, None]   # (1, 1, L, L)
+        x = self.norm1(x + self.dropout1(packed_attention(self.self_attn, x, None, sa_mask, tgt_is_causal)))
+        kp = None
+        if memory_key_padding_mask is not None:                                     # (B, S) -> (B, H, 1, S)
+            B, S = memory_key_padding_mask.shape
+            kp = _additive_mask(memory_key_padding_mask, x.dtype).view(B, 1, 1, S).expand(
+                B, self.multihead_attn.num_heads, 1, S)
+        x = self.norm2(x + self.dropout2(packed_attention(self.multihead_attn, x, memory, kp)))
+        return self.norm3(x + self._ff_block(x))                                    # (B, L, D)
+
+
 # ====================================================================== the model
 class MMGRecGenerator(nn.Module):
     """Encoder-decoder Transformer generating Rec-IDs (paper section 3.3).
@@ -238,7 +314,7 @@ class MMGRecGenerator(nn.Module):
         self.register_buffer("dec_pe", sinusoidal_positions(M, d_model), persistent=False)    # (M, D)
         self.dec_drop = FastDropout(config.dropout)
         self.decoder = nn.ModuleList(
-            nn.TransformerDecoderLayer(d_model, n_heads, config.ffn, config.dropout, batch_first=True)
+            DecoderLayer(d_model, n_heads, config.ffn, config.dropout, batch_first=True)
             for _ in range(n_layers))
         for layer in self.decoder:                     # attention-weight dropout separately from the rest
             layer.self_attn.dropout = layer.multihead_attn.dropout = config.attn_dropout

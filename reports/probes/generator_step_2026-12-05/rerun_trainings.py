@@ -17,12 +17,11 @@ from rerun_nofill import retrain, same_run  # noqa: E402  (that probe's training
 
 import torch  # noqa: E402
 
-scratch, seeds = Path(sys.argv[1]), [int(s) for s in sys.argv[2:]]
-scratch.mkdir(parents=True, exist_ok=True)
-here = Path(__file__).parent
-earlier = here.parent / "generator_two_threads_2026-12-05"
-for seed in seeds:
-    before = json.loads((earlier / f"result_ml100k_w3_threads2_nofill_seed{seed}.json").read_text())
+
+def rerun(seed: int, scratch: Path, before: dict, out_dir: Path) -> dict:
+    """Retrain split seed ``seed`` into ``scratch``, compare it with ``before`` (a result file's dict) and with the
+    run file of the same key in ``runs/``, and write ``out_dir / result_rerun_seed<N>.json``. Later probes call it
+    with their own baseline and folder."""
     run, wall, reused = retrain(seed, scratch)
     new_file = sorted((p for p in scratch.glob("generator_ml100k_*.pt") if ".decode" not in p.name),
                       key=lambda p: p.stat().st_mtime)[-1]
@@ -38,4 +37,15 @@ for seed in seeds:
            "test": run.test.mean(), "same_as_before_bit_for_bit": same_run(run, before),
            "weights_equal_to_runs_file": weights_equal}
     print(json.dumps(out, default=float), flush=True)
-    (here / f"result_rerun_seed{seed}.json").write_text(json.dumps(out, default=float, indent=1) + "\n")
+    (out_dir / f"result_rerun_seed{seed}.json").write_text(json.dumps(out, default=float, indent=1) + "\n")
+    return out
+
+
+if __name__ == "__main__":
+    scratch, seeds = Path(sys.argv[1]), [int(s) for s in sys.argv[2:]]
+    scratch.mkdir(parents=True, exist_ok=True)
+    here = Path(__file__).parent
+    earlier = here.parent / "generator_two_threads_2026-12-05"
+    for seed in seeds:
+        rerun(seed, scratch, json.loads((earlier / f"result_ml100k_w3_threads2_nofill_seed{seed}.json").read_text()),
+              here)
