@@ -15,6 +15,20 @@ def test_drop_rate_and_scale():
     assert abs(mask.mean().item() - 1.0) < 0.005            # expectation preserved
 
 
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.0])
+def test_mask_is_the_draws_compared_then_scaled(p):
+    """The mask's bits: each 16-bit lane of torch's 64-bit draws kept when ``>= round(p 2^16) - 2^15``, as
+    ``1 / keep probability`` (the comparison written into floats in one pass must give exactly this)."""
+    shape, drop = (37, 11, 5), round(p * 65536)
+    g = torch.Generator().manual_seed(5)
+    words = torch.randint(-2**63, 2**63 - 1, (-(-37 * 11 * 5 // 4),), dtype=torch.int64, generator=g)
+    lanes = words.view(torch.int16)[:37 * 11 * 5].view(shape)
+    want = (lanes >= drop - 32768).to(torch.float32) * (65536 / (65536 - drop))
+    got = keep_mask(shape, p, generator=torch.Generator().manual_seed(5))
+    assert got.dtype == torch.float32 and torch.equal(got, want)
+    assert keep_mask(shape, p, torch.float64, generator=torch.Generator().manual_seed(5)).dtype == torch.float64
+
+
 def test_lanes_are_independent():
     torch.manual_seed(1)
     mask = keep_mask((100000, 4), 0.5) > 0                  # the four lanes of each 64-bit word side by side

@@ -34,8 +34,9 @@ def keep_mask(shape: torch.Size | tuple[int, ...], p: float, dtype: torch.dtype 
     words = torch.randint(-2**63, 2**63 - 1, (-(-n // _WORD_LANES),), dtype=torch.int64, device=device,
                           generator=generator)
     lanes = words.view(torch.int16)[:n].view(shape)                     # uniform on [-2^15, 2^15)
-    keep = lanes >= drop_levels - _LEVELS // 2
-    return keep.to(dtype).mul_(_LEVELS / (_LEVELS - drop_levels))
+    keep = torch.empty(lanes.shape, dtype=dtype, device=lanes.device)
+    torch.ge(lanes, drop_levels - _LEVELS // 2, out=keep)               # 1 / 0 in dtype: one pass, no bool tensor
+    return keep.mul_(_LEVELS / (_LEVELS - drop_levels))
 
 
 def fast_dropout(x: torch.Tensor, p: float, training: bool = True,
