@@ -14,6 +14,7 @@ from _fixtures import make_tiny_dataset
 import mmgrec_lib.generator.model as gm
 from mmgrec_lib.generator.model import DecoderLayer, MMGRecGenerator, RelationAwareSelfAttention, math_attention
 from mmgrec_lib.tokenizer.recid import RecIDTable, disambiguate
+from mmgrec_lib.training import cpu_threads
 
 SMALL = dict(d_model=16, n_layers=1, n_heads=2, dim_feedforward=32)
 
@@ -163,21 +164,17 @@ def _attention_inputs(B: int = 6, N: int = 9, H: int = 2, dh: int = 8, seed: int
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_math_attention_is_sdpa_bit_for_bit(threads):
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        out = {}
+    out = {}
+    with cpu_threads(threads):                                  # the thread settings a training runs under
         for name, fn in (("sdpa", lambda q, k, v, b: F.scaled_dot_product_attention(q, k, v, attn_mask=b)),
                          ("math", math_attention)):
             x, q, k, v, bias = _attention_inputs(B=40, N=30)
             y = fn(q, k, v, bias)
             y.backward(torch.randn(y.shape, generator=torch.Generator().manual_seed(1)))
             out[name] = (y.detach(), x.grad)
-        assert torch.equal(out["math"][0], out["sdpa"][0])
-        assert torch.equal(out["math"][1], out["sdpa"][1])
-        assert out["math"][1].abs().sum() > 0
-    finally:
-        torch.set_num_threads(before)
+    assert torch.equal(out["math"][0], out["sdpa"][0])
+    assert torch.equal(out["math"][1], out["sdpa"][1])
+    assert out["math"][1].abs().sum() > 0
 
 
 def test_relation_attention_takes_math_attention_exactly_where_sdpa_would_take_its_math_path(monkeypatch):
@@ -233,22 +230,18 @@ def _decoder_layer_run(layer: nn.Module, beams: int, seed: int = 0):
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("beams, attn_dropout", [(8, 0.0), (1, 0.0), (3, 0.2)])
 def test_decoder_layer_is_torch_decoder_layer_bit_for_bit(threads, beams, attn_dropout):
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        torch.manual_seed(0)
-        ours = DecoderLayer(16, 2, 32, 0.1, batch_first=True).train()
-        ref = nn.TransformerDecoderLayer(16, 2, 32, 0.1, batch_first=True).train()
-        ref.load_state_dict(ours.state_dict())
-        for layer in (ours, ref):
-            layer.self_attn.dropout = layer.multihead_attn.dropout = attn_dropout
+    torch.manual_seed(0)
+    ours = DecoderLayer(16, 2, 32, 0.1, batch_first=True).train()
+    ref = nn.TransformerDecoderLayer(16, 2, 32, 0.1, batch_first=True).train()
+    ref.load_state_dict(ours.state_dict())
+    for layer in (ours, ref):
+        layer.self_attn.dropout = layer.multihead_attn.dropout = attn_dropout
+    with cpu_threads(threads):                                  # the thread settings a training runs under
         got, want = _decoder_layer_run(ours, beams), _decoder_layer_run(ref, beams)
-        assert len(got) == len(want) == 3 + len(list(ref.parameters()))
-        for a, b in zip(got, want):
-            assert torch.equal(a, b)
-        assert got[2].abs().sum() > 0 and got[3].abs().sum() > 0
-    finally:
-        torch.set_num_threads(before)
+    assert len(got) == len(want) == 3 + len(list(ref.parameters()))
+    for a, b in zip(got, want):
+        assert torch.equal(a, b)
+    assert got[2].abs().sum() > 0 and got[3].abs().sum() > 0
 
 
 def test_decoder_layer_leaves_everything_but_training_attention_to_torch(monkeypatch):

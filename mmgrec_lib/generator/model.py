@@ -198,13 +198,12 @@ def packed_attention(attn: nn.MultiheadAttention, x: torch.Tensor, memory: torch
     if memory is None:
         q, k, v = F.linear(xt, attn.in_proj_weight, attn.in_proj_bias).split(E, dim=-1)   # 3 x (L, B, E)
         q = q.view(L, B, H, dh).permute(1, 2, 0, 3)                            # (B, H, L, dh)
-        S = L
     else:
         w_q, w_kv = attn.in_proj_weight.split([E, 2 * E])
         b_q, b_kv = attn.in_proj_bias.split([E, 2 * E])
         q = F.linear(xt, w_q, b_q).view(L, B * H, dh).transpose(0, 1).view(B, H, L, dh)    # (B, H, L, dh)
-        S = memory.shape[1]
         k, v = F.linear(memory.transpose(0, 1), w_kv, b_kv).split(E, dim=-1)  # 2 x (S, B, E)
+    S = k.shape[0]
     k, v = (t.view(S, B, H, dh).permute(1, 2, 0, 3) for t in (k, v))          # 2 x (B, H, S, dh)
     y = F.scaled_dot_product_attention(q, k, v, mask, attn.dropout, is_causal)  # (B, H, L, dh)
     y = F.linear(y.permute(2, 0, 1, 3).reshape(L * B, E), attn.out_proj.weight, attn.out_proj.bias)
