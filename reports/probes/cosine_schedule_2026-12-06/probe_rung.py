@@ -36,14 +36,20 @@ EXTENDS = {"w3_cosine28_p14": "w3_cosine28", "w3_cosine28_lr1e-3_p14": "w3_cosin
 RUNS = "runs"
 
 
-def main(name: str, seed: int) -> dict:
-    torch.set_num_threads(1)
+def seed_configs(seed: int) -> dict:
+    """``name -> (recid_config, generator_config, loop)`` of notebook 09's ml100k rungs and of ``VARIANTS``, with
+    split seed ``seed``'s Rec-ID and training seeds (the seed runs' keys)."""
     prof = [p for p in yaml.safe_load(open("notebooks/09_accuracy_ladder.yaml"))["full"] if p["DATASET"] == "ml100k"][0]
     rungs = [Rung.from_dict(r) for r in prof["LADDER"]]
     rungs += [Rung(name=k, base="distill_lgc_w3", generator=v, note="probe") for k, v in VARIANTS.items()]
-    configs = dict(zip([r.name for r in rungs], rung_configs(*profile_bases(prof), rungs)))
+    return {r.name: (dataclasses.replace(rc, seed=seed), gc.replace(seed=seed), lp)
+            for r, (rc, gc, lp) in zip(rungs, rung_configs(*profile_bases(prof), rungs))}
+
+
+def main(name: str, seed: int) -> dict:
+    torch.set_num_threads(1)
+    configs = seed_configs(seed)
     rc, gc, lp = configs[name]
-    rc, gc = dataclasses.replace(rc, seed=seed), gc.replace(seed=seed)
     ds = load_dataset("ml100k", seed=seed)
     t0 = time.perf_counter()
     recids, recid_path, _ = load_or_assign_recids(ds, rc, runs_dir=RUNS, progress=False)
@@ -51,8 +57,8 @@ def main(name: str, seed: int) -> dict:
     extended_from = None
     if name in EXTENDS:
         target = generator_run_path(RUNS, ds, recids.config, gc, lp)
-        src_rc, src_gc, src_lp = configs[EXTENDS[name]]
-        source = generator_run_path(RUNS, ds, recids.config, src_gc.replace(seed=seed), src_lp)
+        _, src_gc, src_lp = configs[EXTENDS[name]]
+        source = generator_run_path(RUNS, ds, recids.config, src_gc, src_lp)
         if not target.exists():
             if not source.exists():
                 raise FileNotFoundError(f"{name} continues {EXTENDS[name]}'s run {source}, which is not there: train it first")

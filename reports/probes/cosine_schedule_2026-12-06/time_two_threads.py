@@ -1,5 +1,5 @@
-"""One whole training of a rung on two threads, alone on the machine, into a scratch runs folder (its Rec-ID run
-linked from ``runs/``, where ``probe_rung.py`` trained it): the time a user waits for one ml100k generator training.
+"""One whole training of a rung on two threads, alone on the machine, into a scratch runs folder (the Rec-ID run is
+read from ``runs/``, where ``probe_rung.py`` trained it): the time a user waits for one ml100k generator training.
 The run is the two-thread run of the rung's key (``cpu_threads`` 2), not the one-thread run of ``probe_rung.py``.
 
 Usage, from the repository root, quiet machine: python .../time_two_threads.py RUNG SEED SCRATCH
@@ -11,26 +11,18 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-import probe_rung  # noqa: E402  (pins the portable kernels)
-import torch  # noqa: E402
-import yaml  # noqa: E402
+from probe_rung import seed_configs  # noqa: E402  (importing it pins the portable kernels)
 
 from mmgrec_lib.data import load_dataset  # noqa: E402
-from mmgrec_lib.experiments import Rung, load_or_assign_recids, profile_bases, rung_configs, run_generator  # noqa: E402
+from mmgrec_lib.experiments import load_or_assign_recids, run_generator  # noqa: E402
 
 
 def main(name: str, seed: int, scratch: Path) -> dict:
-    prof = [p for p in yaml.safe_load(open("notebooks/09_accuracy_ladder.yaml"))["full"] if p["DATASET"] == "ml100k"][0]
-    rungs = [Rung.from_dict(r) for r in prof["LADDER"]]
-    rungs += [Rung(name=k, base="distill_lgc_w3", generator=v, note="probe") for k, v in probe_rung.VARIANTS.items()]
-    rc, gc, lp = dict(zip([r.name for r in rungs], rung_configs(*profile_bases(prof), rungs)))[name]
-    rc, gc, lp = dataclasses.replace(rc, seed=seed), gc.replace(seed=seed), dataclasses.replace(lp, cpu_threads=2)
+    rc, gc, lp = seed_configs(seed)[name]
+    lp = dataclasses.replace(lp, cpu_threads=2)
     ds = load_dataset("ml100k", seed=seed)
-    recids, recid_path, reused = load_or_assign_recids(ds, rc, runs_dir="runs", progress=False)
+    recids, _, _ = load_or_assign_recids(ds, rc, runs_dir="runs", progress=False)
     scratch.mkdir(parents=True, exist_ok=True)
-    link = scratch / Path(recid_path).name
-    if not link.exists():
-        link.symlink_to(Path(recid_path).resolve())
     t0 = time.perf_counter()
     run = run_generator(ds, recids, gc, lp, runs_dir=scratch)
     out = {"rung": name, "seed": seed, "threads": 2, "key": Path(run.checkpoint).stem, "resumed_from": run.fit.resumed_from,
