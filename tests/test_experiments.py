@@ -127,6 +127,35 @@ def test_a_rung_can_build_on_a_named_earlier_rung():
         rung_configs(GraphRQVAEConfig(), GeneratorConfig(), LoopConfig(), [Rung("a", base="b"), Rung("b")])
 
 
+def test_a_training_budget_goes_on_top_of_the_chosen_rung():
+    """``with_budget``: an empty budget is the rung itself (the same configs, so the same run keys); a budget's
+    generator and loop fields go on top of everything the rung changes; an unknown field or a budget that is not a
+    mapping is refused before anything trains."""
+    from mmgrec_lib.experiments import Rung, rung_configs, with_budget
+    from mmgrec_lib.generator import GeneratorConfig
+    from mmgrec_lib.tokenizer import GraphRQVAEConfig
+    from mmgrec_lib.training import LoopConfig
+    bases = GraphRQVAEConfig(), GeneratorConfig(), LoopConfig(epochs=60, patience=5)
+    rung = Rung("w3", recid={"schedule": "two_stage"}, generator={"distill_weight": 3.0})
+    assert with_budget(rung, {}) == [rung]
+    plain = rung_configs(*bases, [rung])[-1]
+    budget = {"lr": 2e-3, "lr_schedule": "cosine", "schedule_epochs": 28, "epochs": 28, "user_sample_cap": 64}
+    rungs = with_budget(rung, budget)
+    assert [r.name for r in rungs] == ["w3", "w3+budget"] and not rungs[1].base
+    rc, gc, lp = rung_configs(*bases, rungs)[-1]
+    assert rc == plain[0]                                                   # the Rec-ID run is the rung's
+    assert gc.train.distill_weight == 3.0                                   # the rung's changes stay
+    assert (gc.train.lr, gc.train.lr_schedule, gc.train.schedule_epochs, gc.train.user_sample_cap) == \
+        (2e-3, "cosine", 28, 64)
+    assert (lp.epochs, lp.patience) == (28, 5)                              # a loop field; the others stay
+    assert gc.replace(lr=1e-3, lr_schedule="constant", schedule_epochs=0, user_sample_cap=0).key_settings() == \
+        plain[1].key_settings()                                             # nothing else changed
+    with pytest.raises(TypeError, match="bogus"):
+        rung_configs(*bases, with_budget(rung, {"bogus": 1}))
+    with pytest.raises(TypeError, match="mapping"):
+        with_budget(rung, [("epochs", 28)])
+
+
 def test_run_ladder_tabulates_every_rung_and_reuses_runs(tmp_path):
     from mmgrec_lib.experiments import Rung, run_baselines, run_ladder
     from mmgrec_lib.generator import GeneratorConfig

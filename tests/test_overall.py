@@ -234,7 +234,8 @@ def _profile_runs(stem: str, profile: str) -> dict[str, dict]:
 
 def test_full_profile_reuses_the_settings_of_notebooks_00_03_09_and_10():
     """Notebook 04's full profile copies the other notebooks' settings so that their runs are reused (by key); its
-    MMGRec rung is notebook 09's run of that name (as its committed ladder built it) and notebook 03's main run."""
+    MMGRec rung is notebook 09's run of that name (as its committed ladder built it) and notebook 03's main run, both
+    under notebook 03's training budget (``MMGREC_BUDGET``; none: exactly notebook 09's run)."""
     from _fixtures import built_rung_config, rung_config
     from mmgrec_lib.baselines import BASELINES
     ours, base, gen, ladder, zoo = (_profile_runs(s, "full") for s in ("04", "00", "03", "09", "10"))
@@ -256,6 +257,7 @@ def test_full_profile_reuses_the_settings_of_notebooks_00_03_09_and_10():
                 built_rung_config(lad, o["MMGREC_RUNG"]["name"], pd.read_csv(csv)), ds
         assert rung_config(g, g["MMGREC_RUNG"]["name"], [g["MMGREC_RUNG"]]) == \
             rung_config(o, o["MMGREC_RUNG"]["name"], [o["MMGREC_RUNG"]]), ds     # notebook 03's main run is it too
+        assert o["MMGREC_BUDGET"] == g["MMGREC_BUDGET"], ds                      # with the same training budget
     # and that rung is the one notebook 09's committed ladder chose on validation
     from mmgrec_lib.experiments import chosen_rung
     checked = 0

@@ -153,7 +153,7 @@ def test_full_profile_is_notebook_04s_mmgrec_and_notebook_10s_lightgcn():
     from pathlib import Path
     ours, theirs = _profiles("11_external_teacher"), _profiles("04_overall_comparison")
     assert sorted(ours) == ["ml100k", "tiktok"]
-    shared = ["SEEDS", "MMGREC_RUNG", "CODEBOOK_SIZE", "RECID_EPOCHS", "RECID_RQ_EPOCHS", "FINETUNE_ITEM_EMB",
+    shared = ["SEEDS", "MMGREC_RUNG", "MMGREC_BUDGET", "CODEBOOK_SIZE", "RECID_EPOCHS", "RECID_RQ_EPOCHS", "FINETUNE_ITEM_EMB",
               "TARGETS_PER_INPUT", "EPOCHS", "PATIENCE", "EVAL_EVERY", "BASELINE_EPOCHS", "BASELINE_EVAL_EVERY",
               "BASELINE_PATIENCE", "DEVICE"]
     for dataset, p in ours.items():

@@ -101,6 +101,23 @@ def rung_configs(recid_base, gen_base, loop: LoopConfig, rungs: Sequence[Rung]):
     return out
 
 
+def with_budget(rung: Rung, budget: Mapping[str, Any]) -> list[Rung]:
+    """The rungs that configure the MMGRec of notebooks 03, 04 and 11: ``[rung]`` (notebook 09's chosen rung) and,
+    when ``budget`` is not empty, a rung on top of it named ``"<rung>+budget"`` that holds the training budget's
+    generator and loop fields (not the paper's; issue 10: a bounded training, e.g. ``{"lr_schedule": "cosine",
+    "schedule_epochs": 28, "epochs": 28, "user_sample_cap": 64}``). ``rung_configs(..., with_budget(rung,
+    budget))[-1]`` is the configuration they train; :func:`rung_configs` checks the budget's field names as it
+    checks a rung's. The ladder itself trains every rung without a budget, so the rung it chose on validation is
+    compared at the full budget."""
+    if not isinstance(budget, Mapping):
+        raise TypeError(f"the training budget must be a mapping of generator / loop fields, got "
+                        f"{type(budget).__name__}: {budget!r}")
+    if not budget:
+        return [rung]
+    return [rung, Rung(name=f"{rung.name}+budget", generator=dict(budget),
+                       note=f"training budget on {rung.name}: {dict(budget)}")]
+
+
 def built_chain(rungs: Sequence[Rung], table: pd.DataFrame, name: str) -> list[Rung]:
     """The rungs whose changes rung ``name`` was trained with, as a ladder ``table`` records it: its ``built_on``
     column followed back to the first rung (in a greedy ladder a rung goes on top of the rungs *kept* above it,
