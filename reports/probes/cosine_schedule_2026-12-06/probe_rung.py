@@ -46,7 +46,9 @@ def seed_configs(seed: int) -> dict:
             for r, (rc, gc, lp) in zip(rungs, rung_configs(*profile_bases(prof), rungs))}
 
 
-def main(name: str, seed: int) -> dict:
+def main(name: str, seed: int, out_dir: Path | None = None) -> dict:
+    """Trains (or loads) rung ``name`` on split seed ``seed``; writes its result file into ``out_dir`` (default: beside
+    this file)."""
     torch.set_num_threads(1)
     configs = seed_configs(seed)
     rc, gc, lp = configs[name]
@@ -78,7 +80,7 @@ def main(name: str, seed: int) -> dict:
            "users": [int(u) for u in run.test.per_user.index]}
     print(json.dumps({k: v for k, v in out.items() if k not in ("per_user_test", "users", "epoch_train_s")},
                      default=float), flush=True)
-    Path(__file__).with_name(f"result_{name}_seed{seed}.json").write_text(json.dumps(out, default=float) + "\n")
+    (out_dir or Path(__file__).parent).joinpath(f"result_{name}_seed{seed}.json").write_text(json.dumps(out, default=float) + "\n")
     return out
 
 

@@ -17,7 +17,9 @@ from mmgrec_lib.data import load_dataset  # noqa: E402
 from mmgrec_lib.experiments import load_or_assign_recids, run_generator  # noqa: E402
 
 
-def main(name: str, seed: int, scratch: Path) -> dict:
+def main(name: str, seed: int, scratch: Path, out_dir: Path | None = None) -> dict:
+    """Trains rung ``name`` on split seed ``seed`` into ``scratch`` on two threads; writes the result into ``out_dir``
+    (default: beside this file)."""
     rc, gc, lp = seed_configs(seed)[name]
     lp = dataclasses.replace(lp, cpu_threads=2)
     ds = load_dataset("ml100k", seed=seed)
@@ -30,7 +32,7 @@ def main(name: str, seed: int, scratch: Path) -> dict:
            "epochs_run": len(run.fit.history), "best_epoch": run.fit.best_epoch, "val_recall@10": run.fit.best_score,
            "test": run.test.mean()}
     print(json.dumps(out, default=float), flush=True)
-    Path(__file__).with_name(f"result_two_threads_{name}_seed{seed}.json").write_text(json.dumps(out, default=float, indent=1) + "\n")
+    (out_dir or Path(__file__).parent).joinpath(f"result_two_threads_{name}_seed{seed}.json").write_text(json.dumps(out, default=float, indent=1) + "\n")
     return out
 
 

@@ -1,8 +1,9 @@
 """Time ml100k generator epochs of notebook 03's chosen rung (distill_lgc_w3, split seed 0), nothing saved.
 
 Usage, from the repository root, with `eval "$(.venv/bin/mmgrec env)"` and MMGREC_DATA set:
-    python reports/probes/generator_two_threads_2026-12-05/epoch_time.py THREADS BATCH EPOCHS
-BATCH 0 keeps the rung's batch size (512 targets). Prints the seconds per epoch and the clock-timed phases per step.
+    python reports/probes/generator_two_threads_2026-12-05/epoch_time.py THREADS BATCH EPOCHS [KEY=VALUE ...]
+BATCH 0 keeps the rung's batch size (512 targets). KEY=VALUE: generator config fields to change (YAML values, e.g.
+``user_sample_cap=64``; added 2026-12-06). Prints the seconds per epoch and the clock-timed phases per step.
 The rung's Rec-ID run must be in runs/ (notebook 03 or 09 trains it) or is trained first."""
 import sys, time, dataclasses, json
 from mmgrec_lib.numerics import portable_numerics
@@ -22,6 +23,7 @@ ds = load_dataset("ml100k", seed=0)
 recids, _, reused = load_or_assign_recids(ds, rc, runs_dir="runs", progress=False)
 print("recids reused", reused, flush=True)
 gc = gc.replace(batch_size=batch) if batch else gc
+gc = gc.replace(**{k: yaml.safe_load(v) for k, v in (a.split("=", 1) for a in sys.argv[4:])})
 print(gc.train.batch_size, gc.train.targets_per_input, gc.model.max_len, lp, flush=True)
 lp = dataclasses.replace(lp, epochs=epochs, eval_every=100, patience=0, checkpoint=None, cpu_threads=threads)
 gc = gc.replace(eval_every=None)
