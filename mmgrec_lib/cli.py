@@ -278,15 +278,22 @@ def record_run_time(reports: Path, run: Run, profile: str, seconds: float, write
     atomic_write(Path(reports) / RUN_TIMES, lambda fh: fh.write(text.encode()))
 
 
-def _written_since(reports: Path, start: float, tag: str) -> list[str]:
-    """Report files modified since ``start`` that belong to the run's dataset (names end in ``_<tag>``, as
-    the notebooks name them, so that runs on other datasets writing at the same time are not counted)."""
-    out = []
+def _report_stamps(reports: Path, tag: str) -> dict[str, int]:
+    """Modification times (ns) of the report files that belong to the run's dataset (names end in ``_<tag>``,
+    as the notebooks name them, so that runs on other datasets writing at the same time are not counted)."""
+    out = {}
     for sub in ("tables", "figures", "executed", "ledgers"):
         for f in sorted((Path(reports) / sub).glob("*")):
-            if f.is_file() and f.stat().st_mtime >= start - 1 and f.stem.endswith((f"_{tag}", f"__{tag}")):
-                out.append(f"{sub}/{f.name}")
+            if f.is_file() and f.stem.endswith((f"_{tag}", f"__{tag}")):
+                out[f"{sub}/{f.name}"] = f.stat().st_mtime_ns
     return out
+
+
+def _written_since(reports: Path, before: dict[str, int], tag: str) -> list[str]:
+    """The dataset's report files that are new or modified since ``before`` (:func:`_report_stamps`). Comparing
+    each file with its own earlier time, not with the run's start, leaves out a file that the notebook before
+    finished writing just before this one started."""
+    return [name for name, ns in _report_stamps(reports, tag).items() if before.get(name) != ns]
 
 
 def lanes(runs: list[Run]) -> list[list[Run]]:
@@ -320,6 +327,8 @@ def execute(runs: list[Run], kernel: str = "python3", log_output: bool = False,
 
     def one(run: Run) -> None:
         run.output.parent.mkdir(parents=True, exist_ok=True)
+        tag = run.key.split("__", 1)[-1]
+        before = _report_stamps(Path(run.params["REPORTS_DIR"]), tag) if profile else {}
         start = time.time()
         try:
             pm.execute_notebook(str(run.notebook), str(run.output), parameters=run.params, kernel_name=kernel,
@@ -329,8 +338,7 @@ def execute(runs: list[Run], kernel: str = "python3", log_output: bool = False,
                 tqdm.write(f"ok    {run.label}  ({_duration(seconds)}) -> {_rel(run.output)}")
                 if profile:
                     reports = Path(run.params["REPORTS_DIR"])
-                    record_run_time(reports, run, profile, seconds,
-                                    _written_since(reports, start, run.key.split("__", 1)[-1]))
+                    record_run_time(reports, run, profile, seconds, _written_since(reports, before, tag))
         except Exception as exc:  # papermill raises PapermillExecutionError with the cell traceback
             msg = _short_error(exc)
             with lock:

@@ -271,6 +271,26 @@ def test_describe_estimates_from_recorded_times_and_names_rewrites(nbdir, tmp_pa
     assert (rep / cli.RUN_TIMES).stat().st_mode & 0o044      # readable by others, like the figures
 
 
+def test_written_files_are_those_changed_during_the_run_on_its_dataset(tmp_path):
+    """The files a run wrote are those new or modified since its own snapshot, on its dataset only; a file the
+    notebook before finished just before this one started is not among them, however close in time."""
+    import os
+    rep = tmp_path / "rep"
+    for sub in ("tables", "executed"):
+        (rep / sub).mkdir(parents=True)
+    prev = rep / "executed" / "03_x__ml100k.ipynb"
+    prev.write_text("{}")
+    kept = rep / "tables" / "kept_ml100k.csv"
+    kept.write_text("a\n")
+    before = cli._report_stamps(rep, "ml100k")
+    assert set(before) == {"executed/03_x__ml100k.ipynb", "tables/kept_ml100k.csv"}
+    (rep / "tables" / "t_ml100k.csv").write_text("new\n")                  # new during the run
+    (rep / "tables" / "t_tiktok.csv").write_text("other dataset\n")        # another lane's file
+    st = kept.stat()
+    os.utime(kept, ns=(st.st_atime_ns, st.st_mtime_ns + 1))                 # rewritten during the run
+    assert cli._written_since(rep, before, "ml100k") == ["tables/kept_ml100k.csv", "tables/t_ml100k.csv"]
+
+
 def test_wrong_typed_profile_value_is_named_before_any_kernel_starts(nbdir, monkeypatch, capsys):
     """Issue 13, row 1: a value of the wrong type for its parameter's default stops the plan, naming the YAML
     file, the notebook, the run, the parameter, the value and the expected type; nothing is executed."""
