@@ -288,6 +288,35 @@ def test_two_stage_no_features_and_collision_modes():
     assert rnd.table is not None and torch.equal(rnd.table.item_of(rnd.codes), torch.arange(30))
 
 
+@pytest.mark.parametrize("schedule", ["two_stage", "alternate"])
+def test_every_step_runs_on_one_thread_whatever_the_callers_setting(dataset, schedule, monkeypatch):
+    """The run key has no thread count, so no step may take the caller's: the RQ phase's frozen representations
+    (``_Trainer.embed`` outside the loops) once ran on two threads in a script and on one in a sweep worker, and
+    one key gave other codes in the two (ml100k, 2026-12-06). The caller's setting is restored afterwards."""
+    from mmgrec_lib.tokenizer import graph_rqvae
+    seen = []
+    embed = graph_rqvae._Trainer.embed
+
+    def spy(self):
+        seen.append(torch.get_num_threads())
+        return embed(self)
+    monkeypatch.setattr(graph_rqvae._Trainer, "embed", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        run = assign_recids(dataset, GraphRQVAEConfig(**{**TINY, "schedule": schedule}), progress=False)
+        assert torch.get_num_threads() == 2                                   # restored
+    finally:
+        torch.set_num_threads(before)
+    assert seen and set(seen) == {1}, seen
+    torch.set_num_threads(1)
+    try:
+        again = assign_recids(dataset, GraphRQVAEConfig(**{**TINY, "schedule": schedule}), progress=False)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(run.semantic, again.semantic) and torch.equal(run.item_emb, again.item_emb)
+
+
 def test_rq_loss_reaches_the_graph_unless_stopped(dataset):
     from mmgrec_lib.tokenizer.graph_rqvae import GraphRQVAE
     feats, mask = item_feature_matrix(dataset)

@@ -738,6 +738,9 @@ def assign_recids(dataset: RecDataset, config: GraphRQVAEConfig | None = None, p
         checkpoint: resumable checkpoint path of the graph / alternating phase; the RQ-only phase uses
             ``<stem>.rq<suffix>`` beside it. An interrupted call resumes where it stopped.
 
+    Every step runs on one CPU thread (restored afterwards), so the same configuration gives the same codes
+    from a script, a notebook kernel or a sweep worker.
+
     Returns:
         A :class:`RecIDRun` (embeddings, semantic tokens, Rec-ID table, stats, history, config).
     """
@@ -750,6 +753,16 @@ def assign_recids(dataset: RecDataset, config: GraphRQVAEConfig | None = None, p
         raise ValueError(f"dataset {dataset.name!r} has {dataset.n_items} item(s); need at least 2")
     if cfg.epochs > 0:
         require_validation(dataset, "assign_recids (Graph RQ-VAE early-stops on validation recall@10)")
+    # One thread for every step, whatever the caller's setting: the run key has no thread count, and the RQ
+    # phase's frozen representations, computed outside the training loops, used to take the caller's (two
+    # threads in a script, one in a sweep worker), so one key gave other codes in the two.
+    with cpu_threads(1):
+        return _assign(dataset, cfg, progress, checkpoint)
+
+
+def _assign(dataset: RecDataset, cfg: GraphRQVAEConfig, progress: bool,
+            checkpoint: str | os.PathLike | None) -> RecIDRun:
+    """:func:`assign_recids` after its checks, on the caller's thread setting."""
     device = resolve_device(cfg.device)
     t_start = time.perf_counter()
     trainer = _Trainer(dataset, cfg, device)
