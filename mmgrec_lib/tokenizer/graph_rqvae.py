@@ -762,7 +762,7 @@ def assign_recids(dataset: RecDataset, config: GraphRQVAEConfig | None = None, p
 
 def _assign(dataset: RecDataset, cfg: GraphRQVAEConfig, progress: bool,
             checkpoint: str | os.PathLike | None) -> RecIDRun:
-    """:func:`assign_recids` after its checks, on the caller's thread setting."""
+    """The body of :func:`assign_recids` after its checks (which runs it on one thread)."""
     device = resolve_device(cfg.device)
     t_start = time.perf_counter()
     trainer = _Trainer(dataset, cfg, device)
