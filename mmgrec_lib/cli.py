@@ -327,8 +327,8 @@ def execute(runs: list[Run], kernel: str = "python3", log_output: bool = False,
 
     def one(run: Run) -> None:
         run.output.parent.mkdir(parents=True, exist_ok=True)
-        tag = run.key.split("__", 1)[-1]
-        before = _report_stamps(Path(run.params["REPORTS_DIR"]), tag) if profile else {}
+        tag, reports = run.key.split("__", 1)[-1], Path(run.params["REPORTS_DIR"])
+        before = _report_stamps(reports, tag) if profile else {}
         start = time.time()
         try:
             pm.execute_notebook(str(run.notebook), str(run.output), parameters=run.params, kernel_name=kernel,
@@ -337,7 +337,6 @@ def execute(runs: list[Run], kernel: str = "python3", log_output: bool = False,
             with lock:
                 tqdm.write(f"ok    {run.label}  ({_duration(seconds)}) -> {_rel(run.output)}")
                 if profile:
-                    reports = Path(run.params["REPORTS_DIR"])
                     record_run_time(reports, run, profile, seconds, _written_since(reports, before, tag))
         except Exception as exc:  # papermill raises PapermillExecutionError with the cell traceback
             msg = _short_error(exc)

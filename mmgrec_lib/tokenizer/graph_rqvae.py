@@ -777,7 +777,7 @@ def _assign(dataset: RecDataset, cfg: GraphRQVAEConfig, progress: bool,
     rq_res = trainer.rq_phase(generator, _stage_checkpoint(checkpoint, "rq"), progress, history)
 
     model = trainer.model.eval()
-    with torch.no_grad(), cpu_threads(1):                                    # same codes run after run (CPU)
+    with torch.no_grad():                                                    # one thread, as every step (above)
         h_u, h_i = trainer.embed()
         semantic = model.semantic_ids(h_i)
         recon = model.rqvae.reconstruction_error(h_i)
