@@ -2,21 +2,23 @@
 training budget MMGREC_BUDGET, fine-tuned item embeddings, 28 epochs), per split seed; one thread per run.
 
 usage: probe_L.py SEED L [RUNS_DIR]   (writes result_L<L>_seed<SEED>.json beside this file)
-Run with the entry points' numerics: eval "$(.venv/bin/mmgrec env)"; MMGREC_DATA set.
+From the repository root, with MMGREC_DATA set (the script pins the portable kernels itself).
 """
+import dataclasses
 import json
 import sys
 import time
 from pathlib import Path
 
-import torch
-import yaml
+from mmgrec_lib.numerics import portable_numerics
 
-from mmgrec_lib.data import load_dataset
-from mmgrec_lib.experiments import Rung, load_or_assign_recids, run_generator, rung_configs, with_budget
-from mmgrec_lib.generator import GeneratorConfig, ModelConfig, TrainConfig
-from mmgrec_lib.tokenizer import GraphRQVAEConfig
-from mmgrec_lib.training import LoopConfig
+portable_numerics()
+import torch  # noqa: E402
+import yaml  # noqa: E402
+
+from mmgrec_lib.data import load_dataset  # noqa: E402
+from mmgrec_lib.experiments import (Rung, load_or_assign_recids, profile_bases, run_generator, rung_configs,  # noqa: E402
+                                    with_budget)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
@@ -27,16 +29,9 @@ def main(seed: int, size: int, runs_dir: str) -> None:
     prof = yaml.safe_load((REPO / "notebooks" / "03_generator_training.yaml").read_text())["full"][0]
     assert prof["DATASET"] == "ml100k"
     ds = load_dataset("ml100k", seed=seed)
-    recid_base = GraphRQVAEConfig(codebook_size=size, epochs=prof["RECID_EPOCHS"], rq_epochs=prof["RECID_RQ_EPOCHS"],
-                                  seed=seed, device="cpu")
-    gen_base = GeneratorConfig(
-        model=ModelConfig(d_model=64, n_layers=2, n_heads=4, max_len=50, dropout=0.1, attention="relation",
-                          item_embedding="graph", finetune_item_emb=prof["FINETUNE_ITEM_EMB"]),
-        train=TrainConfig(targets_per_input=8, optimizer="adam", lr=1e-3, batch_size=512, beam_width=20, seed=seed,
-                          device="cpu"))
-    loop = LoopConfig(epochs=prof["EPOCHS"], patience=prof["PATIENCE"], eval_every=prof["EVAL_EVERY"], monitor="recall@10")
-    rc, cfg, lp = rung_configs(recid_base, gen_base, loop,
+    rc, cfg, lp = rung_configs(*profile_bases({**prof, "CODEBOOK_SIZE": size}),
                                with_budget(Rung.from_dict(prof["MMGREC_RUNG"]), prof["MMGREC_BUDGET"]))[-1]
+    rc, cfg = dataclasses.replace(rc, seed=seed), cfg.replace(seed=seed)       # split seed = Rec-ID and training seed
     t0 = time.perf_counter()
     recids, recid_path, reused = load_or_assign_recids(ds, rc, runs_dir=runs_dir, progress=False)
     run = run_generator(ds, recids, cfg, lp, runs_dir=runs_dir)

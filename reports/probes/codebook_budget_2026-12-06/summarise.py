@@ -30,11 +30,10 @@ print("| split seed | unique semantic IDs (128 / 256) | val R@10 | test R@10 | t
 print("|---|---|---|---|---|---|---|---|")
 print("\n".join(rows))
 if len(pairs) > 1:
-    def mean(key, size):
-        return [x[size][key] if key == "val_recall@10" else x[size]["test"][key] for x in
-                [{128: a, 256: b} for a, b in pairs]]
+    def metric(run, key):
+        return run[key] if key == "val_recall@10" else run["test"][key]
     for key in ("val_recall@10", "recall@10", "ndcg@10"):
-        a, b = mean(key, 128), mean(key, 256)
+        a, b = [metric(x, key) for x, _ in pairs], [metric(y, key) for _, y in pairs]
         print(f"\n{key}: L=128 {np.mean(a):.4f}, L=256 {np.mean(b):.4f}, paired t across {len(a)} seeds p = "
               f"{ttest_rel(b, a).pvalue:.3g}", end="")
     print()
